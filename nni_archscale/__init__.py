@@ -1,0 +1,42 @@
+"""nni-archscale: architecture-aware initialisation and learning rates for every NAS candidate.
+
+Layers (lower never imports higher): ``graph``/``formats``/``paths``/``networks``/``rules`` are pure Python;
+the torch layer imports no NNI; only the NNI glue imports ``nni``.
+"""
+
+from .errors import (
+    ArchitectureParseError,
+    ArchScaleError,
+    CanonicalFormError,
+    GraphStructureError,
+    NoPathError,
+    RuleError,
+)
+from .formats import (
+    from_edges,
+    from_json,
+    from_nb201,
+    from_networkx,
+    from_paper_code,
+    from_text,
+    parse_architecture,
+    to_json,
+    to_nb201,
+    to_networkx,
+    to_paper_code,
+    to_text,
+)
+from .graph import ArchGraph, Edge, EdgeKind
+from .paths import PathStatistics, compose_moments, path_statistics
+from .rules import PRESETS, Scaling, learning_rate, scale
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchGraph", "Edge", "EdgeKind", "PathStatistics", "Scaling", "PRESETS",
+    "ArchScaleError", "ArchitectureParseError", "GraphStructureError", "NoPathError", "RuleError",
+    "CanonicalFormError",
+    "from_edges", "from_json", "from_nb201", "from_networkx", "from_paper_code", "from_text",
+    "parse_architecture", "to_json", "to_nb201", "to_networkx", "to_paper_code", "to_text",
+    "path_statistics", "compose_moments", "learning_rate", "scale",
+]

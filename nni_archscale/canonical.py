@@ -1,0 +1,120 @@
+"""Canonical labelling of architecture graphs (so that isomorphic cells compare equal).
+
+Two graphs are isomorphic when a renumbering of the inner nodes maps one onto the other, keeping the input,
+the output and every active edge's (kind, kernel size). Zero edges and labels are ignored.
+
+Method: individualisation-refinement, the textbook canonical-labelling scheme (McKay & Piperno, "Practical
+graph isomorphism II", 2014) in its simplest form:
+
+1. colour nodes by an invariant (role: input / inner / output, and longest-path depth), then refine colours by
+   the multiset of (edge label, neighbour colour) over in- and out-edges until stable (1-dimensional
+   Weisfeiler-Leman);
+2. while some colour class has several nodes, try each node of the first such class as "special", refine,
+   and recurse; every leaf is a discrete colouring, i.e. a numbering; keep the numbering whose edge list is
+   lexicographically smallest.
+
+Nodes with identical labelled neighbourhoods ("twins", e.g. parallel branches) are interchangeable, so only
+one of them is tried. Sorting colours by (role, depth) first keeps every canonical numbering topological.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import CanonicalFormError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph import ArchGraph
+
+#: Leaves of the search tree explored before giving up (only pathological symmetric graphs get near it).
+MAX_LEAVES = 20_000
+
+
+def _longest_depth(graph: "ArchGraph") -> list[int]:
+    depth = [0] * graph.num_nodes
+    for v in range(graph.num_nodes):
+        for e in graph.in_edges[v]:
+            depth[v] = max(depth[v], depth[e.src] + 1)
+    return depth
+
+
+def _refine(graph: "ArchGraph", colour: list) -> list[int]:
+    """Refine a colouring to a stable one; colours are renumbered 0..k-1 in sorted signature order."""
+    ins = graph.in_edges
+    outs = graph.out_edges
+    n = graph.num_nodes
+    current = _normalise(colour)
+    num = len(set(current))
+    while True:
+        sigs = [
+            (
+                current[v],
+                tuple(sorted((e.label, current[e.src]) for e in ins[v])),
+                tuple(sorted((e.label, current[e.dst]) for e in outs[v])),
+            )
+            for v in range(n)
+        ]
+        new = _normalise(sigs)
+        new_num = len(set(new))
+        if new_num == num:
+            return new
+        current, num = new, new_num
+
+
+def _normalise(values: list) -> list[int]:
+    ranks = {v: i for i, v in enumerate(sorted(set(values)))}
+    return [ranks[v] for v in values]
+
+
+def _certificate(graph: "ArchGraph", colour: list[int]) -> tuple:
+    return tuple(sorted((colour[e.src], colour[e.dst]) + e.label for e in graph.active_edges))
+
+
+def canonical_labelling(graph: "ArchGraph") -> list[int]:
+    """Return the nodes of ``graph`` in canonical order (a topological order, input first, output last)."""
+    n = graph.num_nodes
+    depth = _longest_depth(graph)
+    role = [1] * n
+    role[0] = 0
+    role[n - 1] = 2
+    start = _refine(graph, [(role[v], depth[v]) for v in range(n)])
+
+    neighbourhood = [
+        (
+            tuple(sorted((e.src,) + e.label for e in graph.in_edges[v])),
+            tuple(sorted((e.dst,) + e.label for e in graph.out_edges[v])),
+        )
+        for v in range(n)
+    ]
+
+    best: list = [None, None]  # certificate, colouring
+    leaves = [0]
+
+    def search(colour: list[int]) -> None:
+        counts: dict[int, int] = {}
+        for c in colour:
+            counts[c] = counts.get(c, 0) + 1
+        target = next((c for c in sorted(counts) if counts[c] > 1), None)
+        if target is None:
+            leaves[0] += 1
+            if leaves[0] > MAX_LEAVES:
+                raise CanonicalFormError(
+                    f"canonical form of this {n}-node graph needs more than {MAX_LEAVES} search leaves "
+                    "(it is highly symmetric); compare graphs with .identical() instead of =="
+                )
+            cert = _certificate(graph, colour)
+            if best[0] is None or cert < best[0]:
+                best[0], best[1] = cert, colour
+            return
+        members = [v for v in range(n) if colour[v] == target]
+        tried: set = set()
+        for v in members:
+            if neighbourhood[v] in tried:
+                continue  # a twin of a node already tried gives the same certificates
+            tried.add(neighbourhood[v])
+            split = [2 * c + (1 if (c == target and u != v) else 0) for u, c in enumerate(colour)]
+            search(_refine(graph, split))
+
+    search(start)
+    colour = best[1]
+    return sorted(range(n), key=lambda v: colour[v])

@@ -1,0 +1,83 @@
+"""``archscale``: entry point, shared argument types, and the one-line error contract.
+
+Errors the user can fix (:class:`~nni_archscale.errors.ArchScaleError`, bad arguments) print one line to
+stderr and exit with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Callable, Sequence
+
+from ..errors import ArchScaleError
+
+#: (name, module path) of every subcommand; a module defines ``add_parser(subparsers)`` and ``run(args)``.
+SUBCOMMANDS: tuple[tuple[str, str], ...] = (("inspect", "nni_archscale.cli.inspect_cmd"),)
+
+
+class UsageError(ArchScaleError):
+    """Bad command-line arguments."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other error
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = _Parser(
+        prog="archscale",
+        description="Architecture-aware initialisation and learning rates (Chen et al., ICLR 2024) for NAS.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, module in SUBCOMMANDS:
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        runner: Callable[[argparse.Namespace], int] = args.run
+        return int(runner(args) or 0)
+    except ArchScaleError as exc:
+        if debug:
+            traceback.print_exc()
+        else:
+            print(f"archscale: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("archscale: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""The scaling rules: an init variance for every parameterised edge, and a learning rate, for a graph.
+
+Source: Chen, Wu, Wang & Hanin, "Principled Architecture-aware Scaling of Hyperparameters", ICLR 2024.
+
+Init (eq. 2 and eq. 4, read as App. A eq. 12):
+    Var W_e = 2 / (d_in(target(e)) * fan_in)          hidden edges (He fan-in divided by the in-degree)
+    Var W   = 1 / fan_in^2                            readout, mean-field (eq. 2; App. B)
+Learning rate (eq. 8, and eq. 9 for convolutions):
+    eta = c * (sum over input-output paths p of L_p^3)^(-1/2) * q^(-1)
+with ``c`` calibrated once on a base network: ``eta = base_lr * sqrt(S_base / S) * q_base / q``.
+
+A graph's edges are always hidden layers (Linear/Conv + ReLU, skips, pooling); the readout is a separate
+linear layer after the graph's output node. ``L_p`` counts the Linear/Conv+ReLU layers on path ``p`` in the
+network the graph stands for (its *context*):
+
+========== =================================================== ===================== =====================
+context     what the graph is                                   ``paper`` L_p / base   ``release`` L_p / base
+========== =================================================== ===================== =====================
+dag         the paper's bare DAG (eq. 1), e.g. a paper code      k_p / 1 (one layer)     k_p + 3 / 3^3
+nb201-cell  one NAS-Bench-201 cell (§4.3)                        1 + k_p / 1             1 + k_p / 1
+========== =================================================== ===================== =====================
+
+For NAS-Bench-201 the paper's experiments count the paths of *one* cell, with the stem conv as the "1"
+(paper-notes §4); we follow them and say so, and leave whole-network counts to the evidence.
+
+Presets:
+
+* ``paper`` (default): target in-degree, fan-in, mean-field readout, ``q^-1`` with q the largest kernel
+  on the network's parameterised layers (the most restrictive layer bounds a single global rate).
+* ``release``: the authors' released code exactly: source in-degree (at least 1), fan_out for MLP/CNN cells
+  and fan_in for NAS-Bench-201, readout ``(2/fan)^2``, ``3/q`` for MLP/CNN and no kernel factor for
+  NAS-Bench-201, and the base rate when no path has a parameterised edge.
+* ``standard``: Kaiming/He fan-in init (readout 1/fan_in), one learning rate for every candidate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+from .errors import NoPathError, RuleError
+from .graph import ArchGraph, Edge, EdgeKind
+from .paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
+
+PRESETS = ("paper", "release", "standard")
+CONTEXTS = ("dag", "nb201-cell")
+Context = Literal["dag", "nb201-cell"]
+
+
+@dataclass(frozen=True)
+class EdgeInit:
+    """Init of one parameterised edge: ``Var W = gain / fan`` (fan is ``fan_in`` or ``fan_out``)."""
+
+    edge: Edge
+    gain: Fraction
+    fan: str
+    degree_node: int | None
+    degree: int | None
+    formula: str
+
+    def variance(self, fan_value: int | float) -> float:
+        return float(self.gain) / fan_value
+
+
+@dataclass(frozen=True)
+class ReadoutInit:
+    """Init of the readout layer: ``Var W = scale / fan ** power``."""
+
+    scale: Fraction
+    power: int
+    fan: str
+    formula: str
+
+    def variance(self, fan_value: int | float) -> float:
+        return float(self.scale) / fan_value**self.power
+
+
+@dataclass(frozen=True)
+class LearningRate:
+    """A global learning rate and how it was obtained."""
+
+    value: float
+    base_lr: float
+    depth_offset: int
+    depth_power_sum: int
+    base_depth_power_sum: int
+    kernel_factor: Fraction
+    formula: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Everything a rule says about one graph."""
+
+    preset: str
+    context: str
+    graph: ArchGraph
+    path_moments: Moments
+    init: tuple[EdgeInit, ...]
+    readout: ReadoutInit
+    learning_rate: LearningRate
+    edge_learning_rates: dict[Edge, float] = field(default_factory=dict)
+
+    @property
+    def num_paths(self) -> int:
+        return self.path_moments[0]
+
+
+# --------------------------------------------------------------------------- init
+def edge_init(graph: ArchGraph, preset: str = "paper", context: Context = "dag") -> tuple[EdgeInit, ...]:
+    """Init variance of every parameterised edge of ``graph`` (eq. 4 / App. A eq. 12 for ``paper``)."""
+    _check(preset, context)
+    out = []
+    deg = graph.in_degree
+    for e in graph.parameterised_edges:
+        if preset == "paper":
+            d = deg[e.dst]
+            out.append(
+                EdgeInit(e, Fraction(2, d), "fan_in", e.dst, d, f"2 / (d_in({e.dst}) * fan_in) = 2/({d}*fan_in)")
+            )
+        elif preset == "release":
+            d = max(deg[e.src], 1)
+            fan = "fan_in" if context == "nb201-cell" else "fan_out"
+            out.append(
+                EdgeInit(
+                    e, Fraction(2, d), fan, e.src, d,
+                    f"2 / (max(d_in({e.src}), 1) * {fan}) = 2/({d}*{fan})  [release: source in-degree]",
+                )
+            )
+        else:
+            out.append(EdgeInit(e, Fraction(2), "fan_in", None, None, "2 / fan_in  [He/Kaiming]"))
+    return tuple(out)
+
+
+def readout_init(preset: str = "paper", context: Context = "dag") -> ReadoutInit:
+    """Init of the readout layer (eq. 2: mean-field 1/n^2 for ``paper``)."""
+    _check(preset, context)
+    if preset == "paper":
+        return ReadoutInit(Fraction(1), 2, "fan_in", "1 / fan_in^2  [mean-field readout, eq. 2]")
+    if preset == "release":
+        fan = "fan_in" if context == "nb201-cell" else "fan_out"
+        return ReadoutInit(Fraction(4), 2, fan, f"(2 / {fan})^2  [release: squared std]")
+    return ReadoutInit(Fraction(1), 1, "fan_in", "1 / fan_in  [Kaiming, gain 1]")
+
+
+# --------------------------------------------------------------------------- learning rate
+def depth_offset(preset: str, context: Context) -> int:
+    """Layers outside the graph that every path crosses (see the module docstring's table)."""
+    if context == "nb201-cell":
+        return 1
+    return 3 if preset == "release" else 0
+
+
+def base_depth_power_sum(preset: str, context: Context) -> int:
+    """``sum L_p^3`` of the base network the rate ``c`` is calibrated on."""
+    if context == "dag" and preset == "release":
+        return 27
+    return 1
+
+
+def effective_kernel_size(graph: ArchGraph, context: Context) -> int:
+    """q of eq. 9: the largest kernel over the network's parameterised layers (NB201's stem is 3x3)."""
+    qs = list(graph.kernel_sizes)
+    if context == "nb201-cell":
+        qs.append(3)
+    return max(qs, default=1)
+
+
+def default_base_kernel_size(graph: ArchGraph, context: Context) -> int:
+    """The base network's kernel: 1 for MLPs, 3 for CNNs (the paper's base CNN, §4.2) and NAS-Bench-201."""
+    return 3 if (context == "nb201-cell" or any(q > 1 for q in graph.kernel_sizes)) else 1
+
+
+def learning_rate(
+    graph: ArchGraph,
+    base_lr: float,
+    preset: str = "paper",
+    context: Context = "dag",
+    kernel_size: int | None = None,
+    base_kernel_size: int | None = None,
+    moments: Moments | None = None,
+) -> LearningRate:
+    """The global learning rate of eq. 8 / eq. 9, transferred from ``base_lr`` on the base network."""
+    _check(preset, context)
+    if not (isinstance(base_lr, (int, float)) and math.isfinite(base_lr) and base_lr > 0):
+        raise RuleError(f"base learning rate must be a positive finite number, got {base_lr!r}")
+    if moments is None:
+        moments = path_statistics(graph).output
+    if preset == "standard":
+        return LearningRate(
+            float(base_lr), float(base_lr), 0, 0, 0, Fraction(1),
+            f"eta = base_lr = {base_lr:g}  [standard: one rate for every candidate]",
+        )
+    notes: list[str] = []
+    offset = depth_offset(preset, context)
+    base_sum = base_depth_power_sum(preset, context)
+    if moments[0] == 0:
+        if preset == "release" and context == "dag":
+            notes.append("no input-output path: the release falls back to the base depth [3] (base rate)")
+        else:
+            raise NoPathError(
+                "the graph has no input-to-output path, so sum_p L_p^3 is empty and the learning-rate rule "
+                "(eq. 8) is undefined; connect the output to the input (this candidate computes a constant)"
+            )
+    if preset == "release" and context == "dag" and moments[1] == 0:
+        total = 27  # release: no parameterised edge on any path -> depth list [0] -> [3]
+        if moments[0]:
+            notes.append("no parameterised edge on any path: the release uses the base depth [3]")
+    else:
+        total = power_sum(moments, 3, offset)
+    if total == 0:
+        raise RuleError(
+            "no input-output path crosses a parameterised layer (sum_p L_p^3 = 0): the graph has no weights "
+            "whose learning rate the rule could set; add a Linear/Conv edge on some path"
+        )
+    # kernel factor
+    if preset == "paper":
+        q = kernel_size or effective_kernel_size(graph, context)
+        q0 = base_kernel_size or default_base_kernel_size(graph, context)
+        kfac = Fraction(q0, q)
+        kdesc = f"q_base/q = {q0}/{q}"
+    elif context == "dag" and (kernel_size or any(q > 1 for q in graph.kernel_sizes)):
+        q = kernel_size or graph.kernel_sizes[-1]  # release CNN: 3 / kernel_size
+        kfac = Fraction(3, q)
+        kdesc = f"3/q = 3/{q}  [release CNN]"
+    elif context == "dag":
+        kfac = Fraction(1)
+        kdesc = "1  [release MLP: no kernel factor]"
+    else:  # release NAS-Bench-201: no kernel factor
+        kfac = Fraction(1)
+        kdesc = "1  [release: no kernel factor for NAS-Bench-201]"
+    value = float(base_lr) * math.sqrt(base_sum / total) * float(kfac)
+    depth = "k_p" if offset == 0 else f"k_p + {offset}"
+    formula = (
+        f"eta = base_lr * sqrt(S_base / sum_p L_p^3) * ({kdesc}) = {base_lr:g} * sqrt({base_sum} / {total}) "
+        f"* {float(kfac):g} = {value:.6g}   [eq. 8/9; L_p = {depth}]"
+    )
+    return LearningRate(value, float(base_lr), offset, total, base_sum, kfac, formula, tuple(notes))
+
+
+def edge_learning_rates(
+    graph: ArchGraph, rate: LearningRate, preset: str = "paper", context: Context = "dag"
+) -> dict[Edge, float]:
+    """Optional per-edge rates (not in the paper): eq. 8 restricted to the paths through each edge.
+
+    ``eta_e = base_lr * sqrt(S_base / sum_{p through e} L_p^3) * kernel_factor``; edges on no input-output
+    path keep the global rate. Path moments through ``e`` compose the input-to-source moments, the edge
+    and the target-to-output moments, all by dynamic programming.
+    """
+    if preset == "standard":
+        return {e: rate.value for e in graph.parameterised_edges}
+    fwd = path_statistics(graph).moments
+    bwd = _backward_moments(graph)
+    out = {}
+    for e in graph.parameterised_edges:
+        through = compose_moments(shift_moments(fwd[e.src]), bwd[e.dst])
+        total = power_sum(through, 3, rate.depth_offset)
+        if through[0] == 0 or total == 0:
+            out[e] = rate.value
+        else:
+            out[e] = rate.base_lr * math.sqrt(rate.base_depth_power_sum / total) * float(rate.kernel_factor)
+    return out
+
+
+def _backward_moments(graph: ArchGraph) -> list[Moments]:
+    """Moments of the paths from each node to the output (the forward pass on the reversed graph)."""
+    n = graph.num_nodes
+    zero = (0, 0, 0, 0)
+    moments: list[Moments] = [zero] * n
+    moments[n - 1] = (1, 0, 0, 0)
+    for v in range(n - 2, -1, -1):
+        total = zero
+        for e in graph.out_edges[v]:
+            m = moments[e.dst]
+            if e.kind is EdgeKind.PARAM:
+                m = shift_moments(m)
+            total = tuple(a + b for a, b in zip(total, m))
+        moments[v] = total
+    return moments
+
+
+# --------------------------------------------------------------------------- everything at once
+def scale(
+    graph: ArchGraph,
+    base_lr: float,
+    preset: str = "paper",
+    context: Context = "dag",
+    kernel_size: int | None = None,
+    base_kernel_size: int | None = None,
+    per_edge: bool = False,
+) -> Scaling:
+    """Apply a preset to a graph: init of every parameterised edge, readout init, learning rate(s)."""
+    _check(preset, context)
+    moments = path_statistics(graph).output
+    rate = learning_rate(graph, base_lr, preset, context, kernel_size, base_kernel_size, moments)
+    per = edge_learning_rates(graph, rate, preset, context) if per_edge else {}
+    return Scaling(
+        preset, context, graph, moments, edge_init(graph, preset, context), readout_init(preset, context), rate, per
+    )
+
+
+def _check(preset: str, context: str) -> None:
+    if preset not in PRESETS:
+        raise RuleError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    if context not in CONTEXTS:
+        raise RuleError(f"unknown context {context!r}; use one of {', '.join(CONTEXTS)}")
