@@ -1,0 +1,88 @@
+"""The `archscale inspect` contract: JSON fields, human report, one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nni_archscale.cli import main
+
+ALL_CONV3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+def run_json(capsys, *argv):
+    assert main(["inspect", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_contract(capsys):
+    rec = run_json(capsys, ALL_CONV3, "--preset", "release", "--base-lr", "0.46")
+    assert rec["num_paths"] == 4 and isinstance(rec["num_paths"], int)
+    assert rec["path_moments"] == [4, 8, 18, 44]
+    assert rec["in_degree"] == [0, 1, 2, 3]
+    assert round(rec["learning_rate"], 4) == 0.0410
+    assert len(rec["init_variance"]) == 6
+    first = rec["init_variance"][0]
+    assert first["edge"] == "0->1" and first["variance"] == pytest.approx(2 / (16 * 9))  # source in-degree 1
+
+
+def test_json_paper_code_and_kernel(capsys):
+    rec = run_json(capsys, "2_02_002", "--kernel-size", "5")
+    assert rec["path_moments"] == [1, 3, 9, 27]
+    assert rec["learning_rate"] == pytest.approx(27 ** -0.5 * 3 / 5)
+    assert all(item["kernel_size"] == 5 for item in rec["init_variance"])
+
+
+def test_json_graph_file(tmp_path, capsys):
+    path = tmp_path / "cell.json"
+    path.write_text(json.dumps({"num_nodes": 3, "edges": [
+        {"src": 0, "dst": 1, "kind": "param"}, {"src": 1, "dst": 2, "kind": "param"},
+        {"src": 0, "dst": 2, "kind": "skip"}]}))
+    rec = run_json(capsys, str(path), "--base-lr", "0.2")
+    assert rec["num_paths"] == 2 and rec["path_moments"] == [2, 2, 4, 8]
+    assert rec["learning_rate"] == pytest.approx(0.2 / 8**0.5)
+    assert [i["variance"] for i in rec["init_variance"]] == pytest.approx([2 / 16, 2 / (2 * 16)])
+
+
+def test_per_edge_rates(capsys):
+    # paths 0->2 (k=1) and 0->1->2 (k=2): global rate (1 + 8)^-1/2
+    rec = run_json(capsys, "2_22", "--per-edge")
+    rates = {i["edge"]: i["learning_rate"] for i in rec["init_variance"]}
+    assert rec["learning_rate"] == pytest.approx(1 / 3)
+    assert rates["0->2"] == pytest.approx(1.0)
+    assert rates["0->1"] == rates["1->2"] == pytest.approx(8 ** -0.5)
+
+
+def test_human_report_shows_formulas(capsys):
+    assert main(["inspect", ALL_CONV3]) == 0
+    out = capsys.readouterr().out
+    assert "input-output paths P = 4" in out
+    assert "2 / (d_in(3) * fan_in) = 2/(3*fan_in)" in out
+    assert "sqrt(1 / 126)" in out and "learning rate = 0.0409801" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["inspect", "|conv~0|"], "unknown NAS-Bench-201 operation 'conv'"),
+        (["inspect", "|none~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|"], "no input-to-output path"),
+        (["inspect", "2_02", "--base-lr", "-3"], "expected a positive finite number"),
+        (["inspect", "2_02", "--kernel-size", "x"], "expected a positive integer"),
+        (["inspect", "2_02", "--preset", "nope"], "invalid choice: 'nope'"),
+        (["inspect"], "the following arguments are required: ARCH"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_errors_are_one_line_with_status_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_console_script_and_debug_traceback():
+    ok = subprocess.run(["archscale", "inspect", "2_02_002", "--json"], capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["num_paths"] == 1
+    bad = subprocess.run([sys.executable, "-m", "nni_archscale", "--debug", "inspect", "|x~0|"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" in bad.stderr and "ArchitectureParseError" in bad.stderr
