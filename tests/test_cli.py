@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -81,7 +82,8 @@ def test_errors_are_one_line_with_status_2(capsys, argv, message):
 
 
 def test_console_script_and_debug_traceback():
-    ok = subprocess.run(["archscale", "inspect", "2_02_002", "--json"], capture_output=True, text=True)
+    script = Path(sys.executable).with_name("archscale")  # the venv's console script, activated or not
+    ok = subprocess.run([str(script), "inspect", "2_02_002", "--json"], capture_output=True, text=True)
     assert ok.returncode == 0 and json.loads(ok.stdout)["num_paths"] == 1
     bad = subprocess.run([sys.executable, "-m", "nni_archscale", "--debug", "inspect", "|x~0|"],
                          capture_output=True, text=True)
