@@ -13,12 +13,21 @@ A graph's edges are always hidden layers (Linear/Conv + ReLU, skips, pooling); t
 linear layer after the graph's output node. ``L_p`` counts the Linear/Conv+ReLU layers on path ``p`` in the
 network the graph stands for (its *context*):
 
-========== =================================================== ===================== =====================
-context     what the graph is                                   ``paper`` L_p / base   ``release`` L_p / base
-========== =================================================== ===================== =====================
-dag         the paper's bare DAG (eq. 1), e.g. a paper code      k_p / 1 (one layer)     k_p + 3 / 3^3
-nb201-cell  one NAS-Bench-201 cell (§4.3)                        1 + k_p / 1             1 + k_p / 1
-========== =================================================== ===================== =====================
+=========== ================================================= ===================== ======================
+context     what the graph is                                 ``paper`` L_p / base   ``release`` L_p / base
+=========== ================================================= ===================== ======================
+dag         the paper's bare DAG (eq. 1), e.g. a paper code    k_p / 1 (one layer)     k_p + 3 / 3^3
+nb201-cell  one NAS-Bench-201 cell (§4.3)                      1 + k_p / 1             1 + k_p / 1
+mlp-cell    the cell of the paper's MLP (Linear+ReLU stem,     1 + k_p / 2^3           k_p + 3 / 4^3
+            cell, linear readout; §4.1)
+cnn-cell    the same with Conv stem and cell edges (§4.2)      1 + k_p / 2^3           k_p + 3 / 4^3
+=========== ================================================= ===================== ======================
+
+In the ``paper`` preset ``L_p`` counts the ReLUs on the path (§3.3: "the number of ReLU activations"): the
+stem's and the cell's, not the linear readout's. For ``mlp-cell``/``cnn-cell`` the base network is the cell
+``0_00_000_2000`` (one Linear/Conv edge from input to output), under each preset's own count, so that
+``base_lr`` always means the rate calibrated on that network; ``release`` then keeps the released code's
+ratios between candidates (its hard-coded base depth [3] is the all-skip cell).
 
 For NAS-Bench-201 the paper's experiments count the paths of *one* cell, with the stem conv as the "1"
 (paper-notes §4); we follow them and say so, and leave whole-network counts to the evidence.
@@ -45,8 +54,10 @@ from .graph import ArchGraph, Edge, EdgeKind
 from .paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
 
 PRESETS = ("paper", "release", "standard")
-CONTEXTS = ("dag", "nb201-cell")
-Context = Literal["dag", "nb201-cell"]
+CONTEXTS = ("dag", "nb201-cell", "mlp-cell", "cnn-cell")
+Context = Literal["dag", "nb201-cell", "mlp-cell", "cnn-cell"]
+#: Contexts of the released MLP/CNN code (as opposed to its NAS-Bench-201 code).
+_RELEASE_MLP_CNN = ("dag", "mlp-cell", "cnn-cell")
 
 
 @dataclass(frozen=True)
@@ -151,27 +162,35 @@ def depth_offset(preset: str, context: Context) -> int:
     """Layers outside the graph that every path crosses (see the module docstring's table)."""
     if context == "nb201-cell":
         return 1
-    return 3 if preset == "release" else 0
+    if preset == "release":
+        return 3
+    return 0 if context == "dag" else 1
 
 
 def base_depth_power_sum(preset: str, context: Context) -> int:
     """``sum L_p^3`` of the base network the rate ``c`` is calibrated on."""
     if context == "dag" and preset == "release":
         return 27
+    if context in ("mlp-cell", "cnn-cell"):  # the base cell 0_00_000_2000: one path with k = 1
+        return (1 + depth_offset(preset, context)) ** 3
     return 1
 
 
 def effective_kernel_size(graph: ArchGraph, context: Context) -> int:
     """q of eq. 9: the largest kernel over the network's parameterised layers (NB201's stem is 3x3)."""
     qs = list(graph.kernel_sizes)
-    if context == "nb201-cell":
-        qs.append(3)
+    if context == "nb201-cell" or (context == "cnn-cell" and not qs):
+        qs.append(3)  # NB201's 3x3 stem; a CNN cell without convs still has its (default 3x3) stem
     return max(qs, default=1)
 
 
 def default_base_kernel_size(graph: ArchGraph, context: Context) -> int:
     """The base network's kernel: 1 for MLPs, 3 for CNNs (the paper's base CNN, §4.2) and NAS-Bench-201."""
-    return 3 if (context == "nb201-cell" or any(q > 1 for q in graph.kernel_sizes)) else 1
+    if context in ("nb201-cell", "cnn-cell"):
+        return 3
+    if context == "mlp-cell":
+        return 1
+    return 3 if any(q > 1 for q in graph.kernel_sizes) else 1
 
 
 def learning_rate(
@@ -198,14 +217,14 @@ def learning_rate(
     offset = depth_offset(preset, context)
     base_sum = base_depth_power_sum(preset, context)
     if moments[0] == 0:
-        if preset == "release" and context == "dag":
+        if preset == "release" and context in _RELEASE_MLP_CNN:
             notes.append("no input-output path: the release falls back to the base depth [3] (base rate)")
         else:
             raise NoPathError(
                 "the graph has no input-to-output path, so sum_p L_p^3 is empty and the learning-rate rule "
                 "(eq. 8) is undefined; connect the output to the input (this candidate computes a constant)"
             )
-    if preset == "release" and context == "dag" and moments[1] == 0:
+    if preset == "release" and context in _RELEASE_MLP_CNN and moments[1] == 0:
         total = 27  # release: no parameterised edge on any path -> depth list [0] -> [3]
         if moments[0]:
             notes.append("no parameterised edge on any path: the release uses the base depth [3]")
@@ -222,11 +241,11 @@ def learning_rate(
         q0 = base_kernel_size or default_base_kernel_size(graph, context)
         kfac = Fraction(q0, q)
         kdesc = f"q_base/q = {q0}/{q}"
-    elif context == "dag" and (kernel_size or any(q > 1 for q in graph.kernel_sizes)):
+    elif context != "nb201-cell" and context != "mlp-cell" and (kernel_size or any(q > 1 for q in graph.kernel_sizes)):
         q = kernel_size or graph.kernel_sizes[-1]  # release CNN: 3 / kernel_size
         kfac = Fraction(3, q)
         kdesc = f"3/q = 3/{q}  [release CNN]"
-    elif context == "dag":
+    elif context != "nb201-cell":
         kfac = Fraction(1)
         kdesc = "1  [release MLP: no kernel factor]"
     else:  # release NAS-Bench-201: no kernel factor

@@ -155,3 +155,30 @@ def test_bad_rule_options_are_named(kwargs, message):
     args.update(kwargs)
     with pytest.raises(RuleError, match=message):
         scale(**args)
+
+
+BASE_CELL = "0_00_000_2000"  # one Linear edge from the cell's input to its output
+
+
+@pytest.mark.parametrize("preset", ["paper", "release"])
+@pytest.mark.parametrize("context, q", [("mlp-cell", 1), ("cnn-cell", 3)])
+def test_base_cell_gets_the_base_rate(preset, context, q):
+    rate = learning_rate(from_paper_code(BASE_CELL, kernel_size=q), 0.05, preset, context)
+    assert rate.value == pytest.approx(0.05)
+
+
+@given(graphs(min_nodes=5, max_nodes=5, kinds=(EdgeKind.ZERO, EdgeKind.SKIP, EdgeKind.PARAM), kernels=(1,)),
+       graphs(min_nodes=5, max_nodes=5, kinds=(EdgeKind.ZERO, EdgeKind.SKIP, EdgeKind.PARAM), kernels=(1,)))
+def test_release_mlp_cell_keeps_the_released_ratios(a, b):
+    try:
+        ra, rb = (learning_rate(g, 1.0, "release", "mlp-cell").value for g in (a, b))
+    except NoPathError:
+        return
+    da, db = (learning_rate(g, 1.0, "release", "dag").value for g in (a, b))
+    assert ra / rb == pytest.approx(da / db)
+
+
+def test_paper_mlp_cell_counts_the_stem_relu():
+    # chain of 4 Linear+ReLU cell edges: L = 1 + 4 = 5, base L = 2
+    assert learning_rate(from_paper_code("2_02_002_0002"), 1.0, "paper", "mlp-cell").value == pytest.approx(
+        math.sqrt(8 / 125))
