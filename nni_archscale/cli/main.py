@@ -14,7 +14,11 @@ from typing import Callable, Sequence
 from ..errors import ArchScaleError
 
 #: (name, module path) of every subcommand; a module defines ``add_parser(subparsers)`` and ``run(args)``.
-SUBCOMMANDS: tuple[tuple[str, str], ...] = (("inspect", "nni_archscale.cli.inspect_cmd"),)
+SUBCOMMANDS: tuple[tuple[str, str], ...] = (
+    ("inspect", "nni_archscale.cli.inspect_cmd"),
+    ("search", "nni_archscale.cli.search_cmd"),
+    ("calibrate", "nni_archscale.cli.calibrate_cmd"),
+)
 
 
 class UsageError(ArchScaleError):

@@ -1,0 +1,76 @@
+"""``archscale calibrate``: the base rate c by the paper's recipe (§4), cached per space/dataset/optimizer/batch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from .main import positive_float, positive_int
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..rules import PRESETS
+
+    p = sub.add_parser(
+        "calibrate",
+        help="find the base learning rate c on the base network (log grid, short training, cached)",
+        description="Trains the NAS-Bench-201 base network (one skip edge per cell: sum_p L_p^3 = 1) briefly at "
+        "every rate of a log grid and keeps the largest rate whose final training loss is within 2%% of the "
+        "lowest. The result is cached (versioned JSON, keyed by space, dataset, optimizer and batch size); a stale "
+        "or corrupt cache is reported and recomputed.",
+    )
+    p.add_argument("--dataset", choices=("digits", "cifar10", "cifar100", "imagenet16-120"), default="digits")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--limit", type=positive_int, default=None)
+    p.add_argument("--width", type=positive_int, default=8)
+    p.add_argument("--cells", type=positive_int, default=1)
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--preset", choices=PRESETS, default="paper")
+    p.add_argument("--epochs", type=positive_int, default=1, help="training epochs per grid point (default 1)")
+    p.add_argument("--steps", type=positive_int, default=None, help="stop each grid point after this many steps")
+    p.add_argument("--low", type=positive_float, default=1e-3)
+    p.add_argument("--high", type=positive_float, default=10.0)
+    p.add_argument("--points", type=positive_int, default=9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache", default=None, help="cache file (default ~/.cache/nni-archscale/calibration.json)")
+    p.add_argument("--refresh", action="store_true", help="recompute even when cached")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
+    from tqdm import tqdm
+
+    from ..nni_glue.calibration import calibrate_nb201
+
+    bar = tqdm(total=args.points, desc="calibrating", unit="lr", disable=args.no_progress)
+
+    def progress(lr, loss, status):
+        bar.update(1)
+        bar.set_postfix(lr=f"{lr:.3g}", loss="diverged" if not math.isfinite(loss) else f"{loss:.4f}")
+
+    try:
+        cal = calibrate_nb201(args.dataset, args.data_dir, args.width, args.cells, args.optimizer, args.batch_size,
+                              args.preset, args.epochs, args.steps, args.low, args.high, args.points, args.seed,
+                              args.device, args.limit, args.cache, args.refresh, progress,
+                              weight_decay=args.weight_decay)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps({"key": cal.key, "base_lr": cal.base_lr, "source": cal.source,
+                          "losses": {str(k): v for k, v in cal.losses.items()}}, indent=2, default=str))
+    else:
+        print(f"base rate c = {cal.base_lr:g}  ({cal.source}; {cal.key})")
+        for lr, loss in sorted(((float(k), v) for k, v in cal.losses.items())):
+            mark = "  <- c" if math.isclose(lr, cal.base_lr) else ""
+            shown = "diverged" if loss is None or not math.isfinite(loss) else f"{loss:.4f}"
+            print(f"  lr {lr:<10.4g} final training loss {shown}{mark}")
+    return 0

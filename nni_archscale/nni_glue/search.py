@@ -1,0 +1,253 @@
+"""``archscale search``: a real NNI NAS experiment in which every candidate trains with its own principled init
+and learning rate (and, with ``compare``, also with NNI's default recipe).
+
+The experiment is NNI's own (``NasExperiment`` with a ``FunctionalEvaluator`` running :func:`.trial.search_trial`),
+on the sequential engine (in-process) or the ``ts`` engine (nnimanager + one subprocess per trial, local
+training service). The nnimanager is always stopped in ``finally``; trials append their outcomes to
+``<out>/trials.jsonl``, from which ``results.csv``, ``summary.json`` and ``accuracy.png`` are written (also after
+an interruption). ``resume`` replays the seeded strategy and reports finished candidates from their records,
+so an interrupted search continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..results import RECORDS, atomic_write_text, read_records, write_outputs
+from ..run_errors import SearchError
+from .calibration import calibrate_nb201, nb201_space_name
+
+ENGINES = ("sequential", "ts")
+STRATEGIES = ("evolution", "random", "tpe")
+RUN_FILE = "run.json"
+#: options that define a run: resuming with any of them changed would mix two experiments
+_IDENTITY = ("dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "preset", "strategy", "width",
+             "cells_per_stage", "compare", "seed", "base_lr", "optimizer", "engine")
+
+
+@dataclass
+class SearchOptions:
+    dataset: str = "digits"
+    data_dir: str | None = None
+    limit: int | None = None
+    trials: int = 12
+    epochs: int = 2
+    batch_size: int = 128
+    engine: str = "sequential"
+    device: str | None = None
+    preset: str = "paper"
+    strategy: str = "evolution"
+    width: int = 8
+    cells_per_stage: int = 1
+    out: str = "archscale-search"
+    compare: bool = False
+    seed: int = 0
+    base_lr: float | None = None
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: str = "cosine"
+    resume: bool = False
+    cache_path: str | None = None
+    calibration_points: int = 9
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def nnimanager_pids() -> list[int]:
+    """Process ids of running nnimanagers (``node .../nni_node/main.js``): none must outlive a run."""
+    pids = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "nni_node/main.js" in cmd:
+            pids.append(int(entry))
+    return pids
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _strategy(name: str, trials: int, seed: int):
+    from nni.nas import strategy
+
+    if name == "evolution":
+        population = max(2, min(20, trials // 2))
+        return strategy.RegularizedEvolution(population_size=population, sample_size=max(1, population // 2),
+                                             seed=seed, dedup=True)
+    if name == "random":
+        return strategy.Random(seed=seed, dedup=True)
+    if name == "tpe":
+        return strategy.TPE()
+    raise SearchError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+
+
+def _check_out_dir(out: Path, identity: dict, resume: bool) -> None:
+    run_file = out / RUN_FILE
+    if run_file.exists():
+        try:
+            previous = json.loads(run_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            previous = None
+        if not resume:
+            raise SearchError(
+                f"{str(out)!r} already holds a search; pass --resume to continue it, or choose another --out"
+            )
+        if previous is not None and previous.get("identity") != identity:
+            changed = sorted(k for k in identity if (previous.get("identity") or {}).get(k) != identity[k])
+            raise SearchError(
+                f"cannot resume the search in {str(out)!r}: options changed ({', '.join(changed)}); rerun with the "
+                f"same options, or choose another --out"
+            )
+    elif (out / RECORDS).exists() and not resume:
+        raise SearchError(f"{str(out)!r} holds trial records of an unknown run; choose another --out")
+
+
+class _Progress(threading.Thread):
+    """Follows ``trials.jsonl`` (written by trials in this or another process) and shows a tqdm bar."""
+
+    def __init__(self, path: Path, total: int, enabled: bool, run_id: str):
+        super().__init__(daemon=True)
+        self.path, self.total, self.enabled, self.run_id = path, total, enabled, run_id
+        self.stop_event = threading.Event()
+
+    def run(self):
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.total, desc="archscale search", unit="cand", disable=not self.enabled, leave=True)
+        seen = 0
+        while True:
+            stopping = self.stop_event.wait(0.5)
+            recs = [r for r in read_records(self.path) if r.get("mode") == "archscale" and r.get("run") == self.run_id]
+            if len(recs) > seen:
+                bar.update(min(len(recs), self.total) - min(seen, self.total))
+                seen = len(recs)
+                ok = [r["accuracy"] for r in recs if r["status"] == "ok"]
+                bar.set_postfix(best=f"{max(ok):.3f}" if ok else "-", last=recs[-1]["status"])
+            if stopping:
+                break
+        bar.close()
+
+
+def run_search(opts: SearchOptions, report=print) -> dict:
+    """Run the search; returns the summary (also written to ``<out>/summary.json``)."""
+    if opts.engine not in ENGINES:
+        raise SearchError(f"unknown engine {opts.engine!r}; use one of {', '.join(ENGINES)}")
+    if opts.strategy not in STRATEGIES:
+        raise SearchError(f"unknown strategy {opts.strategy!r}; use one of {', '.join(STRATEGIES)}")
+    out = Path(opts.out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    identity = {k: getattr(opts, k) for k in _IDENTITY}
+    _check_out_dir(out, identity, opts.resume)
+
+    from ..torch_layer.data import load_dataset
+    from ..torch_layer.train import pick_device
+
+    device = str(pick_device(opts.device))
+    data = load_dataset(opts.dataset, opts.data_dir, opts.limit, opts.seed)
+    report(f"archscale: data {data.describe()}; device {device}; engine {opts.engine}; strategy {opts.strategy}")
+
+    base_lr = opts.base_lr
+    calibration = None
+    if base_lr is None:
+        from tqdm import tqdm
+
+        bar = tqdm(total=opts.calibration_points, desc="calibrating base rate", unit="lr", disable=not opts.progress)
+        cal = calibrate_nb201(opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage, opts.optimizer,
+                              opts.batch_size, opts.preset, seed=opts.seed, device=opts.device, limit=opts.limit,
+                              points=opts.calibration_points, cache_path=opts.cache_path, report=report,
+                              momentum=opts.momentum, weight_decay=opts.weight_decay,
+                              progress=lambda lr, loss, status: bar.update(1))
+        bar.close()
+        base_lr = cal.base_lr
+        calibration = {"base_lr": cal.base_lr, "source": cal.source, "key": cal.key}
+        report(f"archscale: base rate c = {base_lr:g} ({'cached' if cal.source == 'cache' else 'calibrated'}, "
+               f"{cal.key})")
+
+    previous = {}
+    if (out / RUN_FILE).exists():
+        try:
+            previous = json.loads((out / RUN_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            previous = {}
+    run_id = previous.get("run_id") or f"{int(time.time())}-{os.getpid()}"
+    atomic_write_text(out / RUN_FILE, json.dumps({"identity": identity, "run_id": run_id, "base_lr": base_lr,
+                                                  "calibration": calibration}, indent=2) + "\n")
+    hook = {"base_lr": base_lr, "preset": opts.preset, "optimizer": opts.optimizer, "momentum": opts.momentum,
+            "weight_decay": opts.weight_decay, "scheduler": opts.scheduler}
+    trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": opts.data_dir, "limit": opts.limit,
+                 "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": device,
+                 "hook": hook, "compare": opts.compare, "resume": True, "run_id": run_id}
+    if opts.resume:
+        done = {r["arch"] for r in read_records(out / RECORDS) if r.get("run") == run_id and r["mode"] == "archscale"}
+        report(f"archscale: resuming {out}: {len(done)} candidate(s) already trained are reused")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from nni.nas.evaluator import FunctionalEvaluator
+        from nni.nas.experiment import NasExperiment, NasExperimentConfig
+        from nni.nas.hub.pytorch import NasBench201
+
+        from .trial import search_trial
+
+        space = NasBench201(stem_out_channels=opts.width, num_modules_per_stack=opts.cells_per_stage,
+                            num_labels=data.num_classes)
+        evaluator = FunctionalEvaluator(search_trial, config=trial_cfg)
+        strategy = _strategy(opts.strategy, opts.trials, opts.seed)
+        if opts.engine == "sequential":
+            config = NasExperimentConfig("sequential", "simplified")
+        else:
+            config = NasExperimentConfig("ts", "simplified", "local")
+            config.trial_concurrency = 1
+            if device.startswith("cuda"):
+                config.trial_gpu_number = 1
+                config.training_service.use_active_gpu = True
+        config.max_trial_number = opts.trials
+        config.experiment_working_directory = str(out / "nni")
+        exp = NasExperiment(space, evaluator, strategy, config)
+
+    progress = _Progress(out / RECORDS, opts.trials, opts.progress, run_id)
+    progress.start()
+    interrupted = False
+    t0 = time.perf_counter()
+    try:
+        exp.run(port=_free_port())
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        try:
+            exp.stop()
+        finally:
+            progress.stop_event.set()
+            progress.join(timeout=5)
+    seconds = time.perf_counter() - t0
+    meta = {"space": nb201_space_name(opts.width, opts.cells_per_stage), "dataset": opts.dataset,
+            "engine": opts.engine, "strategy": opts.strategy, "preset": opts.preset, "trials": opts.trials,
+            "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "base_lr": base_lr,
+            "optimizer": opts.optimizer, "device": device, "compare": opts.compare, "run_id": run_id,
+            "search_seconds": round(seconds, 2), "interrupted": interrupted,
+            "default_recipe": "NNI Classification defaults: Adam, lr 1e-3, weight decay 0, PyTorch default init"
+            if opts.compare else None}
+    records = [r for r in read_records(out / RECORDS) if r.get("run") == run_id]
+    if not records:
+        raise SearchError(f"no candidate finished (see the NNI logs under {out / 'nni'}); nothing to report")
+    summary = write_outputs(out, meta, opts.compare)
+    if interrupted:
+        report(f"archscale: interrupted; partial results written. Continue with the same command plus --resume")
+        raise KeyboardInterrupt
+    return summary

@@ -1,0 +1,135 @@
+"""Calibration of the base rate ``c`` (paper §4): a log grid of rates, a short training of the base network at
+each, and the largest rate reaching the lowest training loss. Results are cached in a versioned JSON file.
+
+The cache maps a key (space, dataset, optimizer, batch size) to the chosen rate, the recipe that produced it and
+the per-rate losses. An entry whose recipe differs from the one asked for is *stale*; a file that is not valid
+JSON or of another format version is *corrupt*; both are reported and recomputed, never trusted. Writes are
+atomic (temporary file + rename), so an interrupted write cannot leave a torn cache.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from ..results import atomic_write_text
+from ..run_errors import CalibrationError, CacheError
+
+CACHE_FORMAT = "nni-archscale/calibration@1"
+
+
+def log_grid(low: float, high: float, points: int) -> list[float]:
+    """``points`` rates spaced evenly in log scale from ``low`` to ``high`` (inclusive)."""
+    if not (0 < low < high) or points < 2:
+        raise CalibrationError(f"a log grid needs 0 < low < high and >= 2 points, got {low}, {high}, {points}")
+    r = math.log(high / low) / (points - 1)
+    return [float(f"{low * math.exp(i * r):.6g}") for i in range(points)]
+
+
+@dataclass
+class Calibration:
+    key: str
+    base_lr: float
+    recipe: dict
+    losses: dict          # str(rate) -> final training loss (inf when diverged)
+    seconds: float
+    created: float = field(default_factory=time.time)
+    source: str = "computed"   # computed | cache
+
+
+def choose_rate(losses: dict[float, float], tolerance: float = 0.02) -> float:
+    """The largest rate whose loss is within ``tolerance`` (relative) of the lowest loss."""
+    finite = {lr: v for lr, v in losses.items() if math.isfinite(v)}
+    if not finite:
+        raise CalibrationError(
+            "every rate of the calibration grid diverged; lower the grid (--low/--high) or check the data"
+        )
+    best = min(finite.values())
+    return max(lr for lr, v in finite.items() if v <= best + tolerance * abs(best))
+
+
+def calibrate(train_one: Callable[[float], tuple[float, str]], grid: list[float], tolerance: float = 0.02,
+              progress: Callable[[float, float, str], None] | None = None) -> tuple[float, dict[float, float]]:
+    """Run ``train_one(rate) -> (final loss, status)`` on every grid point and choose the base rate."""
+    losses: dict[float, float] = {}
+    for lr in grid:
+        loss, status = train_one(lr)
+        losses[lr] = loss if status == "ok" else math.inf
+        if progress is not None:
+            progress(lr, losses[lr], status)
+    return choose_rate(losses, tolerance), losses
+
+
+def final_loss(step_losses: list[float], fraction: float = 0.2) -> float:
+    """Mean loss of the last ``fraction`` of the steps (the "training loss at the end" of a short run)."""
+    if not step_losses:
+        return math.inf
+    k = max(1, int(len(step_losses) * fraction))
+    tail = step_losses[-k:]
+    return sum(tail) / len(tail)
+
+
+class CalibrationCache:
+    """The versioned JSON cache. ``problems`` lists what was found wrong while reading (for the user)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        self.problems: list[str] = []
+        self._entries = self._read()
+
+    def _read(self) -> dict:
+        if not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.problems.append(f"calibration cache {str(self.path)!r} is corrupt ({type(exc).__name__}); "
+                                 f"it will be rewritten")
+            return {}
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("entries"), dict):
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            self.problems.append(f"calibration cache {str(self.path)!r} has format {found!r}, expected "
+                                 f"{CACHE_FORMAT!r}; it will be rewritten")
+            return {}
+        return data["entries"]
+
+    @staticmethod
+    def key(space: str, dataset: str, optimizer: str, batch_size: int) -> str:
+        return f"space={space}|dataset={dataset}|optimizer={optimizer}|batch={batch_size}"
+
+    def get(self, key: str, recipe: dict) -> Calibration | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        try:
+            cal = Calibration(**{k: entry[k] for k in ("key", "base_lr", "recipe", "losses", "seconds", "created")})
+            if not (isinstance(cal.base_lr, (int, float)) and math.isfinite(cal.base_lr) and cal.base_lr > 0):
+                raise CacheError("base_lr is not a positive number")
+        except (KeyError, TypeError, CacheError) as exc:
+            self.problems.append(f"calibration cache entry {key!r} is malformed ({exc}); recomputing")
+            return None
+        if cal.recipe != recipe:
+            changed = sorted(k for k in set(cal.recipe) | set(recipe) if cal.recipe.get(k) != recipe.get(k))
+            self.problems.append(f"calibration cache entry {key!r} is stale (recipe changed: {', '.join(changed)}); "
+                                 f"recomputing")
+            return None
+        cal.source = "cache"
+        return cal
+
+    def put(self, cal: Calibration) -> None:
+        d = asdict(cal)
+        d.pop("source", None)
+        d["losses"] = {str(k): (v if math.isfinite(v) else None) for k, v in cal.losses.items()}
+        self._entries[cal.key] = d
+        atomic_write_text(self.path, json.dumps({"format": CACHE_FORMAT, "entries": self._entries}, indent=2,
+                                                sort_keys=True) + "\n")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

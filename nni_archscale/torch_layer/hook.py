@@ -1,0 +1,112 @@
+"""The hook's torch side: graph + rule -> re-initialised model + optimizer param groups, in one call.
+
+``prepare_nb201`` handles NNI's NAS-Bench-201 network (cell graph from the sample, whole-network init plan from
+:mod:`nni_archscale.planner`); ``prepare_graph`` handles any model whose searched graph names its modules
+(``Edge.module``), e.g. a graph from the fx extractor. Neither imports NNI.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from ..graph import ArchGraph
+from ..planner import InitPlan, graph_plan, module_rates, nb201_cell_indices, nb201_plan
+from ..rules import PRESETS, Scaling, scale
+from ..errors import RuleError
+from .apply import InitReport, apply_init
+from .param_groups import OPTIMIZERS, build_param_groups, make_optimizer, make_scheduler
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    """What the hook applies: preset, base rate ``c`` and the optimizer the scaled rates go into."""
+
+    base_lr: float = 0.1
+    preset: str = "paper"
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    scheduler: str = "cosine"
+    per_edge: bool = False
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise RuleError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise RuleError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Prepared:
+    """What the hook did to one candidate: the graph and rule result, the init applied, the param groups."""
+
+    graph: ArchGraph
+    scaling: Scaling
+    plan: InitPlan
+    init: InitReport
+    groups: list[dict]
+    config: HookConfig
+    adapter: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.scaling.learning_rate.value
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return make_optimizer(self.config.optimizer, self.groups, self.config.momentum, self.config.nesterov)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int):
+        return make_scheduler(optimizer, self.config.scheduler, total_steps)
+
+    def summary(self) -> str:
+        s = self.scaling
+        return (
+            f"adapter={self.adapter}; graph: {self.graph.num_nodes} nodes, {len(self.graph.active_edges)} active "
+            f"edges, {len(self.graph.parameterised_edges)} parameterised, {s.num_paths} paths, "
+            f"sum L_p^3={s.learning_rate.depth_power_sum}; preset={s.preset}; lr={self.learning_rate:.6g} "
+            f"({len(self.groups)} param group(s)); {self.init.summary()}; hook {self.seconds * 1e3:.2f} ms"
+        )
+
+
+def _finish(model, graph, scaling, plan, config, adapter, generator, t0, rates) -> Prepared:
+    init = apply_init(model, plan, generator)
+    groups = build_param_groups(model, scaling.learning_rate.value, rates, config.weight_decay)
+    return Prepared(graph, scaling, plan, init, groups, config, adapter, time.perf_counter() - t0,
+                    list(scaling.learning_rate.notes))
+
+
+def prepare_nb201(model: nn.Module, cell: ArchGraph, cells_per_stage: int, config: HookConfig,
+                  generator: torch.Generator | None = None, adapter: str = "nb201-sample") -> Prepared:
+    """Re-initialise an NNI NasBench201 network whose cells are ``cell`` and build its param groups.
+
+    Raises :class:`~nni_archscale.errors.NoPathError` when the cell has no input-output path.
+    """
+    t0 = time.perf_counter()
+    scaling = scale(cell, config.base_lr, config.preset, "nb201-cell", per_edge=config.per_edge)
+    plan = nb201_plan(cell, config.preset, cells_per_stage)
+    rates = {}
+    if config.per_edge:
+        cells, _ = nb201_cell_indices(cells_per_stage)
+        rates = module_rates(cell, scaling.edge_learning_rates, [f"cells.{k}." for k in cells])
+    return _finish(model, cell, scaling, plan, config, adapter, generator, t0, rates)
+
+
+def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, context: str = "dag",
+                  readout_module: str | None = None, generator: torch.Generator | None = None,
+                  adapter: str = "graph") -> Prepared:
+    """Re-initialise a model whose searched graph is ``graph`` (edges name their modules) and build its groups."""
+    t0 = time.perf_counter()
+    scaling = scale(graph, config.base_lr, config.preset, context, per_edge=config.per_edge)
+    plan = graph_plan(graph, config.preset, context, readout_module)
+    rates = module_rates(graph, scaling.edge_learning_rates) if config.per_edge else {}
+    return _finish(model, graph, scaling, plan, config, adapter, generator, t0, rates)

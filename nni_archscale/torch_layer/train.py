@@ -1,0 +1,152 @@
+"""A small, fast classification training loop (GPU when present, else CPU).
+
+Whole datasets sit on the device as tensors (:class:`~.data.ArrayData`); an epoch is a seeded permutation cut
+into batches. A NaN/inf loss stops training with status ``diverged``; running out of memory stops it with status
+``oom``; both are outcomes, not crashes, so that a NAS search can report them and go on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .data import ArrayData
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """``cuda`` when available (or when asked), else ``cpu``."""
+    if requested in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(requested)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from ..run_errors import SearchError
+
+        raise SearchError(f"device {requested!r} requested but CUDA is not available; use --device cpu or auto")
+    return dev
+
+
+def is_oom(exc: BaseException) -> bool:
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    if isinstance(exc, MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+@dataclass
+class TrainResult:
+    status: str                      # ok | diverged | oom
+    accuracy: float                  # validation accuracy after the last completed epoch (chance when failed)
+    train_loss: float                # mean training loss of the last epoch (nan when failed)
+    epochs: int
+    steps: int
+    seconds: float
+    samples_per_second: float
+    message: str = ""
+    history: list = field(default_factory=list)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ArrayData, batch_size: int = 512) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``model`` on ``data``."""
+    was = model.training
+    model.eval()
+    correct, loss_sum, n = 0, 0.0, len(data)
+    device = data.y.device
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(n, start + batch_size), device=device)
+        x, y = data.batch(idx)
+        out = model(x)
+        loss_sum += float(nn.functional.cross_entropy(out, y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+    model.train(was)
+    return correct / max(n, 1), loss_sum / max(n, 1)
+
+
+def train_classifier(
+    model: nn.Module,
+    train: ArrayData,
+    val: ArrayData | None,
+    optimizer: torch.optim.Optimizer,
+    epochs: int = 1,
+    batch_size: int = 128,
+    scheduler=None,
+    seed: int = 0,
+    max_steps: int | None = None,
+    num_classes: int | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train with cross-entropy; returns accuracy, loss, throughput and an outcome status.
+
+    ``scheduler`` is stepped once per optimisation step (build it with the total step count).
+    ``on_step(step, loss)`` sees every step's loss (calibration records them); ``on_epoch(epoch, metrics)`` gets
+    ``{"train_loss", "val_acc", "val_loss"}`` after each epoch (the NNI glue reports intermediate results).
+    """
+    device = train.y.device
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    n = len(train)
+    chance = 1.0 / num_classes if num_classes else 0.0
+    history: list[dict] = []
+    steps, seen = 0, 0
+    t0 = time.perf_counter()
+    train_time = 0.0
+    acc, last_loss = chance, float("nan")
+    model.train()
+    try:
+        for epoch in range(epochs):
+            te = time.perf_counter()
+            perm = torch.randperm(n, generator=gen).to(device)
+            loss_sum, count = 0.0, 0
+            for start in range(0, n, batch_size):
+                if max_steps is not None and steps >= max_steps:
+                    break
+                idx = perm[start:start + batch_size]
+                x, y = train.batch(idx)
+                out = model(x)
+                loss = nn.functional.cross_entropy(out, y)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    return TrainResult("diverged", chance, float("nan"), epoch, steps, time.perf_counter() - t0,
+                                       seen / max(train_time + time.perf_counter() - te, 1e-9),
+                                       f"loss became {value} at step {steps}", history)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                if on_step is not None:
+                    on_step(steps, value)
+                steps += 1
+                seen += int(idx.shape[0])
+                loss_sum += value * int(idx.shape[0])
+                count += int(idx.shape[0])
+            train_time += time.perf_counter() - te
+            last_loss = loss_sum / max(count, 1)
+            metrics = {"epoch": epoch + 1, "train_loss": last_loss}
+            if val is not None:
+                acc, vloss = evaluate(model, val)
+                metrics.update(val_acc=acc, val_loss=vloss)
+                if not math.isfinite(vloss):
+                    return TrainResult("diverged", chance, float("nan"), epoch + 1, steps, time.perf_counter() - t0,
+                                       seen / max(train_time, 1e-9), "validation loss is not finite", history)
+            history.append(metrics)
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+            if max_steps is not None and steps >= max_steps:
+                break
+    except BaseException as exc:  # noqa: BLE001 - only OOM is an outcome; everything else propagates
+        if not is_oom(exc):
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return TrainResult("oom", chance, float("nan"), len(history), steps, time.perf_counter() - t0, 0.0,
+                           f"out of memory: {str(exc).splitlines()[0][:200]}", history)
+    return TrainResult("ok", acc, last_loss, len(history), steps, time.perf_counter() - t0,
+                       seen / max(train_time, 1e-9), "", history)

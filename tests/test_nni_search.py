@@ -1,0 +1,68 @@
+"""``archscale search`` end to end: a tiny sequential-engine search (with --compare and resume) and a small
+ts-engine search; no nnimanager may outlive them."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from nni_archscale.cli.main import main
+from nni_archscale.nni_glue.search import nnimanager_pids
+from nni_archscale.results import kendall_tau
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_nnimanager():
+    before = set(nnimanager_pids())
+    yield
+    assert set(nnimanager_pids()) <= before, "an nnimanager (nni_node/main.js) outlived the test"
+
+
+def _args(out, cache, *extra):
+    return ["search", "--trials", "3", "--epochs", "1", "--limit", "300", "--width", "4", "--out", str(out),
+            "--calibration-cache", str(cache), "--no-progress", *extra]
+
+
+@pytest.mark.nni
+def test_sequential_search_with_compare_and_resume(tmp_path, capsys):
+    out, cache = tmp_path / "run", tmp_path / "cal.json"
+    assert main(_args(out, cache, "--compare")) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 3
+    assert {"arch", "learning_rate", "accuracy", "default_accuracy"} <= set(rows[0])
+    for r in rows:
+        assert r["arch"].startswith("|") and 0.0 <= float(r["accuracy"]) <= 1.0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "mean_gain" in summary and "kendall_tau" in summary and summary["candidates"] == 3
+    ok = [r for r in rows if r["status"] == "ok" and r["default_status"] == "ok"]
+    if ok:
+        gains = [float(r["accuracy"]) - float(r["default_accuracy"]) for r in ok]
+        assert summary["mean_gain"] == pytest.approx(sum(gains) / len(gains))
+    assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads(cache.read_text())["entries"]  # calibrated once, cached
+
+    records = (out / "trials.jsonl").read_text().splitlines()
+    # the same --out without --resume is refused; with --resume nothing is retrained
+    assert main(_args(out, cache, "--compare")) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(_args(out, cache, "--compare", "--resume")) == 0
+    assert (out / "trials.jsonl").read_text().splitlines() == records
+    # resuming with different options is refused
+    assert main(_args(out, cache, "--resume")) == 2
+
+
+@pytest.mark.nni
+def test_ts_engine_search(tmp_path):
+    out = tmp_path / "ts"
+    assert main(_args(out, tmp_path / "cal.json", "--engine", "ts", "--trials", "2", "--base-lr", "0.5")) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 2 and all(r["adapter"] in ("nb201-sample", "") for r in rows)
+
+
+def test_kendall_tau():
+    assert kendall_tau([1, 2, 3], [1, 2, 3]) == 1.0
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+    assert kendall_tau([1, 1], [1, 2]) is None
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
