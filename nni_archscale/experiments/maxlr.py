@@ -1,0 +1,112 @@
+"""The paper's maximal-learning-rate measurement (§4 "practical recipe", App. D).
+
+Train the network for one short epoch at every rate of a log grid, then take "the maximal learning rate which
+achieves the smallest training loss at the end of one epoch": per seed, the rate whose final training loss is
+lowest (ties go to the larger rate); diverged runs count as infinite loss. All rates and seeds train at once
+(:mod:`nni_archscale.experiments.batched`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .batched import BatchedCellNet, CellNetSpec, LayerVariances, ReplicaOptimizer
+
+
+def log2_grid(lo: float, hi: float, per_octave: int = 4) -> list[float]:
+    """Rates ``2^(k / per_octave)`` from ``lo`` to ``hi`` inclusive (quarter-octave by default)."""
+    if not (0 < lo < hi):
+        raise ValueError(f"grid needs 0 < lo < hi, got lo={lo}, hi={hi}")
+    a, b = math.ceil(math.log2(lo) * per_octave - 1e-9), math.floor(math.log2(hi) * per_octave + 1e-9)
+    return [2.0 ** (k / per_octave) for k in range(a, b + 1)]
+
+
+@dataclass(frozen=True)
+class MaxLRResult:
+    """Final training losses ``losses[seed_index, rate_index]`` and the chosen maximal rate per seed."""
+
+    rates: tuple[float, ...]
+    seeds: tuple[int, ...]
+    losses: np.ndarray
+    best_index: tuple[int, ...]
+
+    @property
+    def best_rates(self) -> tuple[float, ...]:
+        return tuple(self.rates[i] for i in self.best_index)
+
+    @property
+    def max_lr(self) -> float:
+        """Geometric mean over seeds of the per-seed maximal rate."""
+        return float(2 ** np.mean(np.log2(self.best_rates)))
+
+    @property
+    def at_grid_edge(self) -> bool:
+        """True when some seed's best rate is the grid's smallest or largest (widen the grid)."""
+        return any(i in (0, len(self.rates) - 1) for i in self.best_index)
+
+
+def train_grid(
+    spec: CellNetSpec,
+    variances: LayerVariances,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    rates: Sequence[float],
+    seeds: Sequence[int],
+    optimizer: str = "sgd",
+    batch_size: int = 32,
+    epochs: float = 1.0,
+    loss: str = "ce",
+    data_seed: int = 0,
+) -> MaxLRResult:
+    """Train ``len(seeds) * len(rates)`` replicas for ``epochs`` epochs and measure the final training loss.
+
+    Every replica sees the same batches (shuffled with ``data_seed``). ``loss`` is ``"ce"`` (cross-entropy,
+    what the paper's experiments use) or ``"mse"`` (on one-hot targets, the theory's eq. 6).
+    """
+    s, k = len(seeds), len(rates)
+    replicas = s * k
+    model = BatchedCellNet(spec, replicas)
+    model.initialise(variances, [seed for seed in seeds for _ in range(k)])
+    lrs = torch.tensor([rate for _ in seeds for rate in rates])
+    opt = ReplicaOptimizer(model.parameters(), lrs, optimizer)
+    active = torch.ones(replicas, dtype=torch.bool)
+    n = x.shape[0]
+    steps = max(1, int(round(epochs * n / batch_size)))
+    gen = torch.Generator().manual_seed(data_seed)
+    order = torch.cat([torch.randperm(n, generator=gen) for _ in range(math.ceil(steps * batch_size / n) + 1)])
+    for step in range(steps):
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        out = model(x[idx])
+        per = _loss(out, y[idx], loss)
+        finite = torch.isfinite(per)
+        active &= finite
+        per.where(finite, torch.zeros_like(per)).sum().backward()
+        opt.step(active)
+    with torch.no_grad():
+        final = torch.zeros(replicas)
+        for start in range(0, n, 512):
+            out = model(x[start:start + 512])
+            final += _loss(out, y[start:start + 512], loss) * out.shape[1]
+        final /= n
+    final = torch.where(active & torch.isfinite(final), final, torch.full_like(final, float("inf")))
+    losses = final.reshape(s, k).numpy()
+    best = []
+    for row in losses:
+        lowest = np.min(row)
+        best.append(int(max(i for i, v in enumerate(row) if v <= lowest)))  # ties -> the larger rate
+    return MaxLRResult(tuple(rates), tuple(seeds), losses, tuple(best))
+
+
+def _loss(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-replica mean loss; ``out`` is (R, B, C)."""
+    r, b, c = out.shape
+    if kind == "ce":
+        return F.cross_entropy(out.reshape(r * b, c), y.repeat(r), reduction="none").reshape(r, b).mean(1)
+    target = F.one_hot(y, c).to(out.dtype)
+    return 0.5 * ((out - target) ** 2).sum(-1).mean(1)

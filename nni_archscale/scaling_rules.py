@@ -1,0 +1,215 @@
+"""Learning-rate rules beyond the paper: the first-step condition with the network's actual moments.
+
+The paper's eq. 8 assumes that the init keeps every node's second moment equal to the input's (eq. 3). Our
+measurements find it does not (skips, post-ReLU means; :mod:`nni_archscale.moments`) and that the maximal
+rate follows the forward gain. Here we redo the first-step argument with the moments as they are.
+
+After one step the output of a network changes, to first order in the rate, by (single example, output ``f``)
+
+* SGD:  ``Delta f = -eta * Theta * dL/df`` with ``Theta = sum over weights theta of (df/dtheta)^2``
+  (the neural tangent kernel's diagonal);
+* Adam: the first step moves every weight by ``eta * sign(gradient)``, so
+  ``Delta f = -eta * Theta_1 * sign(dL/df)`` with ``Theta_1 = sum over theta of |df/dtheta|``.
+
+Requiring ``Delta f = Theta(1)`` (the maximal-update condition of eq. 7, at the output) gives
+``eta* = c / Theta`` (SGD) and ``eta* = c / Theta_1`` (Adam), with one constant ``c`` calibrated on the base
+network, as the paper does. For a weight matrix ``W`` of edge ``s -> v``, ``df/dW = a outer delta`` (the
+activation entering the layer and the gradient leaving it), so per layer
+
+    ||df/dW||_2^2 = ||a||^2 ||delta||^2 = (n E[a^2]) (n E[delta^2]),
+    ||df/dW||_1   = ||a||_1 ||delta||_1 = (n E|a|) (n E|delta|),
+
+with per-unit moments at infinite width. Forward moments come from :mod:`nni_archscale.moments`; backward
+moments follow the same atom bookkeeping in reverse (gradient independence: the transposed weights act as
+fresh Gaussians; a ReLU's derivative is an independent Bernoulli(1/2) mask): a parameterised edge passes
+``gain * E[act'^2] * E[delta_v^2]`` back, a skip passes ``delta_v`` unchanged, and several paths that meet
+carry correlated gradients. The output gradient is the readout's row: ``E[delta_out^2] = Var W_readout``.
+
+These rules need the width ``n``, the input size and every layer's variance: they depend on the init, which
+is the point. For convolutions every hidden weight sees ``q^2`` kernel taps whose gradients add coherently
+under global average pooling, so hidden terms gain a factor ``q^2`` (App. C's ``q^2`` in ``B``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Mapping, Sequence
+
+from .errors import RuleError
+from .graph import ArchGraph, Edge, EdgeKind
+from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
+from .rules import edge_init, readout_init
+
+RULES = ("moment-sgd", "moment-adam", "moment")
+
+
+@lru_cache(maxsize=None)
+def _derivative_second_moment(activation: str, v: float) -> float:
+    """E[act'(h)^2], h ~ N(0, v): 1/2 for ReLU; GeLU by Gauss-Hermite quadrature (smooth integrand)."""
+    if activation == "relu" or v == 0:
+        return 0.5 if activation == "relu" else 0.25
+    import numpy as np
+
+    x, w = np.polynomial.hermite_e.hermegauss(120)
+    h = math.sqrt(v) * x
+    cdf = 0.5 * (1 + np.array([math.erf(t / math.sqrt(2)) for t in h]))
+    pdf = np.exp(-h * h / 2) / math.sqrt(2 * math.pi)
+    return float(np.sum(w * (cdf + h * pdf) ** 2) / np.sum(w))
+
+
+@lru_cache(maxsize=None)
+def _derivative_mean(activation: str, v: float) -> float:
+    """E[act'(h)] (what a mask passes of E|delta|): 1/2 for ReLU; GeLU by quadrature."""
+    if activation == "relu" or v == 0:
+        return 0.5
+    import numpy as np
+
+    x, w = np.polynomial.hermite_e.hermegauss(120)
+    h = math.sqrt(v) * x
+    cdf = 0.5 * (1 + np.array([math.erf(t / math.sqrt(2)) for t in h]))
+    pdf = np.exp(-h * h / 2) / math.sqrt(2 * math.pi)
+    return float(np.sum(w * np.abs(cdf + h * pdf)) / np.sum(w))
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A DAG-cell network as the rules see it: stem (``in_features -> width``), cell, readout."""
+
+    cell: ArchGraph
+    width: int
+    in_features: int
+    gains: Mapping[Edge, float]  # Var W_e * fan_in of every parameterised cell edge
+    stem_gain: float  # Var W_stem * fan_in
+    readout_variance: float
+    node_scales: tuple[float, ...] | None = None
+    convention: str = "linear-act"
+    activation: str = "relu"
+    kind: str = "mlp"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """``theta2 = sum (df/dtheta)^2`` (SGD) and ``theta1 = sum |df/dtheta|`` (Adam), with per-layer parts."""
+
+    theta2: float
+    theta1: float
+    parts2: dict
+    parts1: dict
+
+
+def node0_moments(stem_gain: float, convention: str, activation: str) -> tuple[float, float]:
+    """(mean, second moment) of node 0: ``act(W x)`` for Linear-then-activation networks, the symmetric
+    pre-activation ``W x`` for eq. 1 networks (whose edges apply the activation themselves)."""
+    if convention == "eq1":
+        return 0.0, stem_gain
+    return stem_output(1.0, stem_gain, activation)
+
+
+def first_step_kernel(net: NetworkSpec) -> Kernel:
+    """The SGD and Adam first-step kernels of a DAG-cell network at init (see the module docstring).
+
+    Notation: ``u_v`` is node ``v``'s raw sum, ``z_v = alpha_v u_v`` the node, ``G_v = df/dz_v``.
+    """
+    g, n, act = net.cell, net.width, net.activation
+    eq1 = net.convention == "eq1"
+    mean0, second0 = node0_moments(net.stem_gain, net.convention, act)
+    fm = forward_moments(g, net.gains, convention=net.convention, activation=act, input_second_moment=second0,
+                         input_mean=mean0, node_scales=net.node_scales)
+    alpha = fm.node_scales
+    params = list(g.parameterised_edges)
+    atom = {e: 1 + i for i, e in enumerate(params)}
+    var = [0.0] * (1 + len(params))
+    var[0] = net.readout_variance  # G_out = the readout's row
+    out = g.output_node
+    coeff: list[list[float]] = [[0.0] * len(var) for _ in range(g.num_nodes)]
+    coeff[out][0] = 1.0
+    back = [0.0] * g.num_nodes  # E[G_v^2] per unit
+    pre: dict[Edge, float] = {}  # variance of the Gaussian the edge's activation sees
+    for v in range(out, -1, -1):
+        if v != out:
+            c = [0.0] * len(var)
+            for e in g.out_edges[v]:
+                if e.kind is EdgeKind.PARAM:
+                    c[atom[e]] += 1.0
+                else:  # z_w = alpha_w (... + z_v + ...): G_v += alpha_w G_w
+                    a = alpha[e.dst]
+                    for i, x in enumerate(coeff[e.dst]):
+                        c[i] += a * x
+            coeff[v] = c
+        back[v] = sum(x * x * s for x, s in zip(coeff[v], var))
+        gsum = alpha[v] ** 2 * back[v]  # E[(df/du_v)^2]
+        for e in g.in_edges[v]:
+            if e.kind is EdgeKind.PARAM:
+                # eq. 1: act(z_s) with z_s ~ N(0, K_s); Linear-then-act: act(h), h ~ N(0, gain * E[z_s^2])
+                pre[e] = (fm.second_moment[e.src] - fm.mean[e.src] ** 2) if eq1 else net.gains[e] * fm.second_moment[e.src]
+                var[atom[e]] = net.gains[e] * _derivative_second_moment(act, pre[e]) * gsum
+    q2 = lambda e: (e.kernel_size**2 if net.kind == "cnn" else 1)  # noqa: E731
+    parts2, parts1 = {}, {}
+    abs_mean = lambda second: math.sqrt(2 / math.pi * second)  # noqa: E731  E|X| of a centred Gaussian
+
+    def node_abs_mean(v: int) -> float:
+        """E|z_v|: exact (= the mean) for ReLU networks, whose nodes are sums of non-negative activations;
+        a folded-normal estimate from the node's mean and variance otherwise."""
+        m, sec = fm.mean[v], fm.second_moment[v]
+        if not eq1 and act == "relu":
+            return m
+        sd = math.sqrt(max(sec - m * m, 0.0))
+        if sd == 0:
+            return abs(m)
+        return sd * math.sqrt(2 / math.pi) * math.exp(-m * m / (2 * sd * sd)) + m * math.erf(m / (sd * math.sqrt(2)))
+    for e in params:
+        gsum = alpha[e.dst] ** 2 * back[e.dst]
+        if eq1:  # df/dW = (df/du_v) outer act(z_s)
+            a2, a1 = _SECOND[act](pre[e]), _MEAN[act](pre[e])
+            d2, d1 = gsum, abs_mean(gsum)
+        else:  # df/dW = (act'(h) * df/du_v) outer z_s
+            a2 = fm.second_moment[e.src]
+            a1 = node_abs_mean(e.src)
+            d2 = _derivative_second_moment(act, pre[e]) * gsum
+            d1 = _derivative_mean(act, pre[e]) * abs_mean(gsum)
+        parts2[e.name] = q2(e) * (n * a2) * (n * d2)
+        parts1[e.name] = q2(e) * (n * a1) * (n * d1)
+    # stem: df/dW_stem = x outer (act'(h_0) * G_0) (Linear-then-act) or x outer G_0 (eq. 1); E[x^2] = 1
+    d_act2 = 1.0 if eq1 else _derivative_second_moment(act, net.stem_gain)
+    d_act1 = 1.0 if eq1 else _derivative_mean(act, net.stem_gain)
+    parts2["stem"] = net.in_features * n * d_act2 * back[0]
+    parts1["stem"] = net.in_features * abs_mean(1.0) * n * d_act1 * abs_mean(back[0])
+    # readout: df/dW_readout = z_out for the logit it produces
+    parts2["readout"] = n * fm.second_moment[out]
+    parts1["readout"] = n * node_abs_mean(out)
+    return Kernel(sum(parts2.values()), sum(parts1.values()), parts2, parts1)
+
+
+def network_spec(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
+                 convention: str = "linear-act", activation: str = "relu") -> NetworkSpec:
+    """The layer variances each init scheme gives a DAG-cell network (same schemes as the experiments)."""
+    context = "cnn-cell" if kind == "cnn" else "mlp-cell"
+    preset = "paper" if init == "exact" else init
+    if preset not in ("paper", "release", "standard"):
+        raise RuleError(f"unknown init {init!r}; use paper, release, standard or exact")
+    gains = {}
+    for item in edge_init(cell, preset, context):
+        # fan_out = fan_in for width -> width layers, so the gain is Var * fan_in either way
+        gains[item.edge] = float(item.gain)
+    ro = readout_init(preset, context)
+    readout = ro.variance(num_classes if ro.fan == "fan_out" else width)
+    stem_gain = 2.0 * in_features / width if init == "release" else 2.0  # release: 2 / fan_out
+    scales = None
+    if init == "exact":
+        mean, sec = node0_moments(stem_gain, convention, activation)
+        scales = exact_node_scales(cell, gains, convention=convention, activation=activation,
+                                   input_second_moment=sec, input_mean=mean)
+    return NetworkSpec(cell, width, in_features, gains, stem_gain, readout, scales, convention, activation, kind)
+
+
+def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str, convention: str = "linear-act",
+               activation: str = "relu", width: int = 128, in_features: int = 64, num_classes: int = 10) -> float:
+    """A rule's learning rate for ``cell`` up to the calibrated constant (``1 / Theta``)."""
+    if rule not in RULES:
+        raise RuleError(f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
+    k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
+    if rule == "moment":
+        rule = "moment-adam" if optimizer == "adam" else "moment-sgd"
+    return 1.0 / (k.theta1 if rule == "moment-adam" else k.theta2)
