@@ -18,6 +18,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("inspect", "nni_archscale.cli.inspect_cmd"),
     ("search", "nni_archscale.cli.search_cmd"),
     ("calibrate", "nni_archscale.cli.calibrate_cmd"),
+    ("experiment", "nni_archscale.cli.experiment_cmd"),
 )
 
 

