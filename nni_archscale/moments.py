@@ -2,11 +2,14 @@
 
 The paper's init (eq. 4) is derived assuming that the terms summed at a node are uncorrelated (App. A,
 eq. 11). They are not when a node sums skip edges, nor, in the released networks' convention, when it sums
-post-ReLU edges (non-zero means). This module computes the moments exactly, for two conventions:
+post-ReLU edges (non-zero means). This module computes the moments exactly, for three conventions:
 
 * ``"eq1"`` - the paper's eq. 1: a parameterised edge adds ``W act(z_src)``; a skip adds ``z_src``.
 * ``"linear-act"`` - the released MLP/CNN cells (paper-notes §1): a parameterised edge adds
   ``act(W z_src)`` (Linear, then ReLU); a skip adds ``z_src``. Post-activation features have non-zero means.
+* ``"conv-bn"`` - NAS-Bench-201's ReLU-Conv-BN edges: BatchNorm (at init, batch statistics, unit gain) makes
+  every parameterised edge's output zero-mean with unit variance whatever the weights, so the weights' scale
+  no longer matters and only skips and pooling decide each node's moment.
 
 Method (infinite width, Gaussian input): every weight matrix is fresh and zero-mean, so the pre-activation
 ``h_e = W z_src`` of edge ``e`` is, per unit, a Gaussian independent of everything computed before it, with
@@ -36,7 +39,7 @@ from typing import Mapping, Sequence
 from .errors import RuleError
 from .graph import ArchGraph, Edge, EdgeKind
 
-CONVENTIONS = ("eq1", "linear-act")
+CONVENTIONS = ("eq1", "linear-act", "conv-bn")
 ACTIVATIONS = ("relu", "gelu")
 
 
@@ -174,7 +177,10 @@ def forward_moments(
                     raise RuleError(f"no init gain given for parameterised edge {e.name}")
                 g = float(gains[e])
                 a = param_index[e]
-                if convention == "eq1":  # W act(z_s): zero mean, E = g * E[act(z_s)^2], z_s ~ N(0, K_s)
+                if convention == "conv-bn":  # BN(conv(act(z_s))): unit variance, zero mean (a live input)
+                    atom_var[a] = 1.0 if second[s] > 0 else 0.0
+                    atom_mean[a] = 0.0
+                elif convention == "eq1":  # W act(z_s): zero mean, E = g * E[act(z_s)^2], z_s ~ N(0, K_s)
                     atom_var[a] = g * second_fn(second[s] - mean[s] ** 2) if second[s] > 0 else 0.0
                     atom_mean[a] = 0.0
                 else:  # act(W z_s): W z_s ~ N(0, g * E[z_s^2])

@@ -118,3 +118,34 @@ def test_bad_options_are_named():
         forward_moments(g, gains={})
     with pytest.raises(RuleError, match="node_scales has 1 entries"):
         forward_moments(g, node_scales=[1.0])
+
+
+def _monte_carlo_conv_bn(graph, channels=64, batch=32, size=8, seed=0, node_scales=None):
+    """A NAS-Bench-201-style cell (ReLU-Conv-BN edges, BN in training mode as at the first step)."""
+    torch.manual_seed(seed)
+    z = [torch.randn(batch, channels, size, size)]
+    scales = node_scales or [1.0] * graph.num_nodes
+    for v in range(1, graph.num_nodes):
+        total = torch.zeros_like(z[0])
+        for e in graph.in_edges[v]:
+            if e.kind is EdgeKind.PARAM:
+                op = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Conv2d(channels, channels, e.kernel_size,
+                                         padding=e.kernel_size // 2, bias=False), torch.nn.BatchNorm2d(channels))
+                total = total + op(z[e.src])
+            else:
+                total = total + z[e.src]
+        z.append(scales[v] * total)
+    return [float((t**2).mean()) for t in z]
+
+
+def test_conv_bn_convention_matches_a_real_cell():
+    from nni_archscale import from_nb201
+
+    g = from_nb201("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|")
+    exact = forward_moments(g, convention="conv-bn", preset="paper", context="nb201-cell")
+    with torch.no_grad():
+        measured = _monte_carlo_conv_bn(g)
+        assert measured == pytest.approx(list(exact.second_moment), rel=0.1)
+        scales = exact_node_scales(g, convention="conv-bn", preset="paper", context="nb201-cell")
+        restored = _monte_carlo_conv_bn(g, node_scales=list(scales))
+    assert restored == pytest.approx([1.0] * 4, rel=0.1)

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lr.add_argument("--act", choices=("relu", "gelu"), default="relu")
     lr.add_argument("--convention", choices=("linear-act", "eq1"), default="linear-act",
                     help="cell edges Linear-then-activation (the release) or activation-then-Linear (eq. 1)")
-    lr.add_argument("--data", choices=("digits", "mnist"), default="digits")
+    lr.add_argument("--data", choices=("digits", "mnist", "mnist14"), default="digits")
     lr.add_argument("--width", type=positive_int, default=128)
     lr.add_argument("--cells", type=positive_int, default=20, help="random cells (topology and CNN families)")
     lr.add_argument("--seeds", type=positive_int, default=3)
