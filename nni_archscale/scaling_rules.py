@@ -25,6 +25,13 @@ fresh Gaussians; a ReLU's derivative is an independent Bernoulli(1/2) mask): a p
 ``gain * E[act'^2] * E[delta_v^2]`` back, a skip passes ``delta_v`` unchanged, and several paths that meet
 carry correlated gradients. The output gradient is the readout's row: ``E[delta_out^2] = Var W_readout``.
 
+*Centred* variants (``centered-sgd``, ``centered-adam``): with a classification loss at init the logits are
+near zero, so the batch gradient's output factor ``p - y`` sums to about zero over a balanced batch, and a
+feature that is the same for every input (the per-unit mean of post-ReLU features) moves no logit differently
+from another. Only the input-dependent part of each layer's input counts, so its second moment ``E[a^2]`` is
+replaced by its variance ``E[a^2] - E[a]^2``. For Linear-then-ReLU cells the means carry a large part of the
+second moment (a fraction ``1/pi`` of a single ReLU's, more once correlated edges add up).
+
 These rules need the width ``n``, the input size and every layer's variance: they depend on the init, which
 is the point. For convolutions every hidden weight sees ``q^2`` kernel taps whose gradients add coherently
 under global average pooling, so hidden terms gain a factor ``q^2`` (App. C's ``q^2`` in ``B``).
@@ -42,7 +49,7 @@ from .graph import ArchGraph, Edge, EdgeKind
 from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
 from .rules import edge_init, readout_init
 
-RULES = ("moment-sgd", "moment-adam", "moment")
+RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered")
 
 
 @lru_cache(maxsize=None)
@@ -91,12 +98,15 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class Kernel:
-    """``theta2 = sum (df/dtheta)^2`` (SGD) and ``theta1 = sum |df/dtheta|`` (Adam), with per-layer parts."""
+    """``theta2 = sum (df/dtheta)^2`` (SGD) and ``theta1 = sum |df/dtheta|`` (Adam), with per-layer parts;
+    ``centered2``/``centered1`` the same with every layer's input features centred (see :func:`first_step_kernel`)."""
 
     theta2: float
     theta1: float
     parts2: dict
     parts1: dict
+    centered2: float = 0.0
+    centered1: float = 0.0
 
 
 def node0_moments(stem_gain: float, convention: str, activation: str) -> tuple[float, float]:
@@ -159,18 +169,23 @@ def first_step_kernel(net: NetworkSpec) -> Kernel:
         if sd == 0:
             return abs(m)
         return sd * math.sqrt(2 / math.pi) * math.exp(-m * m / (2 * sd * sd)) + m * math.erf(m / (sd * math.sqrt(2)))
+    centered2 = centered1 = 0.0
     for e in params:
         gsum = alpha[e.dst] ** 2 * back[e.dst]
         if eq1:  # df/dW = (df/du_v) outer act(z_s)
             a2, a1 = _SECOND[act](pre[e]), _MEAN[act](pre[e])
+            a2c = a2 - _MEAN[act](pre[e]) ** 2
             d2, d1 = gsum, abs_mean(gsum)
         else:  # df/dW = (act'(h) * df/du_v) outer z_s
             a2 = fm.second_moment[e.src]
             a1 = node_abs_mean(e.src)
+            a2c = a2 - fm.mean[e.src] ** 2
             d2 = _derivative_second_moment(act, pre[e]) * gsum
             d1 = _derivative_mean(act, pre[e]) * abs_mean(gsum)
         parts2[e.name] = q2(e) * (n * a2) * (n * d2)
         parts1[e.name] = q2(e) * (n * a1) * (n * d1)
+        centered2 += q2(e) * (n * a2c) * (n * d2)
+        centered1 += q2(e) * (n * abs_mean(a2c)) * (n * d1)
     # stem: df/dW_stem = x outer (act'(h_0) * G_0) (Linear-then-act) or x outer G_0 (eq. 1); E[x^2] = 1
     d_act2 = 1.0 if eq1 else _derivative_second_moment(act, net.stem_gain)
     d_act1 = 1.0 if eq1 else _derivative_mean(act, net.stem_gain)
@@ -179,7 +194,10 @@ def first_step_kernel(net: NetworkSpec) -> Kernel:
     # readout: df/dW_readout = z_out for the logit it produces
     parts2["readout"] = n * fm.second_moment[out]
     parts1["readout"] = n * node_abs_mean(out)
-    return Kernel(sum(parts2.values()), sum(parts1.values()), parts2, parts1)
+    var_out = fm.second_moment[out] - fm.mean[out] ** 2
+    centered2 += parts2["stem"] + n * var_out
+    centered1 += parts1["stem"] + n * abs_mean(var_out)
+    return Kernel(sum(parts2.values()), sum(parts1.values()), parts2, parts1, centered2, centered1)
 
 
 def network_spec(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
@@ -210,6 +228,7 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
     if rule not in RULES:
         raise RuleError(f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
     k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
-    if rule == "moment":
-        rule = "moment-adam" if optimizer == "adam" else "moment-sgd"
-    return 1.0 / (k.theta1 if rule == "moment-adam" else k.theta2)
+    if rule in ("moment", "centered"):
+        rule = f"{rule}-{'adam' if optimizer == 'adam' else 'sgd'}"
+    return 1.0 / {"moment-sgd": k.theta2, "moment-adam": k.theta1,
+                  "centered-sgd": k.centered2, "centered-adam": k.centered1}[rule]

@@ -73,3 +73,18 @@ def test_cli_runs_a_tiny_experiment_end_to_end(tmp_path, capsys):
 def test_cli_rejects_a_bad_family(capsys):
     assert main(["experiment", "lr-prediction", "--family", "transformer"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_reanalyse_reproduces_the_run_without_training(tmp_path, capsys):
+    from nni_archscale.experiments.lr_prediction import reanalyse
+
+    out = tmp_path / "lrp"
+    assert main(["experiment", "lr-prediction", "--cells", "3", "--seeds", "2", "--width", "16", "--limit", "160",
+                 "--per-octave", "1", "--sgd-grid", "0.0625", "16", "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = json.loads((out / "summary.json").read_text())
+    after = reanalyse(out)
+    for pair, data in before["pairs"].items():
+        assert after["pairs"][pair]["measured"] == pytest.approx(data["measured"])
+        for rule, stats in data["rules"].items():
+            assert after["pairs"][pair]["rules"][rule]["mean_abs_octaves"] == pytest.approx(stats["mean_abs_octaves"])

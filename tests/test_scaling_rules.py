@@ -116,3 +116,17 @@ def test_grid_search_finds_a_finite_interior_rate_and_flags_divergence():
     assert np.isinf(res.losses[:, -1]).all()  # 4096 diverges
     assert not res.at_grid_edge and all(math.isfinite(r) for r in res.best_rates)
     assert res.max_lr == pytest.approx(2 ** np.mean(np.log2(res.best_rates)))
+
+
+def test_centred_kernels_drop_the_feature_means():
+    cell = from_paper_code("2_22_222_2222")
+    k = first_step_kernel(network_spec(cell, "mlp", "paper", 128, 64, 10))
+    assert 0 < k.centered2 < k.theta2 and 0 < k.centered1 < k.theta1
+    # eq. 1 with a symmetric node 0 and ReLU: only the ReLU's own mean is removed, a fixed fraction 1 - 1/pi
+    # of every hidden activation's second moment (v/2 - v/(2 pi)); the stem term keeps its full size
+    k1 = first_step_kernel(network_spec(from_paper_code("2"), "mlp", "paper", 128, 64, 10, "eq1"))
+    hidden = k1.parts2["0->1"]
+    readout_var = k1.parts2["readout"]  # node 1 is zero-mean in eq. 1: centring changes nothing there
+    assert k1.centered2 == pytest.approx(hidden * (1 - 1 / math.pi) + k1.parts2["stem"] + readout_var)
+    assert multiplier("centered", cell, "mlp", "paper", "sgd") == pytest.approx(1 / k.centered2)
+    assert multiplier("centered", cell, "mlp", "paper", "adam") == pytest.approx(1 / k.centered1)

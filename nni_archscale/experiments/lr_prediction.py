@@ -180,6 +180,35 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
     return summary
 
 
+def reanalyse(out_dir: Path) -> dict:
+    """Recompute every rule's predictions from a finished run's ``runs.csv`` (no training), e.g. after adding a
+    rule, and rewrite the summary, plots and report."""
+    summary = json.loads((out_dir / "summary.json").read_text())
+    cfg_dict = dict(summary["config"])
+    for key in ("inits", "optimizers", "kernels", "sgd_grid", "adam_grid"):
+        cfg_dict[key] = tuple(cfg_dict[key])
+    config = Config(**cfg_dict)
+    losses: dict = {}
+    with (out_dir / "runs.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            key = (row["arch"], int(row["kernel_size"]), row["init"], row["optimizer"])
+            losses.setdefault(key, {}).setdefault(int(row["seed"]), []).append(
+                (float(row["rate"]), float(row["final_loss"]), row["chosen"] == "1"))
+    measurements = []
+    for (arch, q, init, opt), seeds in losses.items():
+        best = tuple(next(r for r, _, c in seeds[s] if c) for s in sorted(seeds))
+        rows = [[loss for _, loss, _ in seeds[s]] for s in sorted(seeds)]
+        edge = any(rows_s[0][2] or rows_s[-1][2] for rows_s in (seeds[s] for s in seeds))
+        measurements.append(Measurement(arch, q, init, opt, best, rows, edge))
+    data = load_train_set(config.data, config.limit)
+    kind = "cnn" if config.family == "cnn-kernel" else "mlp"
+    in_features = 1 if kind == "cnn" else data.flat.shape[1]
+    new = analyse(config, networks(config), measurements, in_features, data.num_classes)
+    new["seconds"] = summary.get("seconds", 0.0)
+    write_outputs(config, out_dir, measurements, new)
+    return new
+
+
 def analyse(config: Config, nets, measurements: list[Measurement], in_features: int, num_classes: int) -> dict:
     """Predictions of every rule against the measured rates, per (init, optimizer)."""
     kind = "cnn" if config.family == "cnn-kernel" else "mlp"
