@@ -232,3 +232,22 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
         rule = f"{rule}-{'adam' if optimizer == 'adam' else 'sgd'}"
     return 1.0 / {"moment-sgd": k.theta2, "moment-adam": k.theta1,
                   "centered-sgd": k.centered2, "centered-adam": k.centered1}[rule]
+
+
+BASE_CELL_CODE = "0_00_000_2000"
+
+
+def rule_multiplier(rule: str, cell: ArchGraph, kind: str = "mlp", init: str = "paper", optimizer: str = "sgd",
+                    convention: str = "linear-act", activation: str = "relu", width: int = 128,
+                    in_features: int = 64, num_classes: int = 10) -> float:
+    """The rate any rule (a preset of :mod:`nni_archscale.rules` or one of :data:`RULES`) gives ``cell`` inside a
+    DAG-cell network, relative to the base cell ``0_00_000_2000`` (which gets 1)."""
+    from .formats import from_paper_code
+    from .rules import PRESETS, learning_rate
+
+    context = "cnn-cell" if kind == "cnn" else "mlp-cell"
+    if rule in PRESETS:
+        return learning_rate(cell, 1.0, rule, context).value  # already anchored on the base cell
+    base = from_paper_code(BASE_CELL_CODE, kernel_size=3 if kind == "cnn" else 1)  # the paper's base CNN: q = 3
+    args = (kind, init, optimizer, convention, activation, width, in_features, num_classes)
+    return multiplier(rule, cell, *args) / multiplier(rule, base, *args)

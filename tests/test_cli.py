@@ -88,3 +88,30 @@ def test_console_script_and_debug_traceback():
     bad = subprocess.run([sys.executable, "-m", "nni_archscale", "--debug", "inspect", "|x~0|"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" in bad.stderr and "ArchitectureParseError" in bad.stderr
+
+
+def test_network_mode_uses_the_evidence_default_and_exact_scalars(capsys):
+    from nni_archscale.defaults import DEFAULT_RULES
+    from nni_archscale.scaling_rules import rule_multiplier
+
+    rec = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--init", "exact", "--optimizer", "adam",
+                   "--base-lr", "0.01")
+    assert rec["rule"] == DEFAULT_RULES[("exact", "adam")]
+    assert rec["learning_rate"] == pytest.approx(
+        0.01 * rule_multiplier(rec["rule"], from_code("2_12_112_1112"), "mlp", "exact", "adam", in_features=196))
+    assert rec["second_moment_ratio"] == pytest.approx([1.0] * 5)
+    assert rec["node_scales"][2] < 1
+    paper = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--rule", "paper", "--base-lr", "0.35")
+    # paths of 2_12_112_1112 have k = 0, 0, 1, 1, 2, 2, 2, 4 parameterised edges; L = 1 + k; base L = 2
+    assert paper["learning_rate"] == pytest.approx(0.35 * (8 / (1 + 1 + 8 + 8 + 27 + 27 + 27 + 125)) ** 0.5)
+
+
+def from_code(code):
+    from nni_archscale import from_paper_code
+
+    return from_paper_code(code)
+
+
+def test_training_flags_need_network(capsys):
+    assert main(["inspect", "2_02", "--optimizer", "adam"]) == 2
+    assert "--optimizer needs --network" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import json
 from ..explain import to_record, to_report
 from ..formats import parse_architecture
 from ..rules import CONTEXTS, PRESETS, scale
-from .main import positive_float, positive_int
+from .main import UsageError, positive_float, positive_int
 
 #: Default base learning rates: the authors' NAS-Bench-201 example (0.46); elsewhere 1.0, so that the printed
 #: learning rate reads as the multiplier of the rate calibrated on the base network.
@@ -32,21 +32,77 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="kernel size of the base network (paper preset; default 1 for MLPs, 3 for CNNs)")
     p.add_argument("--context", choices=CONTEXTS, default=None,
                    help="what the graph is (default: nb201-cell for NAS-Bench-201 strings, else dag)")
-    p.add_argument("--width", type=positive_int, default=16, help="channels/units per node, for variances")
+    p.add_argument("--width", type=positive_int, default=None,
+                   help="channels/units per node, for variances (default 16, NAS-Bench-201's C; 128 with --network)")
     p.add_argument("--num-classes", type=positive_int, default=10)
     p.add_argument("--per-edge", action="store_true", help="also give each edge the rate of its own paths")
+    p.add_argument("--network", choices=("mlp", "cnn"), default=None,
+                   help="read ARCH as the cell of the paper's DAG-cell network (stem, cell, readout)")
+    p.add_argument("--init", choices=("paper", "exact", "release", "standard"), default=None,
+                   help="with --network: the init (exact = paper + node-sum scalars that keep every node's scale)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="with --network (default sgd)")
+    p.add_argument("--rule", default=None,
+                   help="with --network: the learning-rate rule (paper, release, standard, moment-sgd, moment-adam, "
+                        "centered-sgd, centered-adam); default: the evidence-backed rule for the init and optimizer")
+    p.add_argument("--in-features", type=positive_int, default=196, help="with --network: input size (default 196)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     graph, form = parse_architecture(args.arch, kernel_size=args.kernel_size or 1)
+    if args.network:
+        return run_network(args, graph, form)
+    for flag in ("init", "optimizer", "rule"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--{flag} needs --network mlp|cnn (it describes the DAG-cell network's training)")
     context = args.context or ("nb201-cell" if form == "nb201" else "dag")
     base_lr = args.base_lr if args.base_lr is not None else DEFAULT_BASE_LR[context]
     scaling = scale(
         graph, base_lr, args.preset, context,
         kernel_size=args.kernel_size, base_kernel_size=args.base_kernel_size, per_edge=args.per_edge,
     )
-    record = to_record(scaling, width=args.width, num_classes=args.num_classes, form=form)
+    record = to_record(scaling, width=args.width or 16, num_classes=args.num_classes, form=form)
     print(json.dumps(record, indent=2) if args.json else to_report(record))
+    return 0
+
+
+def run_network(args: argparse.Namespace, graph, form: str) -> int:
+    """``--network``: the cell inside the paper's DAG-cell network, with an init and an optimizer."""
+    from ..defaults import default_rule
+    from ..moments import forward_moments
+    from ..scaling_rules import network_spec, node0_moments, rule_multiplier
+
+    if args.context:
+        raise UsageError("--context and --network exclude each other: --network sets the context")
+    init, optimizer = args.init or "paper", args.optimizer or "sgd"
+    width = args.width or 128
+    rule = args.rule or default_rule(init, optimizer)
+    context = f"{args.network}-cell"
+    base_lr = args.base_lr if args.base_lr is not None else 1.0
+    init_preset = "paper" if init == "exact" else init
+    scaling = scale(graph, base_lr, init_preset, context, kernel_size=args.kernel_size)
+    record = to_record(scaling, width=width, num_classes=args.num_classes, form=form)
+    mult = rule_multiplier(rule, graph, args.network, init, optimizer, "linear-act", "relu", width,
+                           args.in_features, args.num_classes)
+    spec = network_spec(graph, args.network, init, width, args.in_features, args.num_classes)
+    mean0, second0 = node0_moments(spec.stem_gain, "linear-act", "relu")
+    fm = forward_moments(graph, spec.gains, convention="linear-act", input_mean=mean0, input_second_moment=second0,
+                         node_scales=spec.node_scales)
+    record.update(
+        network=args.network, init=init, optimizer=optimizer, rule=rule, base_lr=base_lr,
+        learning_rate=base_lr * mult,
+        learning_rate_formula=f"eta = base_lr * m(cell) / m(0_00_000_2000) = {base_lr:g} * {mult:.6g} = "
+                              f"{base_lr * mult:.6g}   [rule {rule}; base_lr calibrated on cell 0_00_000_2000]",
+        node_scales=list(fm.node_scales),
+        second_moment_ratio=list(fm.ratios),
+    )
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(to_report(record))
+        print(f"\nnetwork {args.network}: init {init}, optimizer {optimizer}, rule {rule}")
+        print("node second moment / input's: " + ", ".join(f"{r:.3g}" for r in fm.ratios))
+        if init == "exact":
+            print("node-sum scalars (exact init): " + ", ".join(f"{a:.4g}" for a in fm.node_scales))
     return 0

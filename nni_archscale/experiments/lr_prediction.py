@@ -39,15 +39,11 @@ BASE_CELL = "0_00_000_2000"
 
 # --------------------------------------------------------------------------- rules as predictors
 def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetSpec, init: str, optimizer: str) -> float:
-    """The rate a rule gives ``cell`` relative to the base cell (the base cell gets 1)."""
-    context = "cnn-cell" if spec.kind == "cnn" else "mlp-cell"
-    if rule == "standard":
-        return 1.0
-    if rule in ("paper", "release"):
-        return learning_rate(cell, 1.0, rule, context).value
-    from .. import scaling_rules  # the rules beyond the paper
+    """The rate a rule gives ``cell`` relative to the base cell, for this experiment's network."""
+    from ..scaling_rules import rule_multiplier as multiplier
 
-    return scaling_rules.multiplier(rule, cell, spec.kind, init, optimizer, spec.convention, spec.activation)
+    return multiplier(rule, cell, spec.kind, init, optimizer, spec.convention, spec.activation, spec.width,
+                      spec.in_features, spec.num_classes)
 
 
 def available_rules() -> tuple[str, ...]:
