@@ -31,7 +31,7 @@ from ..rules import learning_rate
 from .batched import CellNetSpec
 from .cellnet_init import layer_variances
 from .data import load_train_set
-from .maxlr import MaxLRResult, log2_grid, train_grid
+from .maxlr import best_index, log2_grid, train_grid
 
 FAMILIES = ("mlp-topology", "mlp-depth", "cnn-kernel")
 BASE_CELL = "0_00_000_2000"
@@ -51,7 +51,8 @@ def available_rules() -> tuple[str, ...]:
         from .. import scaling_rules
     except ImportError:  # pragma: no cover
         return ("paper", "release", "standard")
-    return ("paper", "release", "standard", *scaling_rules.RULES)
+    # the optimizer-dispatching aliases ("moment", "centered") would only repeat a column
+    return ("paper", "release", "standard", *(r for r in scaling_rules.RULES if r not in ("moment", "centered")))
 
 
 # --------------------------------------------------------------------------- sampling networks
@@ -192,10 +193,11 @@ def reanalyse(out_dir: Path) -> dict:
                 (float(row["rate"]), float(row["final_loss"]), row["chosen"] == "1"))
     measurements = []
     for (arch, q, init, opt), seeds in losses.items():
-        best = tuple(next(r for r, _, c in seeds[s] if c) for s in sorted(seeds))
         rows = [[loss for _, loss, _ in seeds[s]] for s in sorted(seeds)]
-        edge = any(rows_s[0][2] or rows_s[-1][2] for rows_s in (seeds[s] for s in seeds))
-        measurements.append(Measurement(arch, q, init, opt, best, rows, edge))
+        rates = [rate for rate, _, _ in seeds[min(seeds)]]
+        index = [best_index(row) for row in rows]
+        edge = any(i in (0, len(rates) - 1) for i in index)
+        measurements.append(Measurement(arch, q, init, opt, tuple(rates[i] for i in index), rows, edge))
     data = load_train_set(config.data, config.limit)
     kind = "cnn" if config.family == "cnn-kernel" else "mlp"
     in_features = 1 if kind == "cnn" else data.flat.shape[1]
@@ -277,7 +279,7 @@ def write_outputs(config: Config, out_dir: Path, measurements: list[Measurement]
         rates = grid.setdefault(m.optimizer, log2_grid(lo, hi, config.per_octave))
         for s, row in enumerate(m.losses):
             for rate, loss in zip(rates, row):
-                chosen = int(math.isclose(rate, m.best_rates[s]))
+                chosen = int(math.isclose(rate, m.best_rates[s], rel_tol=1e-4))
                 lines.append(f"{m.arch},{m.kernel_size},{m.init},{m.optimizer},{s},{rate:.6g},{loss:.6g},{chosen}")
     atomic_write_text(out_dir / "runs.csv", "\n".join(lines) + "\n")
     rows = summary.pop("prediction_rows")
@@ -291,6 +293,7 @@ def write_outputs(config: Config, out_dir: Path, measurements: list[Measurement]
 
 def _plot(out_dir: Path, summary: dict) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -314,11 +317,14 @@ def _plot(out_dir: Path, summary: dict) -> None:
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.tick_params(labelsize=7)
             r = stats["pearson_r_log"]
             ax.set_title(f"{pair}: {rule}\nr={r if r is None else round(r, 2)}, "
                          f"err={stats['mean_abs_octaves']:.2f} oct", fontsize=8)
             ax.set_xlabel("measured max lr", fontsize=8)
             ax.set_ylabel("predicted", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_dir / "scatter.png", dpi=110)
+    fig.savefig(out_dir / "scatter.png", dpi=80)
     plt.close(fig)

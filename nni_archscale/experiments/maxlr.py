@@ -96,11 +96,13 @@ def train_grid(
         final /= n
     final = torch.where(active & torch.isfinite(final), final, torch.full_like(final, float("inf")))
     losses = final.reshape(s, k).numpy()
-    best = []
-    for row in losses:
-        lowest = np.min(row)
-        best.append(int(max(i for i, v in enumerate(row) if v <= lowest)))  # ties -> the larger rate
-    return MaxLRResult(tuple(rates), tuple(seeds), losses, tuple(best))
+    return MaxLRResult(tuple(rates), tuple(seeds), losses, tuple(best_index(row) for row in losses))
+
+
+def best_index(losses: Sequence[float]) -> int:
+    """Index of the lowest final loss; ties go to the larger rate (the paper's "maximal" rate)."""
+    lowest = min(losses)
+    return max(i for i, v in enumerate(losses) if v <= lowest)
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
