@@ -19,6 +19,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("search", "nni_archscale.cli.search_cmd"),
     ("calibrate", "nni_archscale.cli.calibrate_cmd"),
     ("experiment", "nni_archscale.cli.experiment_cmd"),
+    ("verify", "nni_archscale.cli.verify_cmd"),
 )
 
 

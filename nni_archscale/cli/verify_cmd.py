@@ -1,0 +1,198 @@
+"""``archscale verify ARCH|--nb201-all|--random N``: symbolic derivations checked against the numeric code.
+
+For every graph: PASS/FAIL of the path statistics, init variances and learning-rate rule against the
+derivations of the ``symbolic`` package (exit status 1 on any FAIL), and, reported exactly, each node's
+second-moment ratio under the preset's variances with what could restore it. ``--nb201-all`` enumerates the
+15,625 NAS-Bench-201 cells itself (5 operations on 6 edges; no data file) and verifies each isomorphism class
+once. ``symbolic`` (sympy) is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+import time
+from typing import Iterator
+
+from ..formats import parse_architecture, to_text
+from ..graph import ArchGraph, Edge, EdgeKind
+from ..rules import CONTEXTS, PRESETS
+from .main import UsageError, positive_float, positive_int
+
+#: NAS-Bench-201's five operations, as its strings name them.
+NB201_OPERATIONS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+DEFAULT_BASE_LR = {"nb201-cell": 0.46, "dag": 1.0}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="check path statistics, init variances and learning rates against symbolic derivations",
+        description="Verify one ARCH (same forms as `archscale inspect`; a paper code is the bare DAG), every "
+        "NAS-Bench-201 cell (--nb201-all), or N random graphs (--random N). Exit status 1 on any mismatch.",
+    )
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("arch", metavar="ARCH", nargs="?", help="one architecture")
+    what.add_argument("--nb201-all", action="store_true", help="all 15,625 NAS-Bench-201 cells")
+    what.add_argument("--random", type=positive_int, metavar="N", help="N random graphs")
+    p.add_argument("--preset", choices=PRESETS, default="paper")
+    p.add_argument("--context", choices=CONTEXTS, default=None,
+                   help="what a graph is (default: nb201-cell for NAS-Bench-201 strings and --nb201-all, else dag)")
+    p.add_argument("--base-lr", type=positive_float, default=None,
+                   help="rate calibrated on the base network (default 0.46 for NAS-Bench-201, else 1.0)")
+    p.add_argument("--kernel-size", type=positive_int, default=None,
+                   help="kernel size of the parameterised edges of a paper code")
+    p.add_argument("--activation", choices=("relu", "gelu"), default="relu",
+                   help="activation for the forward moments (the presets are derived for ReLU)")
+    p.add_argument("--pool", choices=("identity", "symbolic"), default="identity",
+                   help="average pooling's second-moment factor: 1 (identity-like) or a symbol rho_q")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random")
+    p.add_argument("--max-nodes", type=positive_int, default=7, help="largest random graph (nodes)")
+    p.add_argument("--no-cache", action="store_true", help="verify isomorphic graphs separately")
+    p.add_argument("--fail-on-drift", action="store_true",
+                   help="also exit 1 when a rule does not keep some node at the input's second moment")
+    p.add_argument("--all-lines", action="store_true", help="with many graphs, print a line for every graph")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the report")
+    p.set_defaults(run=run)
+
+
+# --------------------------------------------------------------------------- graph sources
+def nb201_cells() -> Iterator[str]:
+    """All 5^6 NAS-Bench-201 cell strings, in the benchmark's own edge order."""
+    for ops in itertools.product(NB201_OPERATIONS, repeat=6):
+        yield f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
+
+
+def random_graphs(count: int, seed: int, max_nodes: int) -> Iterator[ArchGraph]:
+    """``count`` random DAGs with 2..max_nodes nodes, every edge kind, kernel sizes 1 and 3."""
+    if max_nodes < 2:
+        raise UsageError(f"--max-nodes must be at least 2 (an input and an output), got {max_nodes}")
+    rng = random.Random(seed)
+    kinds = (EdgeKind.ZERO, EdgeKind.SKIP, EdgeKind.POOL, EdgeKind.PARAM, EdgeKind.PARAM)
+    for _ in range(count):
+        n = rng.randint(2, max_nodes)
+        density = rng.choice((0.3, 0.6, 1.0))
+        edges = []
+        for dst in range(1, n):
+            for src in range(dst):
+                if rng.random() < density:
+                    kind = rng.choice(kinds)
+                    q = rng.choice((1, 3)) if kind is EdgeKind.PARAM else (3 if kind is EdgeKind.POOL else 1)
+                    edges.append(Edge(src, dst, kind, q))
+        yield ArchGraph(n, edges)
+
+
+# --------------------------------------------------------------------------- reports
+def _line(result) -> str:
+    rec_drift = result.drift
+    drift = "moments preserved" if rec_drift.preserved else f"drift up to {rec_drift.max_drift()}"
+    status = "PASS" if result.ok else "FAIL"
+    failed = "; ".join(f"{c.name}: {c.detail}" for c in result.checks if not c.ok)
+    return f"{status}  {to_text(result.graph)}  P={result.num_paths} sum L^3={result.update.power_sum}  {drift}" + (
+        f"  [{failed}]" if failed else ""
+    )
+
+
+def _report(result, symbolic_moments) -> str:
+    rec = result.to_record()
+    lines = [f"graph      {rec['graph']}", f"preset     {rec['preset']}   context {rec['context']}   "
+             f"activation {rec['activation']}", ""]
+    for name, c in rec["checks"].items():
+        lines.append(f"{'PASS' if c['ok'] else 'FAIL'}  {name:<16} {c['detail']}")
+    lines += ["", f"paths P = {rec['num_paths']}, (S0..S3) = {tuple(rec['path_moments'])}, "
+              f"sum_p L_p^3 = {rec['sum_L3']}, q = {rec['kernel_size']}", "",
+              "node  d_in  E|z_v|^2/E|z_0|^2   status      restoration"]
+    for n in rec["nodes"]:
+        lines.append(f"{n['node']:>4}  {n['in_degree']:>4}  {n['second_moment_ratio']:>17}   {n['status']:<10}  "
+                     f"{n['restoration']}")
+    if symbolic_moments is not None:
+        lines += ["", "E|z_v|^2/E|z_0|^2 in the gains C_u_v (Var W = C / fan_in), eq. 1 at infinite width:"]
+        for v, r in enumerate(symbolic_moments.ratios):
+            lines.append(f"  z_{v}: {r}")
+    if rec["restoring_gains"]:
+        gains = ", ".join(f"{k}: {v if v is not None else 'any'}" for k, v in rec["restoring_gains"].items())
+        lines += ["", f"gains keeping every node at the input's moment: {gains}"
+                  + ("" if rec["restorable"] else "  (not restorable: see the nodes marked over/under)")]
+    lr = rec["learning_rate"]
+    lines += ["", f"maximal update: B(eta) = {lr['update']}   eta* = {lr['eta_star']}",
+              f"  {lr['constant']}", f"  rule learning rate = {lr['rule']}"]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from symbolic.moments import second_moments
+    from symbolic.verify import Verifier
+
+    from tqdm import tqdm
+
+    if args.arch is not None:
+        graph, form = parse_architecture(args.arch, kernel_size=args.kernel_size or 1)
+        context = args.context or ("nb201-cell" if form == "nb201" else "dag")
+        graphs = [graph]
+        total = 1
+    elif args.nb201_all:
+        from ..formats import from_nb201
+
+        context = args.context or "nb201-cell"
+        graphs = (from_nb201(s) for s in nb201_cells())
+        total = 5**6
+    else:
+        context = args.context or "dag"
+        graphs = random_graphs(args.random, args.seed, args.max_nodes)
+        total = args.random
+    base_lr = args.base_lr if args.base_lr is not None else DEFAULT_BASE_LR[context]
+    verifier = Verifier(args.preset, context, base_lr, args.activation, args.pool, use_cache=not args.no_cache)
+
+    start = time.perf_counter()
+    results = []
+    for g in tqdm(graphs, total=total, desc="verify", unit="graph", file=sys.stderr, disable=total == 1,
+                  mininterval=0.5):
+        results.append(verifier.verify(g))
+    elapsed = time.perf_counter() - start
+
+    failed = [r for r in results if not r.ok]
+    drifting = [r for r in results if not r.drift.preserved]
+    exit_status = 1 if failed or (args.fail_on_drift and drifting) else 0
+
+    if total == 1:
+        result = results[0]
+        if args.json:
+            print(json.dumps(result.to_record(), indent=2))
+        else:
+            sym = second_moments(result.graph, None, args.activation, args.pool) if args.activation == "relu" else None
+            print(_report(result, sym))
+        return exit_status
+
+    worst = max((r for r in drifting), key=lambda r: abs(float(r.drift.max_drift()) - 1), default=None)
+    summary = {
+        "graphs": len(results),
+        "canonical_classes": verifier.classes if not args.no_cache else None,
+        "cache_hits": verifier.hits,
+        "pass": len(results) - len(failed),
+        "fail": len(failed),
+        "moments_preserved": len(results) - len(drifting),
+        "moments_drift": len(drifting),
+        "restorable": sum(r.drift.restoration.feasible for r in results),
+        "with_dead_nodes": sum(bool(r.drift.dead) for r in results),
+        "largest_drift": None if worst is None else str(worst.drift.max_drift()),
+        "largest_drift_graph": None if worst is None else to_text(worst.graph),
+        "seconds": round(elapsed, 3),
+        "preset": args.preset,
+        "context": context,
+    }
+    if args.json:
+        print(json.dumps({"summary": summary, "graphs": [r.to_record() for r in results]}))
+        return exit_status
+    for r in results if args.all_lines else failed:
+        print(_line(r))
+    print(
+        f"{summary['graphs']} graphs ({summary['canonical_classes'] or 'no cache'} canonical classes) in "
+        f"{elapsed:.1f} s: {summary['pass']} PASS, {summary['fail']} FAIL; "
+        f"moments preserved on {summary['moments_preserved']}, drift on {summary['moments_drift']} "
+        f"(largest {summary['largest_drift']} on {summary['largest_drift_graph']}); "
+        f"restorable {summary['restorable']}; with dead nodes {summary['with_dead_nodes']}"
+    )
+    return exit_status

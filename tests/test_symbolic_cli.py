@@ -1,0 +1,77 @@
+"""``archscale verify``: PASS/FAIL, exit status, JSON contract, the NAS-Bench-201 enumeration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nni_archscale.cli.main import main
+from nni_archscale.cli.verify_cmd import nb201_cells
+from nni_archscale.formats import from_nb201
+
+
+def run(capsys, *argv):
+    status = main(["verify", *argv])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_json_contract_for_a_paper_code(capsys):
+    status, out, _ = run(capsys, "2_12", "--json")
+    record = json.loads(out)
+    assert status == 0 and record["status"] == "PASS"
+    assert [n["second_moment_ratio"] for n in record["nodes"]] == ["1", "1", "3/2"]
+    assert record["num_paths"] == 2 and record["path_moments"] == [2, 2, 4, 8]
+    assert set(record["checks"]) == {"path_statistics", "init_variance", "learning_rate"}
+
+
+def test_report_for_an_nb201_string(capsys):
+    status, out, _ = run(capsys, "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+    assert status == 0
+    assert "context nb201-cell" in out and "PASS  learning_rate" in out and "z_3:" in out
+
+
+def test_mismatch_exits_one(capsys, monkeypatch):
+    import symbolic.maxupdate as mu
+
+    monkeypatch.setattr(mu, "learning_rate", lambda g, base, *a, **k: _Wrong(base))
+    status, out, _ = run(capsys, "2_22")
+    assert status == 1 and "FAIL  learning_rate" in out
+
+
+class _Wrong:
+    def __init__(self, base):
+        self.value = base  # ignores the graph
+
+
+def test_fail_on_drift(capsys):
+    assert run(capsys, "2_12")[0] == 0
+    assert run(capsys, "2_12", "--fail-on-drift")[0] == 1
+
+
+def test_random_graphs_summary_json(capsys):
+    status, out, err = run(capsys, "--random", "40", "--seed", "3", "--json", "--preset", "release")
+    data = json.loads(out)
+    assert status == 0 and data["summary"]["graphs"] == 40 and data["summary"]["fail"] == 0
+    assert all("second_moment_ratio" in n for g in data["graphs"] for n in g["nodes"])
+    assert "verify" in err  # progress bar on stderr
+
+
+def test_bad_arguments_are_one_line_errors(capsys):
+    status, _, err = run(capsys, "2_3")
+    assert status == 2 and "paper code" in err
+    status, _, err = run(capsys, "--random", "3", "--max-nodes", "1")
+    assert status == 2 and "--max-nodes" in err
+
+
+def test_nb201_enumeration_is_the_whole_space():
+    cells = list(nb201_cells())
+    assert len(cells) == 5**6 == len(set(cells))
+    assert len({from_nb201(c) for c in cells}) == 14125  # isomorphism classes (zero edges dropped)
+
+
+@pytest.mark.slow
+def test_nb201_all_passes(capsys):
+    status, out, _ = run(capsys, "--nb201-all")
+    assert status == 0 and "15625 graphs (14125 canonical classes)" in out and "0 FAIL" in out
