@@ -1,18 +1,34 @@
 """Cost of the hook: its time per candidate as a fraction of one training epoch of that candidate (target < 1%),
 and training throughput with the hook against without it (target ratio >= 0.99), measured side by side.
 
-    python benchmarks/bench_hook.py [--candidates 6] [--width 8] [--cells 1] [--dataset digits] [--repeats 3]
+    python benchmarks/bench_hook.py [--candidates 6] [--width 8] [--cells 1] [--dataset digits] [--epochs 3]
+                                    [--threads 1] [--batch-size 128]
 
-"With the hook" = the candidate re-initialised by the rule and trained with the rule's param groups; "without" =
-the same candidate as NNI built it (PyTorch default init) trained with one SGD group at the same rate. Both
-variants step through the same batches in alternation for ``--repeats`` epochs (which goes first alternates), and
-the epoch time is that of the variant without the hook.
+Three copies of every candidate train in lock-step on the same batches:
+
+* ``hook``: re-initialised by the rule, the rule's param groups, optimizer and scheduler (``Prepared``);
+* ``plain``: the candidate as NNI built it (PyTorch default init), one param group at the same rate, the same
+  optimizer and scheduler kind: what training would cost without the hook;
+* ``plain'``: a second untouched copy, trained exactly like ``plain``. ``plain / plain'`` is an A/A control:
+  two identical workloads, so its distance from 1 is the measurement's noise floor on this machine.
+
+Each step of each copy is timed twice: wall clock, and CPU time of the calling thread (``time.thread_time``).
+With one intra-op thread (``--threads 1``, the default) the thread's CPU time holds all of the step's work and
+is not inflated when other processes take the cores, so it is the robust figure on a shared machine; wall time
+is printed beside it. The copies' order rotates every step; the ratio is the median step time of ``plain``
+over that of ``hook`` (a throughput ratio, higher is faster with the hook). The first ``--warmup`` steps of
+each copy are not counted.
+
+Denormal floats: the benchmark counts subnormal values in every copy's weights, gradients and optimizer state
+after training (a rule's small init could produce them, and they slow whichever copy has them on CPU); it keeps
+the CPU's default handling unless ``--flush-denormal`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import math
 import random
 import statistics
 import time
@@ -27,11 +43,76 @@ from nni_archscale.nni_glue.adapters import prepare_candidate  # noqa: E402
 from nni_archscale.nni_glue.calibration import build_nb201  # noqa: E402
 from nni_archscale.torch_layer.data import load_dataset  # noqa: E402
 from nni_archscale.torch_layer.hook import HookConfig  # noqa: E402
-from nni_archscale.torch_layer.param_groups import make_optimizer  # noqa: E402
-from nni_archscale.torch_layer.train import pick_device, train_classifier  # noqa: E402
+from nni_archscale.torch_layer.param_groups import build_param_groups, make_optimizer, make_scheduler  # noqa: E402
+from nni_archscale.torch_layer.train import pick_device  # noqa: E402
 
 OPS = ["none", "skip_connect", "conv_1x1", "conv_3x3", "avg_pool_3x3"]
 KEYS = ["cell/0_1", "cell/0_2", "cell/1_2", "cell/0_3", "cell/1_3", "cell/2_3"]
+
+
+def subnormals(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Number of subnormal (denormal) floats in the weights, gradients and optimizer state."""
+    tiny = torch.finfo(torch.float32).tiny
+    tensors = [p for p in model.parameters()] + [p.grad for p in model.parameters() if p.grad is not None]
+    for state in optimizer.state.values():
+        tensors += [v for v in state.values() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    return sum(int(((t != 0) & (t.abs() < tiny)).sum()) for t in tensors if t.dtype == torch.float32)
+
+
+class Copy:
+    def __init__(self, name, model, optimizer, scheduler):
+        self.name, self.model, self.opt, self.sched = name, model, optimizer, scheduler
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def step(self, x, y, record: bool) -> None:
+        w0, c0 = time.perf_counter(), time.thread_time()
+        loss = torch.nn.functional.cross_entropy(self.model(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.sched is not None:
+            self.sched.step()
+        float(loss)  # the training loop reads every loss (divergence check); so do we
+        if record:
+            self.wall.append(time.perf_counter() - w0)
+            self.cpu.append(time.thread_time() - c0)
+
+
+def measure(base, sample, cfg, data, device, args):
+    """Hook cost (median of 5 preparations) and the three copies' step times."""
+    costs = []
+    for _ in range(5):
+        m = copy.deepcopy(base)
+        t0 = time.perf_counter()
+        prepare_candidate(m, cfg, sample=sample)
+        costs.append(time.perf_counter() - t0)
+    hook_s = statistics.median(costs)
+
+    n = len(data.train)
+    steps = args.epochs * math.ceil(n / args.batch_size)
+    mw = copy.deepcopy(base)
+    prepared = prepare_candidate(mw, cfg, sample=sample)
+    copies = []
+    mw.to(device)
+    ow = prepared.make_optimizer()
+    copies.append(Copy("hook", mw, ow, prepared.make_scheduler(ow, steps)))
+    for name in ("plain", "plain'"):
+        m = copy.deepcopy(base).to(device)
+        o = make_optimizer(cfg.optimizer, build_param_groups(m, prepared.learning_rate, weight_decay=cfg.weight_decay),
+                           cfg.momentum, cfg.nesterov)
+        copies.append(Copy(name, m, o, make_scheduler(o, cfg.scheduler, steps)))
+    gen = torch.Generator().manual_seed(args.seed)
+    k = 0
+    for _ in range(args.epochs):
+        perm = torch.randperm(n, generator=gen).to(device)
+        for start in range(0, n, args.batch_size):
+            x, y = data.train.batch(perm[start:start + args.batch_size])
+            order = copies[k % 3:] + copies[:k % 3]
+            for c in order:
+                c.step(x, y, record=k >= args.warmup)
+            k += 1
+    return hook_s, prepared, copies
 
 
 def main() -> None:
@@ -42,82 +123,67 @@ def main() -> None:
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=3, help="epochs each copy trains (default 3)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--warmup", type=int, default=3, help="steps of each copy not counted (default 3)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (default 1: on a shared machine, more threads than free cores make "
+                         "every step wait on the slowest thread and bury the comparison in noise)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep-denormals", action="store_true",
-                    help="do not flush denormal floats on CPU (they slow down whichever variant produces them)")
+    ap.add_argument("--base-lr", type=float, default=0.5)
+    ap.add_argument("--optimizer", default="sgd", choices=("sgd", "adam", "adamw"))
+    ap.add_argument("--per-edge", action="store_true", help="per-edge learning rates (one param group per rate)")
+    ap.add_argument("--flush-denormal", action="store_true", help="flush denormal floats to zero on CPU")
     args = ap.parse_args()
-    if not args.keep_denormals:
+    torch.set_num_threads(args.threads)
+    if args.flush_denormal:
         torch.set_flush_denormal(True)
 
     device = pick_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, args.limit, args.seed).to(device)
-    print(f"{data.describe()}; NB201 C={args.width} N={args.cells}; device {device}; "
-          f"torch threads {torch.get_num_threads()}")
+    cfg = HookConfig(base_lr=args.base_lr, optimizer=args.optimizer, weight_decay=5e-4, scheduler="cosine",
+                     per_edge=args.per_edge)
+    print(f"{data.describe()}; NB201 C={args.width} N={args.cells}; device {device}; torch threads "
+          f"{torch.get_num_threads()}; {args.optimizer}, batch {args.batch_size}, {args.epochs} epoch(s) per copy; "
+          f"flush denormals {'on' if args.flush_denormal else 'off'}")
+    head = (f"{'candidate':<46} {'grp':>3} {'hook ms':>7} {'epoch s':>7} {'fraction':>8} "
+            f"{'cpu ratio':>9} {'A/A cpu':>7} {'wall ratio':>10} {'A/A wall':>8} {'subnormals h/p':>14}")
+    print(head)
     rng = random.Random(args.seed)
-    cfg = HookConfig(base_lr=0.5, weight_decay=5e-4, scheduler="none")
-    fractions, ratios = [], []
-    print(f"{'candidate':<74} {'hook ms':>8} {'epoch s':>8} {'fraction':>9} {'thr with':>9} {'thr w/o':>9} {'ratio':>6}")
-    done = 0
-    while done < args.candidates:
+    rows = []
+    while len(rows) < args.candidates:
         sample = {k: rng.choice(OPS) for k in KEYS}
         base = build_nb201(args.width, args.cells, data.num_classes, sample)
-        # hook cost: the whole preparation (adapter, rule, plan, init, param groups), median of 5
-        costs = []
         try:
-            for _ in range(5):
-                m = copy.deepcopy(base)
-                t0 = time.perf_counter()
-                prepared = prepare_candidate(m, cfg, sample=sample)
-                costs.append(time.perf_counter() - t0)
+            hook_s, prepared, (h, p, a) = measure(base, sample, cfg, data, device, args)
         except NoPathError:
             continue
-        hook_s = statistics.median(costs)
-        # side by side: both variants step through the same batches, alternating which goes first, so that
-        # load from other processes hits both alike
-        mw, mo = copy.deepcopy(base), copy.deepcopy(base)
-        prepared = prepare_candidate(mw, cfg, sample=sample)
-        mw.to(device)
-        mo.to(device)
-        ow = prepared.make_optimizer()
-        oo = make_optimizer("sgd", [{"params": list(mo.parameters()), "lr": prepared.learning_rate,
-                                     "weight_decay": cfg.weight_decay}])
-        tw = to = 0.0
-        n = 0
-        gen = torch.Generator().manual_seed(args.seed)
-        for rep in range(args.repeats):
-            perm = torch.randperm(len(data.train), generator=gen).to(device)
-            for i, start in enumerate(range(0, len(data.train), 128)):
-                x, y = data.train.batch(perm[start:start + 128])
-                pair = ((mw, ow, "w"), (mo, oo, "o")) if (i + rep) % 2 == 0 else ((mo, oo, "o"), (mw, ow, "w"))
-                for model, opt, tag in pair:
-                    t0 = time.perf_counter()
-                    loss = torch.nn.functional.cross_entropy(model(x), y)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    float(loss)
-                    dt = time.perf_counter() - t0
-                    if tag == "w":
-                        tw += dt
-                    else:
-                        to += dt
-                n += int(x.shape[0])
-        with_thr, without_thr, epoch_s = [n / tw], [n / to], [to / args.repeats]
-        ep = statistics.median(epoch_s)
-        frac = hook_s / ep
-        ratio = statistics.median(with_thr) / statistics.median(without_thr)
-        fractions.append(frac)
-        ratios.append(ratio)
-        arch = prepared.graph.to_text()[:72]
-        print(f"{arch:<74} {hook_s * 1e3:8.2f} {ep:8.3f} {frac:9.3%} {statistics.median(with_thr):9.0f} "
-              f"{statistics.median(without_thr):9.0f} {ratio:6.3f}")
-        done += 1
-    print(f"\nhook cost per candidate / one epoch: median {statistics.median(fractions):.3%}, "
-          f"max {max(fractions):.3%} (target < 1%)")
-    print(f"throughput with / without hook: median {statistics.median(ratios):.3f}, min {min(ratios):.3f} "
-          f"(target >= 0.99)")
+        med = {c.name: (statistics.median(c.cpu), statistics.median(c.wall)) for c in (h, p, a)}
+        epoch_s = med["plain"][1] * math.ceil(len(data.train) / args.batch_size)
+        row = {
+            "fraction": hook_s / epoch_s,
+            "cpu": med["plain"][0] / med["hook"][0], "aa_cpu": med["plain"][0] / med["plain'"][0],
+            "wall": med["plain"][1] / med["hook"][1], "aa_wall": med["plain"][1] / med["plain'"][1],
+        }
+        rows.append(row)
+        sub = f"{subnormals(h.model, h.opt)}/{subnormals(p.model, p.opt)}"
+        arch = prepared.graph.to_text()[:46]
+        print(f"{arch:<46} {len(prepared.groups):>3} {hook_s * 1e3:7.2f} {epoch_s:7.3f} {row['fraction']:8.3%} "
+              f"{row['cpu']:9.3f} {row['aa_cpu']:7.3f} {row['wall']:10.3f} {row['aa_wall']:8.3f} {sub:>14}",
+              flush=True)
+
+    def stat(key):
+        vals = [r[key] for r in rows]
+        gmean = math.exp(statistics.fmean(math.log(v) for v in vals))
+        return f"geometric mean {gmean:.3f}, median {statistics.median(vals):.3f}, range {min(vals):.3f}-{max(vals):.3f}"
+
+    print(f"\nhook cost per candidate / one epoch: median {statistics.median(r['fraction'] for r in rows):.3%}, "
+          f"max {max(r['fraction'] for r in rows):.3%} (target < 1%)")
+    print(f"throughput with / without hook, thread CPU time: {stat('cpu')} (target >= 0.99)")
+    print(f"   A/A control (two untouched copies), CPU time: {stat('aa_cpu')}")
+    print(f"throughput with / without hook, wall clock:      {stat('wall')}")
+    print(f"   A/A control, wall clock:                      {stat('aa_wall')}")
 
 
 if __name__ == "__main__":

@@ -31,15 +31,18 @@ from nni_archscale.nni_glue.trial import run_candidate  # noqa: E402
 from nni_archscale.rules import learning_rate, readout_init  # noqa: E402
 from nni_archscale.torch_layer.data import load_dataset  # noqa: E402
 
-torch.set_num_threads(2)
 SEEN: list[dict] = []
 HOOK = {"base_lr": 0.4, "preset": "paper", "weight_decay": 0.0, "scheduler": "none"}
 
 
 @pytest.fixture(autouse=True)
 def no_leaked_nnimanager():
+    # tiny models on a shared 2-core machine: one intra-op thread is several times faster than two
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     before = set(nnimanager_pids())
     yield
+    torch.set_num_threads(threads)
     assert set(nnimanager_pids()) <= before, "an nnimanager (nni_node/main.js) outlived the test"
 
 

@@ -3,8 +3,25 @@
 * ``nb201-sample``: exact, from the NasBench201 sample dict (keys ``'<label>/<j>_<i>'`` = edge j->i, values
   ``none, skip_connect, conv_1x1, conv_3x3, avg_pool_3x3``; NAS-Bench-201's ``nor_conv_*`` names accepted).
 * ``fx``: any other frozen model (custom ``ModelSpace`` with LayerChoice / InputChoice / Cell) through the torch.fx
-  extractor; NNI's frozen choices are plain modules and ``InputChoice`` reductions plain sums, which the
-  extractor reads exactly. The readout is the model's last Linear layer.
+  extractor. NNI's frozen choices are plain modules (the chosen candidate of a LayerChoice, ``ChosenInputs`` for
+  an InputChoice, a Cell's loops unrolled over its chosen ops and inputs), and the reductions are sums, stacks
+  and concatenations, which the extractor reads exactly; so for these spaces fx *is* the exact adapter.
+
+Rule context for custom spaces (the ``fx`` adapter), and why:
+
+* the graph is the **whole network** the candidate is (stem, every searched block, every fixed layer), not one
+  cell: in a custom space the choices can sit anywhere (a LayerChoice per layer of a chain, several different
+  cells), so there is no one repeated cell to count, and the paper's eq. 1 speaks about the network it trains;
+* the **readout is taken out of the graph** (:func:`~nni_archscale.torch_layer.fx_extract.strip_readout`) and
+  gets the rule's readout init (mean-field ``1/fan_in^2`` for ``paper``); the rules count ``L_p`` as the ReLU
+  layers on a path (§3.3), the stem's and the searched layers', never the linear readout's;
+* the context is ``dag`` (``L_p = k_p``, base ``sum_p L_p^3 = 1``): with the stem's conv inside the graph,
+  ``k_p`` already is NAS-Bench-201's ``1 + k_p`` (stem + cell), and the base network (one ReLU layer, then the
+  readout: every searched op a skip) is the same base ``archscale calibrate`` trains for NAS-Bench-201, so a base
+  rate ``c`` means the same thing for both adapters;
+* stacking many normalised cells multiplies path counts (and shrinks the rate) where NAS-Bench-201's convention
+  counts one cell; a space that wants the one-cell reading builds the cell's ArchGraph itself and calls
+  :func:`~nni_archscale.torch_layer.hook.prepare_graph` (the design leaves that choice to evidence).
 
 Every preparation logs which adapter was used and the graph's summary (logger ``nni_archscale``).
 """
@@ -20,7 +37,7 @@ from torch import nn
 from ..graph import ArchGraph, Edge, EdgeKind
 from ..planner import nb201_edge_module
 from ..run_errors import ExtractionError
-from ..torch_layer.fx_extract import extract_graph
+from ..torch_layer.fx_extract import extract_graph, strip_readout
 from ..torch_layer.hook import HookConfig, Prepared, prepare_graph, prepare_nb201
 
 log = logging.getLogger("nni_archscale")
@@ -102,6 +119,14 @@ def last_linear(model: nn.Module) -> str | None:
     return name
 
 
+def graph_from_model(model: nn.Module) -> tuple[ArchGraph, str | None]:
+    """The ``fx`` adapter: the whole frozen network's graph without its readout, and the readout's module name
+    (the model's last Linear layer; see the module docstring for why the readout leaves the graph)."""
+    readout = last_linear(model)
+    graph, _ = strip_readout(extract_graph(model), readout)
+    return graph, readout
+
+
 def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str, Any] | None = None,
                       adapter: str = "auto", generator=None, label: str = "cell") -> Prepared:
     """Pick the adapter, re-initialise ``model`` and build its param groups; log adapter and graph summary.
@@ -118,8 +143,8 @@ def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str,
         cell = graph_from_nb201_sample(sample or {}, label)
         prepared = prepare_nb201(model, cell, nb201_cells_per_stage(model), config, generator, adapter)
     elif adapter == "fx":
-        graph = extract_graph(model)
-        prepared = prepare_graph(model, graph, config, "dag", last_linear(model), generator, adapter)
+        graph, readout = graph_from_model(model)
+        prepared = prepare_graph(model, graph, config, "dag", readout, generator, adapter)
     else:
         raise ExtractionError(f"unknown adapter {adapter!r}; use auto, nb201-sample or fx")
     log.info("archscale: %s", prepared.summary())

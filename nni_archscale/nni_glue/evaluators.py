@@ -25,7 +25,6 @@ from nni.nas.evaluator import MutableEvaluator
 from nni.nas.evaluator.pytorch import Lightning
 
 from ..torch_layer.hook import HookConfig, Prepared
-from ..torch_layer.param_groups import build_param_groups
 from .adapters import prepare_candidate
 
 log = logging.getLogger("nni_archscale")
@@ -128,8 +127,9 @@ class ArchScaleCallback(pl.Callback):
         new_opts = []
         for opt in trainer.optimizers:
             wd = float(opt.defaults.get("weight_decay", 0.0) or 0.0)
-            groups = build_param_groups(self._arch(pl_module), self.prepared.learning_rate,
-                                        weight_decay=wd)
+            # the rule's groups (one per distinct rate: per-edge rates survive), with the user's weight decay
+            groups = [{"params": list(g["params"]), "lr": g["lr"], "weight_decay": wd, "name": g["name"]}
+                      for g in self.prepared.groups]
             defaults = {k: v for k, v in opt.defaults.items() if k not in ("lr", "weight_decay")}
             try:
                 new = type(opt)(groups, lr=groups[0]["lr"], weight_decay=wd, **defaults)
@@ -146,7 +146,8 @@ class ArchScaleCallback(pl.Callback):
             if new is not None:
                 sched.optimizer = new
                 sched.base_lrs = [g["lr"] for g in new.param_groups]
-        log.info("archscale callback: optimizer(s) rebuilt with lr %.6g", self.prepared.learning_rate)
+        log.info("archscale callback: optimizer(s) rebuilt with lr %.6g (%d group(s))", self.prepared.learning_rate,
+                 len(self.prepared.groups))
 
 
 def prepare_for_trial(model: torch.nn.Module, hook: HookConfig | dict | None = None, *, total_steps: int | None = None,

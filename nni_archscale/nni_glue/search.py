@@ -12,6 +12,7 @@ so an interrupted search continues where it stopped.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -58,6 +59,7 @@ class SearchOptions:
     cache_path: str | None = None
     calibration_points: int = 9
     progress: bool = True
+    quiet_nni: bool = True       # NNI's INFO lines: <out>/nni/<experiment id>/log/experiment.log only
     extra: dict = field(default_factory=dict)
 
 
@@ -75,6 +77,32 @@ def nnimanager_pids() -> list[int]:
         if "nni_node/main.js" in cmd:
             pids.append(int(entry))
     return pids
+
+
+class _QuietNniConsole:
+    """While the search runs, NNI's console handlers show warnings and errors only; its INFO lines (one per sampled
+    candidate and metric) would tear the progress bar apart. The experiment's own ``experiment.log`` (under
+    ``<out>/nni``) keeps every INFO line. Only handler levels are touched (importing nni resets the ``nni``
+    logger's level to INFO, so setting that level beforehand does not help), and they are restored afterwards.
+    """
+
+    def __init__(self, level: int = logging.WARNING):
+        self.level = level
+        self.saved: list[tuple[logging.Handler, int]] = []
+
+    def __enter__(self):
+        for name in ("nni", ""):
+            for h in logging.getLogger(name).handlers:
+                if type(h) is logging.StreamHandler and h.level < self.level:
+                    self.saved.append((h, h.level))
+                    h.setLevel(self.level)
+        return self
+
+    def __exit__(self, *exc):
+        for h, level in self.saved:
+            h.setLevel(level)
+        self.saved.clear()
+        return False
 
 
 def _free_port() -> int:
@@ -225,16 +253,17 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     progress.start()
     interrupted = False
     t0 = time.perf_counter()
-    try:
-        exp.run(port=_free_port())
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
+    with _QuietNniConsole(logging.WARNING if opts.quiet_nni else logging.NOTSET):
         try:
-            exp.stop()
+            exp.run(port=_free_port())
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
-            progress.stop_event.set()
-            progress.join(timeout=5)
+            try:
+                exp.stop()
+            finally:
+                progress.stop_event.set()
+                progress.join(timeout=5)
     seconds = time.perf_counter() - t0
     meta = {"space": nb201_space_name(opts.width, opts.cells_per_stage), "dataset": opts.dataset,
             "engine": opts.engine, "strategy": opts.strategy, "preset": opts.preset, "trials": opts.trials,

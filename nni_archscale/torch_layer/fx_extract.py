@@ -10,7 +10,8 @@ every value, the architecture node it hangs off (``anchor``) and the operation p
 * norms, activations, dropout, reshapes, and any other one-tensor operation -> pass through;
 * ``x * 0`` / modules with ``is_zero`` (NNI's ``Zero`` op) -> a ZERO edge;
 * ``+``, ``torch.add``, ``torch.sum`` / ``mean`` over ``torch.stack``, ``torch.cat`` and any operation on several
-  tensors -> a node summing its inputs (the paper's aggregation);
+  tensors -> a node summing its inputs (the paper's aggregation); two operations on the same input summed
+  (``x + conv(x)``) enter the sum from distinct nodes: the second one's source passes through a skip first;
 * a value used by more than one operation is materialised (its feature is shared, not copied).
 
 Edges carry the fx target as ``Edge.module`` (the conv's module name), so an init plan built from the graph
@@ -134,10 +135,13 @@ class _Builder:
         routed: list[_Val] = []
         for v in vals:
             if v.anchor in seen and v.kind is not EdgeKind.ZERO:
-                # a second edge between the same two nodes: route it through a node of its own (paths kept)
+                # a second edge between the same two nodes (x + conv(x), two ops on one input): a graph holds one
+                # edge per pair, so the source is first copied through a skip into a node of its own, and the
+                # operation then enters the sum from there: paths, L_p and the sum's in-degree (which sets the
+                # operation's init, eq. 4) are all kept
                 mid = self.new_node()
-                self._append(v.anchor, mid, v.kind or EdgeKind.SKIP, v)
-                v = _Val(mid)
+                self._append(v.anchor, mid, EdgeKind.SKIP, _Val(v.anchor))
+                v = _Val(mid, v.kind, v.kernel, v.module, v.op)
             seen.add(v.anchor)
             routed.append(v)
         node = self.new_node()
@@ -288,3 +292,23 @@ def _function(b: _Builder, node: fx.Node, env: dict):
     if len(vals) == 1 and not (node.op == "call_function" and target in _MERGE_FUNCS and len(raw) > 1):
         return vals[0]
     return b.merge(vals)
+
+
+def strip_readout(graph: ArchGraph, readout_module: str | None) -> tuple[ArchGraph, bool]:
+    """``graph`` without its readout edge, when the readout is the one edge into the output node.
+
+    The rules (``rules.py``) treat a graph's edges as hidden layers (Linear/Conv + ReLU) and the readout as a
+    separate linear layer after the graph's output node, so a whole-network graph from :func:`extract_graph`
+    must lose its readout edge before the rule counts ``L_p``. Returns ``(graph, False)`` unchanged when the
+    readout is not that edge (no readout, a readout with siblings, or layers after the readout).
+    """
+    if readout_module is None:
+        return graph, False
+    out = graph.num_nodes - 1
+    into_out = [e for e in graph.edges if e.dst == out]
+    if len(into_out) != 1:
+        return graph, False
+    e = into_out[0]
+    if e.module != readout_module or e.kind is not EdgeKind.PARAM or e.src != out - 1 or graph.num_nodes < 3:
+        return graph, False
+    return ArchGraph(graph.num_nodes - 1, [x for x in graph.edges if x is not e]), True
