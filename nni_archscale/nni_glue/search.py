@@ -24,6 +24,7 @@ from pathlib import Path
 from ..results import RECORDS, atomic_write_text, read_records, write_outputs
 from ..run_errors import SearchError
 from .calibration import calibrate_nb201, nb201_space_name
+from .training_service import experiment_config, trial_code_directory
 
 ENGINES = ("sequential", "ts")
 STRATEGIES = ("evolution", "random", "tpe")
@@ -59,7 +60,14 @@ class SearchOptions:
     cache_path: str | None = None
     calibration_points: int = 9
     progress: bool = True
+    #: torch intra-op threads (None: torch's default, one per core). The NAS-Bench-201 candidates on digits are
+    #: tiny: on a 2-core machine shared with other work, 1 thread ran the 12-trial main job 3-5x faster than 2
+    #: (OpenMP threads wait on each other whenever another process holds a core). Also OMP_NUM_THREADS=1.
+    threads: int | None = None
     quiet_nni: bool = True       # NNI's INFO lines: <out>/nni/<experiment id>/log/experiment.log only
+    training_service: str = "local"   # ts engine: local | remote (see training_service.py)
+    concurrency: int = 1              # ts engine: trials at once
+    machines: list = field(default_factory=list)   # remote: RemoteMachine list
     extra: dict = field(default_factory=dict)
 
 
@@ -179,6 +187,8 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     if opts.strategy not in STRATEGIES:
         raise SearchError(f"unknown strategy {opts.strategy!r}; use one of {', '.join(STRATEGIES)}")
     out = Path(opts.out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise SearchError(f"--out {str(out)!r} is a file, not a directory; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     identity = {k: getattr(opts, k) for k in _IDENTITY}
     _check_out_dir(out, identity, opts.resume)
@@ -186,7 +196,15 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     from ..torch_layer.data import load_dataset
     from ..torch_layer.train import pick_device
 
-    device = str(pick_device(opts.device))
+    remote = opts.training_service != "local"
+    # remote trials pick their device on the worker ("auto" there); locally only the spelling is checked
+    device = str(pick_device(opts.device)) if not remote else (opts.device or "auto")
+    if remote:
+        pick_device("cpu" if str(device).startswith("cuda") else device)
+    if opts.threads:
+        import torch
+
+        torch.set_num_threads(opts.threads)  # calibration and sequential-engine trials run in this process
     data = load_dataset(opts.dataset, opts.data_dir, opts.limit, opts.seed)
     report(f"archscale: data {data.describe()}; device {device}; engine {opts.engine}; strategy {opts.strategy}")
 
@@ -197,7 +215,8 @@ def run_search(opts: SearchOptions, report=print) -> dict:
 
         bar = tqdm(total=opts.calibration_points, desc="calibrating base rate", unit="lr", disable=not opts.progress)
         cal = calibrate_nb201(opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage, opts.optimizer,
-                              opts.batch_size, opts.preset, seed=opts.seed, device=opts.device, limit=opts.limit,
+                              opts.batch_size, opts.preset, seed=opts.seed, device=None if remote else opts.device,
+                              limit=opts.limit,
                               points=opts.calibration_points, cache_path=opts.cache_path, report=report,
                               momentum=opts.momentum, weight_decay=opts.weight_decay,
                               progress=lambda lr, loss, status: bar.update(1))
@@ -211,49 +230,51 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     if (out / RUN_FILE).exists():
         try:
             previous = json.loads((out / RUN_FILE).read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            previous = {}
+        if not isinstance(previous, dict):
             previous = {}
     run_id = previous.get("run_id") or f"{int(time.time())}-{os.getpid()}"
     atomic_write_text(out / RUN_FILE, json.dumps({"identity": identity, "run_id": run_id, "base_lr": base_lr,
                                                   "calibration": calibration}, indent=2) + "\n")
     hook = {"base_lr": base_lr, "preset": opts.preset, "optimizer": opts.optimizer, "momentum": opts.momentum,
             "weight_decay": opts.weight_decay, "scheduler": opts.scheduler}
-    trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": opts.data_dir, "limit": opts.limit,
+    data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None  # trials run elsewhere
+    trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": data_dir, "limit": opts.limit,
                  "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": device,
-                 "hook": hook, "compare": opts.compare, "resume": True, "run_id": run_id}
+                 "hook": hook, "compare": opts.compare, "resume": True, "run_id": run_id,
+                 "threads": opts.threads}
     if opts.resume:
         done = {r["arch"] for r in read_records(out / RECORDS) if r.get("run") == run_id and r["mode"] == "archscale"}
         report(f"archscale: resuming {out}: {len(done)} candidate(s) already trained are reused")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from nni.nas.evaluator import FunctionalEvaluator
-        from nni.nas.experiment import NasExperiment, NasExperimentConfig
-        from nni.nas.hub.pytorch import NasBench201
+    code_dir = trial_code_directory(out, opts.training_service)
+    code_dir.__enter__()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from nni.nas.evaluator import FunctionalEvaluator
+            from nni.nas.experiment import NasExperiment
+            from nni.nas.hub.pytorch import NasBench201
 
-        from .trial import search_trial
+            from .trial import search_trial
 
-        space = NasBench201(stem_out_channels=opts.width, num_modules_per_stack=opts.cells_per_stage,
-                            num_labels=data.num_classes)
-        evaluator = FunctionalEvaluator(search_trial, config=trial_cfg)
-        strategy = _strategy(opts.strategy, opts.trials, opts.seed)
-        if opts.engine == "sequential":
-            config = NasExperimentConfig("sequential", "simplified")
-        else:
-            config = NasExperimentConfig("ts", "simplified", "local")
-            config.trial_concurrency = 1
-            if device.startswith("cuda"):
-                config.trial_gpu_number = 1
-                config.training_service.use_active_gpu = True
-        config.max_trial_number = opts.trials
-        config.experiment_working_directory = str(out / "nni")
-        exp = NasExperiment(space, evaluator, strategy, config)
+            space = NasBench201(stem_out_channels=opts.width, num_modules_per_stack=opts.cells_per_stage,
+                                num_labels=data.num_classes)
+            evaluator = FunctionalEvaluator(search_trial, config=trial_cfg)
+            strategy = _strategy(opts.strategy, opts.trials, opts.seed)
+            config = experiment_config(opts.engine, opts.training_service, opts.trials, opts.concurrency, device,
+                                       out / "nni", opts.machines)
+            exp = NasExperiment(space, evaluator, strategy, config)
+    except BaseException:
+        code_dir.__exit__(None, None, None)
+        raise
 
     progress = _Progress(out / RECORDS, opts.trials, opts.progress, run_id)
     progress.start()
     interrupted = False
     t0 = time.perf_counter()
-    with _QuietNniConsole(logging.WARNING if opts.quiet_nni else logging.NOTSET):
+    with code_dir, _QuietNniConsole(logging.WARNING if opts.quiet_nni else logging.NOTSET):
         try:
             exp.run(port=_free_port())
         except KeyboardInterrupt:
@@ -266,7 +287,8 @@ def run_search(opts: SearchOptions, report=print) -> dict:
                 progress.join(timeout=5)
     seconds = time.perf_counter() - t0
     meta = {"space": nb201_space_name(opts.width, opts.cells_per_stage), "dataset": opts.dataset,
-            "engine": opts.engine, "strategy": opts.strategy, "preset": opts.preset, "trials": opts.trials,
+            "engine": opts.engine, "training_service": opts.training_service if opts.engine == "ts" else None,
+            "concurrency": opts.concurrency, "strategy": opts.strategy, "preset": opts.preset, "trials": opts.trials,
             "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "base_lr": base_lr,
             "optimizer": opts.optimizer, "device": device, "compare": opts.compare, "run_id": run_id,
             "search_seconds": round(seconds, 2), "interrupted": interrupted,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +29,7 @@ import torch
 
 from ..errors import NoPathError
 from ..formats import to_nb201
-from ..results import RECORDS, append_record, read_records
+from ..results import RECORDS, START_MODE, append_record, read_records
 from ..torch_layer.data import load_dataset
 from ..torch_layer.hook import HookConfig
 from ..torch_layer.param_groups import build_param_groups, make_optimizer, make_scheduler
@@ -72,7 +73,7 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
     """Train one candidate (and its default-recipe twin with ``compare``); append and return the records.
 
     ``cfg`` keys: out_dir, dataset, data_dir, limit, epochs, batch_size, seed, device, hook (HookConfig dict),
-    compare, resume, run_id.
+    compare, resume, run_id, threads (torch intra-op threads for this process; absent or None: torch's default).
     """
     out = Path(cfg["out_dir"])
     records_path = out / RECORDS
@@ -84,6 +85,8 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
             if r.get("arch") == arch and r.get("mode") in modes and r.get("run") == cfg.get("run_id"):
                 done[r["mode"]] = r
     device = pick_device(cfg.get("device"))
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
     data = load_dataset(cfg.get("dataset", "digits"), cfg.get("data_dir"), cfg.get("limit"),
                         int(cfg.get("seed", 0))).to(device)
     seed = _seed_for(int(cfg.get("seed", 0)), arch)
@@ -96,6 +99,9 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
     if "archscale" in done:
         records.append(done["archscale"])
     else:
+        # a "start" record first: if this process is killed mid-training, the candidate is reported as failed
+        append_record(records_path, {"arch": arch, "mode": START_MODE, "status": "started", "run": cfg.get("run_id"),
+                                     "time": time.time(), "pid": os.getpid(), "sample": sample})
         hook = HookConfig(**cfg.get("hook", {}))
         gen = torch.Generator().manual_seed(seed)
         extra: dict[str, Any] = {"sample": sample}
