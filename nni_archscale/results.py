@@ -38,29 +38,44 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def append_record(path: Path, record: dict) -> None:
-    """Append one JSON line (a single ``write`` on an O_APPEND file: trials in other processes cannot interleave)."""
-    line = json.dumps(record, sort_keys=True) + "\n"
-    fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    """Append one JSON line (a single ``write`` on an O_APPEND file: trials in other processes cannot interleave).
+
+    A process killed in the middle of an append leaves a torn last line without its newline; the next append
+    then starts on a fresh line, so the torn fragment stays one unreadable line (skipped by :func:`read_records`)
+    instead of swallowing the good record written after it.
+    """
+    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(str(path), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode("utf-8"))
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        os.write(fd, line)
     finally:
         os.close(fd)
 
 
+#: fields every trial record has; a line without them (hand-edited, another tool's) is not a record
+RECORD_FIELDS = ("arch", "mode", "status")
+
+
 def read_records(path: Path) -> list[dict]:
-    """Records of a run; a torn last line (a run killed mid-write) is skipped."""
+    """Records of a run; a torn line (a run killed mid-write), undecodable bytes and lines that are not
+    records are skipped, never trusted."""
     path = Path(path)
     if not path.exists():
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
         line = line.strip()
         if not line:
             continue
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(rec, dict) and all(isinstance(rec.get(k), str) for k in RECORD_FIELDS):
+            out.append(rec)
     return out
 
 
@@ -88,8 +103,15 @@ def kendall_tau(x: list[float], y: list[float]) -> float | None:
     return None if denom == 0 else (concordant - discordant) / denom
 
 
+#: mode of the record a trial appends before it trains: a candidate with a ``start`` record and no result
+#: record was killed or crashed mid-training (its process ended before reporting) and is reported as failed
+START_MODE = "start"
+FAILED_MESSAGE = "the trial process ended before reporting a result (killed or crashed mid-training)"
+
+
 def build_rows(records: Iterable[dict]) -> list[dict]:
-    """One row per architecture, in trial order, joining the ``archscale`` and ``default`` records."""
+    """One row per architecture, in trial order, joining the ``archscale`` and ``default`` records; a candidate
+    that started but never reported is a ``failed`` row (accuracy 0)."""
     by_arch: dict[str, dict] = {}
     order: list[str] = []
     for r in records:
@@ -102,25 +124,28 @@ def build_rows(records: Iterable[dict]) -> list[dict]:
     for i, arch in enumerate(order):
         ours = by_arch[arch].get("archscale")
         default = by_arch[arch].get("default")
+        if ours is None and START_MODE in by_arch[arch]:
+            ours = {**by_arch[arch][START_MODE], "status": "failed", "accuracy": 0.0, "message": FAILED_MESSAGE}
         if ours is None:
             continue
         row = {
             "trial": i, "arch": arch, "status": ours["status"], "learning_rate": ours.get("learning_rate"),
-            "accuracy": ours["accuracy"], "num_paths": ours.get("num_paths"),
+            "accuracy": ours.get("accuracy"), "num_paths": ours.get("num_paths"),
             "depth_power_sum": ours.get("depth_power_sum"), "hook_ms": ours.get("hook_ms"),
             "train_seconds": ours.get("seconds"), "adapter": ours.get("adapter"), "message": ours.get("message", ""),
             "default_status": None, "default_accuracy": None, "gain": None,
         }
         if default is not None:
             row["default_status"] = default["status"]
-            row["default_accuracy"] = default["accuracy"]
-            row["gain"] = ours["accuracy"] - default["accuracy"]
+            row["default_accuracy"] = default.get("accuracy")
+            if isinstance(row["accuracy"], (int, float)) and isinstance(row["default_accuracy"], (int, float)):
+                row["gain"] = row["accuracy"] - row["default_accuracy"]
         rows.append(row)
     return rows
 
 
 def summarise(rows: list[dict], meta: dict, compare: bool) -> dict:
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if r["status"] == "ok" and isinstance(r["accuracy"], (int, float))]
     summary = {
         **meta,
         "candidates": len(rows),
@@ -130,7 +155,7 @@ def summarise(rows: list[dict], meta: dict, compare: bool) -> dict:
         "mean_accuracy": (sum(r["accuracy"] for r in ok) / len(ok)) if ok else None,
     }
     if compare:
-        pairs = [r for r in rows if r["status"] == "ok" and r["default_status"] == "ok"]
+        pairs = [r for r in rows if r["status"] == "ok" and r["default_status"] == "ok" and r["gain"] is not None]
         summary["compared"] = len(pairs)
         summary["mean_gain"] = (sum(r["gain"] for r in pairs) / len(pairs)) if pairs else None
         summary["mean_default_accuracy"] = (sum(r["default_accuracy"] for r in pairs) / len(pairs)) if pairs else None
@@ -178,10 +203,20 @@ def write_plot(path: Path, rows: list[dict], compare: bool, title: str) -> None:
         ax.set_ylabel("validation accuracy")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=str(path.parent))
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    finally:
+        plt.close(fig)
 
 
 def write_outputs(out_dir: Path, meta: dict, compare: bool) -> dict:

@@ -7,6 +7,7 @@ import json
 import math
 
 from .main import positive_float, positive_int
+from .search_cmd import device_name, non_negative_float, non_negative_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,9 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--low", type=positive_float, default=1e-3)
     p.add_argument("--high", type=positive_float, default=10.0)
     p.add_argument("--points", type=positive_int, default=9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--device", type=device_name, default="auto")
     p.add_argument("--cache", default=None, help="cache file (default ~/.cache/nni-archscale/calibration.json)")
     p.add_argument("--refresh", action="store_true", help="recompute even when cached")
     p.add_argument("--json", action="store_true")
@@ -49,8 +50,14 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
     from tqdm import tqdm
 
-    from ..nni_glue.calibration import calibrate_nb201
+    from ..nni_glue.calibration import calibrate_nb201, default_cache_path
+    from ..torch_layer.calibrate import CalibrationCache, log_grid
+    from ..torch_layer.train import pick_device
 
+    # everything that can be refused is checked before the progress bar appears (one-line errors)
+    log_grid(args.low, args.high, args.points)
+    pick_device(args.device)
+    CalibrationCache(args.cache or default_cache_path())
     bar = tqdm(total=args.points, desc="calibrating", unit="lr", disable=args.no_progress)
 
     def progress(lr, loss, status):

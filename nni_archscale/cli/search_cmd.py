@@ -9,6 +9,42 @@ import json
 from .main import positive_float, positive_int
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """auto, cpu, cuda, cuda:N or mps (checked when parsed; availability is checked when the run starts)."""
+    import re
+
+    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+
+
+def port_number(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {text!r}")
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..rules import PRESETS
 
@@ -27,19 +63,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=positive_int, default=12, help="number of candidates (default 12)")
     p.add_argument("--epochs", type=positive_int, default=2, help="training epochs per candidate (default 2)")
     p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--engine", choices=("sequential", "ts"), default="sequential",
-                   help="sequential: in-process; ts: nnimanager + one subprocess per trial (local)")
+    p.add_argument("--engine", choices=("sequential", "ts"), default=None,
+                   help="sequential (default): in-process; ts: nnimanager + one subprocess per trial (the default "
+                   "with --training-service remote)")
+    p.add_argument("--training-service", choices=("local", "remote"), default="local",
+                   help="ts engine: where trials run; remote: on SSH hosts (docs/clusters.md)")
+    p.add_argument("--concurrency", type=positive_int, default=1, help="ts engine: trials at once (default 1)")
+    p.add_argument("--remote-host", default=None, help="remote: the SSH host (one machine; else --machines)")
+    p.add_argument("--remote-port", type=port_number, default=22, help="remote: SSH port (default 22)")
+    p.add_argument("--remote-user", default=None, help="remote: SSH user (default $USER)")
+    p.add_argument("--remote-key", default=None, help="remote: SSH private key file (default ~/.ssh/id_rsa)")
+    p.add_argument("--remote-python", default=None,
+                   help="remote: the worker's Python interpreter (absolute path; nni, torch and nni-archscale "
+                   "installed there); default: this interpreter's path")
+    p.add_argument("--machines", default=None, metavar="FILE",
+                   help="remote: JSON/YAML list of machines (host, user, port, ssh_key_file, python)")
     p.add_argument("--strategy", choices=("evolution", "random", "tpe"), default="evolution")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:N")
+    p.add_argument("--device", type=device_name, default="auto", help="auto (GPU when present), cpu, cuda, cuda:N")
     p.add_argument("--preset", choices=PRESETS, default="paper")
     p.add_argument("--width", type=positive_int, default=8, help="stem channels C of NAS-Bench-201 (default 8)")
     p.add_argument("--cells", type=positive_int, default=1, help="cells per stage N (default 1)")
     p.add_argument("--base-lr", type=positive_float, default=None,
                    help="base rate c; default: calibrate (cached) with the paper's recipe")
     p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
     p.add_argument("--scheduler", choices=("cosine", "step", "none"), default="cosine")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--compare", action="store_true", help="also train each candidate with NNI's default recipe")
     p.add_argument("--out", default="archscale-search", help="output directory (default ./archscale-search)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search in --out")
@@ -56,14 +105,30 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
     logging.getLogger("nni").setLevel(logging.WARNING)
     from ..nni_glue.search import SearchOptions, run_search
+    from ..run_errors import SearchError
 
+    remote = args.training_service == "remote"
+    engine = args.engine or ("ts" if remote or args.concurrency > 1 else "sequential")
+    if engine == "sequential" and (remote or args.concurrency > 1):
+        raise SearchError("--training-service remote and --concurrency > 1 need --engine ts (trials in subprocesses)")
+    remote_opts = [o for o in ("remote_host", "remote_user", "remote_key", "remote_python", "machines")
+                   if getattr(args, o) is not None]
+    if remote_opts and not remote:
+        raise SearchError(f"--{remote_opts[0].replace('_', '-')} only applies with --training-service remote")
+    machines = []
+    if remote:
+        from ..nni_glue.training_service import resolve_machines
+
+        machines = resolve_machines(args.remote_host, args.remote_user, args.remote_port, args.remote_key,
+                                    args.remote_python, args.machines)
     opts = SearchOptions(
         dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, trials=args.trials, epochs=args.epochs,
-        batch_size=args.batch_size, engine=args.engine, device=args.device, preset=args.preset,
+        batch_size=args.batch_size, engine=engine, device=args.device, preset=args.preset,
         strategy=args.strategy, width=args.width, cells_per_stage=args.cells, out=args.out, compare=args.compare,
         seed=args.seed, base_lr=args.base_lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
         scheduler=args.scheduler, resume=args.resume, cache_path=args.calibration_cache,
-        progress=not args.no_progress,
+        progress=not args.no_progress, training_service=args.training_service, concurrency=args.concurrency,
+        machines=machines,
     )
     summary = run_search(opts)
     keys = ("candidates", "statuses", "best", "best_accuracy", "mean_accuracy", "mean_gain", "kendall_tau",

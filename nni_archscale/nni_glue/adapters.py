@@ -69,14 +69,25 @@ def current_sample() -> dict | None:
 
 
 def is_nb201_sample(sample: Mapping[str, Any] | None, label: str = "cell") -> bool:
-    if not sample:
+    if not sample or not isinstance(sample, Mapping):
         return False
     keys = [k for k in sample if isinstance(k, str) and k.startswith(label + "/")]
-    return bool(keys) and all(_NB201_KEY.match(k) and sample[k] in NNI_NB201_OPS for k in keys)
+    return bool(keys) and all(_NB201_KEY.match(k) and isinstance(sample[k], str) and sample[k] in NNI_NB201_OPS
+                              for k in keys)
 
 
 def graph_from_nb201_sample(sample: Mapping[str, Any], label: str = "cell") -> ArchGraph:
-    """The NAS-Bench-201 cell of an NNI sample; edges name their op module (``layers.<i-1>.<j>``)."""
+    """The NAS-Bench-201 cell of an NNI sample; edges name their op module (``layers.<i-1>.<j>``).
+
+    The sample must name every edge ``j -> i`` (``0 <= j < i <= top``) of the cell exactly once: a missing edge
+    would silently become "absent" here while the frozen model still holds an operation there.
+    """
+    if not isinstance(sample, Mapping):
+        raise ExtractionError(
+            f"an NNI sample must be a dict of choice label -> chosen value, got {type(sample).__name__}; pass "
+            f"the running trial's sample (nni.get_current_parameter().sample) or a dict such as "
+            f"{{'{label}/0_1': 'conv_3x3', ...}}"
+        )
     edges: list[Edge] = []
     top = 0
     for key, value in sample.items():
@@ -84,7 +95,7 @@ def graph_from_nb201_sample(sample: Mapping[str, Any], label: str = "cell") -> A
         if m is None or m.group("label") != label:
             continue
         j, i = int(m.group("j")), int(m.group("i"))
-        if value not in NNI_NB201_OPS:
+        if not isinstance(value, str) or value not in NNI_NB201_OPS:
             raise ExtractionError(
                 f"NNI sample {key!r} = {value!r} is not a NAS-Bench-201 operation; "
                 f"expected one of {', '.join(NNI_NB201_OPS)}"
@@ -97,6 +108,14 @@ def graph_from_nb201_sample(sample: Mapping[str, Any], label: str = "cell") -> A
         raise ExtractionError(
             f"the NNI sample has no '{label}/<j>_<i>' keys ({sorted(sample)[:4]}...); it is not a NasBench201 "
             f"sample: use the fx adapter (prepare_candidate(..., adapter='fx'))"
+        )
+    present = {(e.src, e.dst) for e in edges}
+    missing = [f"{label}/{j}_{i}" for i in range(1, top + 1) for j in range(i) if (j, i) not in present]
+    if missing:
+        raise ExtractionError(
+            f"the NNI sample lacks {', '.join(repr(k) for k in missing)}: a NasBench201 cell with {top + 1} nodes "
+            f"needs a choice for every edge j->i (j < i); pass the complete sample NNI produced (use 'none' for "
+            f"an absent edge)"
         )
     return ArchGraph(top + 1, edges)
 

@@ -27,7 +27,8 @@ CACHE_FORMAT = "nni-archscale/calibration@1"
 def log_grid(low: float, high: float, points: int) -> list[float]:
     """``points`` rates spaced evenly in log scale from ``low`` to ``high`` (inclusive)."""
     if not (0 < low < high) or points < 2:
-        raise CalibrationError(f"a log grid needs 0 < low < high and >= 2 points, got {low}, {high}, {points}")
+        raise CalibrationError(f"a log grid needs 0 < low < high and >= 2 points, got {low}, {high}, {points}; "
+                               f"fix --low, --high or --points")
     r = math.log(high / low) / (points - 1)
     return [float(f"{low * math.exp(i * r):.6g}") for i in range(points)]
 
@@ -76,12 +77,26 @@ def final_loss(step_losses: list[float], fraction: float = 0.2) -> float:
 
 
 class CalibrationCache:
-    """The versioned JSON cache. ``problems`` lists what was found wrong while reading (for the user)."""
+    """The versioned JSON cache. ``problems`` lists what was found wrong while reading (for the user); with
+    ``strict=True`` the first problem is raised as :class:`~nni_archscale.run_errors.CacheError` instead.
 
-    def __init__(self, path: str | Path):
+    A cache path that is a directory (or otherwise not a writable file) is always a :class:`CacheError`: a cache
+    that can never be written would silently recalibrate on every run.
+    """
+
+    def __init__(self, path: str | Path, strict: bool = False):
         self.path = Path(path).expanduser()
+        self.strict = strict
         self.problems: list[str] = []
+        if self.path.is_dir():
+            raise CacheError(f"calibration cache {str(self.path)!r} is a directory; pass a file path such as "
+                             f"{str(self.path / 'calibration.json')!r} (--cache / --calibration-cache)")
         self._entries = self._read()
+
+    def _problem(self, message: str) -> None:
+        if self.strict:
+            raise CacheError(message)
+        self.problems.append(message)
 
     def _read(self) -> dict:
         if not self.path.exists():
@@ -89,13 +104,13 @@ class CalibrationCache:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self.problems.append(f"calibration cache {str(self.path)!r} is corrupt ({type(exc).__name__}); "
-                                 f"it will be rewritten")
+            self._problem(f"calibration cache {str(self.path)!r} is corrupt ({type(exc).__name__}); it is not "
+                          f"trusted and will be rewritten (delete it, or pass --refresh)")
             return {}
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("entries"), dict):
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            self.problems.append(f"calibration cache {str(self.path)!r} has format {found!r}, expected "
-                                 f"{CACHE_FORMAT!r}; it will be rewritten")
+            self._problem(f"calibration cache {str(self.path)!r} has format {found!r}, expected "
+                          f"{CACHE_FORMAT!r}; it is not trusted and will be rewritten (delete it, or pass --refresh)")
             return {}
         return data["entries"]
 
@@ -108,16 +123,28 @@ class CalibrationCache:
         if entry is None:
             return None
         try:
+            if not isinstance(entry, dict):
+                raise CacheError(f"an entry must be an object, not {type(entry).__name__}")
             cal = Calibration(**{k: entry[k] for k in ("key", "base_lr", "recipe", "losses", "seconds", "created")})
-            if not (isinstance(cal.base_lr, (int, float)) and math.isfinite(cal.base_lr) and cal.base_lr > 0):
-                raise CacheError("base_lr is not a positive number")
-        except (KeyError, TypeError, CacheError) as exc:
-            self.problems.append(f"calibration cache entry {key!r} is malformed ({exc}); recomputing")
+            if isinstance(cal.base_lr, bool) or not (isinstance(cal.base_lr, (int, float))
+                                                     and math.isfinite(cal.base_lr) and cal.base_lr > 0):
+                raise CacheError(f"base_lr {cal.base_lr!r} is not a positive number")
+            if not isinstance(cal.recipe, dict):
+                raise CacheError(f"recipe is {type(cal.recipe).__name__}, not an object")
+            if cal.key != key:
+                raise CacheError(f"it is filed under another key ({cal.key!r})")
+        except KeyError as exc:
+            self._problem(f"calibration cache entry {key!r} is malformed (missing field {exc}); not trusted, "
+                          f"recomputing (or delete {str(self.path)!r})")
+            return None
+        except (TypeError, CacheError) as exc:
+            self._problem(f"calibration cache entry {key!r} is malformed ({exc}); not trusted, recomputing "
+                          f"(or delete {str(self.path)!r})")
             return None
         if cal.recipe != recipe:
             changed = sorted(k for k in set(cal.recipe) | set(recipe) if cal.recipe.get(k) != recipe.get(k))
-            self.problems.append(f"calibration cache entry {key!r} is stale (recipe changed: {', '.join(changed)}); "
-                                 f"recomputing")
+            self._problem(f"calibration cache entry {key!r} is stale (recipe changed: {', '.join(changed)}); "
+                          f"recomputing (pass the same options to reuse it)")
             return None
         cal.source = "cache"
         return cal
@@ -127,8 +154,12 @@ class CalibrationCache:
         d.pop("source", None)
         d["losses"] = {str(k): (v if math.isfinite(v) else None) for k, v in cal.losses.items()}
         self._entries[cal.key] = d
-        atomic_write_text(self.path, json.dumps({"format": CACHE_FORMAT, "entries": self._entries}, indent=2,
-                                                sort_keys=True) + "\n")
+        try:
+            atomic_write_text(self.path, json.dumps({"format": CACHE_FORMAT, "entries": self._entries}, indent=2,
+                                                    sort_keys=True) + "\n")
+        except OSError as exc:
+            raise CacheError(f"cannot write the calibration cache {str(self.path)!r} ({exc.strerror or exc}); "
+                             f"pass a writable file with --cache / --calibration-cache") from None
 
 
 def count_parameters(model: nn.Module) -> int:

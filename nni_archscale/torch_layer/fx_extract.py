@@ -219,7 +219,11 @@ def extract_graph(model: nn.Module, leaf: Callable[[nn.Module, str], bool] | Non
         elif node.op == "output":
             vals = _flatten(_tensors(node.args, env))
             if not vals:
-                raise ExtractionError(f"the output of {type(model).__name__} does not depend on its input")
+                raise ExtractionError(
+                    f"the output of {type(model).__name__} does not depend on its input (a constant, a buffer or a "
+                    f"non-tensor is returned); return a tensor computed from forward's input, or build the "
+                    f"ArchGraph yourself"
+                )
             out_val = vals[0] if len(vals) == 1 else b.merge(vals)
         if isinstance(result, _Val) and result.kind is not None and _data_users(node) > 1:
             result = b.materialise(result)
@@ -229,6 +233,11 @@ def extract_graph(model: nn.Module, leaf: Callable[[nn.Module, str], bool] | Non
     if out_val.kind is not None or out_val.anchor != b.num_nodes - 1:
         last = b.new_node()
         b.add_edge(out_val.anchor, last, out_val)
+    if b.num_nodes < 2:
+        raise ExtractionError(
+            f"{type(model).__name__} has no layer between its input and output (no Linear, Conv or pooling: "
+            f"an identity network); there is nothing to scale: check that the model is the frozen candidate"
+        )
     return ArchGraph(b.num_nodes, b.edges)
 
 

@@ -22,9 +22,15 @@ def pick_device(requested: str | None = None) -> torch.device:
     """``cuda`` when available (or when asked), else ``cpu``."""
     if requested in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(requested)
+    from ..run_errors import SearchError
+
+    try:
+        dev = torch.device(requested)
+    except (RuntimeError, TypeError, ValueError):
+        raise SearchError(f"unknown device {requested!r}; use --device auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise SearchError(f"device {requested!r} is not supported here; use --device auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from ..run_errors import SearchError
 
         raise SearchError(f"device {requested!r} requested but CUDA is not available; use --device cpu or auto")
     return dev
