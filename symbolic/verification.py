@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 
 import sympy as sp
 
+from nni_archscale.errors import RuleError
 from nni_archscale.graph import ArchGraph
 from nni_archscale.rules import edge_init
 
@@ -45,7 +46,8 @@ class RuleCheck:
     rule: str
     moments: ForwardMoments
     nodes: tuple[NodeDrift, ...]
-    restoration: Restoration
+    restoration: Restoration | None  # None when restorability cannot be decided (see ``undecided``)
+    undecided: str | None = None
 
     @property
     def preserved(self) -> bool:
@@ -64,6 +66,9 @@ class RuleCheck:
         """The drifting ratio farthest from 1 in log scale (None when nothing drifts)."""
         best, score = None, -1.0
         for n in self.drifting:
+            if isinstance(n.ratio, sp.Basic) and n.ratio.free_symbols:
+                best = n.ratio if best is None else best  # symbolic: reported when nothing numeric drifts
+                continue
             r = float(n.ratio)
             value = abs(math.log(r)) if r > 0 else float("inf")
             if value > score:
@@ -98,7 +103,12 @@ def check_rule(
         else:
             status = "drifts"
         nodes.append(NodeDrift(v, r, status))
-    return RuleCheck(graph, name, fm, tuple(nodes), restoring_gains(graph, activation, pool, input_moment))
+    try:
+        restoration = restoring_gains(graph, activation, pool, input_moment)
+        undecided = None
+    except RuleError as exc:  # e.g. a symbolic pool factor leaves a sign open
+        restoration, undecided = None, str(exc)
+    return RuleCheck(graph, name, fm, tuple(nodes), restoration, undecided)
 
 
 def _is_one(r: Any) -> bool:

@@ -93,7 +93,7 @@ class GraphVerification:
         for v in range(g.num_nodes):
             a = self._node(v)
             r = self.drift.nodes[a].ratio
-            rn = rest.nodes[a]
+            rn = rest.nodes[a] if rest is not None else None
             nodes.append(
                 {
                     "node": v,
@@ -101,13 +101,13 @@ class GraphVerification:
                     "second_moment_ratio": _exact_str(r),
                     "second_moment_ratio_float": _float(r),
                     "status": self.drift.nodes[a].status,
-                    "restoration": rn.status,
-                    "skip_moment_ratio": _exact_str(rn.skip_moment_ratio),
-                    "restoring_total_gain": None if rn.total_gain is None else _exact_str(rn.total_gain),
+                    "restoration": rn.status if rn else "undecided",
+                    "skip_moment_ratio": _exact_str(rn.skip_moment_ratio) if rn else None,
+                    "restoring_total_gain": None if rn is None or rn.total_gain is None else _exact_str(rn.total_gain),
                 }
             )
         gains = {}
-        for (src, dst), value in rest.gains.items():
+        for (src, dst), value in (rest.gains.items() if rest is not None else ()):
             u, w = (inv.get(src, src), inv.get(dst, dst)) if inv else (src, dst)
             gains[f"{u}->{w}"] = None if value is None else _exact_str(value)
         up = self.update
@@ -126,7 +126,8 @@ class GraphVerification:
             "moments_preserved": self.drift.preserved,
             "max_drift": None if self.drift.max_drift() is None else _exact_str(self.drift.max_drift()),
             "dead_nodes": sorted(inv.get(a, a) if inv else a for a in self.drift.dead),
-            "restorable": rest.feasible,
+            "restorable": None if rest is None else rest.feasible,
+            "restorability_undecided": self.drift.undecided,
             "restoring_gains": dict(sorted(gains.items())),
             "learning_rate": {
                 "rule": up.rule_value,
@@ -146,8 +147,11 @@ def _exact_str(x: Any) -> str:
     return str(sp.nsimplify(x) if isinstance(x, float) else x)
 
 
-def _float(x: Any) -> float:
-    return float(x) if isinstance(x, (int, Fraction)) else float(sp.N(x))
+def _float(x: Any) -> float | None:
+    """A float, or None for an expression that still has symbols (e.g. a symbolic pool factor)."""
+    if isinstance(x, sp.Basic) and x.free_symbols:
+        return None
+    return float(x)
 
 
 # --------------------------------------------------------------------------- the checks

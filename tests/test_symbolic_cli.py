@@ -75,3 +75,12 @@ def test_nb201_enumeration_is_the_whole_space():
 def test_nb201_all_passes(capsys):
     status, out, _ = run(capsys, "--nb201-all")
     assert status == 0 and "15625 graphs (14125 canonical classes)" in out and "0 FAIL" in out
+
+
+def test_symbolic_pool_factor(capsys):
+    status, out, _ = run(capsys, "|avg_pool_3x3~0|+|skip_connect~0|skip_connect~1|", "--pool", "symbolic", "--json")
+    record = json.loads(out)
+    # node 2 = x + P x, pool amplitude sqrt(rho_3): (1 + sqrt(rho_3))^2; the sign of 1 - rho_3 stays open
+    assert status == 0 and record["nodes"][1]["second_moment_ratio"] == "rho_3"
+    assert record["nodes"][1]["second_moment_ratio_float"] is None
+    assert record["restorable"] is None and "rho_3" in record["restorability_undecided"]

@@ -116,6 +116,8 @@ def _report(result, symbolic_moments) -> str:
         gains = ", ".join(f"{k}: {v if v is not None else 'any'}" for k, v in rec["restoring_gains"].items())
         lines += ["", f"gains keeping every node at the input's moment: {gains}"
                   + ("" if rec["restorable"] else "  (not restorable: see the nodes marked over/under)")]
+    elif rec["restorability_undecided"]:
+        lines += ["", f"restorability undecided: {rec['restorability_undecided']}"]
     lr = rec["learning_rate"]
     lines += ["", f"maximal update: B(eta) = {lr['update']}   eta* = {lr['eta_star']}",
               f"  {lr['constant']}", f"  rule learning rate = {lr['rule']}"]
@@ -175,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         "fail": len(failed),
         "moments_preserved": len(results) - len(drifting),
         "moments_drift": len(drifting),
-        "restorable": sum(r.drift.restoration.feasible for r in results),
+        "restorable": sum(bool(r.drift.restoration and r.drift.restoration.feasible) for r in results),
         "with_dead_nodes": sum(bool(r.drift.dead) for r in results),
         "largest_drift": None if worst is None else str(worst.drift.max_drift()),
         "largest_drift_graph": None if worst is None else to_text(worst.graph),
