@@ -43,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lr.add_argument("--out", default=None, help="output directory (default reports/lr-prediction-FAMILY)")
     lr.add_argument("--json", action="store_true", help="print the summary as JSON")
     lr.set_defaults(run=run_lr_prediction)
+    add_nb201_parser(exp)
 
 
 def run_lr_prediction(args: argparse.Namespace) -> int:
@@ -58,6 +59,87 @@ def run_lr_prediction(args: argparse.Namespace) -> int:
     report = write_lr_report(out, summary)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "prediction_rows"}, indent=2))
+    else:
+        print(report)
+    return 0
+
+
+
+def _percentages(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in _names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of percentages, got {text!r}") from None
+
+
+def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
+    """``archscale experiment nb201``: NAS-Bench-201 fair retraining (paper §4.3, App. E.3, E.4)."""
+    from ..experiments.nb201 import RECIPES, TOP_K
+    from .main import positive_float
+
+    p = exp.add_parser(
+        "nb201",
+        help="retrain a stratified sample of NAS-Bench-201 cells under the benchmark's recipe, the fair "
+             "init and learning rate, and mup; report gains and ranking changes",
+    )
+    p.add_argument("--dataset", choices=("digits", "cifar10", "cifar100", "imagenet16-120"), default="digits")
+    p.add_argument("--data-dir", default=None, help="local directory holding CIFAR / ImageNet16 (never downloaded)")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only N training images")
+    p.add_argument("--cells", type=positive_int, default=12, help="cells to sample (default 12)")
+    p.add_argument("--seeds", type=positive_int, default=2, help="seeds per (cell, recipe) (default 2)")
+    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--recipes", type=_names, default=None,
+                   help=f"comma list of {','.join(RECIPES)} (default: all; mup when installed)")
+    p.add_argument("--width", type=positive_int, default=8, help="stem channels C (benchmark: 16)")
+    p.add_argument("--cells-per-stage", type=positive_int, default=1, help="N (benchmark: 5)")
+    p.add_argument("--epochs", type=positive_int, default=4, help="benchmark: 200")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="benchmark: 256")
+    p.add_argument("--bench-lr", type=positive_float, default=0.1, help="the benchmark's one learning rate")
+    p.add_argument("--bench-init", choices=("pytorch", "standard"), default="pytorch")
+    p.add_argument("--base-lr", type=positive_float, default=None,
+                   help="base rate c of the fair recipes (default: the project's calibration, per preset)")
+    p.add_argument("--calibration-points", type=positive_int, default=9)
+    p.add_argument("--calibration-dir", default=None, help="where calibration caches live (default: --out)")
+    p.add_argument("--published", default=None, metavar="PATH",
+                   help="CSV of published accuracies (columns ArchitectureString and the accuracy column)")
+    p.add_argument("--published-column", default=None, help="accuracy column (default: the dataset's, CIFAR-10 for digits)")
+    p.add_argument("--mup-base-width", type=positive_int, default=None, help="mup base model width (default C/2)")
+    p.add_argument("--augment", dest="augment", action="store_true", default=None, help="random crop + flip")
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--top-k", type=_percentages, default=TOP_K, help="comma list of top-K%% (default 100,50,25,10)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--out", default="reports/nb201", help="output directory (default reports/nb201)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the summary statistics as JSON")
+    p.add_argument("--report-only", action="store_true",
+                   help="recompute metrics, plots and README from --out's runs.csv without training")
+    p.set_defaults(run=run_nb201)
+
+
+def run_nb201(args: argparse.Namespace) -> int:
+    from ..experiments.nb201 import Config, reanalyse, run
+    from ..experiments.nb201_report import write_nb201_report
+
+    out = Path(args.out)
+    if args.report_only:
+        summary = reanalyse(out)
+        report = write_nb201_report(out, summary)
+        print(json.dumps(summary["stats"], indent=2) if args.json else report)
+        return 0
+
+    cfg = Config(dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, cells=args.cells, seeds=args.seeds,
+                 sample_seed=args.sample_seed, recipes=args.recipes, width=args.width,
+                 cells_per_stage=args.cells_per_stage, epochs=args.epochs, batch_size=args.batch_size,
+                 bench_lr=args.bench_lr, bench_init=args.bench_init, base_lr=args.base_lr,
+                 calibration_points=args.calibration_points, calibration_dir=args.calibration_dir,
+                 published=args.published, published_column=args.published_column,
+                 mup_base_width=args.mup_base_width, augment=args.augment, top_k=tuple(args.top_k),
+                 device=args.device, threads=args.threads)
+    summary = run(cfg, out, progress=not args.no_progress)
+    report = write_nb201_report(out, summary)
+    if args.json:
+        print(json.dumps(summary["stats"], indent=2))
     else:
         print(report)
     return 0

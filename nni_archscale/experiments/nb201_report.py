@@ -220,8 +220,7 @@ def _notes(summary: dict, others: list[str], ks: list[str]) -> list[str]:
         notes.append(
             f"`{rc}`: mean gain {g:+.2f} points against a seed-to-seed std of {noise:.2f} per cell (about "
             f"{se:.2f} standard error on the mean gain over {n} cells): the gain is {verdict} two standard errors "
-            f"of seed noise." + (" The paper's gain on CIFAR-10 (+0.44) is of the same order as such noise too."
-                                 if dataset in ("digits", "cifar10") else ""))
+            f"of seed noise.")
     top = ks[0]
     bottom = ks[-1]
     for rc in [r for r in others if r in ("paper", "release")]:
