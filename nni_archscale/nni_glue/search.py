@@ -138,13 +138,19 @@ def _check_out_dir(out: Path, identity: dict, resume: bool) -> None:
     if run_file.exists():
         try:
             previous = json.loads(run_file.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             previous = None
         if not resume:
             raise SearchError(
                 f"{str(out)!r} already holds a search; pass --resume to continue it, or choose another --out"
             )
-        if previous is not None and previous.get("identity") != identity:
+        if not isinstance(previous, dict) or not isinstance(previous.get("identity"), dict):
+            # never trusted: run.json is written atomically, so a corrupt one was not written by this tool
+            raise SearchError(
+                f"cannot resume the search in {str(out)!r}: {RUN_FILE} is unreadable or not archscale's, so the "
+                f"options cannot be checked; remove {RUN_FILE} and {RECORDS} to start over, or choose another --out"
+            )
+        if previous.get("identity") != identity:
             changed = sorted(k for k in identity if (previous.get("identity") or {}).get(k) != identity[k])
             raise SearchError(
                 f"cannot resume the search in {str(out)!r}: options changed ({', '.join(changed)}); rerun with the "
@@ -274,17 +280,20 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     progress.start()
     interrupted = False
     t0 = time.perf_counter()
-    with code_dir, _QuietNniConsole(logging.WARNING if opts.quiet_nni else logging.NOTSET):
-        try:
-            exp.run(port=_free_port())
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
+    try:  # code_dir was entered above (before the experiment was built); a second ``with`` would re-enter it
+        with _QuietNniConsole(logging.WARNING if opts.quiet_nni else logging.NOTSET):
             try:
-                exp.stop()
+                exp.run(port=_free_port())
+            except KeyboardInterrupt:
+                interrupted = True
             finally:
-                progress.stop_event.set()
-                progress.join(timeout=5)
+                try:
+                    exp.stop()
+                finally:
+                    progress.stop_event.set()
+                    progress.join(timeout=5)
+    finally:
+        code_dir.__exit__(None, None, None)
     seconds = time.perf_counter() - t0
     meta = {"space": nb201_space_name(opts.width, opts.cells_per_stage), "dataset": opts.dataset,
             "engine": opts.engine, "training_service": opts.training_service if opts.engine == "ts" else None,
