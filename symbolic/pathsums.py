@@ -77,9 +77,22 @@ def expr_power_sums(G: sp.Expr, powers: int = 3, offset: int = 0) -> tuple[sp.Ex
     f = t**offset * G
     out = []
     for _ in range(powers + 1):
-        out.append(sp.factor(sp.simplify(f.subs(t, 1))))
+        out.append(_tidy_powers(sp.factor(sp.simplify(f.subs(t, 1)))))
         f = t * sp.diff(f, t)
     return tuple(out)
+
+
+def _tidy_powers(x: sp.Expr) -> sp.Expr:
+    """Write integer powers with a constant factor in the exponent one way: ``3**(3*N)`` as ``27**N``."""
+    def is_scaled_power(e):
+        return (e.is_Pow and e.base.is_Integer and e.exp.is_Mul and e.exp.args[0].is_Integer
+                and e.exp.args[0] > 1)
+
+    def rewrite(e):
+        k = e.exp.args[0]
+        return sp.Pow(e.base**k, e.exp / k)
+
+    return sp.factor(x.replace(is_scaled_power, rewrite))
 
 
 def chain_power_sums(depth: sp.Expr = L, powers: int = 3, offset: int = 0) -> tuple[sp.Expr, ...]:

@@ -24,12 +24,15 @@ def test_json_contract_for_a_paper_code(capsys):
     assert [n["second_moment_ratio"] for n in record["nodes"]] == ["1", "1", "3/2"]
     assert record["num_paths"] == 2 and record["path_moments"] == [2, 2, 4, 8]
     assert set(record["checks"]) == {"path_statistics", "init_variance", "learning_rate"}
+    # two paths, k = 0 and k = 2: N copies have 2^N paths and sum k = 2^N * N
+    assert record["closed_forms"]["N stacked copies"][:2] == ["2**N", "2**N*N"]
 
 
 def test_report_for_an_nb201_string(capsys):
     status, out, _ = run(capsys, "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
     assert status == 0
     assert "context nb201-cell" in out and "PASS  learning_rate" in out and "z_3:" in out
+    assert "NAS-Bench-201 network, N cells per stage" in out
 
 
 def test_mismatch_exits_one(capsys, monkeypatch):

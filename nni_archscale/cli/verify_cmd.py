@@ -120,8 +120,19 @@ def _report(result, symbolic_moments) -> str:
         lines += ["", f"restorability undecided: {rec['restorability_undecided']}"]
     lr = rec["learning_rate"]
     lines += ["", f"maximal update: B(eta) = {lr['update']}   eta* = {lr['eta_star']}",
-              f"  {lr['constant']}", f"  rule learning rate = {lr['rule']}"]
+              f"  {lr['constant']}", f"  rule learning rate = {lr['rule']}", "",
+              "path sums in closed form (sum_p k_p^j, k_p = parameterised layers on the path):"]
     return "\n".join(lines)
+
+
+def _closed_forms(graph: ArchGraph, context: str) -> dict:
+    """Path sums of repeated copies of the graph as closed forms in the number of copies N."""
+    from symbolic.pathsums import nb201_power_sums, stacked_power_sums
+
+    forms = {"N stacked copies": stacked_power_sums(graph)}
+    if context == "nb201-cell":
+        forms["NAS-Bench-201 network, N cells per stage"] = nb201_power_sums(graph)
+    return forms
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,11 +172,16 @@ def run(args: argparse.Namespace) -> int:
 
     if total == 1:
         result = results[0]
+        closed = _closed_forms(result.graph, context)
         if args.json:
-            print(json.dumps(result.to_record(), indent=2))
+            record = result.to_record()
+            record["closed_forms"] = {k: [str(x) for x in v] for k, v in closed.items()}
+            print(json.dumps(record, indent=2))
         else:
             sym = second_moments(result.graph, None, args.activation, args.pool) if args.activation == "relu" else None
             print(_report(result, sym))
+            for name, sums in closed.items():
+                print(f"  {name}: (S0..S3) = ({', '.join(str(x) for x in sums)})")
         return exit_status
 
     worst = max((r for r in drifting), key=lambda r: abs(float(r.drift.max_drift()) - 1), default=None)
