@@ -16,11 +16,11 @@ import torch
 warnings.filterwarnings("ignore")
 
 import nni  # noqa: E402
+from conftest_nni import no_leaked_nnimanager  # noqa: E402,F401
 
 from nni_archscale.graph import ArchGraph, Edge, EdgeKind  # noqa: E402
 from nni_archscale.nni_glue import current_sample, prepare_for_trial  # noqa: E402
 from nni_archscale.nni_glue.adapters import graph_from_model, prepare_candidate  # noqa: E402
-from nni_archscale.nni_glue.search import nnimanager_pids  # noqa: E402
 from nni_archscale.paths import path_statistics, power_sum  # noqa: E402
 from nni_archscale.rules import learning_rate  # noqa: E402
 from nni_archscale.torch_layer.apply import fan_of  # noqa: E402
@@ -38,14 +38,16 @@ BASE_LR = 0.6
 SEEN: list[dict] = []
 
 
+pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager")  # none that a test started may outlive it
+
+
 @pytest.fixture(autouse=True)
-def one_thread_and_no_leaked_nnimanager():
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is several times faster than two."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    before = set(nnimanager_pids())
     yield
     torch.set_num_threads(threads)
-    assert set(nnimanager_pids()) <= before, "an nnimanager (nni_node/main.js) outlived the test"
 
 
 def _rule_variances(model, graph: ArchGraph, readout: str) -> dict[str, float]:
@@ -164,3 +166,54 @@ def test_search_trains_every_candidate_with_the_rule(space, strategy):
             assert abs(float(w.var()) - var) <= 4 * se, (rec["sample"], name)
         # layers outside the graph (none here but the readout) get nothing unexpected
         assert set(want) == {n for n, m in mods.items() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+
+
+class _StartRecorder:
+    """A Lightning callback (built lazily: pytorch_lightning is imported by the glue) recording what training
+    starts with."""
+
+    @staticmethod
+    def make():
+        import pytorch_lightning as pl
+
+        class Recorder(pl.Callback):
+            def on_train_start(self, trainer, pl_module):
+                SEEN.append({"sample": current_sample(), "model": pl_module.model,
+                             "lrs": [g["lr"] for opt in trainer.optimizers for g in opt.param_groups],
+                             "weights": {n: m.weight.detach().clone() for n, m in pl_module.model.named_modules()
+                                         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}})
+
+        return Recorder()
+
+
+@pytest.mark.nni
+def test_wrapped_classification_on_a_cell_space():
+    from nni.nas.evaluator.pytorch import Classification, DataLoader
+    from nni.nas.experiment import NasExperiment, NasExperimentConfig
+    from nni.nas.strategy import Random
+
+    from nni_archscale.nni_glue import ArchScaleEvaluator
+
+    SEEN.clear()
+    data = load_dataset("digits", limit=128)
+    tr = torch.utils.data.TensorDataset(*data.train.batch(torch.arange(len(data.train))))
+    va = torch.utils.data.TensorDataset(*data.val.batch(torch.arange(64)))
+    inner = Classification(train_dataloaders=DataLoader(tr, batch_size=64), val_dataloaders=DataLoader(va, batch_size=64),
+                           num_classes=10, optimizer=torch.optim.SGD, max_epochs=1, enable_progress_bar=False,
+                           enable_model_summary=False, logger=False, enable_checkpointing=False,
+                           callbacks=[_StartRecorder.make()])
+    config = NasExperimentConfig("sequential", "simplified")
+    config.max_trial_number = 2
+    exp = NasExperiment(example.CellSpace(16), ArchScaleEvaluator(inner, {"base_lr": BASE_LR}),
+                        Random(seed=2, dedup=True), config)
+    try:
+        exp.run()
+    finally:
+        exp.stop()
+    assert len(SEEN) == 2
+    for rec in SEEN:
+        graph, readout = graph_from_model(example.CellSpace(16).freeze(rec["sample"]))
+        assert rec["lrs"] == pytest.approx([learning_rate(graph, BASE_LR, "paper", "dag").value])
+        for name, var in _rule_variances(rec["model"], graph, readout).items():
+            w = rec["weights"][name].flatten()
+            assert abs(float(w.var()) - var) <= 4 * var * math.sqrt(2 / (w.numel() - 1)), (rec["sample"], name)

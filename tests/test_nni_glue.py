@@ -16,6 +16,7 @@ import torch
 warnings.filterwarnings("ignore")
 
 import nni  # noqa: E402
+from conftest_nni import no_leaked_nnimanager  # noqa: E402,F401
 import pytorch_lightning as pl  # noqa: E402
 from nni.nas.evaluator import FunctionalEvaluator  # noqa: E402
 from nni.nas.evaluator.pytorch import Classification, DataLoader  # noqa: E402
@@ -27,7 +28,6 @@ from nni_archscale.formats import from_nb201  # noqa: E402
 from nni_archscale.nni_glue import (ArchScaleCallback, ArchScaleEvaluator, current_sample,  # noqa: E402
                                     graph_from_nb201_sample, prepare_for_trial)
 from nni_archscale.nni_glue.calibration import build_nb201  # noqa: E402
-from nni_archscale.nni_glue.search import nnimanager_pids  # noqa: E402
 from nni_archscale.nni_glue.trial import run_candidate  # noqa: E402
 from nni_archscale.rules import learning_rate, readout_init  # noqa: E402
 from nni_archscale.torch_layer.data import load_dataset  # noqa: E402
@@ -36,15 +36,16 @@ SEEN: list[dict] = []
 HOOK = {"base_lr": 0.4, "preset": "paper", "weight_decay": 0.0, "scheduler": "none"}
 
 
+pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager")  # none that a test started may outlive it
+
+
 @pytest.fixture(autouse=True)
-def no_leaked_nnimanager():
-    # tiny models on a shared 2-core machine: one intra-op thread is several times faster than two
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is several times faster than two."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    before = set(nnimanager_pids())
     yield
     torch.set_num_threads(threads)
-    assert set(nnimanager_pids()) <= before, "an nnimanager (nni_node/main.js) outlived the test"
 
 
 def test_nb201_sample_adapter_matches_the_string_parser():

@@ -283,7 +283,10 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     try:  # code_dir was entered above (before the experiment was built); a second ``with`` would re-enter it
         with _QuietNniConsole(logging.WARNING if opts.quiet_nni else logging.NOTSET):
             try:
-                exp.run(port=_free_port())
+                # NNI catches Ctrl-C itself (logs "KeyboardInterrupt detected", stops) and then returns None
+                # instead of True: that is an interruption too, to be continued with --resume
+                if exp.run(port=_free_port()) is None:
+                    interrupted = True
             except KeyboardInterrupt:
                 interrupted = True
             finally:
