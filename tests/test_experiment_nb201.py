@@ -316,3 +316,48 @@ def test_bigger_run_with_calibration_and_mup(tmp_path):
     # trained cells learn: the benchmark recipe beats chance by far on digits
     assert st["benchmark"]["mean_accuracy"] > 50
     assert st["benchmark"]["seed_tau_top_k"]["100"]["tau"] is not None
+
+
+def test_augmentation_crops_and_flips_windows_of_the_padded_batch():
+    import torch
+
+    from nni_archscale.experiments.nb201 import AugmentedArrayData
+    from nni_archscale.torch_layer.data import ArrayData
+
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6)
+    data = ArrayData(x, torch.tensor([0, 1]), torch.zeros(3), torch.ones(3))
+    aug = AugmentedArrayData(data, seed=0, pad=2)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    seen_flip = seen_plain = False
+    for _ in range(20):
+        xb, yb = aug.batch(torch.tensor([0, 1]))
+        assert xb.shape == x.shape and yb.tolist() == [0, 1]
+        for b in range(2):
+            windows = [padded[b, :, i:i + 6, j:j + 6] for i in range(5) for j in range(5)]
+            plain = any(torch.equal(xb[b], w) for w in windows)
+            flipped = any(torch.equal(xb[b], w.flip(2)) for w in windows)
+            assert plain or flipped
+            seen_plain |= plain
+            seen_flip |= flipped and not plain
+    assert seen_plain and seen_flip
+
+
+def test_cifar_layout_from_a_local_directory_runs_with_augmentation(tmp_path):
+    """The full-scale path (CIFAR-10 python batches from --data-dir, augmentation on) at a toy size."""
+    import pickle
+
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (12, 3 * 32 * 32), dtype=np.uint8),
+                 b"labels": [int(v) for v in rng.integers(0, 10, 12)]}
+        with (root / name).open("wb") as fh:
+            pickle.dump(batch, fh)
+    out = tmp_path / "out"
+    summary = run(Config(dataset="cifar10", data_dir=str(tmp_path), cells=2, seeds=1, epochs=1, width=4,
+                         batch_size=30, base_lr=0.2, recipes=("benchmark", "paper"), threads=1), out, print, False)
+    assert summary["augment"] is True and summary["data"].startswith("cifar10: 60 train / 12 validation")
+    assert len((out / "runs.csv").read_text().splitlines()) == 1 + 2 * 2
+    with pytest.raises(DataError, match="--data-dir"):
+        run(Config(dataset="cifar100", data_dir=None, cells=2, recipes=("benchmark",)), tmp_path / "x", print, False)

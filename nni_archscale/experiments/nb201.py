@@ -845,7 +845,10 @@ def plot(out_dir: Path, summary: dict) -> None:
     ax.set_ylabel("Kendall tau")
     ax.invert_xaxis()
     ax.axhline(0, color="k", lw=0.5)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "too few cells for any tau", ha="center", transform=ax.transAxes)
     ax.set_title("ranking agreement among the best cells", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_dir / "tau_topk.png", dpi=100)
