@@ -11,13 +11,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=".venv/.nni-archscale-installed"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing dependencies into .venv (first run: about a minute)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "is ignored: it is neither" || true
   .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored: it is neither" || true
-  .venv/bin/python -c "import nni_archscale, torch, nni, sympy, networkx, hypothesis" \
+  # mup (the App. E.3 baseline) declares torchvision and seaborn, which would pull a CUDA torch; it needs neither
+  .venv/bin/python -m pip install -q --no-deps "mup==1.0.0" 2>&1 | grep -v "is ignored: it is neither" || true
+  .venv/bin/python -c "import nni_archscale, symbolic, torch, nni, sympy, networkx, hypothesis, mup" \
     || { echo "[setup] installation failed: see the pip messages above" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
