@@ -134,13 +134,14 @@ def graph_plan(graph: ArchGraph, preset: str = "paper", context: Context = "dag"
                extra: Iterable[LayerInit] = (), default_he: bool = True) -> InitPlan:
     """The plan of a network whose searched part is ``graph`` (edges name their modules in ``Edge.module``).
 
-    Parameterised edges without a module name are skipped (nothing to re-initialise); ``readout_module`` gets the
-    rule's readout init; every other Linear/Conv gets He fan-in init when ``default_he`` (in-degree 1).
+    Parameterised edges without a module name are skipped (nothing to re-initialise); the others are reported with
+    role ``graph`` (a whole-network graph holds the stem too); ``readout_module`` gets the rule's readout init;
+    every other Linear/Conv gets He fan-in init when ``default_he`` (in-degree 1).
     """
     layers: list[LayerInit] = list(extra)
     for spec in edge_init(graph, preset, context):
         if spec.edge.module and spec.edge.module != readout_module:
-            layers.append(LayerInit(prefix + spec.edge.module, spec.gain, spec.fan, 1, "cell", spec.formula))
+            layers.append(LayerInit(prefix + spec.edge.module, spec.gain, spec.fan, 1, "graph", spec.formula))
     if readout_module is not None:
         ro = readout_init(preset, context)
         layers.append(LayerInit(readout_module, ro.scale, ro.fan, ro.power, "readout", ro.formula))

@@ -130,6 +130,9 @@ def test_param_groups_and_scheduler_use_scaled_rates():
     assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.01, 0.05])
     adam = make_optimizer("adam", build_param_groups(model, 3e-3))
     assert [g["lr"] for g in adam.param_groups] == [3e-3]
+    # as few groups as possible: one per distinct rate, however many modules share it
+    shared = build_param_groups(model, 0.1, {"a": 0.02, "b": 0.02, "c": 0.1}, weight_decay=1e-4)
+    assert sorted((g["lr"], len(g["params"])) for g in shared) == [(0.02, 4), (0.1, 4)]
 
 
 def test_fx_agrees_with_nb201_sample_adapter():
