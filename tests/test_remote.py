@@ -1,6 +1,6 @@
 """``archscale search`` on NNI's ``remote`` training service, through a real SSH server on 127.0.0.1.
 
-Opt-in (slow, and skipped unless ``ARCHSCALE_SSH_TEST=1``): starts Debian's ``/usr/sbin/sshd`` on a free port
+The end-to-end test is opt-in (slow, and skipped unless ``ARCHSCALE_SSH_TEST=1``): starts Debian's ``/usr/sbin/sshd`` on a free port
 with a throw-away host key and client key in a temporary directory (``apt-get install openssh-server``; run as
 a user whose login the key may open), runs a 4-candidate search with 2 concurrent trials through it, and stops
 sshd and every nnimanager it started afterwards.
@@ -30,12 +30,38 @@ from nni_archscale.results import RECORDS, read_records
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.nni,
-    pytest.mark.skipif(os.environ.get("ARCHSCALE_SSH_TEST") != "1",
-                       reason="opt-in: set ARCHSCALE_SSH_TEST=1 (needs openssh-server)"),
-]
+ssh_test = pytest.mark.skipif(os.environ.get("ARCHSCALE_SSH_TEST") != "1",
+                              reason="opt-in: set ARCHSCALE_SSH_TEST=1 (needs openssh-server)")
+
+
+def test_remote_config_uses_the_workers_python_and_skips_the_checkout(tmp_path):
+    """Fast: the NNI config a remote search builds (canonicalised by NNI itself, nothing started)."""
+    from nni_archscale.nni_glue.training_service import (
+        experiment_config, read_machine_list, trial_code_directory,
+    )
+
+    key = tmp_path / "id_rsa"
+    key.write_text("key")
+    (tmp_path / "machines.yaml").write_text(
+        f"machines:\n  - host: 10.0.0.5\n    user: alice\n    sshKeyFile: {key}\n    python: /opt/venv/bin/python\n"
+        f"  - host: 10.0.0.6\n    user: alice\n    port: 2222\n    ssh_key_file: {key}\n"
+        f"    python: /opt/venv/bin/python\n")
+    machines = read_machine_list(tmp_path / "machines.yaml")
+    assert [m.port for m in machines] == [22, 2222]
+    out = tmp_path / "out"
+    with trial_code_directory(out, "remote"):
+        assert Path.cwd() == out / "nni-code"  # NNI uploads the cwd: an empty staging directory, not the checkout
+        config = experiment_config("ts", "remote", 8, 2, "auto", out / "nni", machines, manager_ip="10.0.0.1")
+        canonical = config.canonical_copy()
+    assert Path.cwd() != out / "nni-code"
+    assert canonical.trial_command == "/opt/venv/bin/python -m nni.nas.execution.training_service trial"
+    assert canonical.trial_concurrency == 2 and canonical.max_trial_number == 8
+    assert canonical.nni_manager_ip == "10.0.0.1" and canonical.training_service.reuse_mode is False
+    ms = canonical.training_service.machine_list
+    assert [(m.host, m.port, m.user, m.python_path) for m in ms] == [
+        ("10.0.0.5", 22, "alice", "/opt/venv/bin"), ("10.0.0.6", 2222, "alice", "/opt/venv/bin")]
+    gpu = experiment_config("ts", "remote", 8, 2, "cuda", out / "nni", machines).canonical_copy()
+    assert gpu.trial_gpu_number == 1 and all(m.use_active_gpu for m in gpu.training_service.machine_list)
 
 
 def _free_port() -> int:
@@ -99,12 +125,15 @@ def sshd(tmp_path):
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow
+@pytest.mark.nni
+@ssh_test
 def test_search_through_ssh_with_two_concurrent_trials(tmp_path, sshd, no_leaked_nnimanager):
     port, key, sshd_log = sshd
     out = tmp_path / "remote-run"
     cmd = [sys.executable, "-m", "nni_archscale", "search", "--training-service", "remote",
            "--remote-host", "127.0.0.1", "--remote-port", str(port), "--remote-user", getpass.getuser(),
-           "--remote-key", str(key), "--remote-python", sys.executable, "--concurrency", "2",
+           "--remote-key", str(key), "--remote-python", sys.executable, "--manager-ip", "127.0.0.1", "--concurrency", "2",
            "--strategy", "random", "--trials", "4", "--epochs", "3", "--limit", "300", "--width", "4",
            "--base-lr", "0.3", "--out", str(out), "--no-progress"]
     t0 = time.perf_counter()

@@ -76,6 +76,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--remote-python", default=None,
                    help="remote: the worker's Python interpreter (absolute path; nni, torch and nni-archscale "
                    "installed there); default: this interpreter's path")
+    p.add_argument("--manager-ip", default=None,
+                   help="remote: address of this machine that the workers connect back to (default: NNI's guess)")
+    p.add_argument("--manager-port", type=port_number, default=None,
+                   help="ts: the nnimanager's port (default: a free one); open it to the workers")
     p.add_argument("--machines", default=None, metavar="FILE",
                    help="remote: JSON/YAML list of machines (host, user, port, ssh_key_file, python)")
     p.add_argument("--strategy", choices=("evolution", "random", "tpe"), default="evolution")
@@ -111,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     engine = args.engine or ("ts" if remote or args.concurrency > 1 else "sequential")
     if engine == "sequential" and (remote or args.concurrency > 1):
         raise SearchError("--training-service remote and --concurrency > 1 need --engine ts (trials in subprocesses)")
-    remote_opts = [o for o in ("remote_host", "remote_user", "remote_key", "remote_python", "machines")
+    remote_opts = [o for o in ("remote_host", "remote_user", "remote_key", "remote_python", "machines", "manager_ip")
                    if getattr(args, o) is not None]
     if remote_opts and not remote:
         raise SearchError(f"--{remote_opts[0].replace('_', '-')} only applies with --training-service remote")
@@ -128,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, base_lr=args.base_lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
         scheduler=args.scheduler, resume=args.resume, cache_path=args.calibration_cache,
         progress=not args.no_progress, training_service=args.training_service, concurrency=args.concurrency,
-        machines=machines,
+        machines=machines, manager_ip=args.manager_ip, manager_port=args.manager_port,
     )
     summary = run_search(opts)
     keys = ("candidates", "statuses", "best", "best_accuracy", "mean_accuracy", "mean_gain", "kendall_tau",

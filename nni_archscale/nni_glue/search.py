@@ -68,6 +68,8 @@ class SearchOptions:
     training_service: str = "local"   # ts engine: local | remote (see training_service.py)
     concurrency: int = 1              # ts engine: trials at once
     machines: list = field(default_factory=list)   # remote: RemoteMachine list
+    manager_ip: str | None = None     # remote: the address workers connect back to (NNI's nni_manager_ip)
+    manager_port: int | None = None   # ts: the nnimanager's port (default: a free one); workers must reach it
     extra: dict = field(default_factory=dict)
 
 
@@ -270,7 +272,7 @@ def run_search(opts: SearchOptions, report=print) -> dict:
             evaluator = FunctionalEvaluator(search_trial, config=trial_cfg)
             strategy = _strategy(opts.strategy, opts.trials, opts.seed)
             config = experiment_config(opts.engine, opts.training_service, opts.trials, opts.concurrency, device,
-                                       out / "nni", opts.machines)
+                                       out / "nni", opts.machines, manager_ip=opts.manager_ip)
             exp = NasExperiment(space, evaluator, strategy, config)
     except BaseException:
         code_dir.__exit__(None, None, None)
@@ -285,7 +287,7 @@ def run_search(opts: SearchOptions, report=print) -> dict:
             try:
                 # NNI catches Ctrl-C itself (logs "KeyboardInterrupt detected", stops) and then returns None
                 # instead of True: that is an interruption too, to be continued with --resume
-                if exp.run(port=_free_port()) is None:
+                if exp.run(port=opts.manager_port or _free_port()) is None:
                     interrupted = True
             except KeyboardInterrupt:
                 interrupted = True

@@ -156,8 +156,12 @@ def trial_python(machines: list[RemoteMachine], local_python: str) -> str:
 
 
 def experiment_config(engine: str, training_service: str, trials: int, concurrency: int, device: str,
-                      working_dir: str | Path, machines: list[RemoteMachine] | None = None):
-    """The ``NasExperimentConfig`` for an engine and training service (NNI imported here)."""
+                      working_dir: str | Path, machines: list[RemoteMachine] | None = None,
+                      manager_ip: str | None = None):
+    """The ``NasExperimentConfig`` for an engine and training service (NNI imported here).
+
+    ``manager_ip``: the address remote workers use to reach the nnimanager (NNI guesses this host's address
+    on its default route when None)."""
     import sys
 
     from nni.nas.experiment import NasExperimentConfig
@@ -198,6 +202,8 @@ def experiment_config(engine: str, training_service: str, trials: int, concurren
             ]
             if gpu:
                 config.trial_gpu_number = 1
+            if manager_ip:
+                config.nni_manager_ip = manager_ip
             config._trial_command_params = {"python": shlex.quote(trial_python(machines, sys.executable))}
     else:
         raise SearchError(f"unknown engine {engine!r}; use sequential or ts")
