@@ -158,3 +158,18 @@ def module_rates(graph: ArchGraph, rates: Mapping[Edge, float], prefixes: Iterab
         for p in prefixes:
             out[p + rel] = lr
     return out
+
+
+def nb201_output_scales(cell: ArchGraph, cells_per_stage: int = 5) -> dict[str, float]:
+    """``--init exact`` for NNI's NAS-Bench-201 network: the scalar on every cell edge's output.
+
+    Each node ``i`` of every cell is multiplied by ``alpha_i`` from :func:`nni_archscale.moments.exact_node_scales`
+    in the ``conv-bn`` convention (ReLU-Conv-BN edges give unit-variance outputs, skips and pooling carry their
+    source), so that every node keeps the cell input's second moment; node ``i``'s scalar is applied to each of
+    its incoming edges ``layers.(i-1).j``.
+    """
+    from .moments import exact_node_scales
+
+    alpha = exact_node_scales(cell, convention="conv-bn", preset="paper", context="nb201-cell")
+    cells, _ = nb201_cell_indices(cells_per_stage)
+    return {f"cells.{k}.{nb201_edge_module(e)}": alpha[e.dst] for k in cells for e in cell.active_edges}

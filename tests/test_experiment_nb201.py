@@ -272,7 +272,8 @@ def _trainer(**overrides):
 
     torch.set_num_threads(1)
     cfg = Config(width=4, limit=96, batch_size=16, epochs=1, **overrides)
-    return Trainer(cfg, load_dataset("digits", None, 96, 0), torch.device("cpu"), {"paper": 0.2, "release": 0.2})
+    return Trainer(cfg, load_dataset("digits", None, 96, 0), torch.device("cpu"),
+                   {"paper": 0.2, "release": 0.2, "exact": 0.2})
 
 
 @pytest.mark.parametrize("recipe", ["benchmark", "paper", "mup"])
@@ -307,9 +308,10 @@ def test_bigger_run_with_calibration_and_mup(tmp_path):
                  published=str(NB201_CSV) if NB201_CSV.exists() else None)
     summary = run(cfg, out, progress=False)
     write_nb201_report(out, summary)
-    assert summary["recipes"] == ["benchmark", "paper", "release", "mup"]
+    assert summary["recipes"] == ["benchmark", "paper", "release", "exact", "mup"]
     assert summary["base_rates"]["source"] == "calibration"
-    assert set(summary["base_rates"]["rates"]) == {"paper", "release"}
+    assert set(summary["base_rates"]["rates"]) == {"paper", "release", "exact"}
+    assert summary["base_rates"]["rates"]["exact"] == summary["base_rates"]["rates"]["paper"]
     assert (out / "calibration-paper.json").exists() and (out / "calibration-release.json").exists()
     st = summary["stats"]
     assert st["benchmark"]["statuses"]["ok"] + st["benchmark"]["statuses"]["no-path"] == 20
@@ -361,3 +363,17 @@ def test_cifar_layout_from_a_local_directory_runs_with_augmentation(tmp_path):
     assert len((out / "runs.csv").read_text().splitlines()) == 1 + 2 * 2
     with pytest.raises(DataError, match="--data-dir"):
         run(Config(dataset="cifar100", data_dir=None, cells=2, recipes=("benchmark",)), tmp_path / "x", print, False)
+
+
+def test_the_exact_recipe_scales_node_sums_and_shares_papers_rate(monkeypatch):
+    from nni_archscale.torch_layer import hook
+
+    applied = []
+    real = hook.apply_output_scales
+    monkeypatch.setattr(hook, "apply_output_scales", lambda model, scales: applied.append(scales) or real(model, scales))
+    t = _trainer()
+    skippy = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"
+    r = t.run(Candidate(0, skippy, 0, None, None), "exact", 0)
+    p = t.run(Candidate(0, skippy, 0, None, None), "paper", 0)
+    assert r.status == "ok" and r.learning_rate == pytest.approx(p.learning_rate)
+    assert len(applied) == 1 and any(a < 1 for a in applied[0].values())

@@ -10,6 +10,9 @@ A stratified, seeded sample of NAS-Bench-201 cells is retrained, each cell under
   rate (:func:`nni_archscale.rules.scale` with context ``nb201-cell``, the whole-network init plan of
   :mod:`nni_archscale.planner`, applied by :func:`nni_archscale.torch_layer.hook.prepare_nb201`), the base rate
   ``c`` from the project's calibration (per preset) or ``--base-lr``;
+* ``exact``: ``paper`` plus the variance-exact init (``--init exact``): fixed scalars on every cell node's sum
+  that keep each node at the cell input's second moment (:func:`nni_archscale.planner.nb201_output_scales`);
+  its base network is ``paper``'s (a single skip: every scalar is 1), so it shares ``paper``'s calibrated ``c``;
 * ``mup``: the ``mup`` package's basic usage as App. E.3 did: the readout replaced by ``MuReadout``, base shapes
   from a narrower copy of the same network, ``MuSGD`` at the benchmark's rate 0.1.
 
@@ -48,8 +51,10 @@ from ..paths import path_statistics, power_sum
 from ..results import atomic_write_text, kendall_tau
 from ..run_errors import DataError
 
-RECIPES = ("benchmark", "paper", "release", "mup")
-FAIR_RECIPES = ("paper", "release")
+RECIPES = ("benchmark", "paper", "release", "exact", "mup")
+FAIR_RECIPES = ("paper", "release", "exact")
+#: the preset whose init and learning rate a fair recipe uses ("exact" = paper + node-sum scalars)
+RECIPE_PRESET = {"paper": "paper", "release": "release", "exact": "paper"}
 TOP_K = (100, 50, 25, 10)
 ARCH_COLUMN = "ArchitectureString"
 #: published accuracy column per dataset (NATS-Bench topology table, as in ../shared/data/nb201_accuracies.csv)
@@ -533,11 +538,12 @@ class Trainer:
                                          cfg.momentum, nesterov=True)
                     lr = cfg.bench_lr
                 else:
-                    preset = "standard" if recipe == "benchmark" else recipe
+                    preset = "standard" if recipe == "benchmark" else RECIPE_PRESET[recipe]
                     base = cfg.bench_lr if recipe == "benchmark" else self.base_lrs[recipe]
                     model = self._build(sample)
                     hook = HookConfig(base_lr=base, preset=preset, optimizer="sgd", momentum=cfg.momentum,
-                                      nesterov=True, weight_decay=cfg.weight_decay, scheduler="cosine")
+                                      nesterov=True, weight_decay=cfg.weight_decay, scheduler="cosine",
+                                      init="exact" if recipe == "exact" else "rule")
                     try:
                         prepared = prepare_nb201(model, cell, cfg.cells_per_stage, hook,
                                                  torch.Generator().manual_seed(init_seed), adapter="nb201-experiment")
@@ -578,7 +584,7 @@ def base_rates(config: Config, recipes: Sequence[str], out_dir: Path, report: Ca
 
     cal_dir = Path(config.calibration_dir).expanduser() if config.calibration_dir else out_dir
     rates, details = {}, {}
-    for preset in fair:
+    for preset in dict.fromkeys(RECIPE_PRESET[r] for r in fair):
         bar = tqdm(total=config.calibration_points, desc=f"calibrating c ({preset})", unit="lr", leave=False,
                    disable=not progress)
         with warnings.catch_warnings():
@@ -597,7 +603,7 @@ def base_rates(config: Config, recipes: Sequence[str], out_dir: Path, report: Ca
                            "losses": {str(k): (v if v is not None and math.isfinite(v) else None)
                                       for k, v in cal.losses.items()}}
         report(f"nb201: base rate c ({preset}) = {cal.base_lr:g} ({cal.source})")
-    return {"rates": rates, "source": "calibration", "details": details}
+    return {"rates": {r: rates[RECIPE_PRESET[r]] for r in fair}, "source": "calibration", "details": details}
 
 
 # --------------------------------------------------------------------------- the experiment

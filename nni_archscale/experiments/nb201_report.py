@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..results import atomic_write_text
+from .nb201 import FAIR_RECIPES
 
 #: Mean test-accuracy gain of the paper's fair recipe over the NAS-Bench-201 numbers (§4.3), in points.
 PAPER_GAINS = {"cifar10": 0.44, "cifar100": 1.24, "imagenet16-120": 2.09}
@@ -170,7 +171,7 @@ def write_nb201_report(out_dir: Path, summary: dict) -> str:
 def _paper_table(summary: dict, others: list[str], ks: list[str]) -> list[str]:
     stats = summary["stats"]
     dataset = summary["config"]["dataset"]
-    fair = [r for r in others if r in ("paper", "release")]
+    fair = [r for r in others if r in FAIR_RECIPES]
     gains = ", ".join(f"`{r}` {_f(stats[r].get('gain_vs_benchmark'), signed=True)}" for r in fair) or "n/a"
     top, bottom = ks[0], ks[-1]
     tau_all = ", ".join(f"`{r}` {_f(stats[r]['tau_vs_benchmark_top_k'][top]['tau'])}" for r in fair) or "n/a"
@@ -209,7 +210,7 @@ def _notes(summary: dict, others: list[str], ks: list[str]) -> list[str]:
         "as much as final accuracy." if cfg["epochs"] < 100 else
         f"Scale: {cfg['epochs']} epoch(s) at width C = {cfg['width']}, N = {cfg['cells_per_stage']} on `{dataset}`.")
     noise = stats["benchmark"].get("seed_std_mean")
-    for rc in [r for r in others if r in ("paper", "release")]:
+    for rc in [r for r in others if r in FAIR_RECIPES]:
         g = stats[rc].get("gain_vs_benchmark")
         if g is None or noise is None:
             continue
@@ -223,7 +224,7 @@ def _notes(summary: dict, others: list[str], ks: list[str]) -> list[str]:
             f"of seed noise.")
     top = ks[0]
     bottom = ks[-1]
-    for rc in [r for r in others if r in ("paper", "release")]:
+    for rc in [r for r in others if r in FAIR_RECIPES]:
         t_all = stats[rc]["tau_vs_benchmark_top_k"][top]["tau"]
         s_all = stats["benchmark"]["seed_tau_top_k"][top]["tau"]
         if t_all is not None and s_all is not None:

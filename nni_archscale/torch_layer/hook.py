@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from ..graph import ArchGraph
-from ..planner import InitPlan, graph_plan, module_rates, nb201_cell_indices, nb201_plan
+from ..planner import InitPlan, graph_plan, module_rates, nb201_cell_indices, nb201_output_scales, nb201_plan
 from ..rules import PRESETS, Scaling, scale
 from ..errors import RuleError
 from .apply import InitReport, apply_init
+from .node_scales import apply_output_scales
 from .param_groups import OPTIMIZERS, build_param_groups, make_optimizer, make_scheduler
 
 
@@ -33,8 +34,12 @@ class HookConfig:
     weight_decay: float = 5e-4
     scheduler: str = "cosine"
     per_edge: bool = False
+    #: "rule": the preset's init; "exact": plus fixed node-sum scalars keeping every node's scale (NB201 cells)
+    init: str = "rule"
 
     def __post_init__(self):
+        if self.init not in ("rule", "exact"):
+            raise RuleError(f"unknown init {self.init!r}; use 'rule' (the preset's) or 'exact'")
         if self.preset not in PRESETS:
             raise RuleError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
         if self.optimizer not in OPTIMIZERS:
@@ -94,6 +99,8 @@ def prepare_nb201(model: nn.Module, cell: ArchGraph, cells_per_stage: int, confi
     t0 = time.perf_counter()
     scaling = scale(cell, config.base_lr, config.preset, "nb201-cell", per_edge=config.per_edge)
     plan = nb201_plan(cell, config.preset, cells_per_stage)
+    if config.init == "exact":
+        apply_output_scales(model, nb201_output_scales(cell, cells_per_stage))
     rates = {}
     if config.per_edge:
         cells, _ = nb201_cell_indices(cells_per_stage)
@@ -106,6 +113,9 @@ def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, contex
                   adapter: str = "graph") -> Prepared:
     """Re-initialise a model whose searched graph is ``graph`` (edges name their modules) and build its groups."""
     t0 = time.perf_counter()
+    if config.init == "exact":
+        raise RuleError("init 'exact' is implemented for NAS-Bench-201 cells (their ReLU-Conv-BN edges fix the "
+                        "moments); for other models use init 'rule'")
     scaling = scale(graph, config.base_lr, config.preset, context, per_edge=config.per_edge)
     plan = graph_plan(graph, config.preset, context, readout_module)
     rates = module_rates(graph, scaling.edge_learning_rates) if config.per_edge else {}
