@@ -78,3 +78,16 @@ def test_kendall_tau():
     assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
     assert kendall_tau([1, 1], [1, 2]) is None
     assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+
+
+@pytest.mark.nni
+def test_search_with_the_exact_init(tmp_path, capsys):
+    out, cache = tmp_path / "exact", tmp_path / "cal.json"
+    assert main(_args(out, cache, "--init", "exact", "--base-lr", "0.3")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["init"] == "exact" and summary["candidates"] == 3
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert all(r["status"] in ("ok", "no-path") for r in rows)
+    # a run's init is part of its identity: resuming it under the other init is refused
+    assert main(_args(out, cache, "--init", "rule", "--base-lr", "0.3", "--resume")) == 2
+    assert "init" in capsys.readouterr().err

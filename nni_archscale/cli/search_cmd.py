@@ -85,6 +85,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", choices=("evolution", "random", "tpe"), default="evolution")
     p.add_argument("--device", type=device_name, default="auto", help="auto (GPU when present), cpu, cuda, cuda:N")
     p.add_argument("--preset", choices=PRESETS, default="paper")
+    p.add_argument("--init", choices=("rule", "exact"), default="rule",
+                   help="rule: the preset's init; exact: plus fixed node-sum scalars that keep every cell node at "
+                        "its input's scale (NAS-Bench-201's ReLU-Conv-BN moments)")
     p.add_argument("--width", type=positive_int, default=8, help="stem channels C of NAS-Bench-201 (default 8)")
     p.add_argument("--cells", type=positive_int, default=1, help="cells per stage N (default 1)")
     p.add_argument("--base-lr", type=positive_float, default=None,
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                                     args.remote_python, args.machines)
     opts = SearchOptions(
         dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, trials=args.trials, epochs=args.epochs,
-        batch_size=args.batch_size, engine=engine, device=args.device, preset=args.preset,
+        batch_size=args.batch_size, engine=engine, device=args.device, preset=args.preset, init=args.init,
         strategy=args.strategy, width=args.width, cells_per_stage=args.cells, out=args.out, compare=args.compare,
         seed=args.seed, base_lr=args.base_lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
         scheduler=args.scheduler, resume=args.resume, cache_path=args.calibration_cache,

@@ -31,7 +31,7 @@ STRATEGIES = ("evolution", "random", "tpe")
 RUN_FILE = "run.json"
 #: options that define a run: resuming with any of them changed would mix two experiments
 _IDENTITY = ("dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "preset", "strategy", "width",
-             "cells_per_stage", "compare", "seed", "base_lr", "optimizer", "engine")
+             "cells_per_stage", "compare", "seed", "base_lr", "optimizer", "engine", "init")
 
 
 @dataclass
@@ -45,6 +45,8 @@ class SearchOptions:
     engine: str = "sequential"
     device: str | None = None
     preset: str = "paper"
+    #: "rule": the preset's init; "exact": plus node-sum scalars keeping every cell node's scale
+    init: str = "rule"
     strategy: str = "evolution"
     width: int = 8
     cells_per_stage: int = 1
@@ -245,7 +247,8 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     run_id = previous.get("run_id") or f"{int(time.time())}-{os.getpid()}"
     atomic_write_text(out / RUN_FILE, json.dumps({"identity": identity, "run_id": run_id, "base_lr": base_lr,
                                                   "calibration": calibration}, indent=2) + "\n")
-    hook = {"base_lr": base_lr, "preset": opts.preset, "optimizer": opts.optimizer, "momentum": opts.momentum,
+    hook = {"base_lr": base_lr, "preset": opts.preset, "init": opts.init, "optimizer": opts.optimizer,
+            "momentum": opts.momentum,
             "weight_decay": opts.weight_decay, "scheduler": opts.scheduler}
     data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None  # trials run elsewhere
     trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": data_dir, "limit": opts.limit,
@@ -302,7 +305,8 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     seconds = time.perf_counter() - t0
     meta = {"space": nb201_space_name(opts.width, opts.cells_per_stage), "dataset": opts.dataset,
             "engine": opts.engine, "training_service": opts.training_service if opts.engine == "ts" else None,
-            "concurrency": opts.concurrency, "strategy": opts.strategy, "preset": opts.preset, "trials": opts.trials,
+            "concurrency": opts.concurrency, "strategy": opts.strategy, "preset": opts.preset, "init": opts.init,
+            "trials": opts.trials,
             "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "base_lr": base_lr,
             "optimizer": opts.optimizer, "device": device, "compare": opts.compare, "run_id": run_id,
             "search_seconds": round(seconds, 2), "interrupted": interrupted,
