@@ -274,16 +274,19 @@ def test_interrupted_ts_search_resumes(tmp_path, no_leaked_nnimanager):
         if proc.poll() is None:
             stop_pids([proc.pid, *children_of(proc.pid)])
     assert proc.returncode == 130, output[-3000:]
-    assert "--resume" in output
+    assert "--resume" in output, output[-3000:]
     assert not our_nnimanagers(tmp_path)
-    done_before = {r["arch"] for r in read_records(out / RECORDS) if r["mode"] == "archscale"}
-    assert 1 <= len(done_before) < 3
+    before = read_records(out / RECORDS)
+    done_before = {r["arch"] for r in before if r["mode"] == "archscale"}
+    assert 1 <= len(done_before) < 3, [(r["mode"], r["arch"], r.get("pid")) for r in before]
 
     again = subprocess.run(_search_cmd(out, "--epochs", "2", "--resume"), env=_env(), capture_output=True,
                            text=True, timeout=400)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     recs = [r for r in read_records(out / RECORDS) if r["mode"] == "archscale"]
     archs = [r["arch"] for r in recs]
-    assert len(set(archs)) == 3 and len(archs) == 3  # nothing trained twice, all three candidates done
+    # nothing trained twice, all three candidates done
+    assert len(set(archs)) == 3 and len(archs) == 3, [(r["mode"], r["arch"], r.get("pid"), r.get("time"))
+                                                      for r in read_records(out / RECORDS)]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["candidates"] == 3 and summary["interrupted"] is False
