@@ -145,6 +145,11 @@ def forward_moments(
             f"input moments impossible: mean^2 = {input_mean**2:g} must not exceed the second moment "
             f"{input_second_moment:g} (> 0)"
         )
+    if convention == "eq1" and input_mean != 0:
+        raise RuleError(
+            "the eq. 1 convention assumes a symmetric input (App. A, eq. 10): input_mean must be 0; "
+            "a post-activation input belongs to the 'linear-act' convention"
+        )
     if gains is None:
         gains = _gains_from_rule(graph, preset, context)
     n = graph.num_nodes

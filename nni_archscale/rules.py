@@ -56,6 +56,9 @@ from .paths import Moments, compose_moments, path_statistics, power_sum, shift_m
 PRESETS = ("paper", "release", "standard")
 CONTEXTS = ("dag", "nb201-cell", "mlp-cell", "cnn-cell")
 Context = Literal["dag", "nb201-cell", "mlp-cell", "cnn-cell"]
+#: Base learning rates used when none is given: the authors' NAS-Bench-201 example (0.46); elsewhere 1.0, so that
+#: a printed learning rate reads as the multiplier of the rate calibrated on the base network.
+DEFAULT_BASE_LR = {"nb201-cell": 0.46, "dag": 1.0, "mlp-cell": 1.0, "cnn-cell": 1.0}
 #: Contexts of the released MLP/CNN code (as opposed to its NAS-Bench-201 code).
 _RELEASE_MLP_CNN = ("dag", "mlp-cell", "cnn-cell")
 
@@ -241,11 +244,11 @@ def learning_rate(
         q0 = base_kernel_size or default_base_kernel_size(graph, context)
         kfac = Fraction(q0, q)
         kdesc = f"q_base/q = {q0}/{q}"
-    elif context != "nb201-cell" and context != "mlp-cell" and (kernel_size or any(q > 1 for q in graph.kernel_sizes)):
-        q = kernel_size or graph.kernel_sizes[-1]  # release CNN: 3 / kernel_size
+    elif context == "cnn-cell" or (context == "dag" and (kernel_size or any(q > 1 for q in graph.kernel_sizes))):
+        q = kernel_size or effective_kernel_size(graph, context)  # release CNN: 3 / kernel_size
         kfac = Fraction(3, q)
         kdesc = f"3/q = 3/{q}  [release CNN]"
-    elif context != "nb201-cell":
+    elif context != "nb201-cell":  # release MLP (a bare DAG of Linear layers, or the MLP cell)
         kfac = Fraction(1)
         kdesc = "1  [release MLP: no kernel factor]"
     else:  # release NAS-Bench-201: no kernel factor

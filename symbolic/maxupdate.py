@@ -74,13 +74,14 @@ def solved_rate() -> sp.Expr:
 def network_polynomial(graph: ArchGraph, preset: str, context: str) -> tuple[tuple[int, ...], int]:
     """Path polynomial (coefficients) of the network the rule sees, and the convention's extra depth offset.
 
-    A NAS-Bench-201 cell is preceded by its stem: the polynomials multiply (series composition)."""
+    A NAS-Bench-201 cell, and the cell of the paper's DAG-cell MLP/CNN, is preceded by its stem (a Conv/Linear +
+    ReLU layer; the linear readout has no ReLU and is not counted): the polynomials multiply (series composition)."""
     g = path_polynomial(graph)[graph.output_node]
-    if context == "nb201-cell":
-        stem = path_polynomial(single_layer(3))[1]
-        return _multiply(stem, g), 0
-    if preset == "release":
+    if preset == "release" and context != "nb201-cell":
         return g, 3  # the release's k_p + 3 (paper-notes §4): a convention, not a layer count
+    if context in ("nb201-cell", "mlp-cell", "cnn-cell"):
+        stem = path_polynomial(single_layer(3 if context != "mlp-cell" else 1))[1]
+        return _multiply(stem, g), 0
     return g, 0
 
 
@@ -97,7 +98,7 @@ def _multiply(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
 def network_kernel(graph: ArchGraph, context: str) -> int:
     """Largest kernel over the parameterised layers of the network the rule sees (App. C's ``q``)."""
     qs = [e.kernel_size for e in graph.parameterised_edges]
-    if context == "nb201-cell":
+    if context == "nb201-cell" or (context == "cnn-cell" and not qs):
         qs.append(3)  # the 3x3 stem
     return max(qs, default=1)
 
@@ -139,7 +140,7 @@ def max_update(
     P, S = sums[0], sums[3]
     q = network_kernel(graph, context)
     fallback = ""
-    if preset == "release" and context == "dag" and sums[1] - extra * sums[0] == 0:
+    if preset == "release" and context != "nb201-cell" and sums[1] - extra * sums[0] == 0:
         # release: when no path has a parameterised cell edge (or there is no path) it uses depth list [3]
         S, fallback = 27, "release fallback: no parameterised edge on any path, depth list [3] (base rate)"
     hist = tuple([0] * extra + list(coeffs)) if coeffs else ()
@@ -157,7 +158,8 @@ def max_update(
                          "none (architecture-blind)", ok, detail)
 
     q0 = default_base_kernel_size(graph, context) if preset == "paper" else 3
-    kernel_factor_applies = preset == "paper" or (context == "dag" and any(k > 1 for k in graph.kernel_sizes))
+    kernel_factor_applies = preset == "paper" or context == "cnn-cell" or (
+        context == "dag" and any(k > 1 for k in graph.kernel_sizes))
     qk, q0k = (q, q0) if kernel_factor_applies else (1, 1)
     s_base = base_depth_power_sum(preset, context)
     c_formula = (

@@ -115,3 +115,9 @@ def from_code(code):
 def test_training_flags_need_network(capsys):
     assert main(["inspect", "2_02", "--optimizer", "adam"]) == 2
     assert "--optimizer needs --network" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("context", ["mlp-cell", "cnn-cell"])
+def test_verify_has_a_default_base_rate_for_every_context(capsys, context):
+    assert main(["verify", "2_02_002", "--context", context]) == 0
+    assert "PASS" in capsys.readouterr().out

@@ -149,3 +149,8 @@ def test_conv_bn_convention_matches_a_real_cell():
         scales = exact_node_scales(g, convention="conv-bn", preset="paper", context="nb201-cell")
         restored = _monte_carlo_conv_bn(g, node_scales=list(scales))
     assert restored == pytest.approx([1.0] * 4, rel=0.1)
+
+
+def test_eq1_refuses_a_non_symmetric_input():
+    with pytest.raises(RuleError, match="symmetric input"):
+        forward_moments(from_paper_code("1_02"), input_mean=0.8, input_second_moment=1.0)

@@ -182,3 +182,10 @@ def test_paper_mlp_cell_counts_the_stem_relu():
     # chain of 4 Linear+ReLU cell edges: L = 1 + 4 = 5, base L = 2
     assert learning_rate(from_paper_code("2_02_002_0002"), 1.0, "paper", "mlp-cell").value == pytest.approx(
         math.sqrt(8 / 125))
+
+
+def test_release_cnn_cell_always_has_the_3_over_q_factor():
+    g = from_paper_code("2_02_002", kernel_size=1)
+    assert learning_rate(g, 1.0, "release", "cnn-cell").kernel_factor == 3
+    assert learning_rate(g, 1.0, "release", "cnn-cell", kernel_size=1).kernel_factor == 3
+    assert learning_rate(g, 1.0, "release", "mlp-cell").kernel_factor == 1

@@ -7,12 +7,8 @@ import json
 
 from ..explain import to_record, to_report
 from ..formats import parse_architecture
-from ..rules import CONTEXTS, PRESETS, scale
+from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS, scale
 from .main import UsageError, positive_float, positive_int
-
-#: Default base learning rates: the authors' NAS-Bench-201 example (0.46); elsewhere 1.0, so that the printed
-#: learning rate reads as the multiplier of the rate calibrated on the base network.
-DEFAULT_BASE_LR = {"nb201-cell": 0.46, "dag": 1.0, "mlp-cell": 1.0, "cnn-cell": 1.0}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -19,12 +19,11 @@ from typing import Iterator
 
 from ..formats import parse_architecture, to_text
 from ..graph import ArchGraph, Edge, EdgeKind
-from ..rules import CONTEXTS, PRESETS
+from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS
 from .main import UsageError, positive_float, positive_int
 
 #: NAS-Bench-201's five operations, as its strings name them.
 NB201_OPERATIONS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-DEFAULT_BASE_LR = {"nb201-cell": 0.46, "dag": 1.0}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
