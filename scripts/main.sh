@@ -8,7 +8,12 @@ bash "$root/scripts/setup.sh"
 cd "$root"
 out="out/search"
 args=(--trials 12 --epochs 2 --compare --out "$out")
-if [ -f "$out/run.json" ]; then
-  args+=(--resume)  # a finished or interrupted earlier run continues instead of being refused
+if [ "$#" -gt 0 ]; then
+  out="out/search-$(date +%Y%m%d-%H%M%S)"  # other options make another experiment: give it its own directory
+  args=(--trials 12 --epochs 2 --compare --out "$out")
+elif [ -f "$out/run.json" ]; then
+  args+=(--resume)  # the default run again: an interrupted or finished earlier run continues, nothing is retrained
 fi
+# one intra-op thread: these small candidates train several times faster than with two on a 2-core machine
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 exec .venv/bin/archscale search "${args[@]}" "$@"

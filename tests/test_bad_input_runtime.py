@@ -35,6 +35,13 @@ def _without(key):
     return {k: v for k, v in FULL.items() if k != key}
 
 
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Commands that fall back to the user's calibration cache get a fresh one, never the machine's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
 # ---------------------------------------------------------------------------------------------- NNI samples
 SAMPLES = [
     ("none", None, ExtractionError, r"must be a dict .* got NoneType; pass the running trial's sample"),

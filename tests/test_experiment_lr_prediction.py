@@ -88,3 +88,8 @@ def test_reanalyse_reproduces_the_run_without_training(tmp_path, capsys):
         assert after["pairs"][pair]["measured"] == pytest.approx(data["measured"])
         for rule, stats in data["rules"].items():
             assert after["pairs"][pair]["rules"][rule]["mean_abs_octaves"] == pytest.approx(stats["mean_abs_octaves"])
+
+
+def test_cli_names_an_unknown_init(capsys):
+    assert main(["experiment", "lr-prediction", "--inits", "foo"]) == 2
+    assert "unknown init 'foo'" in capsys.readouterr().err

@@ -171,3 +171,19 @@ def test_failure_outcomes_are_records_not_crashes(tmp_path):
     lines = (tmp_path / "trials.jsonl").read_text().splitlines()
     results = [ln for ln in lines if json.loads(ln)["mode"] != "start"]  # each trained candidate first logs a start
     assert len(results) == 4 and len(lines) == 4 + 3
+
+
+def test_out_of_memory_while_moving_the_model_is_the_oom_outcome():
+    from types import SimpleNamespace
+
+    import torch
+
+    from nni_archscale.nni_glue.trial import _train
+
+    class Huge(torch.nn.Linear):
+        def to(self, *args, **kwargs):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 80.00 GiB")
+
+    data = SimpleNamespace(num_classes=10, train=None, val=None)
+    result = _train(Huge(2, 2), data, "cpu", lambda m: (None, None), 1, 8, 0, None)
+    assert result.status == "oom" and result.accuracy == pytest.approx(0.1)

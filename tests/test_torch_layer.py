@@ -212,3 +212,11 @@ def test_missing_dataset_dir_is_a_clear_error(tmp_path):
     (d / "data_batch_1").write_bytes(b"garbage")
     with pytest.raises(DataError, match="cannot read dataset file"):
         load_cifar("cifar10", tmp_path)
+
+
+def test_calibration_cache_files_presets_apart():
+    from nni_archscale.torch_layer.calibrate import CalibrationCache
+
+    paper = CalibrationCache.key("s", "digits", "sgd", 128, "paper")
+    release = CalibrationCache.key("s", "digits", "sgd", 128, "release")
+    assert paper != release and paper.endswith("|preset=paper")

@@ -107,6 +107,13 @@ class Config:
         for opt in self.optimizers:
             if opt not in ("sgd", "adam"):
                 raise RuleError(f"unknown optimizer {opt!r}; use sgd or adam")
+        from .cellnet_init import INITS
+
+        for init in self.inits:
+            if init not in INITS:
+                raise RuleError(f"unknown init {init!r}; use a comma list of {', '.join(INITS)}")
+        if not self.inits or not self.optimizers:
+            raise RuleError("give at least one init and one optimizer (e.g. --inits paper --optimizers sgd)")
         if self.seeds < 1 or self.cells < 1 or self.width < 1:
             raise RuleError("seeds, cells and width must be positive")
 

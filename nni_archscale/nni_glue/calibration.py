@@ -48,7 +48,7 @@ def calibrate_nb201(dataset: str = "digits", data_dir: str | None = None, width:
                     report=print, momentum: float = 0.9, weight_decay: float = 5e-4) -> Calibration:
     """Find (or read from the cache) the base rate ``c`` for the NB201 space on ``dataset``."""
     cache = CalibrationCache(cache_path or default_cache_path())
-    key = CalibrationCache.key(nb201_space_name(width, cells_per_stage), dataset, optimizer, batch_size)
+    key = CalibrationCache.key(nb201_space_name(width, cells_per_stage), dataset, optimizer, batch_size, preset)
     recipe = {"preset": preset, "epochs": epochs, "steps": steps, "grid": log_grid(low, high, points),
               "seed": seed, "limit": limit, "momentum": momentum, "weight_decay": weight_decay,
               "criterion": "largest rate within 2% of the lowest final training loss"}

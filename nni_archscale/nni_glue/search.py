@@ -31,7 +31,8 @@ STRATEGIES = ("evolution", "random", "tpe")
 RUN_FILE = "run.json"
 #: options that define a run: resuming with any of them changed would mix two experiments
 _IDENTITY = ("dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "preset", "strategy", "width",
-             "cells_per_stage", "compare", "seed", "base_lr", "optimizer", "engine", "init")
+             "cells_per_stage", "compare", "seed", "base_lr", "optimizer", "engine", "init", "momentum",
+             "weight_decay", "scheduler")
 
 
 @dataclass

@@ -116,11 +116,12 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
                          adapter=prepared.adapter, graph=prepared.graph.to_text(), hook_summary=prepared.summary(),
                          groups=[{"name": g["name"], "lr": g["lr"], "weight_decay": g["weight_decay"]}
                                  for g in prepared.groups])
-            model.to(device)
-            opt = prepared.make_optimizer()
-            sched = prepared.make_scheduler(opt, steps_total)
+            def build(_model, prepared=prepared):
+                opt = prepared.make_optimizer()
+                return opt, prepared.make_scheduler(opt, steps_total)
+
             cb = (lambda e, m: report_intermediate(m.get("val_acc", 0.0))) if report_intermediate else None
-            result = _train(model, data, opt, sched, epochs, batch, seed, cb)
+            result = _train(model, data, device, build, epochs, batch, seed, cb)
             rec = _record(cfg, arch, "archscale", result, result.status, result.accuracy, extra)
         append_record(records_path, rec)
         records.append(rec)
@@ -129,10 +130,12 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
         if "default" in done:
             records.append(done["default"])
         else:
-            m = pristine.to(device)
-            groups = build_param_groups(m, DEFAULT_RECIPE["learning_rate"], weight_decay=DEFAULT_RECIPE["weight_decay"])
-            opt = make_optimizer(DEFAULT_RECIPE["optimizer"], groups)
-            result = _train(m, data, opt, None, epochs, batch, seed, None)
+            def build(m):
+                groups = build_param_groups(m, DEFAULT_RECIPE["learning_rate"],
+                                            weight_decay=DEFAULT_RECIPE["weight_decay"])
+                return make_optimizer(DEFAULT_RECIPE["optimizer"], groups), None
+
+            result = _train(pristine, data, device, build, epochs, batch, seed, None)
             rec = _record(cfg, arch, "default", result, result.status, result.accuracy,
                           {"sample": sample, "learning_rate": DEFAULT_RECIPE["learning_rate"]})
             append_record(records_path, rec)
@@ -140,8 +143,12 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
     return records
 
 
-def _train(model, data, opt, sched, epochs, batch, seed, on_epoch) -> TrainResult:
+def _train(model, data, device, build, epochs, batch, seed, on_epoch) -> TrainResult:
+    """Move the model, build its optimizer (``build(model) -> (optimizer, scheduler)``) and train it; running out
+    of memory at any of these steps is the defined outcome ``oom``, not a crash."""
     try:
+        model.to(device)
+        opt, sched = build(model)
         return train_classifier(model, data.train, data.val, opt, epochs=epochs, batch_size=batch, scheduler=sched,
                                 seed=seed, num_classes=data.num_classes, on_epoch=on_epoch)
     except BaseException as exc:  # OOM outside the loop (moving the model, building the optimizer)

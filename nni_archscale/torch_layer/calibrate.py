@@ -1,7 +1,7 @@
 """Calibration of the base rate ``c`` (paper §4): a log grid of rates, a short training of the base network at
 each, and the largest rate reaching the lowest training loss. Results are cached in a versioned JSON file.
 
-The cache maps a key (space, dataset, optimizer, batch size) to the chosen rate, the recipe that produced it and
+The cache maps a key (space, dataset, optimizer, batch size, preset) to the chosen rate, the recipe that produced it and
 the per-rate losses. An entry whose recipe differs from the one asked for is *stale*; a file that is not valid
 JSON or of another format version is *corrupt*; both are reported and recomputed, never trusted. Writes are
 atomic (temporary file + rename), so an interrupted write cannot leave a torn cache.
@@ -115,8 +115,11 @@ class CalibrationCache:
         return data["entries"]
 
     @staticmethod
-    def key(space: str, dataset: str, optimizer: str, batch_size: int) -> str:
-        return f"space={space}|dataset={dataset}|optimizer={optimizer}|batch={batch_size}"
+    def key(space: str, dataset: str, optimizer: str, batch_size: int, preset: str | None = None) -> str:
+        """The entry a calibration is filed under. The preset is part of it: presets initialise the base
+        network differently, so their rates are different entries, not stale versions of one another."""
+        key = f"space={space}|dataset={dataset}|optimizer={optimizer}|batch={batch_size}"
+        return key if preset is None else f"{key}|preset={preset}"
 
     def get(self, key: str, recipe: dict) -> Calibration | None:
         entry = self._entries.get(key)
