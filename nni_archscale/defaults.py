@@ -18,6 +18,10 @@ How the choice was made: the ``centered-*`` rules were derived after the width-1
 that and confirms ``centered-sgd``. For Adam ``centered-adam`` was better at width 128 (0.29) but not at 256
 (0.40), while ``moment-adam`` met 0.35 at both, so the default for Adam was chosen after seeing both widths.
 
+Convolutional cells (``--network cnn``): on 8x8 digits (width 8, 6 cells, kernels 3/5/7,
+``reports/lr-prediction-cnn-kernel/``) every rule erred by at least one octave and the moment rules' kernel
+factor by 2-3 octaves, so for CNNs the default is one shared rate (``standard``) until better evidence exists.
+
 The ``paper`` and ``release`` presets stay available by name (``--preset``) for reproduction.
 """
 
@@ -36,10 +40,13 @@ INITS = ("paper", "exact", "release", "standard")
 OPTIMIZERS = ("sgd", "adam")
 
 
-def default_rule(init: str, optimizer: str) -> str:
-    """The evidence-backed rule for an (init, optimizer) pair; the init's own preset where none was measured."""
+def default_rule(init: str, optimizer: str, network: str = "mlp") -> str:
+    """The evidence-backed rule for an (init, optimizer) pair; the init's own preset where none was measured;
+    one shared rate for CNN cells (see the module docstring)."""
     if init not in INITS:
         raise RuleError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
     if optimizer not in OPTIMIZERS:
         raise RuleError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    if network == "cnn":
+        return "standard"
     return DEFAULT_RULES.get((init, optimizer), init)

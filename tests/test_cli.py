@@ -121,3 +121,8 @@ def test_training_flags_need_network(capsys):
 def test_verify_has_a_default_base_rate_for_every_context(capsys, context):
     assert main(["verify", "2_02_002", "--context", context]) == 0
     assert "PASS" in capsys.readouterr().out
+
+
+def test_cnn_cells_default_to_one_shared_rate(capsys):
+    rec = run_json(capsys, "2_12_112_1112", "--network", "cnn", "--kernel-size", "5", "--init", "exact")
+    assert rec["rule"] == "standard" and rec["learning_rate"] == pytest.approx(1.0)

@@ -73,7 +73,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
         raise UsageError("--context and --network exclude each other: --network sets the context")
     init, optimizer = args.init or "paper", args.optimizer or "sgd"
     width = args.width or 128
-    rule = args.rule or default_rule(init, optimizer)
+    rule = args.rule or default_rule(init, optimizer, args.network)
     context = f"{args.network}-cell"
     base_lr = args.base_lr if args.base_lr is not None else 1.0
     init_preset = "paper" if init == "exact" else init
