@@ -23,6 +23,8 @@ RECIPE_TEXT = {
     "benchmark": "NAS-Bench-201's recipe: {init}, lr {bench_lr:g} for every cell",
     "paper": "fair: `paper` preset init (target in-degree, mean-field readout) and lr c * (sum_p L_p^3)^-1/2, c = {c}",
     "release": "fair: `release` preset (the authors' released code: source in-degree, readout (2/fan)^2), c = {c}",
+    "exact": "fair: `paper` preset plus the variance-exact init (fixed scalars on every cell node's sum that keep "
+             "it at the cell input's second moment), lr as `paper`, c = {c}",
     "mup": "mup package: MuReadout, base shapes from width {mup_base} (delta {mup_delta}), MuSGD lr {bench_lr:g}",
 }
 
