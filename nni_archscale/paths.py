@@ -111,6 +111,11 @@ def path_statistics(graph: ArchGraph, max_power: int = MAX_POWER) -> PathStatist
     return PathStatistics(graph, tuple(moments))
 
 
+def has_input_output_path(graph: ArchGraph) -> bool:
+    """True when some directed path joins the input to the output (else the network computes a constant)."""
+    return path_statistics(graph, max_power=0).output[0] > 0
+
+
 def depth_range(graph: ArchGraph) -> tuple[int, int] | None:
     """Smallest and largest number of parameterised edges over input-output paths (None if no path)."""
     lo: list[int | None] = [None] * graph.num_nodes

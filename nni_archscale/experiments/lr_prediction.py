@@ -26,7 +26,8 @@ import torch
 from ..errors import NoPathError, RuleError
 from ..formats import from_paper_code, to_paper_code
 from ..graph import ArchGraph, Edge
-from ..paths import path_statistics
+from ..paths import has_input_output_path
+from ..scaling_rules import BASE_CELL_CODE
 from ..rules import learning_rate
 from .batched import CellNetSpec
 from .cellnet_init import layer_variances
@@ -34,7 +35,7 @@ from .data import load_train_set
 from .maxlr import best_index, log2_grid, train_grid
 
 FAMILIES = ("mlp-topology", "mlp-depth", "cnn-kernel")
-BASE_CELL = "0_00_000_2000"
+BASE_CELL = BASE_CELL_CODE  # one Linear/Conv edge from the cell's input to its output
 
 
 # --------------------------------------------------------------------------- rules as predictors
@@ -56,10 +57,6 @@ def available_rules() -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- sampling networks
-def has_path(cell: ArchGraph) -> bool:
-    return path_statistics(cell).output[0] > 0
-
-
 def sample_topology_cells(count: int, seed: int = 0, nodes: int = 5) -> list[ArchGraph]:
     """Distinct random cells from the paper's 3^10 space (5 nodes), each with an input-output path."""
     rng = random.Random(seed)
@@ -68,7 +65,7 @@ def sample_topology_cells(count: int, seed: int = 0, nodes: int = 5) -> list[Arc
     while len(cells) < count:
         code = "_".join("".join(rng.choice("012") for _ in g) for g in groups)
         cell = from_paper_code(code)
-        if code in seen or code == BASE_CELL or not has_path(cell):
+        if code in seen or code == BASE_CELL or not has_input_output_path(cell):
             continue
         seen.add(code)
         cells.append(cell)

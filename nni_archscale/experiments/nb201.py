@@ -47,7 +47,7 @@ import torch
 from ..errors import ArchitectureParseError, ArchScaleError, GraphStructureError, NoPathError
 from ..formats import NB201_OPS, from_nb201
 from ..graph import ArchGraph
-from ..paths import path_statistics, power_sum
+from ..paths import has_input_output_path, path_statistics, power_sum
 from ..results import atomic_write_text, kendall_tau
 from ..run_errors import DataError
 
@@ -94,10 +94,6 @@ def nni_sample(arch: str, label: str = "cell") -> dict[str, str]:
             op, _, j = token.partition("~")
             sample[f"{label}/{int(j)}_{i}"] = _NNI_OPS[op]
     return sample
-
-
-def has_path(cell: ArchGraph) -> bool:
-    return path_statistics(cell).output[0] > 0
 
 
 def depth_power_sum(cell: ArchGraph) -> int:
@@ -514,7 +510,7 @@ class Trainer:
             return Run(cand.cell, cand.arch, cand.stratum, cand.published, recipe, seed, status,
                        round(self.chance, 9) if acc is None else acc, lr, loss, epochs, round(seconds, 3), message)
 
-        if not has_path(cell):
+        if not has_input_output_path(cell):
             return outcome("no-path", message="no input-output path: the output does not depend on the input; "
                                               "not trained, scored at chance")
         sample = nni_sample(cand.arch)
@@ -547,7 +543,7 @@ class Trainer:
                     try:
                         prepared = prepare_nb201(model, cell, cfg.cells_per_stage, hook,
                                                  torch.Generator().manual_seed(init_seed), adapter="nb201-experiment")
-                    except NoPathError as exc:  # has_path above makes this unreachable; kept as the defined outcome
+                    except NoPathError as exc:  # the path check above makes this unreachable; kept as the defined outcome
                         return outcome("no-path", message=str(exc))
                     model.to(self.device)
                     opt = prepared.make_optimizer()
