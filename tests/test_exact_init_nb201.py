@@ -58,3 +58,15 @@ def test_exact_init_is_refused_where_it_is_not_defined():
         HookConfig(init="mup")
     with pytest.raises(RuleError, match="NAS-Bench-201"):
         prepare_graph(torch.nn.Linear(2, 2), from_nb201(SKIPPY), HookConfig(init="exact"))
+
+
+def test_preparing_twice_replaces_the_scalars_and_hooks_can_be_removed():
+    cell = from_nb201(SKIPPY)
+    model = nb201(SKIPPY)
+    cfg = HookConfig(base_lr=0.1, init="exact")
+    prepare_nb201(model, cell, 1, cfg, torch.Generator().manual_seed(0))
+    prepared = prepare_nb201(model, cell, 1, cfg, torch.Generator().manual_seed(0))
+    assert cell_gain(model) == pytest.approx(1.0, rel=0.15)  # not alpha^2 applied twice
+    for h in prepared.hooks:
+        h.remove()
+    assert cell_gain(model) == pytest.approx(forward_moments(cell, convention="conv-bn").output_gain, rel=0.15)

@@ -62,6 +62,8 @@ class Prepared:
     adapter: str
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: forward hooks this preparation registered (the exact init's node-sum scalars); ``.remove()`` undoes them
+    hooks: list = field(default_factory=list)
 
     @property
     def learning_rate(self) -> float:
@@ -99,13 +101,14 @@ def prepare_nb201(model: nn.Module, cell: ArchGraph, cells_per_stage: int, confi
     t0 = time.perf_counter()
     scaling = scale(cell, config.base_lr, config.preset, "nb201-cell", per_edge=config.per_edge)
     plan = nb201_plan(cell, config.preset, cells_per_stage)
-    if config.init == "exact":
-        apply_output_scales(model, nb201_output_scales(cell, cells_per_stage))
+    hooks = apply_output_scales(model, nb201_output_scales(cell, cells_per_stage)) if config.init == "exact" else []
     rates = {}
     if config.per_edge:
         cells, _ = nb201_cell_indices(cells_per_stage)
         rates = module_rates(cell, scaling.edge_learning_rates, [f"cells.{k}." for k in cells])
-    return _finish(model, cell, scaling, plan, config, adapter, generator, t0, rates)
+    prepared = _finish(model, cell, scaling, plan, config, adapter, generator, t0, rates)
+    prepared.hooks.extend(hooks)
+    return prepared
 
 
 def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, context: str = "dag",

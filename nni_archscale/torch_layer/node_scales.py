@@ -29,9 +29,12 @@ def apply_output_scales(model: nn.Module, scales: Mapping[str, float]) -> list:
         )
     handles = []
     for name, alpha in scales.items():
-        if alpha == 1.0:
-            continue
-        handles.append(modules[name].register_forward_hook(_Scale(float(alpha))))
+        module = modules[name]
+        for key, hook in list(module._forward_hooks.items()):  # preparing a model again replaces, never stacks
+            if isinstance(hook, _Scale):
+                del module._forward_hooks[key]
+        if alpha != 1.0:
+            handles.append(module.register_forward_hook(_Scale(float(alpha))))
     return handles
 
 
