@@ -11,23 +11,22 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 RECORDS = "trials.jsonl"
 CSV_COLUMNS = ["trial", "arch", "status", "learning_rate", "accuracy", "default_status", "default_accuracy",
                "gain", "num_paths", "depth_power_sum", "hook_ms", "train_seconds", "adapter", "message"]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file in the same directory, then rename)."""
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Create ``path`` atomically: ``write(tmp)`` fills a temporary file in the same directory, which then
+    replaces ``path`` in one rename, so a crash never leaves a half-written file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=str(path.parent))
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -35,6 +34,18 @@ def atomic_write_text(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file in the same directory, fsync, then rename)."""
+
+    def write(tmp: str) -> None:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(path, write)
 
 
 def append_record(path: Path, record: dict) -> None:
@@ -203,18 +214,8 @@ def write_plot(path: Path, rows: list[dict], compare: bool, title: str) -> None:
         ax.set_ylabel("validation accuracy")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=str(path.parent))
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     finally:
         plt.close(fig)
 

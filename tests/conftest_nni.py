@@ -105,3 +105,16 @@ def no_leaked_nnimanager(tmp_path):
     if leaked:
         stop_pids(leaked)
         pytest.fail(f"nnimanager process(es) {leaked} outlived the test (stopped now)")
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """Tiny models on a shared 2-core machine: one intra-op thread is several times faster than two (in this
+    process, and through OMP_NUM_THREADS for trial subprocesses). Use with ``autouse`` via ``usefixtures``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(threads)

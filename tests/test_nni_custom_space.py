@@ -16,7 +16,7 @@ import torch
 warnings.filterwarnings("ignore")
 
 import nni  # noqa: E402
-from conftest_nni import no_leaked_nnimanager  # noqa: E402,F401
+from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: E402,F401
 
 from nni_archscale.graph import ArchGraph, Edge, EdgeKind  # noqa: E402
 from nni_archscale.nni_glue import current_sample, prepare_for_trial  # noqa: E402
@@ -38,16 +38,7 @@ BASE_LR = 0.6
 SEEN: list[dict] = []
 
 
-pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager")  # none that a test started may outlive it
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is several times faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager", "one_thread")  # none that a test started may outlive it
 
 
 def _rule_variances(model, graph: ArchGraph, readout: str) -> dict[str, float]:

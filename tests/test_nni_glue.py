@@ -16,7 +16,7 @@ import torch
 warnings.filterwarnings("ignore")
 
 import nni  # noqa: E402
-from conftest_nni import no_leaked_nnimanager  # noqa: E402,F401
+from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: E402,F401
 import pytorch_lightning as pl  # noqa: E402
 from nni.nas.evaluator import FunctionalEvaluator  # noqa: E402
 from nni.nas.evaluator.pytorch import Classification, DataLoader  # noqa: E402
@@ -36,16 +36,7 @@ SEEN: list[dict] = []
 HOOK = {"base_lr": 0.4, "preset": "paper", "weight_decay": 0.0, "scheduler": "none"}
 
 
-pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager")  # none that a test started may outlive it
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is several times faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager", "one_thread")  # none that a test started may outlive it
 
 
 def test_nb201_sample_adapter_matches_the_string_parser():

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest_nni import no_leaked_nnimanager  # noqa: F401
+from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: F401
 
 from nni_archscale.cli.main import main
 from nni_archscale.results import kendall_tau
@@ -16,20 +16,7 @@ from nni_archscale.results import kendall_tau
 
 #: every test fails if an nnimanager it started (a descendant, or one working under its tmp_path) outlives it;
 #: other sessions' nnimanagers on the same machine are not ours to count
-pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager")
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Tiny models on a shared 2-core machine: one intra-op thread is several times faster than two (in this
-    process for the sequential engine, through OMP_NUM_THREADS for ts trial subprocesses)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager", "one_thread")
 
 
 def _args(out, cache, *extra):

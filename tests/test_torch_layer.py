@@ -8,6 +8,7 @@ import warnings
 from fractions import Fraction
 
 import pytest
+
 import torch
 from torch import nn
 
@@ -26,15 +27,9 @@ from nni_archscale.torch_layer.param_groups import build_param_groups, make_opti
 from nni_archscale.torch_layer.train import train_classifier
 from nni_archscale.torch_layer.data import ArrayData, load_dataset
 
+from conftest_nni import one_thread  # noqa: F401
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is several times faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Net(nn.Module):
