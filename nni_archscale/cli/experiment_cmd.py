@@ -44,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lr.add_argument("--json", action="store_true", help="print the summary as JSON")
     lr.set_defaults(run=run_lr_prediction)
     add_nb201_parser(exp)
+    add_nb201_lr_parser(exp)
 
 
 def run_lr_prediction(args: argparse.Namespace) -> int:
@@ -143,3 +144,35 @@ def run_nb201(args: argparse.Namespace) -> int:
     else:
         print(report)
     return 0
+
+
+def add_nb201_lr_parser(exp: argparse._SubParsersAction) -> None:
+    p = exp.add_parser(
+        "nb201-lr",
+        help="NAS-Bench-201 maximal rates: one cell's path count vs the whole network's, target vs source in-degree",
+    )
+    p.add_argument("--cells", type=positive_int, default=12)
+    p.add_argument("--presets", type=_names, default=("paper", "release"), help="inits to compare (paper,release)")
+    p.add_argument("--width", type=positive_int, default=8)
+    p.add_argument("--cells-per-stage", type=positive_int, default=1)
+    p.add_argument("--points", type=positive_int, default=13, help="rates in the log grid 0.01..10")
+    p.add_argument("--limit", type=positive_int, default=None)
+    p.add_argument("--out", default="reports/nb201-maxlr")
+    p.set_defaults(run=run_nb201_lr)
+
+
+def run_nb201_lr(args: argparse.Namespace) -> int:
+    from ..experiments.nb201_maxlr import Config, run
+    from ..errors import RuleError
+    from ..rules import PRESETS
+
+    bad = [p for p in args.presets if p not in PRESETS]
+    if bad:
+        raise RuleError(f"unknown preset(s) {', '.join(bad)}; use a comma list of {', '.join(PRESETS)}")
+    if args.points < 2:
+        raise RuleError("--points must be at least 2 (a grid of rates)")
+    cfg = Config(cells=args.cells, presets=args.presets, width=args.width, cells_per_stage=args.cells_per_stage,
+                 points=args.points, limit=args.limit)
+    summary = run(cfg, Path(args.out))
+    print((Path(args.out) / "README.md").read_text())
+    return 0 if summary["results"] else 1
