@@ -25,6 +25,13 @@ fresh Gaussians; a ReLU's derivative is an independent Bernoulli(1/2) mask): a p
 ``gain * E[act'^2] * E[delta_v^2]`` back, a skip passes ``delta_v`` unchanged, and several paths that meet
 carry correlated gradients. The output gradient is the readout's row: ``E[delta_out^2] = Var W_readout``.
 
+``depth-centered-sgd`` multiplies ``centered-sgd`` by a depth factor, ``(mean over paths of L_p^3)^(-1/2)``
+with ``L_p = k_p + 3``: the first-step kernel is dominated by the readout and hardly changes along a chain, while
+the measured maximal rate falls with depth as eq. 8 says (App. D; Jelassi et al.). With the exact init every node
+is normalised, so parallel paths share the signal instead of adding to it: the factor averages over paths
+rather than summing. This rule was formed after seeing the width-128/256 topology runs and the depth run, and
+then checked on cells drawn with another seed (``reports/beyond-paper/heldout-exact-sgd``).
+
 *Centred* variants (``centered-sgd``, ``centered-adam``): with a classification loss at init the logits are
 near zero, so the batch gradient's output factor ``p - y`` sums to about zero over a balanced batch, and a
 feature that is the same for every input (the per-unit mean of post-ReLU features) moves no logit differently
@@ -49,7 +56,11 @@ from .graph import ArchGraph, Edge, EdgeKind
 from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
 from .rules import edge_init, readout_init
 
-RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered")
+RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered", "depth-centered-sgd")
+
+#: ``L_p = k_p + DEPTH_OFFSET`` in the depth factor of ``depth-centered-sgd`` (the release's count, which fits
+#: App. D's chains: reports/lr-prediction-mlp-depth)
+DEPTH_OFFSET = 3
 
 
 @lru_cache(maxsize=None)
@@ -230,8 +241,18 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
     k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
     if rule in ("moment", "centered"):
         rule = f"{rule}-{'adam' if optimizer == 'adam' else 'sgd'}"
+    if rule == "depth-centered-sgd":
+        return path_mean_depth_factor(cell) / k.centered2
     return 1.0 / {"moment-sgd": k.theta2, "moment-adam": k.theta1,
                   "centered-sgd": k.centered2, "centered-adam": k.centered1}[rule]
+
+
+def path_mean_depth_factor(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
+    """``(mean over input-output paths of (k_p + offset)^3)^(-1/2)`` (1 for a cell without paths)."""
+    from .paths import path_statistics, power_sum
+
+    m = path_statistics(cell).output
+    return 1.0 if m[0] == 0 else (power_sum(m, 3, offset) / m[0]) ** -0.5
 
 
 BASE_CELL_CODE = "0_00_000_2000"

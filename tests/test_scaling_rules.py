@@ -130,3 +130,16 @@ def test_centred_kernels_drop_the_feature_means():
     assert k1.centered2 == pytest.approx(hidden * (1 - 1 / math.pi) + k1.parts2["stem"] + readout_var)
     assert multiplier("centered", cell, "mlp", "paper", "sgd") == pytest.approx(1 / k.centered2)
     assert multiplier("centered", cell, "mlp", "paper", "adam") == pytest.approx(1 / k.centered1)
+
+
+def test_depth_factor_averages_over_paths():
+    from nni_archscale.scaling_rules import path_mean_depth_factor
+
+    chain = from_paper_code("2_02_002_0002")  # one path, k = 4
+    assert path_mean_depth_factor(chain) == pytest.approx(7 ** -1.5)
+    wide = from_paper_code("2_20")  # paths 0->2 (k=1), 0->1->2 (k=1)... 2_20: 0->1 param, 0->2 param, 1->2 none
+    assert path_mean_depth_factor(wide) == pytest.approx(4 ** -1.5)  # the mean, not the sum, of L^3
+    cell = from_paper_code("2_12_112_1112")
+    k = first_step_kernel(network_spec(cell, "mlp", "exact", 128, 64, 10))
+    assert multiplier("depth-centered-sgd", cell, "mlp", "exact", "sgd") == pytest.approx(
+        path_mean_depth_factor(cell) / k.centered2)

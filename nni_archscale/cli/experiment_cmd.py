@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lr.add_argument("--width", type=positive_int, default=128)
     lr.add_argument("--cells", type=positive_int, default=20, help="random cells (topology and CNN families)")
     lr.add_argument("--seeds", type=positive_int, default=3)
+    lr.add_argument("--sample-seed", type=int, default=0, help="which random cells are drawn (default 0)")
     lr.add_argument("--inits", type=_names, default=("paper", "exact"), help="comma list of paper,release,standard,exact")
     lr.add_argument("--optimizers", type=_names, default=("sgd",), help="comma list of sgd,adam")
     lr.add_argument("--batch-size", type=positive_int, default=16)
@@ -53,7 +54,7 @@ def run_lr_prediction(args: argparse.Namespace) -> int:
 
     cfg = Config(family=args.family, activation=args.act, convention=args.convention, data=args.data,
                  width=args.width, cells=args.cells, seeds=args.seeds, inits=args.inits,
-                 optimizers=args.optimizers, batch_size=args.batch_size, limit=args.limit,
+                 optimizers=args.optimizers, batch_size=args.batch_size, limit=args.limit, sample_seed=args.sample_seed,
                  sgd_grid=tuple(args.sgd_grid), adam_grid=tuple(args.adam_grid), per_octave=args.per_octave)
     out = Path(args.out or f"reports/lr-prediction-{args.family}")
     summary = run(cfg, out)

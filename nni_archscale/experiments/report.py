@@ -23,6 +23,9 @@ RULE_TEXT = {
     "moment-sgd": "1 / Theta, Theta = sum (df/dtheta)^2 from exact moments (SGD first step)",
     "moment-adam": "1 / Theta_1, Theta_1 = sum |df/dtheta| from exact moments (Adam first step)",
     "moment": "moment-sgd for SGD, moment-adam for Adam",
+    "centered-sgd": "1 / Theta with centred layer inputs (SGD first step, balanced batches)",
+    "centered-adam": "1 / Theta_1 with centred layer inputs (Adam first step)",
+    "depth-centered-sgd": "centered-sgd x (mean over paths of (k_p + 3)^3)^(-1/2)",
 }
 
 
