@@ -137,8 +137,8 @@ def test_depth_factor_averages_over_paths():
 
     chain = from_paper_code("2_02_002_0002")  # one path, k = 4
     assert path_mean_depth_factor(chain) == pytest.approx(7 ** -1.5)
-    wide = from_paper_code("2_20")  # paths 0->2 (k=1), 0->1->2 (k=1)... 2_20: 0->1 param, 0->2 param, 1->2 none
-    assert path_mean_depth_factor(wide) == pytest.approx(4 ** -1.5)  # the mean, not the sum, of L^3
+    wide = from_paper_code("2_21")  # two paths with k = 1: 0->2 (Linear) and 0->1 (Linear) ->2 (skip)
+    assert path_mean_depth_factor(wide) == pytest.approx(4 ** -1.5)  # the mean of L^3 = 64, not the sum 128
     cell = from_paper_code("2_12_112_1112")
     k = first_step_kernel(network_spec(cell, "mlp", "exact", 128, 64, 10))
     assert multiplier("depth-centered-sgd", cell, "mlp", "exact", "sgd") == pytest.approx(
