@@ -23,7 +23,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     replaces ``path`` in one rename, so a crash never leaves a half-written file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=str(path.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
     os.close(fd)
     try:
         write(tmp)
