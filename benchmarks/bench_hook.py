@@ -115,7 +115,7 @@ def measure(base, sample, cfg, data, device, args):
     return hook_s, prepared, copies
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", type=int, default=6)
     ap.add_argument("--width", type=int, default=8)
@@ -135,7 +135,21 @@ def main() -> None:
     ap.add_argument("--optimizer", default="sgd", choices=("sgd", "adam", "adamw"))
     ap.add_argument("--per-edge", action="store_true", help="per-edge learning rates (one param group per rate)")
     ap.add_argument("--flush-denormal", action="store_true", help="flush denormal floats to zero on CPU")
-    args = ap.parse_args()
+    return ap
+
+
+def run(quick: bool = False) -> list[tuple[str, float]]:
+    """Entry point for ``benchmarks/run_all.py`` (``quick``: 3 candidates, 1 epoch on 512 images)."""
+    argv = ["--candidates", "3", "--epochs", "1", "--limit", "512"] if quick else []
+    return measure_all(parser().parse_args(argv))
+
+
+def main() -> None:
+    measure_all(parser().parse_args())
+
+
+def measure_all(args: argparse.Namespace) -> list[tuple[str, float]]:
+    """Print the per-candidate table and the summary; return the headline figures."""
     torch.set_num_threads(args.threads)
     if args.flush_denormal:
         torch.set_flush_denormal(True)
@@ -189,6 +203,14 @@ def main() -> None:
     print(f"   A/A control (two untouched copies), CPU time: {stat('aa_cpu')}")
     print(f"throughput with / without hook, wall clock:      {stat('wall')}")
     print(f"   A/A control, wall clock:                      {stat('aa_wall')}")
+
+    def gmean(key):
+        return math.exp(statistics.fmean(math.log(r[key]) for r in rows))
+
+    return [("hook: cost per candidate / one epoch (median)", statistics.median(r["fraction"] for r in rows)),
+            ("hook: throughput with / without, CPU time", gmean("cpu")),
+            ("hook: A/A control, CPU time", gmean("aa_cpu")),
+            ("hook: throughput with / without, wall clock", gmean("wall"))]
 
 
 if __name__ == "__main__":

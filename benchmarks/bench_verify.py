@@ -28,18 +28,15 @@ def timed(verifier: Verifier, graphs) -> tuple[float, int]:
     return time.perf_counter() - start, failures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=None, help="only the first N cells")
-    parser.add_argument("--repeat", type=int, default=2, help="rounds; the best time of each pass is kept")
-    args = parser.parse_args()
-    cells = list(nb201_cells())[: args.limit]
+def measure(limit: int | None = None, repeat: int = 2) -> list[tuple[str, float]]:
+    """Print the table; return the headline figures for ``run_all.py``."""
+    cells = list(nb201_cells())[:limit]
     graphs = [from_nb201(c) for c in cells]
     Verifier().verify(graphs[0])  # derive the cached sympy roots once, outside the timings
 
     # no-cache and cold-cache passes alternate, best of `repeat`, so background load hits both alike
     t_plain = t_cold = t_warm = float("inf")
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         plain = Verifier("paper", "nb201-cell", 0.46, use_cache=False)
         t, f_plain = timed(plain, graphs)
         t_plain = min(t_plain, t)
@@ -54,6 +51,22 @@ def main() -> None:
     print(f"{'pass':<16} {'total s':>8} {'ms / cell':>10} {'speed-up':>9}")
     for name, t in (("no cache", t_plain), ("cache, cold", t_cold), ("cache, warm", t_warm)):
         print(f"{name:<16} {t:>8.2f} {1000 * t / n:>10.3f} {t_plain / t:>8.2f}x")
+    return [(f"verify: ms per cell, no cache ({n} cells)", 1000 * t_plain / n),
+            ("verify: speed-up of the cache, cold", t_plain / t_cold),
+            ("verify: speed-up of the cache, warm", t_plain / t_warm)]
+
+
+def run(quick: bool = False) -> list[tuple[str, float]]:
+    """Entry point for ``benchmarks/run_all.py``: every cell, or the first 1,500 with ``quick``."""
+    return measure(limit=1500 if quick else None, repeat=1 if quick else 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="only the first N cells")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds; the best time of each pass is kept")
+    args = parser.parse_args()
+    measure(args.limit, args.repeat)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,22 @@
+"""The benchmark entry point runs and reports (a smoke test; the figures themselves are not asserted)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_all_quick_paths_prints_the_summary():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--only", "paths"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "paths: DP speed-up at 14 nodes" in out.stdout and "summary" in out.stdout
+
+
+def test_every_benchmark_has_a_run_entry_point():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import run_all
+
+    for module in run_all.BENCHMARKS.values():
+        assert callable(getattr(__import__(module), "run")), module
