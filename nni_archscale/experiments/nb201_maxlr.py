@@ -66,19 +66,17 @@ class Config:
     threads: int = 1
 
 
-def measure(config: Config, arch: str, preset: str, grid: list[float]) -> tuple[float, dict[float, float]]:
+def measure(config: Config, arch: str, preset: str, grid: list[float], data) -> tuple[float, dict[float, float]]:
     """The maximal rate of one cell under one preset's init (one learning rate for every parameter)."""
     import torch
 
     from ..nni_glue.calibration import build_nb201
     from ..torch_layer.calibrate import calibrate, final_loss
-    from ..torch_layer.data import load_dataset
     from ..torch_layer.hook import HookConfig, prepare_nb201
     from ..torch_layer.param_groups import build_param_groups, make_optimizer
     from ..torch_layer.train import train_classifier
     from .nb201 import nni_sample
 
-    data = load_dataset("digits", None, config.limit, config.seed)
     cell = from_nb201(arch)
 
     def train_one(lr: float):
@@ -101,9 +99,11 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     import torch
 
     from ..torch_layer.calibrate import log_grid
+    from ..torch_layer.data import load_dataset
     from .nb201 import sample_candidates
 
     torch.set_num_threads(config.threads)
+    data = load_dataset("digits", None, config.limit, config.seed)  # once, for every cell and preset
     grid = log_grid(config.low, config.high, config.points)
     archs = [c.arch for c in sample_candidates(config.cells * 2, config.seed)
              if has_input_output_path(from_nb201(c.arch))][: config.cells]
@@ -113,7 +113,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     for preset in config.presets:
         measured[preset], losses[preset] = {}, {}
         for arch in [BASE_ARCH, *archs]:
-            rate, curve = measure(config, arch, preset, grid)
+            rate, curve = measure(config, arch, preset, grid, data)
             measured[preset][arch] = rate
             losses[preset][arch] = {str(k): (v if math.isfinite(v) else None) for k, v in curve.items()}
             progress(f"nb201-lr: {preset} {arch}: maximal rate {rate:.4g}")
