@@ -6,8 +6,8 @@ import argparse
 import json
 import math
 
-from .main import positive_float, positive_int
-from .search_cmd import device_name, non_negative_float, non_negative_int
+from .main import non_negative_float, non_negative_int, positive_float, positive_int
+from .search_cmd import device_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

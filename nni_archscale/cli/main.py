@@ -33,24 +33,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+def _number_type(convert, accepts, not_a_number: str, out_of_range: str):
+    """An argparse type: ``convert`` the text, then require ``accepts(value)``; each failure names what was
+    expected and what was given."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {not_a_number}, got {text!r}") from None
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {out_of_range}, got {text!r}")
+        return value
+
+    return parse
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positive number", "a positive finite number")
+non_negative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a number >= 0", "a finite number >= 0")
+positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "a positive integer")
+non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "an integer >= 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
