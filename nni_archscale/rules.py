@@ -50,7 +50,7 @@ from fractions import Fraction
 from typing import Literal
 
 from .errors import NoPathError, RuleError
-from .graph import ArchGraph, Edge, EdgeKind
+from .graph import ArchGraph, Edge
 from .paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
 
 PRESETS = ("paper", "release", "standard")
@@ -288,20 +288,11 @@ def edge_learning_rates(
 
 
 def _backward_moments(graph: ArchGraph) -> list[Moments]:
-    """Moments of the paths from each node to the output (the forward pass on the reversed graph)."""
+    """Moments of the paths from each node to the output: the forward pass on the reversed graph."""
     n = graph.num_nodes
-    zero = (0, 0, 0, 0)
-    moments: list[Moments] = [zero] * n
-    moments[n - 1] = (1, 0, 0, 0)
-    for v in range(n - 2, -1, -1):
-        total = zero
-        for e in graph.out_edges[v]:
-            m = moments[e.dst]
-            if e.kind is EdgeKind.PARAM:
-                m = shift_moments(m)
-            total = tuple(a + b for a, b in zip(total, m))
-        moments[v] = total
-    return moments
+    reversed_graph = ArchGraph(n, (Edge(n - 1 - e.dst, n - 1 - e.src, e.kind, e.kernel_size) for e in graph.active_edges))
+    forward = path_statistics(reversed_graph).moments
+    return [forward[n - 1 - v] for v in range(n)]
 
 
 # --------------------------------------------------------------------------- everything at once
