@@ -93,3 +93,25 @@ def test_reanalyse_reproduces_the_run_without_training(tmp_path, capsys):
 def test_cli_names_an_unknown_init(capsys):
     assert main(["experiment", "lr-prediction", "--inits", "foo"]) == 2
     assert "unknown init 'foo'" in capsys.readouterr().err
+
+
+def test_mup_is_measured_the_mup_way_and_predicts_one_rate(tmp_path, capsys):
+    pytest.importorskip("mup")
+    out = tmp_path / "lrp"
+    assert main(["experiment", "lr-prediction", "--cells", "3", "--seeds", "2", "--width", "16", "--limit", "160",
+                 "--per-octave", "1", "--sgd-grid", "0.0625", "16", "--inits", "paper,mup", "--out", str(out)]) == 0
+    assert "## init mup, optimizer sgd" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    mup_pair, paper_pair = summary["pairs"]["mup/sgd"], summary["pairs"]["paper/sgd"]
+    assert list(mup_pair["rules"]) == ["mup"] and "mup" not in paper_pair["rules"]
+    stats = mup_pair["rules"]["mup"]
+    assert stats["predicted"] == [mup_pair["base_max_lr"]] * 3  # one rate for every network
+    assert stats["pearson_r_log"] is None  # a constant predicts no ordering
+    expected = np.mean(np.abs(np.log2(mup_pair["measured"]) - np.log2(mup_pair["base_max_lr"])))
+    assert stats["mean_abs_octaves"] == pytest.approx(expected)
+
+
+def test_mup_base_width_must_be_narrower(capsys):
+    pytest.importorskip("mup")
+    assert main(["experiment", "lr-prediction", "--inits", "mup", "--width", "16", "--mup-base-width", "16"]) == 2
+    assert "--mup-base-width must be between 1 and the width 16" in capsys.readouterr().err

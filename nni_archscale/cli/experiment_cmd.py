@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lr.add_argument("--cells", type=positive_int, default=20, help="random cells (topology and CNN families)")
     lr.add_argument("--seeds", type=positive_int, default=3)
     lr.add_argument("--sample-seed", type=int, default=0, help="which random cells are drawn (default 0)")
-    lr.add_argument("--inits", type=_names, default=("paper", "exact"), help="comma list of paper,release,standard,exact")
+    lr.add_argument("--inits", type=_names, default=("paper", "exact"), help="comma list of paper,release,standard,exact,mup (mup: the mup package's "
+                    "parametrization, judged as a predictor that gives every network the base network's rate)")
     lr.add_argument("--optimizers", type=_names, default=("sgd",), help="comma list of sgd,adam")
     lr.add_argument("--batch-size", type=positive_int, default=16)
     lr.add_argument("--sgd-grid", type=float, nargs=2, metavar=("LO", "HI"), default=(2.0**-7, 2.0**4),
@@ -41,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="Adam learning-rate grid bounds (default 2^-13 .. 2^-1)")
     lr.add_argument("--per-octave", type=positive_int, default=4, help="grid points per octave (default 4)")
     lr.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
+    lr.add_argument("--mup-base-width", type=positive_int, default=None,
+                    help="init mup: width of the base model for mup's base shapes (default: half the width)")
     lr.add_argument("--out", default=None, help="output directory (default reports/lr-prediction-FAMILY)")
     lr.add_argument("--json", action="store_true", help="print the summary as JSON")
     lr.set_defaults(run=run_lr_prediction)
@@ -55,7 +58,8 @@ def run_lr_prediction(args: argparse.Namespace) -> int:
     cfg = Config(family=args.family, activation=args.act, convention=args.convention, data=args.data,
                  width=args.width, cells=args.cells, seeds=args.seeds, inits=args.inits,
                  optimizers=args.optimizers, batch_size=args.batch_size, limit=args.limit, sample_seed=args.sample_seed,
-                 sgd_grid=tuple(args.sgd_grid), adam_grid=tuple(args.adam_grid), per_octave=args.per_octave)
+                 sgd_grid=tuple(args.sgd_grid), adam_grid=tuple(args.adam_grid), per_octave=args.per_octave,
+                 mup_base_width=args.mup_base_width)
     out = Path(args.out or f"reports/lr-prediction-{args.family}")
     summary = run(cfg, out)
     report = write_lr_report(out, summary)

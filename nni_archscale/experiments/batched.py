@@ -92,6 +92,7 @@ class BatchedCellNet(torch.nn.Module):
         self.readout_w = torch.nn.Parameter(torch.empty(r, n, spec.num_classes))
         self.readout_b = torch.nn.Parameter(torch.zeros(r, spec.num_classes))
         self.register_buffer("node_scales", torch.ones(spec.cell.num_nodes))
+        self.readout_multiplier = 1.0  # a fixed forward multiplier on the readout's input (muP's 1 / width_mult)
 
     # ------------------------------------------------------------------ init
     @torch.no_grad()
@@ -161,6 +162,8 @@ class BatchedCellNet(torch.nn.Module):
         last = nodes[-1]
         if spec.kind == "cnn":
             last = last.mean(dim=(2, 3)).reshape(last.shape[0], r, n).transpose(0, 1)
+        if self.readout_multiplier != 1.0:
+            last = last * self.readout_multiplier
         return torch.bmm(last, self.readout_w) + self.readout_b[:, None, :]
 
     def _linear(self, z: torch.Tensor, w: torch.Tensor, b: torch.Tensor, q: int) -> torch.Tensor:
@@ -183,14 +186,19 @@ class ReplicaOptimizer:
 
     SGD: ``p -= lr * g`` (momentum 0, no weight decay: the paper's one-epoch search, paper-notes §3).
     Adam: the standard update (beta1 0.9, beta2 0.999, eps 1e-8, bias-corrected).
-    Replicas marked diverged are frozen.
+    Replicas marked diverged are frozen. ``multipliers`` (one per parameter, default all 1) scale each
+    parameter's rate, as per-layer rates do (muP's, :mod:`.mup_cellnet`).
     """
 
     def __init__(self, params: Sequence[torch.Tensor], lrs: torch.Tensor, kind: str = "sgd",
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 multipliers: Sequence[float] | None = None):
         if kind not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {kind!r}")
         self.params = list(params)
+        self.multipliers = [1.0] * len(self.params) if multipliers is None else [float(m) for m in multipliers]
+        if len(self.multipliers) != len(self.params):
+            raise ValueError(f"need one multiplier per parameter ({len(self.params)}), got {len(self.multipliers)}")
         self.replicas = int(lrs.numel())
         self.lrs = lrs.reshape(-1, 1).to(torch.float32)
         self.kind = kind
@@ -207,8 +215,9 @@ class ReplicaOptimizer:
                 continue
             g = replica_view(torch.nan_to_num(p.grad, nan=0.0, posinf=0.0, neginf=0.0), self.replicas)
             pv = replica_view(p.data, self.replicas)
+            lr_p = lr if self.multipliers[i] == 1.0 else lr * self.multipliers[i]
             if self.kind == "sgd":
-                pv.sub_(lr * g)
+                pv.sub_(lr_p * g)
             else:
                 m, v = (replica_view(s, self.replicas) for s in self.state[i])
                 b1, b2 = self.betas
@@ -216,5 +225,5 @@ class ReplicaOptimizer:
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
                 mhat = m / (1 - b1**self.step_count)
                 vhat = v / (1 - b2**self.step_count)
-                pv.sub_(lr * mhat / (vhat.sqrt() + self.eps))
+                pv.sub_(lr_p * mhat / (vhat.sqrt() + self.eps))
             p.grad = None

@@ -40,9 +40,12 @@ BASE_CELL = BASE_CELL_CODE  # one Linear/Conv edge from the cell's input to its 
 
 # --------------------------------------------------------------------------- rules as predictors
 def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetSpec, init: str, optimizer: str) -> float:
-    """The rate a rule gives ``cell`` relative to the base cell, for this experiment's network."""
+    """The rate a rule gives ``cell`` relative to the base cell, for this experiment's network. ``mup`` gives
+    every network the same rate: muP transfers a rate across width, and says nothing about topology."""
     from ..scaling_rules import rule_multiplier as multiplier
 
+    if rule == "mup":
+        return 1.0
     return multiplier(rule, cell, spec.kind, init, optimizer, spec.convention, spec.activation, spec.width,
                       spec.in_features, spec.num_classes)
 
@@ -51,9 +54,16 @@ def available_rules() -> tuple[str, ...]:
     try:
         from .. import scaling_rules
     except ImportError:  # pragma: no cover
-        return ("paper", "release", "standard")
+        return ("paper", "release", "standard", "mup")
     # the optimizer-dispatching aliases ("moment", "centered") would only repeat a column
-    return ("paper", "release", "standard", *(r for r in scaling_rules.RULES if r not in ("moment", "centered")))
+    return ("paper", "release", "standard", *(r for r in scaling_rules.RULES if r not in ("moment", "centered")),
+            "mup")
+
+
+def applies(rule: str, init: str) -> bool:
+    """The ``mup`` predictor is judged on networks trained the muP way (init ``mup``) and only there; the
+    graph rules are judged on the other inits."""
+    return (rule == "mup") == (init == "mup")
 
 
 # --------------------------------------------------------------------------- sampling networks
@@ -97,6 +107,7 @@ class Config:
     kernels: tuple[int, ...] = (3, 5, 7)
     sample_seed: int = 0
     limit: int | None = None
+    mup_base_width: int | None = None  # init "mup": the base model's width (default: half the width)
 
     def validate(self) -> None:
         if self.family not in FAMILIES:
@@ -105,10 +116,18 @@ class Config:
             if opt not in ("sgd", "adam"):
                 raise RuleError(f"unknown optimizer {opt!r}; use sgd or adam")
         from .cellnet_init import INITS
+        from .mup_cellnet import INSTALL_HINT, mup_available
 
         for init in self.inits:
-            if init not in INITS:
-                raise RuleError(f"unknown init {init!r}; use a comma list of {', '.join(INITS)}")
+            if init not in (*INITS, "mup"):
+                raise RuleError(f"unknown init {init!r}; use a comma list of {', '.join(INITS)},mup")
+        if "mup" in self.inits:
+            if not mup_available():
+                raise RuleError(INSTALL_HINT)
+            base = self.mup_base_width or self.width // 2
+            if not 1 <= base < self.width:
+                raise RuleError(f"--mup-base-width must be between 1 and the width {self.width} (exclusive), "
+                                f"got {base}")
         if not self.inits or not self.optimizers:
             raise RuleError("give at least one init and one optimizer (e.g. --inits paper --optimizers sgd)")
         if self.seeds < 1 or self.cells < 1 or self.width < 1:
@@ -168,8 +187,17 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
         spec = CellNetSpec(cell, in_features, config.width, data.num_classes, kind=kind, kernel_size=q,
                            convention=config.convention, activation=config.activation)
         lo, hi = config.sgd_grid if opt == "sgd" else config.adam_grid
-        res = train_grid(spec, layer_variances(spec, init), x, data.labels, log2_grid(lo, hi, config.per_octave),
-                         seeds, opt, config.batch_size, config.epochs)
+        grid = log2_grid(lo, hi, config.per_octave)
+        if init == "mup":
+            from .mup_cellnet import mup_parametrization
+
+            par = mup_parametrization(spec, opt, config.mup_base_width)
+            res = train_grid(spec, par.variances, x, data.labels, grid, seeds, opt, config.batch_size,
+                             config.epochs, lr_multipliers=par.lr_multipliers,
+                             readout_multiplier=par.readout_multiplier)
+        else:
+            res = train_grid(spec, layer_variances(spec, init), x, data.labels, grid, seeds, opt,
+                             config.batch_size, config.epochs)
         m = Measurement(to_paper_code(cell), q, init, opt, res.best_rates, res.losses.tolist(), res.at_grid_edge)
         measurements.append(m)
         if progress:
@@ -235,6 +263,8 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
             pair["seed_to_seed_r"] = _pearson(a, b)
             pair["seed_to_seed_mean_abs_octaves"] = float(np.mean(np.abs(a - b)))
         for rule in available_rules():
+            if not applies(rule, init):
+                continue
             preds, ok = [], True
             base_mult = None
             try:
@@ -268,7 +298,7 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
 
 def _pearson(a: Sequence[float], b: Sequence[float]) -> float | None:
     a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:  # a constant has no correlation (np.std can be 1e-17)
         return None
     return float(np.corrcoef(a, b)[0, 1])
 
@@ -304,7 +334,8 @@ def _plot(out_dir: Path, summary: dict) -> None:
 
     rows = summary["prediction_rows"]
     pairs = list(summary["pairs"])
-    rules = [r for r in summary["rules"] if r != "standard"]
+    rules = [r for r in summary["rules"]
+             if r != "standard" and any(r in p["rules"] for p in summary["pairs"].values())]
     fig, axes = plt.subplots(len(pairs), len(rules), figsize=(3.2 * len(rules), 3.0 * len(pairs)), squeeze=False)
     for i, pair in enumerate(pairs):
         init, opt = pair.split("/")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -63,18 +63,30 @@ def train_grid(
     epochs: float = 1.0,
     loss: str = "ce",
     data_seed: int = 0,
+    lr_multipliers: Mapping[str, float] | None = None,
+    readout_multiplier: float = 1.0,
 ) -> MaxLRResult:
     """Train ``len(seeds) * len(rates)`` replicas for ``epochs`` epochs and measure the final training loss.
 
     Every replica sees the same batches (shuffled with ``data_seed``). ``loss`` is ``"ce"`` (cross-entropy,
     what the paper's experiments use) or ``"mse"`` (on one-hot targets, the theory's eq. 6).
+    ``lr_multipliers`` (parameter name -> factor) and ``readout_multiplier`` set per-layer rates and a readout
+    forward multiplier, e.g. muP's (:func:`nni_archscale.experiments.mup_cellnet.mup_parametrization`).
     """
     s, k = len(seeds), len(rates)
     replicas = s * k
     model = BatchedCellNet(spec, replicas)
     model.initialise(variances, [seed for seed in seeds for _ in range(k)])
+    model.readout_multiplier = float(readout_multiplier)
     lrs = torch.tensor([rate for _ in seeds for rate in rates])
-    opt = ReplicaOptimizer(model.parameters(), lrs, optimizer)
+    names, params = zip(*model.named_parameters())
+    multipliers = None
+    if lr_multipliers is not None:
+        unknown = set(lr_multipliers) - set(names)
+        if unknown:
+            raise ValueError(f"lr_multipliers names no parameter of the network: {sorted(unknown)}")
+        multipliers = [lr_multipliers.get(n, 1.0) for n in names]
+    opt = ReplicaOptimizer(params, lrs, optimizer, multipliers=multipliers)
     active = torch.ones(replicas, dtype=torch.bool)
     n = x.shape[0]
     steps = max(1, int(round(epochs * n / batch_size)))

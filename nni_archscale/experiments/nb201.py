@@ -50,6 +50,7 @@ from ..graph import ArchGraph
 from ..paths import has_input_output_path, path_statistics, power_sum
 from ..results import atomic_write_text, kendall_tau
 from ..run_errors import DataError
+from .mup_cellnet import mup_available
 
 RECIPES = ("benchmark", "paper", "release", "exact", "mup")
 FAIR_RECIPES = ("paper", "release", "exact")
@@ -406,14 +407,6 @@ def command_line(config: Config, out: str | Path | None = None) -> str:
     if out is not None:
         parts += ["--out", str(out)]
     return " ".join(shlex.quote(p) for p in parts)
-
-
-def mup_available() -> bool:
-    try:
-        import mup  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- training one run
