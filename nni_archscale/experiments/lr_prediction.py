@@ -6,6 +6,9 @@ one-epoch grid search (:mod:`.maxlr`) for several seeds; measure the base networ
 ``base rate x rule multiplier`` for each rule, with no other fitted number; report the Pearson r of log
 predicted vs log measured and the mean absolute error in octaves (log2), plus the seed-to-seed r as the
 measurement's own noise floor.
+
+Init ``mup`` trains every network the μP way (the ``mup`` package's parametrization, :mod:`.mup_cellnet`) and is
+judged only as μP predicts: the base network's rate for every network (rule ``mup``).
 """
 
 from __future__ import annotations
