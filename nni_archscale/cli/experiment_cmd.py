@@ -27,7 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lr.add_argument("--act", choices=("relu", "gelu"), default="relu")
     lr.add_argument("--convention", choices=("linear-act", "eq1"), default="linear-act",
                     help="cell edges Linear-then-activation (the release) or activation-then-Linear (eq. 1)")
-    lr.add_argument("--data", choices=("digits", "mnist", "mnist14"), default="digits")
+    lr.add_argument("--data", choices=("digits", "mnist", "mnist14", "cifar10", "cifar100"), default="digits",
+                    help="training set (cifar10/cifar100: read from --data-dir, never downloaded)")
+    lr.add_argument("--data-dir", default=None, help="directory holding CIFAR's extracted python archive")
+    lr.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     lr.add_argument("--width", type=positive_int, default=128)
     lr.add_argument("--cells", type=positive_int, default=20, help="random cells (topology and CNN families)")
     lr.add_argument("--seeds", type=positive_int, default=3)
@@ -59,7 +62,7 @@ def run_lr_prediction(args: argparse.Namespace) -> int:
                  width=args.width, cells=args.cells, seeds=args.seeds, inits=args.inits,
                  optimizers=args.optimizers, batch_size=args.batch_size, limit=args.limit, sample_seed=args.sample_seed,
                  sgd_grid=tuple(args.sgd_grid), adam_grid=tuple(args.adam_grid), per_octave=args.per_octave,
-                 mup_base_width=args.mup_base_width)
+                 mup_base_width=args.mup_base_width, data_dir=args.data_dir, device=args.device)
     out = Path(args.out or f"reports/lr-prediction-{args.family}")
     summary = run(cfg, out)
     report = write_lr_report(out, summary)

