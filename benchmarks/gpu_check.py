@@ -16,6 +16,8 @@ What is measured, all in one process on one device, side by side:
   the measured throughput;
 * the wall time of a 20-candidate ``archscale search`` (sequential engine, on the device): digits by default,
   CIFAR-10 with ``--data-dir``.
+* the maximal-learning-rate grid of ``archscale experiment lr-prediction`` (all rates and seeds batched) on the
+  device against the CPU, on the same data and seeds: final losses, chosen rates, and wall time of each.
 
 With no CUDA device it prints why and exits 0 (CPU-only CI runs exactly that path).
 """
@@ -179,6 +181,39 @@ def time_search(args, dev) -> dict:
             "best_accuracy": summary.get("best_accuracy")}
 
 
+def grid_check(dev, width: int = 64, quick: bool = False) -> dict:
+    """One maximal-rate grid (cell 2_12_112_1112, 2 seeds x 12 rates, synthetic 196-feature data) on the CPU and
+    on ``dev``: the losses must agree to float32 accumulation error and the chosen rates must match."""
+    import torch
+
+    from nni_archscale.experiments.batched import CellNetSpec
+    from nni_archscale.experiments.cellnet_init import layer_variances
+    from nni_archscale.experiments.maxlr import log2_grid, train_grid
+    from nni_archscale.formats import from_paper_code
+
+    g = torch.Generator().manual_seed(0)
+    n = 512 if quick else 3000
+    x = torch.randn(n, 196, generator=g)
+    y = (x[:, :10].argmax(1)).long()
+    spec = CellNetSpec(from_paper_code("2_12_112_1112"), 196, width, 10)
+    rates = log2_grid(2.0**-4, 2.0**(7 / 4), 2)
+    out = {}
+    for name, device in (("cpu", torch.device("cpu")), ("cuda", dev)):
+        t0 = time.perf_counter()
+        res = train_grid(spec, layer_variances(spec, "exact"), x.to(device), y.to(device), rates, [0, 1], "sgd", 32)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        out[name] = (res, time.perf_counter() - t0)
+    (cpu, t_cpu), (gpu, t_gpu) = out["cpu"], out["cuda"]
+    import numpy as np
+
+    finite = np.isfinite(cpu.losses) & np.isfinite(gpu.losses)
+    diff = float(np.max(np.abs(cpu.losses[finite] - gpu.losses[finite]))) if finite.any() else float("nan")
+    return {"max_abs_loss_diff": diff, "same_divergence": bool((np.isfinite(cpu.losses) == np.isfinite(gpu.losses)).all()),
+            "cpu_best_rates": cpu.best_rates, "cuda_best_rates": gpu.best_rates, "cpu_s": round(t_cpu, 2),
+            "cuda_s": round(t_gpu, 2)}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     dev = cuda_device(args.device)
@@ -213,6 +248,12 @@ def main(argv=None) -> int:
     figures = {"device": name, "torch": torch.__version__, "width": args.width, "cells": args.cells,
                "batch_size": args.batch_size, "throughput": rows, "hook_ms": hook_ms,
                "cifar10_epoch_s_bf16cl": epoch_s}
+    grid = grid_check(dev, quick=args.quick)
+    figures["maxlr_grid"] = grid
+    print_table("maximal-rate grid (lr-prediction), CPU vs CUDA on the same data and seeds",
+                ["max |loss diff|", "same divergence", "CPU best rates", "CUDA best rates", "CPU s", "CUDA s"],
+                [[grid["max_abs_loss_diff"], grid["same_divergence"], grid["cpu_best_rates"],
+                  grid["cuda_best_rates"], grid["cpu_s"], grid["cuda_s"]]])
     if not args.no_search:
         search = time_search(args, dev)
         figures["search"] = search

@@ -22,3 +22,15 @@ def test_gpu_check_help_lists_its_options():
     assert done.returncode == 0
     for option in ("--width", "--cells", "--batch-size", "--search-trials", "--data-dir", "--json"):
         assert option in done.stdout
+
+
+def test_the_grid_check_compares_two_devices(monkeypatch):
+    """The CPU-vs-CUDA grid comparison, run with the CPU standing in for the GPU: identical losses and rates."""
+    import torch
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import gpu_check
+
+    out = gpu_check.grid_check(torch.device("cpu"), width=8, quick=True)
+    assert out["max_abs_loss_diff"] == 0.0 and out["same_divergence"]
+    assert out["cpu_best_rates"] == out["cuda_best_rates"] and len(out["cpu_best_rates"]) == 2
