@@ -14,6 +14,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..experiments.data import DATASETS
     from ..experiments.lr_prediction import FAMILIES
 
     p = sub.add_parser("experiment", help="reproduce the paper's experiments and measure the rules")
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lr.add_argument("--act", choices=("relu", "gelu"), default="relu")
     lr.add_argument("--convention", choices=("linear-act", "eq1"), default="linear-act",
                     help="cell edges Linear-then-activation (the release) or activation-then-Linear (eq. 1)")
-    lr.add_argument("--data", choices=("digits", "mnist", "mnist14", "cifar10", "cifar100"), default="digits",
+    lr.add_argument("--data", choices=DATASETS, default="digits",
                     help="training set (cifar10/cifar100: read from --data-dir, never downloaded)")
     lr.add_argument("--data-dir", default=None, help="directory holding CIFAR's extracted python archive")
     lr.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
@@ -35,8 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lr.add_argument("--cells", type=positive_int, default=20, help="random cells (topology and CNN families)")
     lr.add_argument("--seeds", type=positive_int, default=3)
     lr.add_argument("--sample-seed", type=int, default=0, help="which random cells are drawn (default 0)")
-    lr.add_argument("--inits", type=_names, default=("paper", "exact"), help="comma list of paper,release,standard,exact,mup (mup: the mup package's "
-                    "parametrization, judged as a predictor that gives every network the base network's rate)")
+    lr.add_argument("--inits", type=_names, default=("paper", "exact"),
+                    help="comma list of paper,release,standard,exact,mup (mup: the mup package's parametrization, "
+                         "judged as a predictor that gives every network the base network's rate)")
     lr.add_argument("--optimizers", type=_names, default=("sgd",), help="comma list of sgd,adam")
     lr.add_argument("--batch-size", type=positive_int, default=16)
     lr.add_argument("--sgd-grid", type=float, nargs=2, metavar=("LO", "HI"), default=(2.0**-7, 2.0**4),
