@@ -68,6 +68,30 @@ def fan_in(spec: CellNetSpec, layer: str, edge: Edge | None = None) -> int:
     return spec.width * q * q
 
 
+def cell_forward(spec: CellNetSpec, stem_out: torch.Tensor, linear, act,
+                 node_scales: torch.Tensor | None = None) -> torch.Tensor:
+    """The cell's last node, from the stem's output (before its activation). ``linear(edge, z)`` applies a
+    parameterised edge's Linear/Conv; the convention decides where the activation goes (after it for the
+    release's ``linear-act``, before it for eq. 1, whose node 0 is the symmetric pre-activation). Skips pass the
+    node on, pools average (CNNs), and a node sums its edges, times ``node_scales[v]`` when given."""
+    nodes = [stem_out if spec.convention == "eq1" else act(stem_out)]
+    for v in range(1, spec.cell.num_nodes):
+        total = None
+        for e in spec.cell.in_edges[v]:
+            src = nodes[e.src]
+            if e.kind is EdgeKind.PARAM:
+                out = act(linear(e, src)) if spec.convention == "linear-act" else linear(e, act(src))
+            elif e.kind is EdgeKind.POOL and spec.kind == "cnn":
+                out = F.avg_pool2d(src, e.kernel_size, stride=1, padding=e.kernel_size // 2, count_include_pad=False)
+            else:
+                out = src
+            total = out if total is None else total + out
+        if total is None:
+            total = torch.zeros_like(nodes[0])
+        nodes.append(total if node_scales is None else total * node_scales[v])
+    return nodes[-1]
+
+
 class BatchedCellNet(torch.nn.Module):
     """``replicas`` independent copies of a DAG-cell network in one module (see the module docstring)."""
 
@@ -137,29 +161,12 @@ class BatchedCellNet(torch.nn.Module):
             xr = x.repeat(1, r, 1, 1)
             h = F.conv2d(xr, self.stem_w, padding=spec.kernel_size // 2, groups=r)
             h = h + self.stem_b.reshape(1, r * n, 1, 1)
-        nodes = [h if spec.convention == "eq1" else self.act(h)]  # eq. 1: node 0 is the symmetric pre-activation
         index = {e: i for i, e in enumerate(self.edges)}
-        g = spec.cell
-        for v in range(1, g.num_nodes):
-            total = None
-            for e in g.in_edges[v]:
-                src = nodes[e.src]
-                if e.kind is EdgeKind.PARAM:
-                    i = index[e]
-                    inp = src if spec.convention == "linear-act" else self.act(src)
-                    out = self._linear(inp, self.edge_w[i], self.edge_b[i], e.kernel_size)
-                    if spec.convention == "linear-act":
-                        out = self.act(out)
-                elif e.kind is EdgeKind.POOL and spec.kind == "cnn":
-                    out = F.avg_pool2d(src, e.kernel_size, stride=1, padding=e.kernel_size // 2,
-                                       count_include_pad=False)
-                else:
-                    out = src
-                total = out if total is None else total + out
-            if total is None:
-                total = torch.zeros_like(nodes[0])
-            nodes.append(total * self.node_scales[v])
-        last = nodes[-1]
+
+        def linear(e: Edge, z: torch.Tensor) -> torch.Tensor:
+            return self._linear(z, self.edge_w[index[e]], self.edge_b[index[e]], e.kernel_size)
+
+        last = cell_forward(spec, h, linear, self.act, self.node_scales)
         if spec.kind == "cnn":
             last = last.mean(dim=(2, 3)).reshape(last.shape[0], r, n).transpose(0, 1)
         if self.readout_multiplier != 1.0:

@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import RuleError
-from ..graph import EdgeKind
-from .batched import CellNetSpec, LayerVariances
+from .batched import CellNetSpec, LayerVariances, cell_forward
 
 INSTALL_HINT = ("the mup init needs the mup package: pip install --no-deps mup==1.0.0 (plain 'pip install mup' "
                 "also pulls torchvision and a CUDA torch), or drop 'mup' from --inits")
@@ -65,26 +64,9 @@ class CellNet(nn.Module):
         self.act = torch.relu if spec.activation == "relu" else F.gelu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = self.spec
-        h = self.stem(x)
-        nodes = [h if spec.convention == "eq1" else self.act(h)]
         index = {e: i for i, e in enumerate(self.edge_list)}
-        for v in range(1, spec.cell.num_nodes):
-            total = None
-            for e in spec.cell.in_edges[v]:
-                src = nodes[e.src]
-                if e.kind is EdgeKind.PARAM:
-                    layer = self.edges[index[e]]
-                    out = self.act(layer(src)) if spec.convention == "linear-act" else layer(self.act(src))
-                elif e.kind is EdgeKind.POOL and spec.kind == "cnn":
-                    out = F.avg_pool2d(src, e.kernel_size, stride=1, padding=e.kernel_size // 2,
-                                       count_include_pad=False)
-                else:
-                    out = src
-                total = out if total is None else total + out
-            nodes.append(torch.zeros_like(nodes[0]) if total is None else total)
-        last = nodes[-1]
-        if spec.kind == "cnn":
+        last = cell_forward(self.spec, self.stem(x), lambda e, z: self.edges[index[e]](z), self.act)
+        if self.spec.kind == "cnn":
             last = last.mean(dim=(2, 3))
         return self.readout(last)
 
