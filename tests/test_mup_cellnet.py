@@ -15,20 +15,22 @@ from nni_archscale.experiments.mup_cellnet import (  # noqa: E402
 )
 
 
-def _spec(kind="mlp", width=16, code="2_12_112"):
+def _spec(kind="mlp", width=16, code="2_12_112", convention="linear-act", activation="relu"):
     q = 3 if kind == "cnn" else 1
     return CellNetSpec(from_paper_code(code, kernel_size=q), 1 if kind == "cnn" else 12, width, 4, kind=kind,
-                       kernel_size=q)
+                       kernel_size=q, convention=convention, activation=activation)
 
 
-@pytest.mark.parametrize("kind, optimizer", [("mlp", "sgd"), ("mlp", "adam"), ("cnn", "sgd")])
-def test_batched_training_equals_the_mup_package(kind, optimizer):
+@pytest.mark.parametrize("kind, optimizer, convention, activation", [
+    ("mlp", "sgd", "linear-act", "relu"), ("mlp", "adam", "linear-act", "relu"), ("cnn", "sgd", "linear-act", "relu"),
+    ("mlp", "adam", "eq1", "gelu")])
+def test_batched_training_equals_the_mup_package(kind, optimizer, convention, activation):
     """The package's basic usage (MuReadout, set_base_shapes against a half-width copy, MuSGD/MuAdam) and the
     batched trainer fed with mup_parametrization's numbers give the same outputs after every step."""
     torch.manual_seed(0)
-    spec = _spec(kind)
+    spec = _spec(kind, convention=convention, activation=activation)
     base = CellNet(CellNetSpec(spec.cell, spec.in_features, spec.width // 2, spec.num_classes, spec.kind,
-                               spec.kernel_size))
+                               spec.kernel_size, convention, activation))
     model = CellNet(spec)
     mup.set_base_shapes(model, base)  # rescales the readout, as basic usage does
     batched = BatchedCellNet(spec, 1)
