@@ -32,6 +32,11 @@ is normalised, so parallel paths share the signal instead of adding to it: the f
 rather than summing. This rule was formed after seeing the width-128/256 topology runs and the depth run, and
 then checked on cells drawn with another seed (``reports/beyond-paper/heldout-exact-sgd``).
 
+``path-mean-depth`` is that depth factor alone, with no kernel: eq. 8 with the release's ``L_p = k_p + 3`` and a
+mean over paths instead of a sum. It needs neither the init nor the width. It was noticed while rescoring
+variants on the runs above (``scripts/rule_variants.py``), where it beat one shared rate under the paper's init
+on every run. It was then put to held-out cells (``reports/beyond-paper/heldout-paper-*``).
+
 *Centred* variants (``centered-sgd``, ``centered-adam``): with a classification loss at init the logits are
 near zero, so the batch gradient's output factor ``p - y`` sums to about zero over a balanced batch, and a
 feature that is the same for every input (the per-unit mean of post-ReLU features) moves no logit differently
@@ -56,7 +61,8 @@ from .graph import ArchGraph, Edge, EdgeKind
 from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
 from .rules import edge_init, readout_init
 
-RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered", "depth-centered-sgd")
+RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered", "depth-centered-sgd",
+         "path-mean-depth")
 
 #: ``L_p = k_p + DEPTH_OFFSET`` in the depth factor of ``depth-centered-sgd`` (the release's count, which fits
 #: App. D's chains: reports/lr-prediction-mlp-depth)
@@ -238,6 +244,8 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
     """A rule's learning rate for ``cell`` up to the calibrated constant (``1 / Theta``)."""
     if rule not in RULES:
         raise RuleError(f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
+    if rule == "path-mean-depth":
+        return path_mean_depth_factor(cell)
     k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
     if rule in ("moment", "centered"):
         rule = f"{rule}-{'adam' if optimizer == 'adam' else 'sgd'}"

@@ -26,6 +26,7 @@ RULE_TEXT = {
     "centered-sgd": "1 / Theta with centred layer inputs (SGD first step, balanced batches)",
     "centered-adam": "1 / Theta_1 with centred layer inputs (Adam first step)",
     "depth-centered-sgd": "centered-sgd x (mean over paths of (k_p + 3)^3)^(-1/2)",
+    "path-mean-depth": "(mean over paths of (k_p + 3)^3)^(-1/2): eq. 8's depth term, averaged over paths, no kernel",
     "mup": "muP (the mup package, App. E.3's setup): every network trained the muP way at the base network's rate",
 }
 
