@@ -143,3 +143,15 @@ def test_depth_factor_averages_over_paths():
     k = first_step_kernel(network_spec(cell, "mlp", "exact", 128, 64, 10))
     assert multiplier("depth-centered-sgd", cell, "mlp", "exact", "sgd") == pytest.approx(
         path_mean_depth_factor(cell) / k.centered2)
+
+
+def test_path_mean_depth_is_the_depth_factor_alone_relative_to_the_base_cell():
+    from nni_archscale.scaling_rules import rule_multiplier
+
+    chain = from_paper_code("2_02_002_0002")  # one path through 4 Linear edges: L_p = 4 + 3
+    assert rule_multiplier("path-mean-depth", chain) == pytest.approx((7 / 4) ** -1.5)
+    # it ignores the init, the optimizer and the width
+    cell = from_paper_code("2_12_112_1112")
+    values = {rule_multiplier("path-mean-depth", cell, "mlp", i, o, width=w)
+              for i in ("paper", "exact") for o in ("sgd", "adam") for w in (64, 256)}
+    assert len(values) == 1
