@@ -29,7 +29,7 @@ VARIANTS = {
     "sqrt-moment-adam x depth": ("moment-adam", 0.5, True),
     "centered-adam x depth": ("centered-adam", 1.0, True),
     "moment-adam x depth": ("moment-adam", 1.0, True),
-    "depth factor alone": (None, 0.0, True),
+    "depth factor alone": (None, 0.0, True),  # since adopted as the named rule ``path-mean-depth``
 }
 
 
