@@ -16,8 +16,8 @@ paper      adam        ``path-mean-depth``     0.28   0.46   0.24 / 0.48      0.
 =========  ==========  ======================  =====  =====  ===============  =====  ====  =================================
 
 (held-out: cells drawn with other seeds and run after the rules were fixed, width 128 / 256: 32 / 12 cells for
-the exact init, 20 / 12 for the paper's; depth: App. D chains L = 3..10, ``reports/lr-prediction-mlp-depth`` and ``reports/beyond-paper/depth-adam``;
-GeLU: 12 held-out cells with Linear-then-GeLU edges, ``reports/beyond-paper/heldout-gelu``.)
+the exact init, 20 / 12 for the paper's; depth: App. D chains L = 3..10, ``reports/lr-prediction-mlp-depth``
+and ``reports/beyond-paper/depth-adam``; GeLU: 12 held-out cells with Linear-then-GeLU edges, ``reports/beyond-paper/heldout-gelu``.)
 
 How the choice was made, honestly: the ``centered-*`` rules were derived after the width-128 run; width 256 was
 run after that. ``centered-sgd`` alone scored 0.32 / 0.32 on topology but 1.22 octaves on depth, so the depth
@@ -34,13 +34,13 @@ With the paper's init the kernel rules did not beat one shared rate on both topo
 A held-out test with a decision rule fixed beforehand then followed: paper init, 20 new cells at width 128 and 12
 at width 256; adopt it for an optimizer if it beats one shared rate at both widths. With Adam it did (0.24 vs
 0.34, 0.48 vs 0.55), so it is the paper-init Adam default, still short of 0.35 at width 256. With SGD it did not
-(0.52 vs 0.62, but 0.65 vs 0.62), so the paper-init SGD default stays one shared rate. On the GeLU cells (not used to pick
-it) it scored 0.20, against 0.33 for one shared rate.
+(0.52 vs 0.62, but 0.65 vs 0.62), so the paper-init SGD default stays one shared rate. On the GeLU cells (not
+used to pick it) it scored 0.20, against 0.33 for one shared rate.
 
 Convolutional cells (``--network cnn``): on 8x8 digits (``reports/lr-prediction-cnn-kernel/``) and on 14x14
 MNIST at width 16 (12 cells, 3 seeds, ``reports/beyond-paper/cnn-mnist14/``) every rule erred by about one octave
-or more, the moment rules with their ``q^2`` kernel factor by 1.2-3.3, and the measured rates showed no kernel trend; so for
-CNNs the default is one shared rate (``standard``) until better evidence exists.
+or more, the moment rules with their ``q^2`` kernel factor by 1.2-3.3, and the measured rates showed no kernel
+trend; so for CNNs the default is one shared rate (``standard``) until better evidence exists.
 
 The ``paper`` and ``release`` presets stay available by name (``--preset``) for reproduction.
 """
