@@ -207,9 +207,10 @@ def grid_check(dev, width: int = 64, quick: bool = False) -> dict:
     (cpu, t_cpu), (gpu, t_gpu) = out["cpu"], out["cuda"]
     import numpy as np
 
-    finite = np.isfinite(cpu.losses) & np.isfinite(gpu.losses)
+    cpu_ok, gpu_ok = np.isfinite(cpu.losses), np.isfinite(gpu.losses)
+    finite = cpu_ok & gpu_ok
     diff = float(np.max(np.abs(cpu.losses[finite] - gpu.losses[finite]))) if finite.any() else float("nan")
-    return {"max_abs_loss_diff": diff, "same_divergence": bool((np.isfinite(cpu.losses) == np.isfinite(gpu.losses)).all()),
+    return {"max_abs_loss_diff": diff, "same_divergence": bool((cpu_ok == gpu_ok).all()),
             "cpu_best_rates": cpu.best_rates, "cuda_best_rates": gpu.best_rates, "cpu_s": round(t_cpu, 2),
             "cuda_s": round(t_gpu, 2)}
 

@@ -17,7 +17,8 @@ paper      adam        ``path-mean-depth``     0.28   0.46   0.24 / 0.48      0.
 
 (held-out: cells drawn with other seeds and run after the rules were fixed, width 128 / 256: 32 / 12 cells for
 the exact init, 20 / 12 for the paper's; depth: App. D chains L = 3..10, ``reports/lr-prediction-mlp-depth``
-and ``reports/beyond-paper/depth-adam``; GeLU: 12 held-out cells with Linear-then-GeLU edges, ``reports/beyond-paper/heldout-gelu``.)
+and ``reports/beyond-paper/depth-adam``; GeLU: 12 held-out cells with Linear-then-GeLU edges,
+``reports/beyond-paper/heldout-gelu``.)
 
 How the choice was made, honestly: the ``centered-*`` rules were derived after the width-128 run; width 256 was
 run after that. ``centered-sgd`` alone scored 0.32 / 0.32 on topology but 1.22 octaves on depth, so the depth
