@@ -121,7 +121,7 @@ class Config:
             if opt not in ("sgd", "adam"):
                 raise RuleError(f"unknown optimizer {opt!r}; use sgd or adam")
         from .cellnet_init import INITS
-        from .mup_cellnet import INSTALL_HINT, mup_available
+        from .mup_cellnet import INSTALL_HINT, mup_available, resolve_base_width
 
         for init in self.inits:
             if init not in (*INITS, "mup"):
@@ -129,10 +129,7 @@ class Config:
         if "mup" in self.inits:
             if not mup_available():
                 raise RuleError(INSTALL_HINT)
-            base = self.mup_base_width or self.width // 2
-            if not 1 <= base < self.width:
-                raise RuleError(f"--mup-base-width must be between 1 and the width {self.width} (exclusive), "
-                                f"got {base}")
+            resolve_base_width(self.width, self.mup_base_width)
         if not self.inits or not self.optimizers:
             raise RuleError("give at least one init and one optimizer (e.g. --inits paper --optimizers sgd)")
         if self.seeds < 1 or self.cells < 1 or self.width < 1:

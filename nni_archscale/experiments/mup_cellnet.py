@@ -92,15 +92,23 @@ class MupParametrization:
     base_width: int
 
 
+def resolve_base_width(width: int, base_width: int | None = None) -> int:
+    """The μP base model's width: ``base_width``, or half the width as the NAS-Bench-201 μP recipe uses; it must
+    be narrower than ``width``."""
+    base = base_width or width // 2
+    if not 1 <= base < width:
+        raise RuleError(f"--mup-base-width must be between 1 and the width {width} (exclusive), got {base}: mup "
+                        f"needs a narrower base model to tell width dimensions apart")
+    return base
+
+
 def mup_model(spec: CellNetSpec, base_width: int) -> CellNet:
     """A :class:`CellNet` with μP base shapes from a copy of width ``base_width`` (the package's basic usage)."""
     if not mup_available():
         raise RuleError(INSTALL_HINT)
     from mup import set_base_shapes
 
-    if not 1 <= base_width < spec.width:
-        raise RuleError(f"the mup base width must be between 1 and the width {spec.width} (exclusive), got "
-                        f"{base_width}: mup needs a narrower base model to tell width dimensions apart")
+    resolve_base_width(spec.width, base_width)
     base = CellNet(CellNetSpec(spec.cell, spec.in_features, base_width, spec.num_classes, spec.kind,
                                spec.kernel_size, spec.convention, spec.activation), mup_readout=True)
     model = CellNet(spec, mup_readout=True)
@@ -114,7 +122,7 @@ def mup_parametrization(spec: CellNetSpec, optimizer: str, base_width: int | Non
     half the width, as the NAS-Bench-201 μP recipe does."""
     if optimizer not in ("sgd", "adam"):
         raise RuleError(f"unknown optimizer {optimizer!r}; use sgd or adam")
-    base_width = base_width or max(1, spec.width // 2)
+    base_width = resolve_base_width(spec.width, base_width)
     model = mup_model(spec, base_width)
     from mup import MuAdam, MuSGD
 
