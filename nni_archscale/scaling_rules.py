@@ -37,6 +37,23 @@ mean over paths instead of a sum. It needs neither the init nor the width. It wa
 variants on the runs above (``scripts/rule_variants.py``), where it beat one shared rate under the paper's init
 on every run. It was then put to held-out cells (``reports/beyond-paper/heldout-paper-*``).
 
+``feature-sgd`` / ``feature-adam`` (``feature`` picks by optimizer) move the maximal-update condition from the
+output to the features the readout reads, as eq. 7 states it for hidden features. With the readout row ``w``
+(mean-field, ``Var = 1/n^2``), one step of the hidden weights changes the output node by
+``Delta z = -eta g J J^T w`` (SGD; ``J = dz_out/dtheta``), whose projection ``w . Delta z = -eta g Theta_h`` is
+the hidden part of the kernel (``Theta_h``: the stem and cell terms, without the readout's own term
+``n E[z_out^2]``, which dominates ``Theta`` at mean-field scale and hardly changes with depth). Taking
+``J J^T`` isotropic on ``w``, every unit moves by ``eta g Theta_h / (n sigma_w)``; requiring that to be
+``Theta(1)`` *relative to the feature's own scale* ``sqrt(E[z_out^2])`` gives
+
+    eta* = c * sqrt(E[z_out^2]) / Theta_h        (Adam: Theta_1 in place of Theta, as above),
+
+with the kernels centred (below). With the exact init ``E[z_out^2]`` is the same for every cell, so the rule is
+``1 / Theta_h``. Along a chain ``Theta_h`` grows with the number of layers, which is where the depth dependence
+of App. D comes from in this rule. The rule was derived after every run in ``reports/beyond-paper`` up to
+``heldout-paper-w256`` had been seen and rescored on them; its test is the pre-registered held-out run in
+``reports/beyond-paper/README.md`` ("the feature rules").
+
 *Centred* variants (``centered-sgd``, ``centered-adam``): with a classification loss at init the logits are
 near zero, so the batch gradient's output factor ``p - y`` sums to about zero over a balanced batch, and a
 feature that is the same for every input (the per-unit mean of post-ReLU features) moves no logit differently
@@ -62,7 +79,7 @@ from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_ou
 from .rules import edge_init, readout_init
 
 RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered", "depth-centered-sgd",
-         "path-mean-depth")
+         "path-mean-depth", "feature-sgd", "feature-adam", "feature")
 
 #: ``L_p = k_p + DEPTH_OFFSET`` in the depth factor of ``depth-centered-sgd`` (the release's count, which fits
 #: App. D's chains: reports/lr-prediction-mlp-depth)
@@ -124,6 +141,19 @@ class Kernel:
     parts1: dict
     centered2: float = 0.0
     centered1: float = 0.0
+    readout_centered2: float = 0.0  # the readout's own terms of ``centered2``/``centered1``
+    readout_centered1: float = 0.0
+    output_second_moment: float = 0.0  # E[z_out^2] per unit, the features the readout reads
+
+    @property
+    def hidden_centered2(self) -> float:
+        """The centred SGD kernel of the hidden weights (stem and cell), without the readout's own term."""
+        return self.centered2 - self.readout_centered2
+
+    @property
+    def hidden_centered1(self) -> float:
+        """The centred Adam kernel of the hidden weights (stem and cell), without the readout's own term."""
+        return self.centered1 - self.readout_centered1
 
 
 def node0_moments(stem_gain: float, convention: str, activation: str) -> tuple[float, float]:
@@ -214,7 +244,8 @@ def first_step_kernel(net: NetworkSpec) -> Kernel:
     var_out = fm.second_moment[out] - fm.mean[out] ** 2
     centered2 += parts2["stem"] + n * var_out
     centered1 += parts1["stem"] + n * abs_mean(var_out)
-    return Kernel(sum(parts2.values()), sum(parts1.values()), parts2, parts1, centered2, centered1)
+    return Kernel(sum(parts2.values()), sum(parts1.values()), parts2, parts1, centered2, centered1,
+                  n * var_out, n * abs_mean(var_out), fm.second_moment[out])
 
 
 def network_spec(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
@@ -246,11 +277,19 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
         raise RuleError(f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
     if rule == "path-mean-depth":
         return path_mean_depth_factor(cell)
+    from .paths import has_input_output_path
+
+    if not has_input_output_path(cell):
+        raise RuleError("the cell has no input-to-output path, so the network computes a constant and no "
+                        "first-step rule is defined; connect the output to the input")
     k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
-    if rule in ("moment", "centered"):
+    if rule in ("moment", "centered", "feature"):
         rule = f"{rule}-{'adam' if optimizer == 'adam' else 'sgd'}"
     if rule == "depth-centered-sgd":
         return path_mean_depth_factor(cell) / k.centered2
+    if rule in ("feature-sgd", "feature-adam"):
+        hidden = k.hidden_centered2 if rule == "feature-sgd" else k.hidden_centered1
+        return math.sqrt(k.output_second_moment) / hidden
     return 1.0 / {"moment-sgd": k.theta2, "moment-adam": k.theta1,
                   "centered-sgd": k.centered2, "centered-adam": k.centered1}[rule]
 

@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="with --network (default sgd)")
     p.add_argument("--rule", default=None,
                    help="with --network: the learning-rate rule (paper, release, standard, moment-sgd, moment-adam, "
-                        "centered-sgd, centered-adam, depth-centered-sgd, path-mean-depth); default: the "
+                        "centered-sgd, centered-adam, depth-centered-sgd, path-mean-depth, feature-sgd, feature-adam, "
+                        "feature); default: the "
                         "evidence-backed rule for the init and optimizer")
     p.add_argument("--in-features", type=positive_int, default=196, help="with --network: input size (default 196)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")

@@ -27,6 +27,8 @@ RULE_TEXT = {
     "centered-adam": "1 / Theta_1 with centred layer inputs (Adam first step)",
     "depth-centered-sgd": "centered-sgd x (mean over paths of (k_p + 3)^3)^(-1/2)",
     "path-mean-depth": "(mean over paths of (k_p + 3)^3)^(-1/2): eq. 8's depth term, averaged over paths, no kernel",
+    "feature-sgd": "sqrt(E[z_out^2]) / Theta_h: the hidden (stem and cell) centred SGD kernel, features moved Theta(1)",
+    "feature-adam": "sqrt(E[z_out^2]) / Theta_1,h: the same with the hidden centred Adam kernel",
     "mup": "muP (the mup package, App. E.3's setup): every network trained the muP way at the base network's rate",
 }
 
