@@ -155,3 +155,62 @@ def test_path_mean_depth_is_the_depth_factor_alone_relative_to_the_base_cell():
     values = {rule_multiplier("path-mean-depth", cell, "mlp", i, o, width=w)
               for i in ("paper", "exact") for o in ("sgd", "adam") for w in (64, 256)}
     assert len(values) == 1
+
+
+def measured_hidden_kernel(cell, init, width=512, replicas=8, inputs=4, seed=0):
+    """sum over the stem and cell weights (not the readout) of (df/dtheta)^2, by autograd."""
+    torch.manual_seed(seed)
+    spec = CellNetSpec(cell, 64, width, 10)
+    model = BatchedCellNet(spec, replicas)
+    model.initialise(layer_variances(spec, init), list(range(replicas)))
+    weights = [p for name, p in model.named_parameters() if "_w" in name and "readout" not in name]
+    x = torch.randn(inputs, 64)
+    x = x / x.norm(dim=1, keepdim=True) * 8  # E[x^2] = 1 exactly: the hidden kernel scales with |x|^2
+    total = 0.0
+    for b in range(inputs):
+        grads = torch.autograd.grad(model(x[b:b + 1])[:, 0, 0].sum(), weights)
+        total += float(sum((g.reshape(replicas, -1) ** 2).sum(1) for g in grads).mean()) / inputs
+    return total
+
+
+@pytest.mark.parametrize("code, init", [("2_02_002_0002", "paper"), ("2_12_112_1112", "exact"),
+                                        ("1_21_011_2102", "paper")])
+def test_hidden_kernel_matches_autograd_without_the_readout(code, init):
+    """The feature rules use only the stem and cell terms, which the total kernel's test hardly sees (the
+    readout's term dominates it at mean-field scale); checked on their own here."""
+    cell = from_paper_code(code)
+    k = first_step_kernel(network_spec(cell, "mlp", init, 512, 64, 10))
+    hidden = k.theta2 - k.parts2["readout"]
+    assert hidden < 0.1 * k.theta2  # why the readout term hides it
+    assert measured_hidden_kernel(cell, init) == pytest.approx(hidden, rel=0.12)
+
+
+def test_feature_rules_drop_the_readout_term_and_scale_by_the_output_feature():
+    cell = from_paper_code("2_12_112_1112")
+    k = first_step_kernel(network_spec(cell, "mlp", "paper", 128, 64, 10))
+    assert k.readout_centered2 == pytest.approx(128 * (k.output_second_moment - (k.parts1["readout"] / 128) ** 2))
+    assert k.hidden_centered2 == pytest.approx(k.centered2 - k.readout_centered2) and k.hidden_centered2 > 0
+    assert multiplier("feature", cell, "mlp", "paper", "sgd") == pytest.approx(
+        math.sqrt(k.output_second_moment) / k.hidden_centered2)
+    assert multiplier("feature", cell, "mlp", "paper", "adam") == pytest.approx(
+        math.sqrt(k.output_second_moment) / k.hidden_centered1)
+
+
+def test_feature_rule_falls_along_a_chain_where_the_full_kernel_does_not():
+    """App. D: the maximal rate falls with depth. The full kernel is flat along a chain (readout term); the
+    hidden kernel grows with every layer, so the feature rule falls, for both optimizers."""
+    from nni_archscale.scaling_rules import rule_multiplier
+
+    chains = [from_paper_code(c) for c in ("0_00_000_2000", "2_00_000_0200", "2_02_000_0020", "2_02_002_0002")]
+    for optimizer in ("sgd", "adam"):
+        feature = [rule_multiplier("feature", c, "mlp", "paper", optimizer, width=128, in_features=196)
+                   for c in chains]
+        assert all(a > b for a, b in zip(feature, feature[1:]))
+        assert feature[-1] < 0.6
+    full = [rule_multiplier("centered-sgd", c, "mlp", "paper", "sgd", width=128, in_features=196) for c in chains]
+    assert max(full) / min(full) < 1.1
+
+
+def test_kernel_rules_refuse_a_cell_without_an_input_output_path():
+    with pytest.raises(RuleError, match="no input-to-output path"):
+        multiplier("feature-sgd", from_paper_code("0_00_000_0000"), "mlp", "paper", "sgd")
