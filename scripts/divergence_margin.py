@@ -1,0 +1,102 @@
+"""How far below divergence each network's best rate sits, and how the rate follows the output's second moment.
+
+For every (init, optimizer) pair of finished lr-prediction runs (``runs.csv``): per network and seed, the best
+rate (lowest final loss) and the first rate of the grid whose training diverged (infinite loss); the gap between
+them in octaves, averaged over seeds and networks; and, pooled over the runs given, the least-squares slope of
+log2(measured rate / base rate) and of ``feature-sgd``'s log2 prediction on log2(E[z_out^2] / base), where
+E[z_out^2] is the output node's second moment at init (:mod:`nni_archscale.scaling_rules`).
+
+    python scripts/divergence_margin.py reports/beyond-paper/heldout3-w128 reports/beyond-paper/heldout4-w256
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from nni_archscale.formats import from_paper_code
+from nni_archscale.scaling_rules import BASE_CELL_CODE, first_step_kernel, network_spec, rule_multiplier
+
+IN_FEATURES = {"mnist14": 196, "mnist": 784, "digits": 64}
+
+
+def margins(run_dir: Path) -> dict[str, dict[str, float]]:
+    """pair -> arch -> mean over seeds of log2(first diverged rate / best rate); nan where nothing diverged."""
+    curves: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    with (run_dir / "runs.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            curves[f"{row['init']}/{row['optimizer']}"][row["arch"]][row["seed"]].append(
+                (float(row["rate"]), float(row["final_loss"])))
+    out: dict = {}
+    for pair, archs in curves.items():
+        out[pair] = {}
+        for arch, seeds in archs.items():
+            gaps = []
+            for rows in seeds.values():
+                rows.sort()
+                best = min(rows, key=lambda r: r[1])[0]
+                diverged = next((rate for rate, loss in rows if not math.isfinite(loss)), None)
+                if diverged is not None:
+                    gaps.append(math.log2(diverged / best))
+            out[pair][arch] = float(np.mean(gaps)) if gaps else float("nan")
+    return out
+
+
+def slopes(run_dirs: list[Path], pair: str) -> tuple[float, float, int]:
+    """(measured slope, feature-sgd slope, networks) of log2 rate on log2 E[z_out^2], both relative to the base."""
+    init, optimizer = pair.split("/")
+    xs, measured, predicted = [], [], []
+    for d in run_dirs:
+        summary = json.loads((d / "summary.json").read_text())
+        if pair not in summary["pairs"]:
+            continue
+        cfg, data = summary["config"], summary["pairs"][pair]
+        width, in_features = cfg["width"], IN_FEATURES[cfg["data"]]
+        with (d / "predictions.csv").open() as fh:
+            archs = list(dict.fromkeys(row["arch"] for row in csv.DictReader(fh)))
+
+        def second_moment(code: str) -> float:
+            spec = network_spec(from_paper_code(code), "mlp", init, width, in_features, 10)
+            return first_step_kernel(spec).output_second_moment
+
+        base = second_moment(BASE_CELL_CODE)
+        for arch, rate in zip(archs, data["measured"]):
+            xs.append(math.log2(second_moment(arch) / base))
+            measured.append(math.log2(rate / data["base_max_lr"]))
+            predicted.append(math.log2(rule_multiplier("feature-sgd", from_paper_code(arch), "mlp", init, optimizer,
+                                                       width=width, in_features=in_features)))
+    if len(xs) < 2 or np.ptp(xs) < 1e-6:  # the exact init: E[z_out^2] is the same for every cell
+        return float("nan"), float("nan"), len(xs)
+    return float(np.polyfit(xs, measured, 1)[0]), float(np.polyfit(xs, predicted, 1)[0]), len(xs)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    dirs = [Path(a) for a in argv]
+    pairs: list[str] = []
+    for d in dirs:
+        for pair, archs in margins(d).items():
+            gaps = [g for g in archs.values() if math.isfinite(g)]
+            gap = f"{np.mean(gaps):.2f} octaves below divergence" if gaps else "(no network diverged on the grid)"
+            print(f"{d}  {pair:11s} best rate {gap} ({len(gaps)} of {len(archs)} networks diverged)")
+            pairs += [pair] if pair not in pairs else []
+    for pair in pairs:
+        if pair.split("/")[0] in ("paper", "exact"):
+            m, f, n = slopes(dirs, pair)
+            if math.isnan(m):
+                print(f"pooled {pair:11s} E[z_out^2] does not vary across these networks ({n})")
+                continue
+            print(f"pooled {pair:11s} log2 rate per log2 E[z_out^2]: measured {m:+.2f}, feature-sgd {f:+.2f} ({n} networks)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

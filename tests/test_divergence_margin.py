@@ -1,0 +1,26 @@
+"""scripts/divergence_margin.py: the gap between a network's best rate and the first rate that diverged."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "divergence_margin.py"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("divergence_margin", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gap_is_octaves_from_the_best_rate_to_the_first_divergence(tmp_path):
+    rows = ["arch,kernel_size,init,optimizer,seed,rate,final_loss,chosen"]
+    # seed 0: best at 0.25, diverges from 1.0 (2 octaves); seed 1: best at 0.5, diverges from 1.0 (1 octave)
+    for seed, losses in ((0, [0.9, 0.5, 0.7, math.inf, math.inf]), (1, [0.9, 0.8, 0.4, math.inf, math.inf])):
+        rows += [f"2_02,1,paper,sgd,{seed},{r},{loss},0" for r, loss in zip((0.125, 0.25, 0.5, 1.0, 2.0), losses)]
+    rows += [f"2_02,1,paper,adam,0,{r},{loss},0" for r, loss in ((0.001, 0.5), (0.002, 0.4))]  # never diverges
+    (tmp_path / "runs.csv").write_text("\n".join(rows) + "\n")
+    gaps = load().margins(tmp_path)
+    assert gaps["paper/sgd"]["2_02"] == 1.5
+    assert math.isnan(gaps["paper/adam"]["2_02"])
