@@ -126,3 +126,14 @@ def test_verify_has_a_default_base_rate_for_every_context(capsys, context):
 def test_cnn_cells_default_to_one_shared_rate(capsys):
     rec = run_json(capsys, "2_12_112_1112", "--network", "cnn", "--kernel-size", "5", "--init", "exact")
     assert rec["rule"] == "standard" and rec["learning_rate"] == pytest.approx(1.0)
+
+
+def test_network_mode_shows_the_feature_rules_two_factors(capsys):
+    rec = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--init", "paper", "--optimizer", "sgd",
+                   "--rule", "feature", "--base-lr", "0.3")
+    t = rec["feature_rule"]
+    assert t["output_second_moment"] > 5 * t["base_output_second_moment"]  # the paper's init lets it grow
+    factor = (t["output_second_moment"] / t["base_output_second_moment"]) ** 0.5 * t["base_hidden_kernel"] / t[
+        "hidden_kernel"]
+    assert rec["learning_rate"] == pytest.approx(0.3 * factor)
+    assert "feature_rule" not in run_json(capsys, "2_12_112_1112", "--network", "mlp", "--rule", "standard")

@@ -95,12 +95,37 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
         node_scales=list(fm.node_scales),
         second_moment_ratio=list(fm.ratios),
     )
+    feature = rule if rule in ("feature-sgd", "feature-adam") else None
+    if feature is None and rule == "feature":
+        feature = f"feature-{optimizer}"
+    if feature:
+        record["feature_rule"] = _feature_terms(graph, spec, feature, args)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
         print(to_report(record))
         print(f"\nnetwork {args.network}: init {init}, optimizer {optimizer}, rule {rule}")
+        if feature:
+            t = record["feature_rule"]
+            print(f"{feature}: m(cell) / m(base) = sqrt(E[z_out^2] / base's) * Theta_h(base) / Theta_h = "
+                  f"sqrt({t['output_second_moment']:.4g} / {t['base_output_second_moment']:.4g}) * "
+                  f"{t['base_hidden_kernel']:.4g} / {t['hidden_kernel']:.4g}")
         print("node second moment / input's: " + ", ".join(f"{r:.3g}" for r in fm.ratios))
         if init == "exact":
             print("node-sum scalars (exact init): " + ", ".join(f"{a:.4g}" for a in fm.node_scales))
     return 0
+
+
+def _feature_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
+    """The two factors of a feature rule (:mod:`nni_archscale.scaling_rules`) for the cell and the base cell."""
+    from ..formats import from_paper_code
+    from ..scaling_rules import BASE_CELL_CODE, first_step_kernel, network_spec
+
+    base = from_paper_code(BASE_CELL_CODE, kernel_size=3 if args.network == "cnn" else 1)  # as rule_multiplier
+    base_spec = network_spec(base, args.network, args.init or "paper", spec.width, spec.in_features, args.num_classes)
+    terms = {}
+    for prefix, s in (("", spec), ("base_", base_spec)):
+        k = first_step_kernel(s)
+        terms[f"{prefix}output_second_moment"] = k.output_second_moment
+        terms[f"{prefix}hidden_kernel"] = k.hidden_centered2 if rule == "feature-sgd" else k.hidden_centered1
+    return terms
