@@ -137,3 +137,20 @@ def test_network_mode_shows_the_feature_rules_two_factors(capsys):
         "hidden_kernel"]
     assert rec["learning_rate"] == pytest.approx(0.3 * factor)
     assert "feature_rule" not in run_json(capsys, "2_12_112_1112", "--network", "mlp", "--rule", "standard")
+
+
+def test_network_mode_preset_picks_the_rule_as_issue_7_specifies(capsys):
+    from nni_archscale.scaling_rules import rule_multiplier
+
+    rec = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--preset", "release", "--base-lr", "0.1")
+    assert rec["rule"] == "release"
+    assert rec["learning_rate"] == pytest.approx(0.1 * rule_multiplier("release", from_code("2_12_112_1112")))
+    default = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--base-lr", "0.1")
+    assert default["rule"] == "feature-sgd" and default["learning_rate"] != pytest.approx(rec["learning_rate"])
+    assert main(["inspect", "2_12", "--network", "mlp", "--preset", "paper", "--rule", "standard"]) == 2
+    assert "disagree" in capsys.readouterr().err
+
+
+def test_rules_beyond_the_paper_need_network(capsys):
+    assert main(["inspect", "2_12", "--preset", "feature-sgd"]) == 2
+    assert "add --network mlp|cnn" in capsys.readouterr().err

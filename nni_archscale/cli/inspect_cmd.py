@@ -8,6 +8,7 @@ import json
 from ..explain import to_record, to_report
 from ..formats import parse_architecture
 from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS, scale
+from ..scaling_rules import RULES
 from .main import UsageError, positive_float, positive_int
 
 
@@ -19,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "a text graph (n=3; 0->1:param/1, 1->2:skip) or a path to a JSON graph.",
     )
     p.add_argument("arch", metavar="ARCH")
-    p.add_argument("--preset", choices=PRESETS, default="paper")
+    p.add_argument("--preset", choices=(*PRESETS, *RULES), default=None,
+                   help="the rule (default paper; with --network: the evidence-backed rule for the init and "
+                        "optimizer, nni_archscale/defaults.py); the rules beyond the paper need --network")
     p.add_argument("--base-lr", type=positive_float, default=None,
                    help="rate calibrated on the base network (default 0.46 for NAS-Bench-201, else 1.0)")
     p.add_argument("--kernel-size", type=positive_int, default=None,
@@ -37,11 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", choices=("paper", "exact", "release", "standard"), default=None,
                    help="with --network: the init (exact = paper + node-sum scalars that keep every node's scale)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="with --network (default sgd)")
-    p.add_argument("--rule", default=None,
-                   help="with --network: the learning-rate rule (paper, release, standard, moment-sgd, moment-adam, "
-                        "centered-sgd, centered-adam, depth-centered-sgd, path-mean-depth, feature-sgd, feature-adam, "
-                        "feature); default: the "
-                        "evidence-backed rule for the init and optimizer")
+    p.add_argument("--rule", choices=(*PRESETS, *RULES), default=None, help="with --network: the same as --preset")
     p.add_argument("--in-features", type=positive_int, default=196, help="with --network: input size (default 196)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(run=run)
@@ -54,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("init", "optimizer", "rule"):
         if getattr(args, flag) is not None:
             raise UsageError(f"--{flag} needs --network mlp|cnn (it describes the DAG-cell network's training)")
+    if args.preset is not None and args.preset not in PRESETS:
+        raise UsageError(f"--preset {args.preset} is a rule for the DAG-cell network (stem, cell, readout); add "
+                         f"--network mlp|cnn, or use one of {', '.join(PRESETS)}")
+    args.preset = args.preset or "paper"
     context = args.context or ("nb201-cell" if form == "nb201" else "dag")
     base_lr = args.base_lr if args.base_lr is not None else DEFAULT_BASE_LR[context]
     scaling = scale(
@@ -75,7 +78,9 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
         raise UsageError("--context and --network exclude each other: --network sets the context")
     init, optimizer = args.init or "paper", args.optimizer or "sgd"
     width = args.width or 128
-    rule = args.rule or default_rule(init, optimizer, args.network)
+    if args.rule and args.preset and args.rule != args.preset:
+        raise UsageError(f"--rule {args.rule} and --preset {args.preset} disagree; give one of them")
+    rule = args.rule or args.preset or default_rule(init, optimizer, args.network)
     context = f"{args.network}-cell"
     base_lr = args.base_lr if args.base_lr is not None else 1.0
     init_preset = "paper" if init == "exact" else init
