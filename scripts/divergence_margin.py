@@ -48,8 +48,9 @@ def margins(run_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def slopes(run_dirs: list[Path], pair: str) -> tuple[float, float, int]:
-    """(measured slope, feature-sgd slope, networks) of log2 rate on log2 E[z_out^2], both relative to the base."""
+def slopes(run_dirs: list[Path], pair: str) -> tuple[float, float, float, int]:
+    """(measured slope, feature-sgd slope, Pearson r of feature-sgd against the measurement, networks): slopes of
+    log2 rate on log2 E[z_out^2], both relative to the base."""
     init, optimizer = pair.split("/")
     xs, measured, predicted = [], [], []
     for d in run_dirs:
@@ -71,9 +72,10 @@ def slopes(run_dirs: list[Path], pair: str) -> tuple[float, float, int]:
             measured.append(math.log2(rate / data["base_max_lr"]))
             predicted.append(math.log2(rule_multiplier("feature-sgd", from_paper_code(arch), "mlp", init, optimizer,
                                                        width=width, in_features=in_features)))
+    r = float(np.corrcoef(predicted, measured)[0, 1]) if len(xs) > 2 else float("nan")
     if len(xs) < 2 or np.ptp(xs) < 1e-6:  # the exact init: E[z_out^2] is the same for every cell
-        return float("nan"), float("nan"), len(xs)
-    return float(np.polyfit(xs, measured, 1)[0]), float(np.polyfit(xs, predicted, 1)[0]), len(xs)
+        return float("nan"), float("nan"), r, len(xs)
+    return float(np.polyfit(xs, measured, 1)[0]), float(np.polyfit(xs, predicted, 1)[0]), r, len(xs)
 
 
 def main(argv: list[str]) -> int:
@@ -90,11 +92,13 @@ def main(argv: list[str]) -> int:
             pairs += [pair] if pair not in pairs else []
     for pair in pairs:
         if pair.split("/")[0] in ("paper", "exact"):
-            m, f, n = slopes(dirs, pair)
+            m, f, r, n = slopes(dirs, pair)
             if math.isnan(m):
-                print(f"pooled {pair:11s} E[z_out^2] does not vary across these networks ({n})")
+                print(f"pooled {pair:11s} E[z_out^2] does not vary across these networks ({n}); "
+                      f"feature-sgd r = {r:.2f}")
                 continue
-            print(f"pooled {pair:11s} log2 rate per log2 E[z_out^2]: measured {m:+.2f}, feature-sgd {f:+.2f} ({n} networks)")
+            print(f"pooled {pair:11s} log2 rate per log2 E[z_out^2]: measured {m:+.2f}, feature-sgd {f:+.2f}; "
+                  f"feature-sgd r = {r:.2f} ({n} networks)")
     return 0
 
 
