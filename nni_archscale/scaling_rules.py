@@ -54,6 +54,19 @@ of App. D comes from in this rule. The rule was derived after every run in ``rep
 ``heldout-paper-w256`` had been seen and rescored on them; its test is the pre-registered held-out run in
 ``reports/beyond-paper/README.md`` ("the feature rules").
 
+``second-step-sgd`` is a hypothesis under test (``reports/beyond-paper/README.md``, "the second-step rule"), not a
+default. On every ReLU run the SGD best rate sits a nearly fixed 1.7-2.0 octaves below the rate at which training
+diverges, and across topology cells that divergence rate follows ``Theta_h^(-1/2)``, not ``Theta_h^(-1)``. A
+second-step argument gives the square root: after one step the mean-field readout row is dominated by its own
+update (``|Delta w_i| = eta |g| |z_i|`` against ``|w_i| ~ 1/n``), so the hidden weights' second update is driven
+by ``Delta w`` and moves the features by ``~ eta^2 n Theta_h`` relative to their scale, and
+``eta^2 n Theta_h = Theta(1)`` gives ``eta* ~ (n Theta_h)^(-1/2)`` (``n`` cancels against the base cell). Along a
+chain the measured rate falls as about ``1/L``, which that root alone misses (``Theta_h ~ L``); the rule
+multiplies ``Theta_h`` by the mean over paths of ``k_p + 3`` (eq. 8's per-path count with the release's offset),
+a heuristic factor, so that a chain gets ``(Theta_h (L + 3))^(-1/2) ~ 1/L``:
+
+    eta* = c * (Theta_h * mean over paths of (k_p + 3))^(-1/2).
+
 *Centred* variants (``centered-sgd``, ``centered-adam``): with a classification loss at init the logits are
 near zero, so the batch gradient's output factor ``p - y`` sums to about zero over a balanced batch, and a
 feature that is the same for every input (the per-unit mean of post-ReLU features) moves no logit differently
@@ -79,7 +92,7 @@ from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_ou
 from .rules import edge_init, readout_init
 
 RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered", "depth-centered-sgd",
-         "path-mean-depth", "feature-sgd", "feature-adam", "feature")
+         "path-mean-depth", "feature-sgd", "feature-adam", "feature", "second-step-sgd")
 
 #: ``L_p = k_p + DEPTH_OFFSET`` in the depth factor of ``depth-centered-sgd`` (the release's count, which fits
 #: App. D's chains: reports/lr-prediction-mlp-depth)
@@ -287,6 +300,8 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
         rule = f"{rule}-{'adam' if optimizer == 'adam' else 'sgd'}"
     if rule == "depth-centered-sgd":
         return path_mean_depth_factor(cell) / k.centered2
+    if rule == "second-step-sgd":
+        return (k.hidden_centered2 * path_mean_length(cell)) ** -0.5
     if rule in ("feature-sgd", "feature-adam"):
         hidden = k.hidden_centered2 if rule == "feature-sgd" else k.hidden_centered1
         return math.sqrt(k.output_second_moment) / hidden
@@ -300,6 +315,16 @@ def path_mean_depth_factor(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float
 
     m = path_statistics(cell).output
     return 1.0 if m[0] == 0 else (power_sum(m, 3, offset) / m[0]) ** -0.5
+
+
+def path_mean_length(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
+    """Mean over input-output paths of ``k_p + offset`` (``k_p`` parameterised edges on the path)."""
+    from .paths import path_statistics
+
+    m = path_statistics(cell).output
+    if m[0] == 0:
+        raise RuleError("the cell has no input-to-output path; connect the output to the input")
+    return m[1] / m[0] + offset
 
 
 BASE_CELL_CODE = "0_00_000_2000"

@@ -214,3 +214,18 @@ def test_feature_rule_falls_along_a_chain_where_the_full_kernel_does_not():
 def test_kernel_rules_refuse_a_cell_without_an_input_output_path():
     with pytest.raises(RuleError, match="no input-to-output path"):
         multiplier("feature-sgd", from_paper_code("0_00_000_0000"), "mlp", "paper", "sgd")
+
+
+def test_second_step_rule_is_the_root_of_the_hidden_kernel_times_the_mean_path_length():
+    from nni_archscale.scaling_rules import path_mean_length, rule_multiplier
+
+    cell = from_paper_code("2_12_112_1112")  # 8 paths with k = 0, 0, 1, 1, 2, 2, 2, 4: mean 1.5
+    assert path_mean_length(cell) == pytest.approx(1.5 + 3)
+    k = first_step_kernel(network_spec(cell, "mlp", "exact", 128, 64, 10))
+    assert multiplier("second-step-sgd", cell, "mlp", "exact", "sgd") == pytest.approx(
+        (k.hidden_centered2 * 4.5) ** -0.5)
+    # along a chain it falls about as 1/L, like the feature rule, not as L^(-1/2)
+    chains = [from_paper_code(c) for c in ("0_00_000_2000", "2_02_002_0002")]
+    second = [rule_multiplier("second-step-sgd", c, width=128, in_features=196) for c in chains]
+    feature = [rule_multiplier("feature-sgd", c, width=128, in_features=196) for c in chains]
+    assert second[1] == pytest.approx(feature[1], rel=0.1)
