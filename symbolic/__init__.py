@@ -15,7 +15,7 @@ One idea per module:
 * :mod:`symbolic.pathsums`    - sums over paths of L_p^k in closed form (graphs, chains, stacks of N cells,
   the NAS-Bench-201 macro network);
 * :mod:`symbolic.maxupdate`   - the first-step maximal-update condition solved for the learning rate;
-* :mod:`symbolic.feature_rule` - the project's default feature rule on App. D's chains in closed form (``1/L``);
+* :mod:`symbolic.chain_rules` - the project's default rules on App. D's chains in closed form (``1/L``);
 * :mod:`symbolic.verify`      - everything at once for one graph, checked against the numeric code, with
   a canonical-form cache (the engine of ``archscale verify``).
 

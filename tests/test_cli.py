@@ -128,25 +128,32 @@ def test_cnn_cells_default_to_one_shared_rate(capsys):
     assert rec["rule"] == "standard" and rec["learning_rate"] == pytest.approx(1.0)
 
 
-def test_network_mode_shows_the_feature_rules_two_factors(capsys):
+def test_network_mode_shows_the_kernel_rules_factors(capsys):
     rec = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--init", "paper", "--optimizer", "sgd",
                    "--rule", "feature", "--base-lr", "0.3")
-    t = rec["feature_rule"]
+    t = rec["rule_terms"]
     assert t["output_second_moment"] > 5 * t["base_output_second_moment"]  # the paper's init lets it grow
     factor = (t["output_second_moment"] / t["base_output_second_moment"]) ** 0.5 * t["base_hidden_kernel"] / t[
         "hidden_kernel"]
     assert rec["learning_rate"] == pytest.approx(0.3 * factor)
-    assert "feature_rule" not in run_json(capsys, "2_12_112_1112", "--network", "mlp", "--rule", "standard")
+    assert "rule_terms" not in run_json(capsys, "2_12_112_1112", "--network", "mlp", "--rule", "standard")
+    second = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--base-lr", "0.3")  # the SGD default
+    t = second["rule_terms"]
+    assert second["rule"] == "second-step-sgd" and t["mean_path_length"] == pytest.approx(4.5)
+    assert second["learning_rate"] == pytest.approx(0.3 * (t["base_hidden_kernel"] * t["base_mean_path_length"] / (
+        t["hidden_kernel"] * t["mean_path_length"])) ** 0.5)
 
 
 def test_network_mode_preset_picks_the_rule_as_issue_7_specifies(capsys):
+    from nni_archscale.defaults import DEFAULT_RULES
     from nni_archscale.scaling_rules import rule_multiplier
 
     rec = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--preset", "release", "--base-lr", "0.1")
     assert rec["rule"] == "release"
     assert rec["learning_rate"] == pytest.approx(0.1 * rule_multiplier("release", from_code("2_12_112_1112")))
     default = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--base-lr", "0.1")
-    assert default["rule"] == "feature-sgd" and default["learning_rate"] != pytest.approx(rec["learning_rate"])
+    assert default["rule"] == DEFAULT_RULES[("paper", "sgd")]
+    assert default["learning_rate"] != pytest.approx(rec["learning_rate"])
     assert main(["inspect", "2_12", "--network", "mlp", "--preset", "paper", "--rule", "standard"]) == 2
     assert "disagree" in capsys.readouterr().err
 

@@ -100,37 +100,45 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
         node_scales=list(fm.node_scales),
         second_moment_ratio=list(fm.ratios),
     )
-    feature = rule if rule in ("feature-sgd", "feature-adam") else None
-    if feature is None and rule == "feature":
-        feature = f"feature-{optimizer}"
-    if feature:
-        record["feature_rule"] = _feature_terms(graph, spec, feature, args)
+    kernel_rule = f"{rule}-{optimizer}" if rule == "feature" else rule
+    if kernel_rule in ("feature-sgd", "feature-adam", "second-step-sgd"):
+        record["rule_terms"] = _rule_terms(graph, spec, kernel_rule, args)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
         print(to_report(record))
         print(f"\nnetwork {args.network}: init {init}, optimizer {optimizer}, rule {rule}")
-        if feature:
-            t = record["feature_rule"]
-            print(f"{feature}: m(cell) / m(base) = sqrt(E[z_out^2] / base's) * Theta_h(base) / Theta_h = "
-                  f"sqrt({t['output_second_moment']:.4g} / {t['base_output_second_moment']:.4g}) * "
-                  f"{t['base_hidden_kernel']:.4g} / {t['hidden_kernel']:.4g}")
+        if "rule_terms" in record:
+            print(_explain_terms(kernel_rule, record["rule_terms"]))
         print("node second moment / input's: " + ", ".join(f"{r:.3g}" for r in fm.ratios))
         if init == "exact":
             print("node-sum scalars (exact init): " + ", ".join(f"{a:.4g}" for a in fm.node_scales))
     return 0
 
 
-def _feature_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
-    """The two factors of a feature rule (:mod:`nni_archscale.scaling_rules`) for the cell and the base cell."""
+def _rule_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
+    """What a kernel rule (:mod:`nni_archscale.scaling_rules`) multiplies, for the cell and for the base cell."""
     from ..formats import from_paper_code
-    from ..scaling_rules import BASE_CELL_CODE, first_step_kernel, network_spec
+    from ..scaling_rules import BASE_CELL_CODE, first_step_kernel, network_spec, path_mean_length
 
     base = from_paper_code(BASE_CELL_CODE, kernel_size=3 if args.network == "cnn" else 1)  # as rule_multiplier
     base_spec = network_spec(base, args.network, args.init or "paper", spec.width, spec.in_features, args.num_classes)
     terms = {}
-    for prefix, s in (("", spec), ("base_", base_spec)):
+    for prefix, s, cell in (("", spec, graph), ("base_", base_spec, base)):
         k = first_step_kernel(s)
-        terms[f"{prefix}output_second_moment"] = k.output_second_moment
-        terms[f"{prefix}hidden_kernel"] = k.hidden_centered2 if rule == "feature-sgd" else k.hidden_centered1
+        terms[f"{prefix}hidden_kernel"] = k.hidden_centered1 if rule == "feature-adam" else k.hidden_centered2
+        if rule == "second-step-sgd":
+            terms[f"{prefix}mean_path_length"] = path_mean_length(cell)
+        else:
+            terms[f"{prefix}output_second_moment"] = k.output_second_moment
     return terms
+
+
+def _explain_terms(rule: str, t: dict) -> str:
+    if rule == "second-step-sgd":
+        return (f"{rule}: m(cell) / m(base) = sqrt(Theta_h(base) mean_p(k_p + 3)(base) / (Theta_h mean_p(k_p + 3)))"
+                f" = sqrt({t['base_hidden_kernel']:.4g} * {t['base_mean_path_length']:.4g} / "
+                f"({t['hidden_kernel']:.4g} * {t['mean_path_length']:.4g}))")
+    return (f"{rule}: m(cell) / m(base) = sqrt(E[z_out^2] / base's) * Theta_h(base) / Theta_h = "
+            f"sqrt({t['output_second_moment']:.4g} / {t['base_output_second_moment']:.4g}) * "
+            f"{t['base_hidden_kernel']:.4g} / {t['hidden_kernel']:.4g}")

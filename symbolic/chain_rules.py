@@ -1,4 +1,4 @@
-"""The feature rule on a chain, in closed form: how it scales with depth, width and input size.
+"""The project's default rules on a chain, in closed form: how they scale with depth, width and input size.
 
 :mod:`nni_archscale.scaling_rules` states the feature rule (``feature-sgd`` / ``feature-adam``): the features the
 readout reads must move by a fixed fraction of their own scale after one step, which gives
@@ -22,7 +22,7 @@ Every quantity comes from :mod:`symbolic.gaussian` (ReLU moments of a pre-activa
   ``||df/dW||_1 = (n E|z - E z|) (n E[relu'] E|delta|)`` with Gaussian absolute moments (Adam);
   the stem's input is ``x`` itself (not centred: the data are standardised).
 
-Results (checked against the numeric code in ``tests/test_symbolic_feature_rule.py``):
+Results (checked against the numeric code in ``tests/test_symbolic_chain_rules.py``):
 
     SGD:  Theta_h = d / (2 n) + L (1 - 1/pi) / 2
     Adam: Theta_1,h = d / pi + L n sqrt(1 - 1/pi) / pi
@@ -30,6 +30,10 @@ Results (checked against the numeric code in ``tests/test_symbolic_feature_rule.
 so along a chain the feature rule's rate falls as ``1 / L`` for large ``L`` (eq. 8 with one path: ``L^(-3/2)``),
 and the stem term sets how early that starts: with SGD it weighs ``d / n`` against one layer's
 ``1 - 1/pi``, so a wider network (or a smaller input) reaches the ``1 / L`` regime at smaller depth.
+
+The SGD default, ``second-step-sgd`` = ``(Theta_h * mean over paths of (k_p + 3))^(-1/2)``, has one path of
+``k = L`` on a chain, so its rate is ``((d/(2n) + L (1 - 1/pi)/2) (L + 3))^(-1/2)``: also ``1 / L`` for large
+``L``, by construction of its path factor (:func:`chain_second_step_rate`).
 """
 
 from __future__ import annotations
@@ -84,6 +88,12 @@ def chain_feature_rate(optimizer: str = "sgd") -> sp.Expr:
     ``E[z_out^2] = 1`` for every ``L``, so the ratio of hidden kernels."""
     k = chain_hidden_kernel(optimizer)
     return sp.simplify(k.subs(L, 1) / k)
+
+
+def chain_second_step_rate() -> sp.Expr:
+    """``second-step-sgd``'s rate for the ``L``-layer chain relative to the one-layer base."""
+    k = chain_hidden_kernel("sgd")
+    return sp.simplify(sp.sqrt(k.subs(L, 1) * 4 / (k * (L + 3))))
 
 
 def depth_exponent(rate: sp.Expr) -> sp.Expr:

@@ -1,4 +1,4 @@
-"""symbolic.feature_rule: the feature rule on a chain in closed form, held to the numeric first-step kernels."""
+"""symbolic.chain_rules: the default rules on a chain in closed form, held to the numeric first-step kernels."""
 
 import math
 
@@ -7,7 +7,8 @@ import sympy as sp
 
 from nni_archscale.networks import chain
 from nni_archscale.scaling_rules import first_step_kernel, network_spec, rule_multiplier
-from symbolic.feature_rule import L, chain_feature_rate, chain_hidden_kernel, d, depth_exponent, n
+from symbolic.chain_rules import (L, chain_feature_rate, chain_hidden_kernel, chain_second_step_rate, d, depth_exponent,
+                                  n)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
@@ -39,3 +40,13 @@ def test_the_feature_rule_falls_as_one_over_depth_and_eq8_as_depth_to_minus_thre
     assert float(r.subs(n, 512)) < float(r.subs(n, 128)) < float(r.subs(n, 32))
     assert float(r.subs(n, 10**9)) == pytest.approx(0.25, rel=1e-6)
     assert math.isclose(float(chain_feature_rate("adam").subs({L: 4, d: 196, n: 10**9})), 0.25, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("width, inputs", [(128, 196), (512, 64)])
+def test_second_step_rule_on_a_chain_matches_the_numeric_rule_and_falls_as_one_over_depth(width, inputs):
+    rate = chain_second_step_rate()
+    for depth in range(1, 7):
+        assert float(rate.subs({L: depth, n: width, d: inputs})) == pytest.approx(
+            rule_multiplier("second-step-sgd", chain(depth), "mlp", "paper", "sgd", width=width,
+                            in_features=inputs), rel=1e-9)
+    assert depth_exponent(rate) == -1
