@@ -54,9 +54,10 @@ of App. D comes from in this rule. The rule was derived after every run in ``rep
 ``heldout-paper-w256`` had been seen and rescored on them; its test is the pre-registered held-out run in
 ``reports/beyond-paper/README.md`` ("the feature rules").
 
-``second-step-sgd`` (the SGD default for both inits since its pre-registered test, ``reports/beyond-paper/README.md``,
-"the second-step rule"; :mod:`nni_archscale.defaults`). On every ReLU run the SGD best rate sits a nearly fixed 1.7-2.0 octaves below the rate at which training
-diverges, and across topology cells that divergence rate follows ``Theta_h^(-1/2)``, not ``Theta_h^(-1)``. A
+``second-step-sgd`` is the SGD default for both inits since its pre-registered test
+(``reports/beyond-paper/README.md``, "the second-step rule"; :mod:`nni_archscale.defaults`). On every ReLU topology
+run the SGD best rate sits 1.7-2.0 octaves below the rate at which training diverges (2.1-2.3 on chains), and
+across topology cells that divergence rate follows ``Theta_h^(-1/2)``, not ``Theta_h^(-1)``. A
 second-step argument gives the square root: after one step the mean-field readout row is dominated by its own
 update (``|Delta w_i| = eta |g| |z_i|`` against ``|w_i| ~ 1/n``), so the hidden weights' second update is driven
 by ``Delta w`` and moves the features by ``~ eta^2 n Theta_h`` relative to their scale, and

@@ -4,7 +4,9 @@ For every (init, optimizer) pair of finished lr-prediction runs (``runs.csv``): 
 rate (lowest final loss) and the first rate of the grid whose training diverged (infinite loss); the gap between
 them in octaves, averaged over seeds and networks; and, pooled over the runs given, the least-squares slope of
 log2(measured rate / base rate) and of ``feature-sgd``'s log2 prediction on log2(E[z_out^2] / base), where
-E[z_out^2] is the output node's second moment at init (:mod:`nni_archscale.scaling_rules`).
+E[z_out^2] is the output node's second moment at init (:mod:`nni_archscale.scaling_rules`); and how well
+``1 / sqrt(Theta_h)`` (the hidden first-step kernel's root), ``feature-sgd`` and ``second-step-sgd`` predict each
+network's divergence rate relative to the base network's (mean absolute error in octaves, SGD pairs).
 
     python scripts/divergence_margin.py reports/beyond-paper/heldout3-w128 reports/beyond-paper/heldout4-w256
 """
@@ -26,26 +28,69 @@ from nni_archscale.scaling_rules import BASE_CELL_CODE, first_step_kernel, netwo
 IN_FEATURES = {"mnist14": 196, "mnist": 784, "digits": 64}
 
 
-def margins(run_dir: Path) -> dict[str, dict[str, float]]:
-    """pair -> arch -> mean over seeds of log2(first diverged rate / best rate); nan where nothing diverged."""
+def _curves(run_dir: Path) -> dict:
+    """pair -> arch -> seed -> [(rate, final loss)] sorted by rate."""
     curves: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     with (run_dir / "runs.csv").open() as fh:
         for row in csv.DictReader(fh):
             curves[f"{row['init']}/{row['optimizer']}"][row["arch"]][row["seed"]].append(
                 (float(row["rate"]), float(row["final_loss"])))
+    for archs in curves.values():
+        for seeds in archs.values():
+            for rows in seeds.values():
+                rows.sort()
+    return curves
+
+
+def _first_diverged(rows: list[tuple[float, float]]) -> float | None:
+    return next((rate for rate, loss in rows if not math.isfinite(loss)), None)
+
+
+def margins(run_dir: Path) -> dict[str, dict[str, float]]:
+    """pair -> arch -> mean over seeds of log2(first diverged rate / best rate); nan where nothing diverged."""
     out: dict = {}
-    for pair, archs in curves.items():
+    for pair, archs in _curves(run_dir).items():
         out[pair] = {}
         for arch, seeds in archs.items():
             gaps = []
             for rows in seeds.values():
-                rows.sort()
                 best = min(rows, key=lambda r: r[1])[0]
-                diverged = next((rate for rate, loss in rows if not math.isfinite(loss)), None)
+                diverged = _first_diverged(rows)
                 if diverged is not None:
                     gaps.append(math.log2(diverged / best))
             out[pair][arch] = float(np.mean(gaps)) if gaps else float("nan")
     return out
+
+
+def divergence_errors(run_dir: Path, pair: str) -> dict[str, float]:
+    """Mean abs error (octaves) of three predictors of each network's divergence rate (geometric mean over the
+    seeds that diverged), relative to the base network's, for the networks of ``run_dir`` other than the base."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    cfg = summary["config"]
+    init, optimizer = pair.split("/")
+    width, in_features = cfg["width"], IN_FEATURES[cfg["data"]]
+    log_div = {}
+    for arch, seeds in _curves(run_dir)[pair].items():
+        rates = [r for r in (_first_diverged(rows) for rows in seeds.values()) if r is not None]
+        if rates:
+            log_div[arch] = float(np.mean(np.log2(rates)))
+    base_arch = BASE_CELL_CODE if BASE_CELL_CODE in log_div else min(log_div, key=len)  # chains: "2"
+
+    def predictors(code: str) -> dict[str, float]:
+        cell = from_paper_code(code)
+        k = first_step_kernel(network_spec(cell, "mlp", init, width, in_features, 10))
+        rules = {r: rule_multiplier(r, cell, "mlp", init, optimizer, width=width, in_features=in_features)
+                 for r in ("feature-sgd", "second-step-sgd")}
+        return {"1/sqrt(Theta_h)": k.hidden_centered2 ** -0.5, **rules}
+
+    base = predictors(base_arch)
+    errors: dict = defaultdict(list)
+    for arch, value in log_div.items():
+        if arch == base_arch:
+            continue
+        for name, pred in predictors(arch).items():
+            errors[name].append(abs(math.log2(pred / base[name]) - (value - log_div[base_arch])))
+    return {name: float(np.mean(e)) for name, e in errors.items()}
 
 
 def slopes(run_dirs: list[Path], pair: str) -> tuple[float, float, float, int]:
@@ -89,6 +134,9 @@ def main(argv: list[str]) -> int:
             gaps = [g for g in archs.values() if math.isfinite(g)]
             gap = f"{np.mean(gaps):.2f} octaves below divergence" if gaps else "(no network diverged on the grid)"
             print(f"{d}  {pair:11s} best rate {gap} ({len(gaps)} of {len(archs)} networks diverged)")
+            if gaps and pair.endswith("/sgd") and pair.split("/")[0] in ("paper", "exact"):
+                errors = divergence_errors(d, pair)
+                print("    divergence rate predicted by " + ", ".join(f"{k} {v:.2f}" for k, v in errors.items()))
             pairs += [pair] if pair not in pairs else []
     for pair in pairs:
         if pair.split("/")[0] in ("paper", "exact"):

@@ -4,6 +4,8 @@ import importlib.util
 import math
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "divergence_margin.py"
 
 
@@ -24,3 +26,24 @@ def test_gap_is_octaves_from_the_best_rate_to_the_first_divergence(tmp_path):
     gaps = load().margins(tmp_path)
     assert gaps["paper/sgd"]["2_02"] == 1.5
     assert math.isnan(gaps["paper/adam"]["2_02"])
+
+
+def test_divergence_errors_are_zero_for_the_rule_the_divergence_rates_follow(tmp_path):
+    import json
+
+    from nni_archscale import from_paper_code
+    from nni_archscale.scaling_rules import rule_multiplier
+
+    archs = ["0_00_000_2000", "2_02_002_0002", "2_12_112_1112"]
+    rows = ["arch,kernel_size,init,optimizer,seed,rate,final_loss,chosen"]
+    for arch in archs:
+        diverges = 2.0 * rule_multiplier("second-step-sgd", from_paper_code(arch), "mlp", "exact", "sgd", width=64,
+                                         in_features=196)
+        for seed in (0, 1):
+            rows += [f"{arch},1,exact,sgd,{seed},{diverges / 4},0.5,1", f"{arch},1,exact,sgd,{seed},{diverges},inf,0"]
+    (tmp_path / "runs.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "summary.json").write_text(json.dumps({"config": {"width": 64, "data": "mnist14"}, "pairs": {}}))
+    errors = load().divergence_errors(tmp_path, "exact/sgd")
+    assert errors["second-step-sgd"] == pytest.approx(0.0, abs=1e-9)
+    assert errors["feature-sgd"] > 0.05
+    assert load().margins(tmp_path)["exact/sgd"]["2_02_002_0002"] == 2.0
