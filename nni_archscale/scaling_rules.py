@@ -95,6 +95,9 @@ from .rules import edge_init, readout_init
 RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered", "depth-centered-sgd",
          "path-mean-depth", "feature-sgd", "feature-adam", "feature", "second-step-sgd")
 
+#: names that pick a rule by optimizer (``moment`` -> ``moment-sgd`` or ``moment-adam``); see :func:`resolve_rule`
+ALIASES = ("moment", "centered", "feature")
+
 #: ``L_p = k_p + DEPTH_OFFSET`` in the depth factor of ``depth-centered-sgd`` (the release's count, which fits
 #: App. D's chains: reports/lr-prediction-mlp-depth)
 DEPTH_OFFSET = 3
@@ -297,8 +300,7 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
         raise RuleError("the cell has no input-to-output path, so the network computes a constant and no "
                         "first-step rule is defined; connect the output to the input")
     k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
-    if rule in ("moment", "centered", "feature"):
-        rule = f"{rule}-{'adam' if optimizer == 'adam' else 'sgd'}"
+    rule = resolve_rule(rule, optimizer)
     if rule == "depth-centered-sgd":
         return path_mean_depth_factor(cell) / k.centered2
     if rule == "second-step-sgd":
@@ -308,6 +310,11 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
         return math.sqrt(k.output_second_moment) / hidden
     return 1.0 / {"moment-sgd": k.theta2, "moment-adam": k.theta1,
                   "centered-sgd": k.centered2, "centered-adam": k.centered1}[rule]
+
+
+def resolve_rule(rule: str, optimizer: str) -> str:
+    """The rule an alias of :data:`ALIASES` names for ``optimizer``; any other name unchanged."""
+    return f"{rule}-{'adam' if optimizer == 'adam' else 'sgd'}" if rule in ALIASES else rule
 
 
 def path_mean_depth_factor(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
@@ -331,17 +338,23 @@ def path_mean_length(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
 BASE_CELL_CODE = "0_00_000_2000"
 
 
+def base_cell(kind: str = "mlp") -> ArchGraph:
+    """The base cell every rule is anchored on: one Linear edge, or for CNNs one 3x3 conv (the paper's base CNN)."""
+    from .formats import from_paper_code
+
+    return from_paper_code(BASE_CELL_CODE, kernel_size=3 if kind == "cnn" else 1)
+
+
 def rule_multiplier(rule: str, cell: ArchGraph, kind: str = "mlp", init: str = "paper", optimizer: str = "sgd",
                     convention: str = "linear-act", activation: str = "relu", width: int = 128,
                     in_features: int = 64, num_classes: int = 10) -> float:
     """The rate any rule (a preset of :mod:`nni_archscale.rules` or one of :data:`RULES`) gives ``cell`` inside a
     DAG-cell network, relative to the base cell ``0_00_000_2000`` (which gets 1)."""
-    from .formats import from_paper_code
     from .rules import PRESETS, learning_rate
 
     context = "cnn-cell" if kind == "cnn" else "mlp-cell"
     if rule in PRESETS:
         return learning_rate(cell, 1.0, rule, context).value  # already anchored on the base cell
-    base = from_paper_code(BASE_CELL_CODE, kernel_size=3 if kind == "cnn" else 1)  # the paper's base CNN: q = 3
+    base = base_cell(kind)
     args = (kind, init, optimizer, convention, activation, width, in_features, num_classes)
     return multiplier(rule, cell, *args) / multiplier(rule, base, *args)

@@ -72,7 +72,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     """``--network``: the cell inside the paper's DAG-cell network, with an init and an optimizer."""
     from ..defaults import default_rule
     from ..moments import forward_moments
-    from ..scaling_rules import network_spec, node0_moments, rule_multiplier
+    from ..scaling_rules import network_spec, node0_moments, resolve_rule, rule_multiplier
 
     if args.context:
         raise UsageError("--context and --network exclude each other: --network sets the context")
@@ -100,7 +100,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
         node_scales=list(fm.node_scales),
         second_moment_ratio=list(fm.ratios),
     )
-    kernel_rule = f"{rule}-{optimizer}" if rule == "feature" else rule
+    kernel_rule = resolve_rule(rule, optimizer)
     if kernel_rule in ("feature-sgd", "feature-adam", "second-step-sgd"):
         record["rule_terms"] = _rule_terms(graph, spec, kernel_rule, args)
     if args.json:
@@ -118,10 +118,9 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
 
 def _rule_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
     """What a kernel rule (:mod:`nni_archscale.scaling_rules`) multiplies, for the cell and for the base cell."""
-    from ..formats import from_paper_code
-    from ..scaling_rules import BASE_CELL_CODE, first_step_kernel, network_spec, path_mean_length
+    from ..scaling_rules import base_cell, first_step_kernel, network_spec, path_mean_length
 
-    base = from_paper_code(BASE_CELL_CODE, kernel_size=3 if args.network == "cnn" else 1)  # as rule_multiplier
+    base = base_cell(args.network)
     base_spec = network_spec(base, args.network, args.init or "paper", spec.width, spec.in_features, args.num_classes)
     terms = {}
     for prefix, s, cell in (("", spec, graph), ("base_", base_spec, base)):

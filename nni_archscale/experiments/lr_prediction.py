@@ -58,9 +58,8 @@ def available_rules() -> tuple[str, ...]:
         from .. import scaling_rules
     except ImportError:  # pragma: no cover
         return ("paper", "release", "standard", "mup")
-    # the optimizer-dispatching aliases ("moment", "centered", "feature") would only repeat a column
-    aliases = ("moment", "centered", "feature")
-    return ("paper", "release", "standard", *(r for r in scaling_rules.RULES if r not in aliases),
+    # the optimizer-dispatching aliases would only repeat a column
+    return ("paper", "release", "standard", *(r for r in scaling_rules.RULES if r not in scaling_rules.ALIASES),
             "mup")
 
 
