@@ -33,7 +33,8 @@ class _Crash(BaseException):
 
 
 def _leftovers(directory: Path, name: str) -> list[str]:
-    return [p.name for p in directory.iterdir() if p.name != name]
+    """Files beside ``name`` other than its lock file (``name.lock``, which the calibration cache keeps)."""
+    return [p.name for p in directory.iterdir() if p.name not in (name, f"{name}.lock")]
 
 
 # ------------------------------------------------------------------------------------------ atomic writes
@@ -118,6 +119,69 @@ def test_torn_cache_is_not_trusted(tmp_path):
     with pytest.raises(CacheError, match="is corrupt"):
         CalibrationCache(path, strict=True)
     assert CalibrationCache(path).get("k1", {"grid": [1]}) is None
+
+
+def test_two_caches_opened_on_one_file_keep_each_others_entries(tmp_path):
+    """Two trials open the shared cache before either has written; each then files its own calibration. The
+    second write used to replace the file with its own (stale) view and drop the first entry."""
+    path = tmp_path / "calibration.json"
+    first, second = CalibrationCache(path), CalibrationCache(path)
+    first.put(Calibration("k1", 0.5, {"grid": [1]}, {1: 0.1}, 1.0))
+    second.put(Calibration("k2", 0.25, {"grid": [2]}, {2: 0.1}, 1.0))
+    again = CalibrationCache(path, strict=True)
+    assert again.get("k1", {"grid": [1]}).base_lr == 0.5 and again.get("k2", {"grid": [2]}).base_lr == 0.25
+    assert second.get("k1", {"grid": [1]}).base_lr == 0.5  # the writer also sees what it merged
+
+
+def _put_many(path: str, worker: int, count: int) -> None:
+    for i in range(count):
+        CalibrationCache(path).put(Calibration(f"w{worker}-{i}", 0.5, {"grid": [1]}, {1: 0.1}, 1.0))
+
+
+def test_concurrent_writers_lose_no_entries(tmp_path):
+    """Four processes writing 15 entries each into one cache at the same time: all 60 survive, and the file
+    stays valid throughout (the write is atomic and made under the cache's file lock)."""
+    import multiprocessing
+
+    path = tmp_path / "calibration.json"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_put_many, args=(str(path), w, 15)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    entries = json.loads(path.read_text())["entries"]
+    assert sorted(entries) == sorted(f"w{w}-{i}" for w in range(4) for i in range(15))
+
+
+def test_cache_lock_held_elsewhere_is_a_clear_error(tmp_path, monkeypatch):
+    from filelock import FileLock
+
+    from nni_archscale.torch_layer import calibrate
+
+    path = tmp_path / "calibration.json"
+    monkeypatch.setattr(calibrate, "LOCK_TIMEOUT_S", 0.2)
+    holder = FileLock(f"{path}.lock")
+    with holder:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+
+        def attempt():
+            try:
+                CalibrationCache(path).put(Calibration("k1", 0.5, {"grid": [1]}, {1: 0.1}, 1.0))
+                queue.put("written")
+            except CacheError as exc:
+                queue.put(str(exc))
+
+        proc = ctx.Process(target=attempt)
+        proc.start()
+        message = queue.get(timeout=60)
+        proc.join(timeout=60)
+    assert "stayed locked for 0.2 s" in message and "calibration.json.lock" in message, message
+    assert not path.exists()
 
 
 def test_plot_write_crash_leaves_no_partial_png(tmp_path, monkeypatch):

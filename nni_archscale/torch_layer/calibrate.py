@@ -4,7 +4,9 @@ each, and the largest rate reaching the lowest training loss. Results are cached
 The cache maps a key (space, dataset, optimizer, batch size, preset) to the chosen rate, the recipe that produced it and
 the per-rate losses. An entry whose recipe differs from the one asked for is *stale*; a file that is not valid
 JSON or of another format version is *corrupt*; both are reported and recomputed, never trusted. Writes are
-atomic (temporary file + rename), so an interrupted write cannot leave a torn cache.
+atomic (temporary file + rename), so an interrupted write cannot leave a torn cache, and made under a file lock
+(``PATH.lock``, the ``filelock`` package) that re-reads the file first, so processes sharing one cache keep each
+other's entries.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from filelock import FileLock, Timeout
 from torch import nn
 
 from ..results import atomic_write_text
 from ..run_errors import CalibrationError, CacheError
 
 CACHE_FORMAT = "nni-archscale/calibration@1"
+
+#: how long a write waits for another process's write to the same cache (each holds the lock for milliseconds)
+LOCK_TIMEOUT_S = 60
 
 
 def log_grid(low: float, high: float, points: int) -> list[float]:
@@ -98,19 +104,21 @@ class CalibrationCache:
             raise CacheError(message)
         self.problems.append(message)
 
-    def _read(self) -> dict:
+    def _read(self, report: bool = True) -> dict:
+        """The entries on disk; ``{}`` for a missing, corrupt or foreign file (reported when ``report``)."""
+        problem = self._problem if report else (lambda message: None)
         if not self.path.exists():
             return {}
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self._problem(f"calibration cache {str(self.path)!r} is corrupt ({type(exc).__name__}); it is not "
-                          f"trusted and will be rewritten (delete it, or pass --refresh)")
+            problem(f"calibration cache {str(self.path)!r} is corrupt ({type(exc).__name__}); it is not "
+                    f"trusted and will be rewritten (delete it, or pass --refresh)")
             return {}
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("entries"), dict):
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            self._problem(f"calibration cache {str(self.path)!r} has format {found!r}, expected "
-                          f"{CACHE_FORMAT!r}; it is not trusted and will be rewritten (delete it, or pass --refresh)")
+            problem(f"calibration cache {str(self.path)!r} has format {found!r}, expected "
+                    f"{CACHE_FORMAT!r}; it is not trusted and will be rewritten (delete it, or pass --refresh)")
             return {}
         return data["entries"]
 
@@ -156,13 +164,22 @@ class CalibrationCache:
         d = asdict(cal)
         d.pop("source", None)
         d["losses"] = {str(k): (v if math.isfinite(v) else None) for k, v in cal.losses.items()}
-        self._entries[cal.key] = d
+        lock = FileLock(f"{self.path}.lock", timeout=LOCK_TIMEOUT_S)
         try:
-            atomic_write_text(self.path, json.dumps({"format": CACHE_FORMAT, "entries": self._entries}, indent=2,
-                                                    sort_keys=True) + "\n")
+            # Several trials or experiments may share one cache: under the lock, re-read what the others
+            # wrote since this cache was opened and add this entry to it, so no writer drops another's entries.
+            with lock:
+                entries = self._read(report=False)
+                entries[cal.key] = d
+                atomic_write_text(self.path, json.dumps({"format": CACHE_FORMAT, "entries": entries}, indent=2,
+                                                        sort_keys=True) + "\n")
+        except Timeout:
+            raise CacheError(f"the calibration cache {str(self.path)!r} stayed locked for {LOCK_TIMEOUT_S} s; "
+                             f"if no other archscale process is writing it, delete {lock.lock_file!r}") from None
         except OSError as exc:
             raise CacheError(f"cannot write the calibration cache {str(self.path)!r} ({exc.strerror or exc}); "
                              f"pass a writable file with --cache / --calibration-cache") from None
+        self._entries = entries
 
 
 def count_parameters(model: nn.Module) -> int:
