@@ -221,8 +221,11 @@ def write_plot(path: Path, rows: list[dict], compare: bool, title: str) -> None:
 
 
 def write_outputs(out_dir: Path, meta: dict, compare: bool) -> dict:
+    """``results.csv``, ``summary.json`` and ``accuracy.png`` from the trial records of run ``meta["run_id"]``
+    (all records when ``meta`` names no run)."""
     out_dir = Path(out_dir)
-    rows = build_rows(read_records(out_dir / RECORDS))
+    run_id = meta.get("run_id")
+    rows = build_rows(r for r in read_records(out_dir / RECORDS) if run_id is None or r.get("run") == run_id)
     summary = summarise(rows, meta, compare)
     write_csv(out_dir / "results.csv", rows, compare)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")

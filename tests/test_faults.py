@@ -274,6 +274,29 @@ def test_resume_refuses_a_run_file_it_cannot_read(tmp_path, capsys):
     assert "run.json is unreadable" in err and "remove run.json and trials.jsonl" in err
 
 
+@pytest.mark.parametrize("resume", [True, False])
+def test_records_of_an_unknown_run_are_never_mixed_in(tmp_path, capsys, resume):
+    """trials.jsonl without run.json (copied in, or left by another tool): its options cannot be checked, so
+    neither a new search nor --resume may run there (a resume used to add the old records to its results)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    append_record(out / RECORDS, _rec("a", accuracy=0.9, run="someone-else"))
+    args = ["search", "--out", str(out), "--base-lr", "0.1", "--no-progress"] + (["--resume"] if resume else [])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "holds trial records (trials.jsonl) of an unknown run but no run.json" in err, err
+    assert "move trials.jsonl away" in err and not (out / "run.json").exists()
+
+
+def test_outputs_hold_only_this_runs_records(tmp_path):
+    append_record(tmp_path / RECORDS, _rec("old", accuracy=0.9, run="r0"))
+    append_record(tmp_path / RECORDS, _rec("new", accuracy=0.5, run="r1"))
+    summary = write_outputs(tmp_path, {"space": "s", "dataset": "d", "run_id": "r1"}, compare=False)
+    assert summary["best"] == "new" and summary["statuses"] == {"ok": 1}
+    with open(tmp_path / "results.csv") as f:
+        assert [r["arch"] for r in csv.DictReader(f)] == ["new"]
+
+
 # ------------------------------------------------------------------------ ts experiments (slow, real NNI)
 def _search_cmd(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "nni_archscale", "search", "--engine", "ts", "--strategy", "random",

@@ -161,8 +161,11 @@ def _check_out_dir(out: Path, identity: dict, resume: bool) -> None:
                 f"cannot resume the search in {str(out)!r}: options changed ({', '.join(changed)}); rerun with the "
                 f"same options, or choose another --out"
             )
-    elif (out / RECORDS).exists() and not resume:
-        raise SearchError(f"{str(out)!r} holds trial records of an unknown run; choose another --out")
+    elif (out / RECORDS).exists():
+        # without run.json the records' options (and run id) are unknown: resuming would mix them into this run
+        raise SearchError(f"{str(out)!r} holds trial records ({RECORDS}) of an unknown run but no {RUN_FILE}, so "
+                          f"{'they cannot be resumed' if resume else 'they would be mixed with this run'}; "
+                          f"move {RECORDS} away to start over there, or choose another --out")
 
 
 class _Progress(threading.Thread):
