@@ -78,3 +78,33 @@ def test_search_with_the_exact_init(tmp_path, capsys):
     # a run's init is part of its identity: resuming it under the other init is refused
     assert main(_args(out, cache, "--init", "rule", "--base-lr", "0.3", "--resume")) == 2
     assert "init" in capsys.readouterr().err
+
+
+def test_tpe_maximises_accuracy_and_is_seeded():
+    """Our trials report accuracy; NNI's TpeTuner minimises by default, so an unconfigured TPE searched for the
+    worst candidates. Both our search and the custom-space example ask for maximisation and pass the seed."""
+    import importlib.util
+    from pathlib import Path
+
+    from nni_archscale.nni_glue.search import _strategy
+
+    spec = importlib.util.spec_from_file_location("custom_space", Path(__file__).parents[1] / "examples" /
+                                                  "custom_space.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    ops = {"_type": "choice", "_value": ["conv", "pool", "skip", "zero", "dilated"]}
+    space = {"op1": ops, "op2": ops}
+
+    def proposals(strategy):
+        strategy.tuner.update_search_space(space)
+        return [strategy.tuner.generate_parameters(i) for i in range(6)]
+
+    for make in (lambda seed: _strategy("tpe", 4, seed), lambda seed: example.strategy("tpe", seed)):
+        tpe = make(7)
+        assert tpe.tuner.optimize_mode.value == "maximize"
+        assert proposals(tpe) == proposals(make(7))
+        tuner = make(7).tuner
+        tuner.update_search_space(space)
+        params = tuner.generate_parameters(0)
+        tuner.receive_trial_result(0, params, 0.9)  # accuracy 0.9: recorded as loss -0.9 (better than 0.5)
+        assert [r.loss for records in tuner._history.values() for r in records] == [-0.9, -0.9]  # op1, op2

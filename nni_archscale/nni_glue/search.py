@@ -134,7 +134,8 @@ def _strategy(name: str, trials: int, seed: int):
     if name == "random":
         return strategy.Random(seed=seed, dedup=True)
     if name == "tpe":
-        return strategy.TPE()
+        # NNI's TpeTuner minimises by default; our trials report accuracy, which must be maximised
+        return strategy.TPE(optimize_mode="maximize", seed=seed)
     raise SearchError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
 
 
