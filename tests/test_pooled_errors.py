@@ -1,0 +1,49 @@
+"""scripts/pooled_errors.py: a rule's per-cell errors pooled over lr-prediction runs."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pooled_errors.py"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("pooled_errors", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(path: Path, rows: list[tuple[str, str, str, str, float, float]]) -> Path:
+    path.mkdir()
+    lines = ["arch,kernel_size,init,optimizer,rule,predicted,measured"]
+    lines += [f"{a},1,{i},{o},{r},{p},{m}" for a, i, o, r, p, m in rows]
+    (path / "predictions.csv").write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_errors_are_pooled_per_network_over_runs(tmp_path):
+    one = write_run(tmp_path / "one", [("a", "paper", "sgd", "second-step-sgd", 0.5, 0.25),   # +1 octave
+                                       ("b", "paper", "sgd", "second-step-sgd", 0.25, 1.0),   # -2 octaves
+                                       ("a", "paper", "sgd", "standard", 0.25, 0.25),
+                                       ("a", "paper", "adam", "second-step-sgd", 9.0, 1.0)])  # another pair
+    two = write_run(tmp_path / "two", [("c", "paper", "sgd", "second-step-sgd", 1.0, 1.0)])   # exact
+    s = load().pooled([one, two], "paper/sgd", "second-step-sgd")
+    assert s["cells"] == 3 and s["mean_abs"] == pytest.approx(1.0) and s["signed"] == pytest.approx(-1 / 3)
+    assert s["se"] == pytest.approx(1.0 / math.sqrt(3))  # |errors| 1, 2, 0: sample sd 1
+    assert load().pooled([two], "paper/adam", "second-step-sgd") == {"cells": 0}
+
+
+def test_cli_uses_the_projects_default_and_refuses_folders_without_predictions(tmp_path, capsys):
+    run = write_run(tmp_path / "run", [("a", "exact", "adam", "feature-adam", 0.5, 0.25),
+                                       ("b", "exact", "adam", "feature-adam", 0.5, 0.5),
+                                       ("c", "exact", "adam", "feature-adam", 1.0, 0.5)])
+    assert load().main(["--pair", "exact/adam", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "exact/adam feature-adam" in out and "0.67 ±" in out and "3 networks" in out
+    assert "standard: no predictions" in out
+    with pytest.raises(SystemExit):
+        load().main(["--pair", "exact/adam", str(tmp_path)])
+    assert "no predictions.csv in" in capsys.readouterr().err
