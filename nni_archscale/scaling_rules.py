@@ -68,6 +68,18 @@ a heuristic factor, so that a chain gets ``(Theta_h (L + 3))^(-1/2) ~ 1/L``:
 
     eta* = c * (Theta_h * mean over paths of (k_p + 3))^(-1/2).
 
+``readout-capped-sgd`` is ``second-step-sgd`` capped by the readout's own first-step limit: relative to the
+base cell, ``min(second-step-sgd's multiplier, Var_base(z_out) / Var(z_out))``. After one step the readout moves
+the logits by ``eta n Var(z_out) g`` (its centred kernel term, which dominates ``Theta`` at mean-field scale), a
+second limit besides the hidden features' second-step instability; that term grows with the width, which could
+be why the best rate at width 512 follows ``Var(z_out)`` (slope -1.1 over 8 cells) while the divergence rate
+still follows ``Theta_h^(-1/2)``. The base cell is taken to sit at both limits, so the rule keeps one calibrated
+constant. With the exact init (every node at the input's second moment) the cap lowers the rate of cells whose
+output carries less mean; on chains it never binds. It was formed after every run up to ``w512-exact-sgd`` had
+been seen and rescored on them (exact init: 0.20 / 0.25 / 0.35 at widths 128 / 256 / 512 against
+``second-step-sgd``'s 0.22 / 0.28 / 0.46; with the paper's init it was much worse, 0.65 / 0.60, so it is not
+proposed there); its test is pre-registered in ``reports/beyond-paper/README.md`` ("A capped rule").
+
 *Centred* variants (``centered-sgd``, ``centered-adam``): with a classification loss at init the logits are
 near zero, so the batch gradient's output factor ``p - y`` sums to about zero over a balanced batch, and a
 feature that is the same for every input (the per-unit mean of post-ReLU features) moves no logit differently
@@ -93,7 +105,7 @@ from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_ou
 from .rules import edge_init, readout_init
 
 RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered", "depth-centered-sgd",
-         "path-mean-depth", "feature-sgd", "feature-adam", "feature", "second-step-sgd")
+         "path-mean-depth", "feature-sgd", "feature-adam", "feature", "second-step-sgd", "readout-capped-sgd")
 
 #: names that pick a rule by optimizer (``moment`` -> ``moment-sgd`` or ``moment-adam``); see :func:`resolve_rule`
 ALIASES = ("moment", "centered", "feature")
@@ -305,6 +317,12 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
         return path_mean_depth_factor(cell) / k.centered2
     if rule == "second-step-sgd":
         return (k.hidden_centered2 * path_mean_length(cell)) ** -0.5
+    if rule == "readout-capped-sgd":
+        second_step = (k.hidden_centered2 * path_mean_length(cell)) ** -0.5
+        base = base_cell(kind)
+        kb = first_step_kernel(network_spec(base, kind, init, width, in_features, num_classes, convention, activation))
+        base_second_step = (kb.hidden_centered2 * path_mean_length(base)) ** -0.5
+        return base_second_step * min(second_step / base_second_step, kb.readout_centered2 / k.readout_centered2)
     if rule in ("feature-sgd", "feature-adam"):
         hidden = k.hidden_centered2 if rule == "feature-sgd" else k.hidden_centered1
         return math.sqrt(k.output_second_moment) / hidden

@@ -30,6 +30,7 @@ RULE_TEXT = {
     "feature-sgd": "sqrt(E[z_out^2]) / Theta_h: the hidden (stem and cell) centred SGD kernel, features moved Theta(1)",
     "feature-adam": "sqrt(E[z_out^2]) / Theta_1,h: the same with the hidden centred Adam kernel",
     "second-step-sgd": "(Theta_h x mean over paths of (k_p + 3))^(-1/2): the second-step condition (SGD default)",
+    "readout-capped-sgd": "second-step-sgd capped by the readout's first-step limit Var_base(z_out) / Var(z_out)",
     "mup": "muP (the mup package, App. E.3's setup): every network trained the muP way at the base network's rate",
 }
 
