@@ -315,14 +315,16 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
     rule = resolve_rule(rule, optimizer)
     if rule == "depth-centered-sgd":
         return path_mean_depth_factor(cell) / k.centered2
+    def second_step(kernel: Kernel, graph: ArchGraph) -> float:
+        return (kernel.hidden_centered2 * path_mean_length(graph)) ** -0.5
+
     if rule == "second-step-sgd":
-        return (k.hidden_centered2 * path_mean_length(cell)) ** -0.5
-    if rule == "readout-capped-sgd":
-        second_step = (k.hidden_centered2 * path_mean_length(cell)) ** -0.5
+        return second_step(k, cell)
+    if rule == "readout-capped-sgd":  # relative to the base cell: min(second-step ratio, readout ratio)
         base = base_cell(kind)
         kb = first_step_kernel(network_spec(base, kind, init, width, in_features, num_classes, convention, activation))
-        base_second_step = (kb.hidden_centered2 * path_mean_length(base)) ** -0.5
-        return base_second_step * min(second_step / base_second_step, kb.readout_centered2 / k.readout_centered2)
+        at_base = second_step(kb, base)
+        return at_base * min(second_step(k, cell) / at_base, kb.readout_centered2 / k.readout_centered2)
     if rule in ("feature-sgd", "feature-adam"):
         hidden = k.hidden_centered2 if rule == "feature-sgd" else k.hidden_centered1
         return math.sqrt(k.output_second_moment) / hidden

@@ -229,3 +229,29 @@ def test_second_step_rule_is_the_root_of_the_hidden_kernel_times_the_mean_path_l
     second = [rule_multiplier("second-step-sgd", c, width=128, in_features=196) for c in chains]
     feature = [rule_multiplier("feature-sgd", c, width=128, in_features=196) for c in chains]
     assert second[1] == pytest.approx(feature[1], rel=0.1)
+
+
+@pytest.mark.parametrize("code", CELLS + ["1_10_111_1111", "2_00_000_0200"])
+@pytest.mark.parametrize("init", ["exact", "paper"])
+def test_readout_capped_rule_is_the_tighter_of_the_second_step_and_readout_limits(code, init):
+    from nni_archscale.scaling_rules import base_cell, rule_multiplier
+
+    cell, width = from_paper_code(code), 512
+    capped = rule_multiplier("readout-capped-sgd", cell, "mlp", init, "sgd", width=width, in_features=196)
+    second = rule_multiplier("second-step-sgd", cell, "mlp", init, "sgd", width=width, in_features=196)
+    var = first_step_kernel(network_spec(cell, "mlp", init, width, 196, 10)).readout_centered2
+    var_base = first_step_kernel(network_spec(base_cell(), "mlp", init, width, 196, 10)).readout_centered2
+    assert capped == pytest.approx(min(second, var_base / var))
+    if code in ("0_00_000_2000", "2_02_002_0002", "2_00_000_0200"):  # chains: Var(z_out) is the base cell's
+        assert var == pytest.approx(var_base) and capped == pytest.approx(second)
+
+
+def test_readout_cap_binds_where_the_output_carries_less_mean():
+    """Exact init: every node has the input's second moment; a node summing skips of post-ReLU features keeps
+    more of it as variance than a single ReLU edge does, so the cap lowers its rate."""
+    from nni_archscale.scaling_rules import rule_multiplier
+
+    cell = from_paper_code("1_10_111_1111")
+    capped = rule_multiplier("readout-capped-sgd", cell, "mlp", "exact", "sgd", width=512, in_features=196)
+    second = rule_multiplier("second-step-sgd", cell, "mlp", "exact", "sgd", width=512, in_features=196)
+    assert capped < second
