@@ -110,6 +110,12 @@ RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam",
 #: names that pick a rule by optimizer (``moment`` -> ``moment-sgd`` or ``moment-adam``); see :func:`resolve_rule`
 ALIASES = ("moment", "centered", "feature")
 
+#: ``readout-limited-sgd``: the readout's first step may move the logits of a batch by at most
+#: ``eta * n * Var(z_out) / B = READOUT_LIMIT`` (``n Var(z_out)``: the readout's centred kernel term; ``B``: the batch
+#: size). An absolute constant, measured (not derived) on the width-128/256/512 MNIST-14 runs at batch 32 of
+#: reports/beyond-paper (2^6.5 / 32); see :func:`readout_limited_rate`.
+READOUT_LIMIT = 2**6.5 / 32
+
 #: ``L_p = k_p + DEPTH_OFFSET`` in the depth factor of ``depth-centered-sgd`` (the release's count, which fits
 #: App. D's chains: reports/lr-prediction-mlp-depth)
 DEPTH_OFFSET = 3
@@ -330,6 +336,36 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
         return math.sqrt(k.output_second_moment) / hidden
     return 1.0 / {"moment-sgd": k.theta2, "moment-adam": k.theta1,
                   "centered-sgd": k.centered2, "centered-adam": k.centered1}[rule]
+
+
+def readout_rate_limit(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
+                       batch_size: int, convention: str = "linear-act", activation: str = "relu") -> float:
+    """The largest SGD rate at which the readout's own first step keeps ``eta n Var(z_out) / B`` at
+    :data:`READOUT_LIMIT` (an absolute rate, not relative to the base cell)."""
+    k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
+    return READOUT_LIMIT * batch_size / k.readout_centered2
+
+
+def readout_limited_rate(base_lr: float, cell: ArchGraph, kind: str, init: str, width: int, in_features: int,
+                         num_classes: int, batch_size: int, convention: str = "linear-act",
+                         activation: str = "relu") -> float:
+    """``readout-limited-sgd``: the tighter of two SGD limits, each in absolute units.
+
+    * the hidden features' second-step limit, ``second-step-sgd``: ``base_lr`` (calibrated on the base cell) times
+      the cell's multiplier relative to the base cell;
+    * the readout's first-step limit, :func:`readout_rate_limit`: after one step the readout alone moves the
+      logits by ``eta n Var(z_out) g / B`` (its centred kernel term), which grows with the width and with the
+      output's variance; beyond a fixed size that overshoot, not divergence, sets the best rate.
+
+    Unlike every other rule this one carries a second number besides the calibrated ``base_lr``:
+    :data:`READOUT_LIMIT`, fixed once from runs already seen (see ``reports/beyond-paper/README.md``, "Two
+    limits"). Its dependence on the batch size (linear in ``B``, from the batch-mean gradient's self-term) and
+    on the data set is assumed, not measured: every run behind it used MNIST-14 at batch 32.
+    """
+    args = (kind, init, "sgd", convention, activation, width, in_features, num_classes)
+    hidden = base_lr * rule_multiplier("second-step-sgd", cell, *args)
+    return min(hidden, readout_rate_limit(cell, kind, init, width, in_features, num_classes, batch_size, convention,
+                                          activation))
 
 
 def resolve_rule(rule: str, optimizer: str) -> str:

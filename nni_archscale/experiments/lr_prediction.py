@@ -30,7 +30,7 @@ from ..errors import NoPathError, RuleError
 from ..formats import from_paper_code, to_paper_code
 from ..graph import ArchGraph, Edge
 from ..paths import has_input_output_path
-from ..scaling_rules import BASE_CELL_CODE
+from ..scaling_rules import BASE_CELL_CODE, readout_limited_rate
 from ..rules import learning_rate
 from .batched import CellNetSpec
 from .cellnet_init import layer_variances
@@ -60,7 +60,7 @@ def available_rules() -> tuple[str, ...]:
         return ("paper", "release", "standard", "mup")
     # the optimizer-dispatching aliases would only repeat a column
     return ("paper", "release", "standard", *(r for r in scaling_rules.RULES if r not in scaling_rules.ALIASES),
-            "mup")
+            "readout-limited-sgd", "mup")
 
 
 def applies(rule: str, init: str) -> bool:
@@ -283,6 +283,11 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
                 for cell, q in targets:
                     spec = CellNetSpec(cell, in_features, config.width, num_classes, kind, q, config.convention,
                                        config.activation)
+                    if rule == "readout-limited-sgd":  # an absolute cap besides the base-relative rule
+                        preds.append(readout_limited_rate(base.max_lr, cell, kind, init, config.width, in_features,
+                                                          num_classes, config.batch_size, config.convention,
+                                                          config.activation))
+                        continue
                     preds.append(base.max_lr * rule_multiplier(rule, cell, spec, init, opt) / base_mult)
             except (RuleError, NoPathError):
                 ok = False

@@ -31,6 +31,7 @@ RULE_TEXT = {
     "feature-adam": "sqrt(E[z_out^2]) / Theta_1,h: the same with the hidden centred Adam kernel",
     "second-step-sgd": "(Theta_h x mean over paths of (k_p + 3))^(-1/2): the second-step condition (SGD default)",
     "readout-capped-sgd": "second-step-sgd capped by the readout's first-step limit Var_base(z_out) / Var(z_out)",
+    "readout-limited-sgd": "min(second-step-sgd, an absolute readout limit: eta n Var(z_out) / B <= 2^6.5 / 32)",
     "mup": "muP (the mup package, App. E.3's setup): every network trained the muP way at the base network's rate",
 }
 
