@@ -255,3 +255,26 @@ def test_readout_cap_binds_where_the_output_carries_less_mean():
     capped = rule_multiplier("readout-capped-sgd", cell, "mlp", "exact", "sgd", width=512, in_features=196)
     second = rule_multiplier("second-step-sgd", cell, "mlp", "exact", "sgd", width=512, in_features=196)
     assert capped < second
+
+
+def test_readout_limited_rate_is_the_tighter_of_two_absolute_limits():
+    from nni_archscale.scaling_rules import READOUT_LIMIT, base_cell, readout_limited_rate, readout_rate_limit, \
+        rule_multiplier
+
+    args = ("mlp", "paper", 256, 196, 10)
+    for code in CELLS + ["1_12_112_1211"]:
+        cell = from_paper_code(code)
+        k = first_step_kernel(network_spec(cell, "mlp", "paper", 256, 196, 10))
+        cap = readout_rate_limit(cell, *args, batch_size=32)
+        assert cap == pytest.approx(READOUT_LIMIT * 32 / k.readout_centered2)
+        assert readout_rate_limit(cell, *args, batch_size=64) == pytest.approx(2 * cap)  # linear in B
+        hidden = 0.3 * rule_multiplier("second-step-sgd", cell, "mlp", "paper", "sgd", width=256, in_features=196)
+        assert readout_limited_rate(0.3, cell, *args, 32) == pytest.approx(min(hidden, cap))
+    # the base cell at its measured width-128 rate is far from the readout limit (eta n Var / B = 31 / 32) ...
+    base = base_cell()
+    assert readout_limited_rate(0.354, base, "mlp", "paper", 128, 196, 10, 32) == pytest.approx(0.354)
+    # ... while a skip-heavy paper-init cell at width 256 (output second moment 23x the base's) is capped by it
+    heavy = from_paper_code("1_12_112_1211")
+    rate = readout_limited_rate(0.3, heavy, *args, 32)
+    assert rate == pytest.approx(readout_rate_limit(heavy, *args, batch_size=32))
+    assert rate < 0.3 * rule_multiplier("second-step-sgd", heavy, "mlp", "paper", "sgd", width=256, in_features=196)
