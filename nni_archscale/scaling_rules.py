@@ -107,6 +107,10 @@ from .rules import edge_init, readout_init
 RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered", "depth-centered-sgd",
          "path-mean-depth", "feature-sgd", "feature-adam", "feature", "second-step-sgd", "readout-capped-sgd")
 
+#: rules that give an absolute rate (they need the calibrated base rate and the batch size, not only a multiplier
+#: relative to the base cell): see :func:`readout_limited_rate`
+ABSOLUTE_RULES = ("readout-limited-sgd",)
+
 #: names that pick a rule by optimizer (``moment`` -> ``moment-sgd`` or ``moment-adam``); see :func:`resolve_rule`
 ALIASES = ("moment", "centered", "feature")
 

@@ -161,3 +161,23 @@ def test_network_mode_preset_picks_the_rule_as_issue_7_specifies(capsys):
 def test_rules_beyond_the_paper_need_network(capsys):
     assert main(["inspect", "2_12", "--preset", "feature-sgd"]) == 2
     assert "add --network mlp|cnn" in capsys.readouterr().err
+
+
+def test_network_mode_gives_the_readout_limited_rate_with_its_two_limits(capsys):
+    from nni_archscale.scaling_rules import readout_limited_rate
+
+    heavy = "1_12_112_1211"  # skip-heavy: under the paper's init its output's variance is large
+    rec = run_json(capsys, heavy, "--network", "mlp", "--rule", "readout-limited-sgd", "--width", "256",
+                   "--base-lr", "0.3")
+    t = rec["rule_terms"]
+    assert rec["learning_rate"] == pytest.approx(min(t["second_step_rate"], t["readout_cap"]))
+    assert rec["learning_rate"] == pytest.approx(readout_limited_rate(0.3, from_code(heavy), "mlp", "paper", 256,
+                                                                      196, 10, 32))
+    assert t["readout_cap"] < t["second_step_rate"] and t["batch_size"] == 32
+    wider = run_json(capsys, heavy, "--network", "mlp", "--rule", "readout-limited-sgd", "--width", "256",
+                     "--base-lr", "0.3", "--batch-size", "128")
+    assert wider["rule_terms"]["readout_cap"] == pytest.approx(4 * t["readout_cap"])
+    assert main(["inspect", heavy, "--network", "mlp", "--rule", "readout-limited-sgd", "--width", "256"]) == 0
+    assert "the readout cap binds" in capsys.readouterr().out
+    assert main(["inspect", heavy, "--batch-size", "64"]) == 2
+    assert "--batch-size needs --network" in capsys.readouterr().err

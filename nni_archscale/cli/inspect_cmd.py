@@ -8,7 +8,7 @@ import json
 from ..explain import to_record, to_report
 from ..formats import parse_architecture
 from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS, scale
-from ..scaling_rules import RULES
+from ..scaling_rules import ABSOLUTE_RULES, RULES
 from .main import UsageError, positive_float, positive_int
 
 
@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "a text graph (n=3; 0->1:param/1, 1->2:skip) or a path to a JSON graph.",
     )
     p.add_argument("arch", metavar="ARCH")
-    p.add_argument("--preset", choices=(*PRESETS, *RULES), default=None,
+    p.add_argument("--preset", choices=(*PRESETS, *RULES, *ABSOLUTE_RULES), default=None,
                    help="the rule (default paper; with --network: the evidence-backed rule for the init and "
                         "optimizer, nni_archscale/defaults.py); the rules beyond the paper need --network")
     p.add_argument("--base-lr", type=positive_float, default=None,
@@ -40,7 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", choices=("paper", "exact", "release", "standard"), default=None,
                    help="with --network: the init (exact = paper + node-sum scalars that keep every node's scale)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="with --network (default sgd)")
-    p.add_argument("--rule", choices=(*PRESETS, *RULES), default=None, help="with --network: the same as --preset")
+    p.add_argument("--rule", choices=(*PRESETS, *RULES, *ABSOLUTE_RULES), default=None,
+                   help="with --network: the same as --preset")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="with --network: the training batch size, for readout-limited-sgd's cap (default 32, the "
+                        "batch of every measurement behind it)")
     p.add_argument("--in-features", type=positive_int, default=196, help="with --network: input size (default 196)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(run=run)
@@ -50,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
     graph, form = parse_architecture(args.arch, kernel_size=args.kernel_size or 1)
     if args.network:
         return run_network(args, graph, form)
-    for flag in ("init", "optimizer", "rule"):
+    for flag in ("init", "optimizer", "rule", "batch_size"):
         if getattr(args, flag) is not None:
-            raise UsageError(f"--{flag} needs --network mlp|cnn (it describes the DAG-cell network's training)")
+            raise UsageError(f"--{flag.replace('_', '-')} needs --network mlp|cnn (it describes the DAG-cell "
+                             f"network's training)")
     if args.preset is not None and args.preset not in PRESETS:
         raise UsageError(f"--preset {args.preset} is a rule for the DAG-cell network (stem, cell, readout); add "
                          f"--network mlp|cnn, or use one of {', '.join(PRESETS)}")
@@ -72,7 +77,8 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     """``--network``: the cell inside the paper's DAG-cell network, with an init and an optimizer."""
     from ..defaults import default_rule
     from ..moments import forward_moments
-    from ..scaling_rules import network_spec, node0_moments, resolve_rule, rule_multiplier
+    from ..scaling_rules import (READOUT_LIMIT, network_spec, node0_moments, readout_limited_rate,
+                                 readout_rate_limit, resolve_rule, rule_multiplier)
 
     if args.context:
         raise UsageError("--context and --network exclude each other: --network sets the context")
@@ -86,22 +92,38 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     init_preset = "paper" if init == "exact" else init
     scaling = scale(graph, base_lr, init_preset, context, kernel_size=args.kernel_size)
     record = to_record(scaling, width=width, num_classes=args.num_classes, form=form)
-    mult = rule_multiplier(rule, graph, args.network, init, optimizer, "linear-act", "relu", width,
-                           args.in_features, args.num_classes)
+    batch_size = args.batch_size or 32
+    terms = None
+    if rule in ABSOLUTE_RULES:
+        net = (args.network, init, width, args.in_features, args.num_classes)
+        rate = readout_limited_rate(base_lr, graph, *net, batch_size)
+        terms = {"second_step_rate": base_lr * rule_multiplier("second-step-sgd", graph, args.network, init, "sgd",
+                                                               "linear-act", "relu", width, args.in_features,
+                                                               args.num_classes),
+                 "readout_cap": readout_rate_limit(graph, *net, batch_size), "batch_size": batch_size}
+        formula = (f"eta = min(base_lr * m_second_step(cell), {READOUT_LIMIT:.4g} * B / (n Var z_out)) = "
+                   f"min({terms['second_step_rate']:.6g}, {terms['readout_cap']:.6g}) = {rate:.6g}   [rule {rule}; "
+                   f"batch {batch_size}; base_lr calibrated on cell 0_00_000_2000]")
+    else:
+        rate = base_lr * rule_multiplier(rule, graph, args.network, init, optimizer, "linear-act", "relu", width,
+                                         args.in_features, args.num_classes)
+        formula = (f"eta = base_lr * m(cell) / m(0_00_000_2000) = {base_lr:g} * {rate / base_lr:.6g} = {rate:.6g}"
+                   f"   [rule {rule}; base_lr calibrated on cell 0_00_000_2000]")
     spec = network_spec(graph, args.network, init, width, args.in_features, args.num_classes)
     mean0, second0 = node0_moments(spec.stem_gain, "linear-act", "relu")
     fm = forward_moments(graph, spec.gains, convention="linear-act", input_mean=mean0, input_second_moment=second0,
                          node_scales=spec.node_scales)
     record.update(
         network=args.network, init=init, optimizer=optimizer, rule=rule, base_lr=base_lr,
-        learning_rate=base_lr * mult,
-        learning_rate_formula=f"eta = base_lr * m(cell) / m(0_00_000_2000) = {base_lr:g} * {mult:.6g} = "
-                              f"{base_lr * mult:.6g}   [rule {rule}; base_lr calibrated on cell 0_00_000_2000]",
+        learning_rate=rate,
+        learning_rate_formula=formula,
         node_scales=list(fm.node_scales),
         second_moment_ratio=list(fm.ratios),
     )
     kernel_rule = resolve_rule(rule, optimizer)
-    if kernel_rule in ("feature-sgd", "feature-adam", "second-step-sgd"):
+    if terms is not None:
+        record["rule_terms"] = terms
+    elif kernel_rule in ("feature-sgd", "feature-adam", "second-step-sgd"):
         record["rule_terms"] = _rule_terms(graph, spec, kernel_rule, args)
     if args.json:
         print(json.dumps(record, indent=2))
@@ -134,6 +156,10 @@ def _rule_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
 
 
 def _explain_terms(rule: str, t: dict) -> str:
+    if rule in ABSOLUTE_RULES:
+        binding = "the readout cap" if t["readout_cap"] < t["second_step_rate"] else "the second-step rate"
+        return (f"{rule}: min(second-step rate {t['second_step_rate']:.4g}, readout cap {t['readout_cap']:.4g} at "
+                f"batch {t['batch_size']}): {binding} binds")
     if rule == "second-step-sgd":
         return (f"{rule}: m(cell) / m(base) = sqrt(Theta_h(base) mean_p(k_p + 3)(base) / (Theta_h mean_p(k_p + 3)))"
                 f" = sqrt({t['base_hidden_kernel']:.4g} * {t['base_mean_path_length']:.4g} / "

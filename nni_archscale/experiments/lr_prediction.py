@@ -60,7 +60,7 @@ def available_rules() -> tuple[str, ...]:
         return ("paper", "release", "standard", "mup")
     # the optimizer-dispatching aliases would only repeat a column
     return ("paper", "release", "standard", *(r for r in scaling_rules.RULES if r not in scaling_rules.ALIASES),
-            "readout-limited-sgd", "mup")
+            *scaling_rules.ABSOLUTE_RULES, "mup")
 
 
 def applies(rule: str, init: str) -> bool:
