@@ -55,6 +55,26 @@ def test_metrics_on_known_measurements():
     assert std["mean_abs_octaves"] == pytest.approx(expected)
 
 
+def test_every_rule_is_scored_and_the_absolute_rule_is_capped():
+    """No graph rule may drop out of the summary silently (a rule the analysis cannot score used to vanish), and
+    readout-limited-sgd predicts min(base rate x second-step multiplier, its absolute readout cap)."""
+    from nni_archscale.experiments.lr_prediction import available_rules
+    from nni_archscale.formats import to_paper_code
+    from nni_archscale.scaling_rules import readout_rate_limit, rule_multiplier
+
+    cfg = Config(cells=4, seeds=2, inits=("paper", "exact"), optimizers=("sgd",), width=256, batch_size=32)
+    nets = networks(cfg)
+    ms = [Measurement(to_paper_code(c), q, init, "sgd", (0.3, 0.3), [[0.0]], False)
+          for c, q in nets for init in cfg.inits]
+    s = analyse(cfg, nets, ms, 196, 10)
+    for pair in ("paper/sgd", "exact/sgd"):
+        assert set(s["pairs"][pair]["rules"]) == set(available_rules()) - {"mup"}
+    got = s["pairs"]["paper/sgd"]["rules"]["readout-limited-sgd"]["predicted"]
+    want = [min(0.3 * rule_multiplier("second-step-sgd", c, "mlp", "paper", "sgd", width=256, in_features=196),
+                readout_rate_limit(c, "mlp", "paper", 256, 196, 10, 32)) for c, _ in nets[1:]]
+    assert got == pytest.approx(want)
+
+
 def test_cli_runs_a_tiny_experiment_end_to_end(tmp_path, capsys):
     out = tmp_path / "lrp"
     code = main(["experiment", "lr-prediction", "--cells", "3", "--seeds", "2", "--width", "16", "--limit", "160",

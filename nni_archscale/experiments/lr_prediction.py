@@ -30,7 +30,7 @@ from ..errors import NoPathError, RuleError
 from ..formats import from_paper_code, to_paper_code
 from ..graph import ArchGraph, Edge
 from ..paths import has_input_output_path
-from ..scaling_rules import BASE_CELL_CODE, readout_limited_rate
+from ..scaling_rules import ABSOLUTE_RULES, BASE_CELL_CODE, readout_limited_rate
 from ..rules import learning_rate
 from .batched import CellNetSpec
 from .cellnet_init import layer_variances
@@ -279,11 +279,12 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
             try:
                 spec0 = CellNetSpec(base_cell, in_features, config.width, num_classes, kind, base_q,
                                     config.convention, config.activation)
-                base_mult = rule_multiplier(rule, base_cell, spec0, init, opt)
+                absolute = rule in ABSOLUTE_RULES  # a rate, not a multiplier relative to the base cell
+                base_mult = None if absolute else rule_multiplier(rule, base_cell, spec0, init, opt)
                 for cell, q in targets:
                     spec = CellNetSpec(cell, in_features, config.width, num_classes, kind, q, config.convention,
                                        config.activation)
-                    if rule == "readout-limited-sgd":  # an absolute cap besides the base-relative rule
+                    if absolute:
                         preds.append(readout_limited_rate(base.max_lr, cell, kind, init, config.width, in_features,
                                                           num_classes, config.batch_size, config.convention,
                                                           config.activation))
