@@ -275,7 +275,6 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
             if not applies(rule, init):
                 continue
             preds, ok = [], True
-            base_mult = None
             try:
                 spec0 = CellNetSpec(base_cell, in_features, config.width, num_classes, kind, base_q,
                                     config.convention, config.activation)
