@@ -54,8 +54,9 @@ of App. D comes from in this rule. The rule was derived after every run in ``rep
 ``heldout-paper-w256`` had been seen and rescored on them; its test is the pre-registered held-out run in
 ``reports/beyond-paper/README.md`` ("the feature rules").
 
-``second-step-sgd`` is the SGD default for both inits since its pre-registered test
-(``reports/beyond-paper/README.md``, "the second-step rule"; :mod:`nni_archscale.defaults`). On every ReLU topology
+``second-step-sgd`` won the third pre-registered test (``reports/beyond-paper/README.md``, "the second-step
+rule") and is the hidden-feature limit inside both SGD defaults, ``readout-capped-sgd`` (exact init) and
+``readout-limited-sgd`` (paper init; :mod:`nni_archscale.defaults`). On every ReLU topology
 run the SGD best rate sits 1.7-2.0 octaves below the rate at which training diverges (2.1-2.3 on chains), and
 across topology cells that divergence rate follows ``Theta_h^(-1/2)``, not ``Theta_h^(-1)``. A
 second-step argument gives the square root: after one step the mean-field readout row is dominated by its own
@@ -78,7 +79,9 @@ constant. With the exact init (every node at the input's second moment) the cap 
 output carries less mean; on chains it never binds. It was formed after every run up to ``w512-exact-sgd`` had
 been seen and rescored on them (exact init: 0.20 / 0.25 / 0.35 at widths 128 / 256 / 512 against
 ``second-step-sgd``'s 0.22 / 0.28 / 0.46; with the paper's init it was much worse, 0.65 / 0.60, so it is not
-proposed there); its test is pre-registered in ``reports/beyond-paper/README.md`` ("A capped rule").
+proposed there); it won its pre-registered test (``reports/beyond-paper/README.md``, "A capped rule") and is
+the exact-init SGD default. ``readout-limited-sgd`` (:func:`readout_limited_rate`), the same two limits with the
+readout's in absolute units, is the paper-init SGD default.
 
 *Centred* variants (``centered-sgd``, ``centered-adam``): with a classification loss at init the logits are
 near zero, so the batch gradient's output factor ``p - y`` sums to about zero over a balanced batch, and a
@@ -312,8 +315,11 @@ def network_spec(cell: ArchGraph, kind: str, init: str, width: int, in_features:
 def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str, convention: str = "linear-act",
                activation: str = "relu", width: int = 128, in_features: int = 64, num_classes: int = 10) -> float:
     """A rule's learning rate for ``cell`` up to the calibrated constant (``1 / Theta``)."""
+    if rule in ABSOLUTE_RULES:
+        raise RuleError(f"{rule} gives an absolute rate, not a multiplier: it needs the calibrated base rate and the "
+                        f"batch size; use readout_limited_rate(base_lr, cell, ..., batch_size)")
     if rule not in RULES:
-        raise RuleError(f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
+        raise RuleError(f"unknown rule {rule!r}; use one of {', '.join(RULES + ABSOLUTE_RULES)}")
     if rule == "path-mean-depth":
         return path_mean_depth_factor(cell)
     from .paths import has_input_output_path

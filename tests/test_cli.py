@@ -137,7 +137,7 @@ def test_network_mode_shows_the_kernel_rules_factors(capsys):
         "hidden_kernel"]
     assert rec["learning_rate"] == pytest.approx(0.3 * factor)
     assert "rule_terms" not in run_json(capsys, "2_12_112_1112", "--network", "mlp", "--rule", "standard")
-    second = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--base-lr", "0.3")  # the SGD default
+    second = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--rule", "second-step-sgd", "--base-lr", "0.3")
     t = second["rule_terms"]
     assert second["rule"] == "second-step-sgd" and t["mean_path_length"] == pytest.approx(4.5)
     assert second["learning_rate"] == pytest.approx(0.3 * (t["base_hidden_kernel"] * t["base_mean_path_length"] / (
@@ -161,6 +161,19 @@ def test_network_mode_preset_picks_the_rule_as_issue_7_specifies(capsys):
 def test_rules_beyond_the_paper_need_network(capsys):
     assert main(["inspect", "2_12", "--preset", "feature-sgd"]) == 2
     assert "add --network mlp|cnn" in capsys.readouterr().err
+
+
+def test_network_mode_shows_the_readout_capped_rules_two_ratios(capsys):
+    rec = run_json(capsys, "1_10_111_1111", "--network", "mlp", "--init", "exact", "--width", "512",
+                   "--base-lr", "0.3")  # the exact-init SGD default
+    t = rec["rule_terms"]
+    assert rec["rule"] == "readout-capped-sgd"
+    second = (t["base_hidden_kernel"] * t["base_mean_path_length"] / (t["hidden_kernel"] * t["mean_path_length"])) ** 0.5
+    readout = t["base_readout_kernel"] / t["readout_kernel"]
+    assert readout < second  # this skip-summing cell's output keeps more variance: the cap binds
+    assert rec["learning_rate"] == pytest.approx(0.3 * min(second, readout))
+    assert main(["inspect", "1_10_111_1111", "--network", "mlp", "--init", "exact", "--width", "512"]) == 0
+    assert "the readout ratio binds" in capsys.readouterr().out
 
 
 def test_network_mode_gives_the_readout_limited_rate_with_its_two_limits(capsys):

@@ -123,7 +123,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     kernel_rule = resolve_rule(rule, optimizer)
     if terms is not None:
         record["rule_terms"] = terms
-    elif kernel_rule in ("feature-sgd", "feature-adam", "second-step-sgd"):
+    elif kernel_rule in ("feature-sgd", "feature-adam", "second-step-sgd", "readout-capped-sgd"):
         record["rule_terms"] = _rule_terms(graph, spec, kernel_rule, args)
     if args.json:
         print(json.dumps(record, indent=2))
@@ -148,8 +148,10 @@ def _rule_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
     for prefix, s, cell in (("", spec, graph), ("base_", base_spec, base)):
         k = first_step_kernel(s)
         terms[f"{prefix}hidden_kernel"] = k.hidden_centered1 if rule == "feature-adam" else k.hidden_centered2
-        if rule == "second-step-sgd":
+        if rule in ("second-step-sgd", "readout-capped-sgd"):
             terms[f"{prefix}mean_path_length"] = path_mean_length(cell)
+            if rule == "readout-capped-sgd":
+                terms[f"{prefix}readout_kernel"] = k.readout_centered2
         else:
             terms[f"{prefix}output_second_moment"] = k.output_second_moment
     return terms
@@ -160,6 +162,13 @@ def _explain_terms(rule: str, t: dict) -> str:
         binding = "the readout cap" if t["readout_cap"] < t["second_step_rate"] else "the second-step rate"
         return (f"{rule}: min(second-step rate {t['second_step_rate']:.4g}, readout cap {t['readout_cap']:.4g} at "
                 f"batch {t['batch_size']}): {binding} binds")
+    if rule == "readout-capped-sgd":
+        second = (t["base_hidden_kernel"] * t["base_mean_path_length"] / (t["hidden_kernel"] * t["mean_path_length"]))
+        readout = t["base_readout_kernel"] / t["readout_kernel"]
+        binding = "the readout ratio" if readout < second**0.5 else "the second-step ratio"
+        return (f"{rule}: m(cell) / m(base) = min(second-step ratio {second**0.5:.4g}, readout ratio n Var_base(z_out)"
+                f" / (n Var(z_out)) = {t['base_readout_kernel']:.4g} / {t['readout_kernel']:.4g} = {readout:.4g}): "
+                f"{binding} binds")
     if rule == "second-step-sgd":
         return (f"{rule}: m(cell) / m(base) = sqrt(Theta_h(base) mean_p(k_p + 3)(base) / (Theta_h mean_p(k_p + 3)))"
                 f" = sqrt({t['base_hidden_kernel']:.4g} * {t['base_mean_path_length']:.4g} / "
