@@ -18,7 +18,8 @@ and decision rule were committed before it ran:
   (n Var(z_out)))``: an absolute readout limit (:data:`nni_archscale.scaling_rules.READOUT_LIMIT`, fixed once on
   runs already seen: the rule's second number) beside the calibrated second-step rate. It won test 5 on 40 fresh
   cells: 0.21 / 0.28 at widths 128 / 256 against ``second-step-sgd``'s 0.22 / 0.41 (one shared rate 0.67 / 0.67);
-  chains 0.15 / 0.21 (widths 256 / 192). ``second-step-sgd`` had been the default for both inits since test 3; on
+  chains 0.15 / 0.21 (widths 256 / 192); at batch 16 / 64 (12 new cells each, width 256) 0.22 / 0.35, the
+  linear batch factor of its cap confirmed at batch 16. ``second-step-sgd`` had been the default for both inits since test 3; on
   the clean cells of tests 3 and the confirmation run it erred by 0.23 / 0.46 with the paper's init.
 * Adam, exact init: ``feature-adam``, ``sqrt(E[z_out^2]) / Theta_1,h``: 0.20 ± 0.03 / 0.35 ± 0.07 on the 64 cells
   of the first two tests; on the cells drawn after it was chosen 0.21 ± 0.02 / 0.33 ± 0.06 (40 / 32 cells).
