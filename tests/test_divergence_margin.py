@@ -1,19 +1,12 @@
 """scripts/divergence_margin.py: the gap between a network's best rate and the first rate that diverged."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "divergence_margin.py"
-
+from loading import load_file
 
 def load():
-    spec = importlib.util.spec_from_file_location("divergence_margin", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("scripts/divergence_margin.py", "divergence_margin")
 
 
 def test_gap_is_octaves_from_the_best_rate_to_the_first_divergence(tmp_path):

@@ -5,10 +5,8 @@ start of training equal the rule's (``dag`` context on the whole network without
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +15,7 @@ warnings.filterwarnings("ignore")
 
 import nni  # noqa: E402
 from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: E402,F401
+from loading import load_file  # noqa: E402
 
 from nni_archscale.graph import ArchGraph, Edge, EdgeKind  # noqa: E402
 from nni_archscale.nni_glue import current_sample, prepare_for_trial  # noqa: E402
@@ -28,10 +27,7 @@ from nni_archscale.torch_layer.data import load_dataset  # noqa: E402
 from nni_archscale.torch_layer.hook import HookConfig  # noqa: E402
 from nni_archscale.torch_layer.train import train_classifier  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location(
-    "custom_space_example", Path(__file__).resolve().parents[1] / "examples" / "custom_space.py")
-example = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(example)
+example = load_file("examples/custom_space.py", "custom_space_example")
 
 P, S = EdgeKind.PARAM, EdgeKind.SKIP
 BASE_LR = 0.6

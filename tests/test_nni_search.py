@@ -83,15 +83,11 @@ def test_search_with_the_exact_init(tmp_path, capsys):
 def test_tpe_maximises_accuracy_and_is_seeded():
     """Our trials report accuracy; NNI's TpeTuner minimises by default, so an unconfigured TPE searched for the
     worst candidates. Both our search and the custom-space example ask for maximisation and pass the seed."""
-    import importlib.util
-    from pathlib import Path
+    from loading import load_file
 
     from nni_archscale.nni_glue.search import _strategy
 
-    spec = importlib.util.spec_from_file_location("custom_space", Path(__file__).parents[1] / "examples" /
-                                                  "custom_space.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_file("examples/custom_space.py", "custom_space_example")
     ops = {"_type": "choice", "_value": ["conv", "pool", "skip", "zero", "dilated"]}
     space = {"op1": ops, "op2": ops}
 

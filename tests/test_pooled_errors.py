@@ -1,19 +1,13 @@
 """scripts/pooled_errors.py: a rule's per-cell errors pooled over lr-prediction runs."""
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pooled_errors.py"
-
+from loading import load_file
 
 def load():
-    spec = importlib.util.spec_from_file_location("pooled_errors", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("scripts/pooled_errors.py", "pooled_errors")
 
 
 def write_run(path: Path, rows: list[tuple[str, str, str, str, float, float]]) -> Path:

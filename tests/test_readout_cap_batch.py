@@ -1,22 +1,15 @@
 """scripts/readout_cap_batch.py: the batch-size check of readout-limited-sgd's cap."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from loading import load_file
 
 from nni_archscale.formats import from_paper_code
 from nni_archscale.scaling_rules import readout_limited_rate
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "readout_cap_batch.py"
-
-
 def load():
-    spec = importlib.util.spec_from_file_location("readout_cap_batch", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("scripts/readout_cap_batch.py", "readout_cap_batch")
 
 
 def test_a_run_that_follows_the_linear_cap_scores_zero_for_it_only(tmp_path):

@@ -1,20 +1,15 @@
 """scripts/rule_variants.py scores variants exactly as the experiment scores rules: anchored on the base rate."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from loading import load_file
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "rule_variants.py"
 
 
 @pytest.fixture(scope="module")
 def variants():
-    spec = importlib.util.spec_from_file_location("rule_variants", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("scripts/rule_variants.py", "rule_variants")
 
 
 def test_a_run_measured_exactly_as_a_variant_predicts_scores_zero_for_it(tmp_path, variants):

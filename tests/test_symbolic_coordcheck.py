@@ -4,22 +4,15 @@ by more than an order of magnitude. Measured at width 256 with 2 seeds (about 5 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
+from loading import load_file
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "coord_check.py"
 
 
 @pytest.fixture(scope="module")
 def coord_check():
-    spec = importlib.util.spec_from_file_location("coord_check_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_file("examples/coord_check.py", "coord_check_example")
 
 
 @pytest.fixture(scope="module")
