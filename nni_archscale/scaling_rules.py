@@ -332,21 +332,23 @@ def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str,
     rule = resolve_rule(rule, optimizer)
     if rule == "depth-centered-sgd":
         return path_mean_depth_factor(cell) / k.centered2
-    def second_step(kernel: Kernel, graph: ArchGraph) -> float:
-        return (kernel.hidden_centered2 * path_mean_length(graph)) ** -0.5
-
     if rule == "second-step-sgd":
-        return second_step(k, cell)
+        return _second_step(k, cell)
     if rule == "readout-capped-sgd":  # relative to the base cell: min(second-step ratio, readout ratio)
         base = base_cell(kind)
         kb = first_step_kernel(network_spec(base, kind, init, width, in_features, num_classes, convention, activation))
-        at_base = second_step(kb, base)
-        return at_base * min(second_step(k, cell) / at_base, kb.readout_centered2 / k.readout_centered2)
+        at_base = _second_step(kb, base)
+        return at_base * min(_second_step(k, cell) / at_base, kb.readout_centered2 / k.readout_centered2)
     if rule in ("feature-sgd", "feature-adam"):
         hidden = k.hidden_centered2 if rule == "feature-sgd" else k.hidden_centered1
         return math.sqrt(k.output_second_moment) / hidden
     return 1.0 / {"moment-sgd": k.theta2, "moment-adam": k.theta1,
                   "centered-sgd": k.centered2, "centered-adam": k.centered1}[rule]
+
+
+def _second_step(kernel: Kernel, cell: ArchGraph) -> float:
+    """``second-step-sgd``'s multiplier, ``(Theta_h * mean over paths of (k_p + 3))^(-1/2)``."""
+    return (kernel.hidden_centered2 * path_mean_length(cell)) ** -0.5
 
 
 def readout_rate_limit(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
@@ -355,6 +357,17 @@ def readout_rate_limit(cell: ArchGraph, kind: str, init: str, width: int, in_fea
     :data:`READOUT_LIMIT` (an absolute rate, not relative to the base cell)."""
     k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
     return READOUT_LIMIT * batch_size / k.readout_centered2
+
+
+def readout_limits(base_lr: float, cell: ArchGraph, kind: str, init: str, width: int, in_features: int,
+                   num_classes: int, batch_size: int, convention: str = "linear-act",
+                   activation: str = "relu") -> tuple[float, float]:
+    """``readout-limited-sgd``'s two limits, (second-step rate, readout cap); the rule is their minimum
+    (:func:`readout_limited_rate`)."""
+    args = (kind, init, "sgd", convention, activation, width, in_features, num_classes)
+    hidden = base_lr * rule_multiplier("second-step-sgd", cell, *args)
+    return hidden, readout_rate_limit(cell, kind, init, width, in_features, num_classes, batch_size, convention,
+                                      activation)
 
 
 def readout_limited_rate(base_lr: float, cell: ArchGraph, kind: str, init: str, width: int, in_features: int,
@@ -375,10 +388,8 @@ def readout_limited_rate(base_lr: float, cell: ArchGraph, kind: str, init: str, 
     for a cap held at its batch-32 value; "A batch-size check"). Its dependence on the data set is not known:
     every run behind it used MNIST-14.
     """
-    args = (kind, init, "sgd", convention, activation, width, in_features, num_classes)
-    hidden = base_lr * rule_multiplier("second-step-sgd", cell, *args)
-    return min(hidden, readout_rate_limit(cell, kind, init, width, in_features, num_classes, batch_size, convention,
-                                          activation))
+    return min(readout_limits(base_lr, cell, kind, init, width, in_features, num_classes, batch_size, convention,
+                              activation))
 
 
 def resolve_rule(rule: str, optimizer: str) -> str:

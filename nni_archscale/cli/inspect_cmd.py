@@ -77,8 +77,8 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     """``--network``: the cell inside the paper's DAG-cell network, with an init and an optimizer."""
     from ..defaults import default_rule
     from ..moments import forward_moments
-    from ..scaling_rules import (READOUT_LIMIT, network_spec, node0_moments, readout_limited_rate,
-                                 readout_rate_limit, resolve_rule, rule_multiplier)
+    from ..scaling_rules import (READOUT_LIMIT, network_spec, node0_moments, readout_limits, resolve_rule,
+                                 rule_multiplier)
 
     if args.context:
         raise UsageError("--context and --network exclude each other: --network sets the context")
@@ -95,12 +95,10 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     batch_size = args.batch_size or 32
     terms = None
     if rule in ABSOLUTE_RULES:
-        net = (args.network, init, width, args.in_features, args.num_classes)
-        rate = readout_limited_rate(base_lr, graph, *net, batch_size)
-        terms = {"second_step_rate": base_lr * rule_multiplier("second-step-sgd", graph, args.network, init, "sgd",
-                                                               "linear-act", "relu", width, args.in_features,
-                                                               args.num_classes),
-                 "readout_cap": readout_rate_limit(graph, *net, batch_size), "batch_size": batch_size}
+        hidden, cap = readout_limits(base_lr, graph, args.network, init, width, args.in_features, args.num_classes,
+                                     batch_size)
+        rate = min(hidden, cap)
+        terms = {"second_step_rate": hidden, "readout_cap": cap, "batch_size": batch_size}
         formula = (f"eta = min(base_lr * m_second_step(cell), {READOUT_LIMIT:.4g} * B / (n Var z_out)) = "
                    f"min({terms['second_step_rate']:.6g}, {terms['readout_cap']:.6g}) = {rate:.6g}   [rule {rule}; "
                    f"batch {batch_size}; base_lr calibrated on cell 0_00_000_2000]")
@@ -163,10 +161,11 @@ def _explain_terms(rule: str, t: dict) -> str:
         return (f"{rule}: min(second-step rate {t['second_step_rate']:.4g}, readout cap {t['readout_cap']:.4g} at "
                 f"batch {t['batch_size']}): {binding} binds")
     if rule == "readout-capped-sgd":
-        second = (t["base_hidden_kernel"] * t["base_mean_path_length"] / (t["hidden_kernel"] * t["mean_path_length"]))
+        second = (t["base_hidden_kernel"] * t["base_mean_path_length"] / (t["hidden_kernel"] * t["mean_path_length"])
+                  ) ** 0.5
         readout = t["base_readout_kernel"] / t["readout_kernel"]
-        binding = "the readout ratio" if readout < second**0.5 else "the second-step ratio"
-        return (f"{rule}: m(cell) / m(base) = min(second-step ratio {second**0.5:.4g}, readout ratio n Var_base(z_out)"
+        binding = "the readout ratio" if readout < second else "the second-step ratio"
+        return (f"{rule}: m(cell) / m(base) = min(second-step ratio {second:.4g}, readout ratio n Var_base(z_out)"
                 f" / (n Var(z_out)) = {t['base_readout_kernel']:.4g} / {t['readout_kernel']:.4g} = {readout:.4g}): "
                 f"{binding} binds")
     if rule == "second-step-sgd":
