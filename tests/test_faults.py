@@ -138,6 +138,13 @@ def _put_many(path: str, worker: int, count: int) -> None:
         CalibrationCache(path).put(Calibration(f"w{worker}-{i}", 0.5, {"grid": [1]}, {1: 0.1}, 1.0))
 
 
+def test_cache_in_a_directory_that_does_not_exist_yet_is_created(tmp_path):
+    """A fresh machine has no ~/.cache/nni-archscale: the first write creates it (lock file included)."""
+    path = tmp_path / "not" / "yet" / "calibration.json"
+    CalibrationCache(path).put(Calibration("k1", 0.5, {"grid": [1]}, {1: 0.1}, 1.0))
+    assert CalibrationCache(path, strict=True).get("k1", {"grid": [1]}).base_lr == 0.5
+
+
 def test_concurrent_writers_lose_no_entries(tmp_path):
     """Four processes writing 15 entries each into one cache at the same time: all 60 survive, and the file
     stays valid throughout (the write is atomic and made under the cache's file lock)."""

@@ -166,6 +166,7 @@ class CalibrationCache:
         d["losses"] = {str(k): (v if math.isfinite(v) else None) for k, v in cal.losses.items()}
         lock = FileLock(f"{self.path}.lock", timeout=LOCK_TIMEOUT_S)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # the lock file lives beside the cache
             # Several trials or experiments may share one cache: under the lock, re-read what the others
             # wrote since this cache was opened and add this entry to it, so no writer drops another's entries.
             with lock:
