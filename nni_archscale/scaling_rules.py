@@ -119,8 +119,9 @@ ALIASES = ("moment", "centered", "feature")
 
 #: ``readout-limited-sgd``: the readout's first step may move the logits of a batch by at most
 #: ``eta * n * Var(z_out) / B = READOUT_LIMIT`` (``n Var(z_out)``: the readout's centred kernel term; ``B``: the batch
-#: size). An absolute constant, measured (not derived) on the width-128/256/512 MNIST-14 runs at batch 32 of
-#: reports/beyond-paper (2^6.5 / 32); the linear factor ``B`` was then checked at batch 16 and 64. See
+#: size). An absolute constant, measured (not derived) at batch 32 on MNIST-14 runs of reports/beyond-paper that
+#: were seen before its test: the paper-init width-256 cells and the exact-init width-512 cells each put the best
+#: value at 2^6.5 / 32. The linear factor ``B`` was then confirmed at batch 16 (a tie at 64). See
 #: :func:`readout_limited_rate`.
 READOUT_LIMIT = 2**6.5 / 32
 
@@ -354,7 +355,11 @@ def _second_step(kernel: Kernel, cell: ArchGraph) -> float:
 def readout_rate_limit(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
                        batch_size: int, convention: str = "linear-act", activation: str = "relu") -> float:
     """The largest SGD rate at which the readout's own first step keeps ``eta n Var(z_out) / B`` at
-    :data:`READOUT_LIMIT` (an absolute rate, not relative to the base cell)."""
+    :data:`READOUT_LIMIT` (an absolute rate, not relative to the base cell). MLP cells only: the constant was
+    fitted on them."""
+    if kind != "mlp":
+        raise RuleError(f"readout-limited-sgd's cap was fitted on MLP cells only, not {kind!r} cells; use "
+                        f"second-step-sgd, or the default one shared rate for CNN cells")
     k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
     return READOUT_LIMIT * batch_size / k.readout_centered2
 

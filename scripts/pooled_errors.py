@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nni_archscale.defaults import default_rule
+from nni_archscale.errors import RuleError
 
 
 def per_cell(run_dir: Path, init: str, optimizer: str, rule: str) -> list[tuple[float, float]]:
@@ -58,7 +59,10 @@ def main(argv: list[str]) -> int:
     missing = [str(d) for d in args.runs if not (d / "predictions.csv").is_file()]
     if missing:
         ap.error(f"no predictions.csv in {', '.join(missing)}: pass lr-prediction output folders")
-    rule = args.rule or default_rule(*args.pair.split("/"))
+    try:
+        rule = args.rule or default_rule(*args.pair.split("/"))
+    except RuleError as exc:
+        ap.error(f"--pair {args.pair!r}: {exc}")
     for name in dict.fromkeys([rule, "standard"]):
         s = pooled(args.runs, args.pair, name)
         if not s["cells"]:

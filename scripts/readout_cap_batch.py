@@ -28,6 +28,9 @@ def errors(run_dir: Path) -> dict[str, dict[str, float]]:
     """pair -> prediction -> mean absolute error (octaves), for the SGD pairs of the run."""
     summary = json.loads((run_dir / "summary.json").read_text())
     cfg = summary["config"]
+    setting = (cfg.get("family", "mlp-topology"), cfg.get("convention", "linear-act"), cfg.get("activation", "relu"))
+    if setting != ("mlp-topology", "linear-act", "relu"):
+        raise SystemExit(f"{run_dir}: only MLP topology runs with Linear-then-ReLU edges are scored, not {setting}")
     width, batch, in_features = cfg["width"], cfg["batch_size"], IN_FEATURES[cfg["data"]]
     with (run_dir / "predictions.csv").open() as fh:
         archs = list(dict.fromkeys(row["arch"] for row in csv.DictReader(fh)))
@@ -36,6 +39,9 @@ def errors(run_dir: Path) -> dict[str, dict[str, float]]:
         init, optimizer = pair.split("/")
         if optimizer != "sgd":
             continue
+        if len(archs) != len(data["measured"]):
+            raise SystemExit(f"{run_dir}: predictions.csv names {len(archs)} networks, summary.json measured "
+                             f"{len(data['measured'])}; rerun the analysis (lr_prediction.reanalyse)")
         errs: dict[str, list[float]] = {"cap linear in B": [], "cap at batch 32": [], "second-step-sgd": []}
         for arch, measured in zip(archs, data["measured"]):
             cell = from_paper_code(arch)

@@ -190,7 +190,17 @@ def test_network_mode_gives_the_readout_limited_rate_with_its_two_limits(capsys)
     wider = run_json(capsys, heavy, "--network", "mlp", "--rule", "readout-limited-sgd", "--width", "256",
                      "--base-lr", "0.3", "--batch-size", "128")
     assert wider["rule_terms"]["readout_cap"] == pytest.approx(4 * t["readout_cap"])
-    assert main(["inspect", heavy, "--network", "mlp", "--rule", "readout-limited-sgd", "--width", "256"]) == 0
+    assert main(["inspect", heavy, "--network", "mlp", "--rule", "readout-limited-sgd", "--width", "256",
+                 "--base-lr", "0.3"]) == 0
     assert "the readout cap binds" in capsys.readouterr().out
+    # an absolute rate needs the calibrated base rate, and is an SGD rule for MLP cells
+    assert main(["inspect", heavy, "--network", "mlp", "--rule", "readout-limited-sgd"]) == 2
+    assert "pass --base-lr" in capsys.readouterr().err
+    assert main(["inspect", heavy, "--network", "mlp"]) == 2  # the paper-init SGD default is that rule
+    assert "pass --base-lr" in capsys.readouterr().err
+    for extra in (["--optimizer", "adam"], ["--network", "cnn"]):
+        args = ["inspect", heavy, "--network", "mlp", "--rule", "readout-limited-sgd", "--base-lr", "0.3", *extra]
+        assert main(args) == 2
+        assert "is an SGD rule for MLP cells" in capsys.readouterr().err
     assert main(["inspect", heavy, "--batch-size", "64"]) == 2
     assert "--batch-size needs --network" in capsys.readouterr().err

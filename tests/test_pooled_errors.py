@@ -41,3 +41,6 @@ def test_cli_uses_the_projects_default_and_refuses_folders_without_predictions(t
     with pytest.raises(SystemExit):
         load().main(["--pair", "exact/adam", str(tmp_path)])
     assert "no predictions.csv in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        load().main(["--pair", "muP/adam", str(run)])
+    assert "--pair 'muP/adam': unknown init" in capsys.readouterr().err

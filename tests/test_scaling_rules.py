@@ -278,3 +278,5 @@ def test_readout_limited_rate_is_the_tighter_of_two_absolute_limits():
     rate = readout_limited_rate(0.3, heavy, *args, 32)
     assert rate == pytest.approx(readout_rate_limit(heavy, *args, batch_size=32))
     assert rate < 0.3 * rule_multiplier("second-step-sgd", heavy, "mlp", "paper", "sgd", width=256, in_features=196)
+    with pytest.raises(RuleError, match="fitted on MLP cells only"):
+        readout_rate_limit(heavy, "cnn", "paper", 16, 1, 10, batch_size=32)

@@ -95,6 +95,12 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     batch_size = args.batch_size or 32
     terms = None
     if rule in ABSOLUTE_RULES:
+        if optimizer != "sgd" or args.network != "mlp":
+            raise UsageError(f"{rule} is an SGD rule for MLP cells (its constant was measured there); use "
+                             f"--optimizer sgd --network mlp, or another --rule")
+        if args.base_lr is None:
+            raise UsageError(f"{rule} gives an absolute rate, min(base_lr x second-step multiplier, readout cap): "
+                             f"pass --base-lr, the rate calibrated on cell 0_00_000_2000 at this width and batch size")
         hidden, cap = readout_limits(base_lr, graph, args.network, init, width, args.in_features, args.num_classes,
                                      batch_size)
         rate = min(hidden, cap)

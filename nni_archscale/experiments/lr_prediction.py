@@ -279,6 +279,8 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
                 spec0 = CellNetSpec(base_cell, in_features, config.width, num_classes, kind, base_q,
                                     config.convention, config.activation)
                 absolute = rule in ABSOLUTE_RULES  # a rate, not a multiplier relative to the base cell
+                if absolute and opt != "sgd":  # an SGD rate: its absolute cap says nothing about Adam's rates
+                    continue
                 base_mult = None if absolute else rule_multiplier(rule, base_cell, spec0, init, opt)
                 for cell, q in targets:
                     spec = CellNetSpec(cell, in_features, config.width, num_classes, kind, q, config.convention,
