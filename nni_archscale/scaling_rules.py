@@ -55,8 +55,8 @@ of App. D comes from in this rule. The rule was derived after every run in ``rep
 ``reports/beyond-paper/README.md`` ("the feature rules").
 
 ``second-step-sgd`` won the third pre-registered test (``reports/beyond-paper/README.md``, "the second-step
-rule") and is the hidden-feature limit inside both SGD defaults, ``readout-capped-sgd`` (exact init) and
-``readout-limited-sgd`` (paper init; :mod:`nni_archscale.defaults`). On every ReLU topology
+rule") and is the hidden-feature limit inside the SGD default for both inits, ``readout-limited-sgd``
+(:mod:`nni_archscale.defaults`). On every ReLU topology
 run the SGD best rate sits 1.7-2.0 octaves below the rate at which training diverges (2.1-2.3 on chains), and
 across topology cells that divergence rate follows ``Theta_h^(-1/2)``, not ``Theta_h^(-1)``. A
 second-step argument gives the square root: after one step the mean-field readout row is dominated by its own
@@ -79,9 +79,10 @@ constant. With the exact init (every node at the input's second moment) the cap 
 output carries less mean; on chains it never binds. It was formed after every run up to ``w512-exact-sgd`` had
 been seen and rescored on them (exact init: 0.20 / 0.25 / 0.35 at widths 128 / 256 / 512 against
 ``second-step-sgd``'s 0.22 / 0.28 / 0.46; with the paper's init it was much worse, 0.65 / 0.60, so it is not
-proposed there); it won its pre-registered test (``reports/beyond-paper/README.md``, "A capped rule") and is
-the exact-init SGD default. ``readout-limited-sgd`` (:func:`readout_limited_rate`), the same two limits with the
-readout's in absolute units, is the paper-init SGD default.
+proposed there); it won its pre-registered test (``reports/beyond-paper/README.md``, "A capped rule") and was
+the exact-init SGD default until test 6, where ``readout-limited-sgd`` (:func:`readout_limited_rate`: the same two
+limits, the readout's in absolute units) beat it at widths 384 and 512; that rule is now the SGD default for both
+inits.
 
 *Centred* variants (``centered-sgd``, ``centered-adam``): with a classification loss at init the logits are
 near zero, so the batch gradient's output factor ``p - y`` sums to about zero over a balanced batch, and a

@@ -165,14 +165,15 @@ def test_rules_beyond_the_paper_need_network(capsys):
 
 def test_network_mode_shows_the_readout_capped_rules_two_ratios(capsys):
     rec = run_json(capsys, "1_10_111_1111", "--network", "mlp", "--init", "exact", "--width", "512",
-                   "--base-lr", "0.3")  # the exact-init SGD default
+                   "--rule", "readout-capped-sgd", "--base-lr", "0.3")
     t = rec["rule_terms"]
     assert rec["rule"] == "readout-capped-sgd"
     second = (t["base_hidden_kernel"] * t["base_mean_path_length"] / (t["hidden_kernel"] * t["mean_path_length"])) ** 0.5
     readout = t["base_readout_kernel"] / t["readout_kernel"]
     assert readout < second  # this skip-summing cell's output keeps more variance: the cap binds
     assert rec["learning_rate"] == pytest.approx(0.3 * min(second, readout))
-    assert main(["inspect", "1_10_111_1111", "--network", "mlp", "--init", "exact", "--width", "512"]) == 0
+    assert main(["inspect", "1_10_111_1111", "--network", "mlp", "--init", "exact", "--width", "512", "--rule",
+                 "readout-capped-sgd"]) == 0
     assert "the readout ratio binds" in capsys.readouterr().out
 
 
@@ -196,8 +197,9 @@ def test_network_mode_gives_the_readout_limited_rate_with_its_two_limits(capsys)
     # an absolute rate needs the calibrated base rate, and is an SGD rule for MLP cells
     assert main(["inspect", heavy, "--network", "mlp", "--rule", "readout-limited-sgd"]) == 2
     assert "pass --base-lr" in capsys.readouterr().err
-    assert main(["inspect", heavy, "--network", "mlp"]) == 2  # the paper-init SGD default is that rule
-    assert "pass --base-lr" in capsys.readouterr().err
+    for init in ("paper", "exact"):  # the SGD default for both inits is that rule
+        assert main(["inspect", heavy, "--network", "mlp", "--init", init]) == 2
+        assert "pass --base-lr" in capsys.readouterr().err
     for extra in (["--optimizer", "adam"], ["--network", "cnn"]):
         args = ["inspect", heavy, "--network", "mlp", "--rule", "readout-limited-sgd", "--base-lr", "0.3", *extra]
         assert main(args) == 2

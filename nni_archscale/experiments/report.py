@@ -30,10 +30,9 @@ RULE_TEXT = {
     "feature-sgd": "sqrt(E[z_out^2]) / Theta_h: the hidden (stem and cell) centred SGD kernel, features moved Theta(1)",
     "feature-adam": "sqrt(E[z_out^2]) / Theta_1,h: the same with the hidden centred Adam kernel",
     "second-step-sgd": "(Theta_h x mean over paths of (k_p + 3))^(-1/2): the second-step condition",
-    "readout-capped-sgd": "second-step-sgd capped by the readout's ratio Var_base(z_out) / Var(z_out) (exact-init "
-                          "SGD default)",
+    "readout-capped-sgd": "second-step-sgd capped by the readout's ratio Var_base(z_out) / Var(z_out)",
     "readout-limited-sgd": "min(second-step-sgd's rate, an absolute readout limit eta n Var(z_out) / B <= 2^6.5 / 32) "
-                           "(paper-init SGD default)",
+                           "(SGD default)",
     "mup": "muP (the mup package, App. E.3's setup): every network trained the muP way at the base network's rate",
 }
 
