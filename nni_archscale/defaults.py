@@ -28,8 +28,8 @@ and decision rule were committed before it ran:
 (1) a ``feature-*`` rule replaced a pair's default if its mean error over ``heldout3-w128``, ``heldout4-w256`` and
 ``depth-w256`` was lower (it did for exact SGD and Adam and paper SGD: 0.29, 0.31, 0.39 against 0.33, 0.44, 0.93;
 not for paper-init Adam: 0.40 against 0.38); (2) for paper-init Adam, ``feature-sgd`` replaced
-``path-mean-depth`` if lower over ``heldout6-w128`` and ``heldout5-w256`` (0.27 against 0.37); (3) ``second-step-sgd`` replaced
-``feature-sgd`` for an init if lower over the third test's runs: exact 0.21 against 0.25, paper 0.248 against
+``path-mean-depth`` if lower over ``heldout6-w128`` and ``heldout5-w256`` (0.27 against 0.37); (3)
+``second-step-sgd`` replaced ``feature-sgd`` for an init if lower over the third test's runs: exact 0.21 against 0.25, paper 0.248 against
 0.251 (a tie within noise that the rule, fixed beforehand, resolves). The Adam choice (2) is empirical: Adam's
 first step moves weights by ``eta sign(g)``, whose kernel is ``Theta_1``, yet the SGD kernel predicts its rate
 better.
