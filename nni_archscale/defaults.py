@@ -24,15 +24,14 @@ and decision rule were committed before it ran:
 * Adam, paper init: ``feature-sgd``, ``sqrt(E[z_out^2]) / Theta_h``: 0.25 ± 0.05 / 0.29 ± 0.04 on the cells of the
   first two tests; 0.23 / 0.32 on the 20 + 20 fresh cells of ``confirm11-w128`` and ``confirm10-w256``.
 
-(± is the standard error over cells; widths 128 / 256.) The first three decision rules (tests 4-6 are above):
-(1) a ``feature-*`` rule replaced a pair's default if its mean error over ``heldout3-w128``, ``heldout4-w256`` and
+(± is the standard error over cells; widths 128 / 256.) The first three decision rules (tests 4-6 are above): (1) a
+``feature-*`` rule replaced a pair's default if its mean error over ``heldout3-w128``, ``heldout4-w256`` and
 ``depth-w256`` was lower (it did for exact SGD and Adam and paper SGD: 0.29, 0.31, 0.39 against 0.33, 0.44, 0.93;
-not for paper-init Adam: 0.40 against 0.38); (2) for paper-init Adam, ``feature-sgd`` replaced
-``path-mean-depth`` if lower over ``heldout6-w128`` and ``heldout5-w256`` (0.27 against 0.37); (3)
-``second-step-sgd`` replaced ``feature-sgd`` for an init if lower over the third test's runs: exact 0.21 against 0.25, paper 0.248 against
-0.251 (a tie within noise that the rule, fixed beforehand, resolves). The Adam choice (2) is empirical: Adam's
-first step moves weights by ``eta sign(g)``, whose kernel is ``Theta_1``, yet the SGD kernel predicts its rate
-better.
+not for paper-init Adam: 0.40 against 0.38); (2) for paper-init Adam, ``feature-sgd`` replaced ``path-mean-depth``
+if lower over ``heldout6-w128`` and ``heldout5-w256`` (0.27 against 0.37); (3) ``second-step-sgd`` replaced
+``feature-sgd`` for an init if lower over the third test's runs: exact 0.21 against 0.25, paper 0.248 against 0.251
+(a tie within noise that the rule, fixed beforehand, resolves). The Adam choice (2) is empirical: Adam's first step
+moves weights by ``eta sign(g)``, whose kernel is ``Theta_1``, yet the SGD kernel predicts its rate better.
 
 The 0.35-octave goal of issue 7 is met at widths 128 and 256 in every pair on fresh cells (exact-init Adam at
 width 256 only just: 0.33 ± 0.06, one shared rate 0.34), and on chains (seen before the SGD rules were formed;
