@@ -40,3 +40,7 @@ class CacheError(ArchScaleError, ValueError):
 
 class SearchError(ArchScaleError, RuntimeError):
     """A NAS search cannot start or continue (bad options, an output directory holding another run)."""
+
+
+class OutputError(ArchScaleError, ValueError):
+    """An output folder (``--out``) that is a file, cannot be created or cannot be written."""

@@ -139,15 +139,16 @@ def test_functional_evaluator_helper():
 
 
 def test_failure_outcomes_are_records_not_crashes(tmp_path):
-    cfg = {"out_dir": str(tmp_path), "epochs": 1, "limit": 256, "compare": True, "hook": HOOK}
+    cfg = {"out_dir": str(tmp_path), "epochs": 1, "limit": 256, "compare": "shared-rate", "shared_lr": 0.1,
+           "hook": HOOK}
     none = {k: "none" for k in ("cell/0_1", "cell/0_2", "cell/1_2", "cell/0_3", "cell/1_3", "cell/2_3")}
     recs = run_candidate(build_nb201(4, 1, 10, none), none, cfg)
     assert recs[0]["status"] == "no-path" and recs[0]["accuracy"] == pytest.approx(0.1)
     assert "no input-to-output path" in recs[0]["message"]
-    assert recs[1]["mode"] == "default"  # the default recipe still trains the same candidate
+    assert recs[1]["mode"] == "shared-rate"  # the baseline still trains the same candidate
 
     conv = dict(none, **{"cell/0_3": "conv_3x3"})
-    hot = dict(cfg, compare=False, hook=dict(HOOK, base_lr=1e12))
+    hot = dict(cfg, compare=None, hook=dict(HOOK, base_lr=1e12))
     recs = run_candidate(build_nb201(4, 1, 10, conv), conv, hot)
     assert recs[0]["status"] == "diverged" and recs[0]["accuracy"] == pytest.approx(0.1)
 
@@ -157,11 +158,11 @@ def test_failure_outcomes_are_records_not_crashes(tmp_path):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64 GiB")
 
     model.forward = oom
-    recs = run_candidate(model, dict(conv, **{"cell/0_1": "skip_connect"}), dict(cfg, compare=False))
+    recs = run_candidate(model, dict(conv, **{"cell/0_1": "skip_connect"}), dict(cfg, compare=None))
     assert recs[0]["status"] == "oom"
     lines = (tmp_path / "trials.jsonl").read_text().splitlines()
     results = [ln for ln in lines if json.loads(ln)["mode"] != "start"]  # each trained candidate first logs a start
-    assert len(results) == 4 and len(lines) == 4 + 3
+    assert len(results) == 4 and len(lines) == 4 + 4  # every run, the baseline's too, first logs a start
 
 
 def test_out_of_memory_while_moving_the_model_is_the_oom_outcome():

@@ -26,30 +26,52 @@ def _args(out, cache, *extra):
 
 @pytest.mark.nni
 def test_sequential_search_with_compare_and_resume(tmp_path, capsys):
+    """--compare (shared-rate) with 2 seeds: the baseline is one rate tuned on the base network by the same
+    calibration; every arm trains each candidate once per seed; resume retrains nothing."""
     out, cache = tmp_path / "run", tmp_path / "cal.json"
-    assert main(_args(out, cache, "--compare")) == 0
+    assert main(_args(out, cache, "--compare", "--seeds", "2")) == 0
+    printed = capsys.readouterr().out
+    assert "against shared-rate:" in printed and "resolved to 0.25 octave" in printed
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 3
-    assert {"arch", "learning_rate", "accuracy", "default_accuracy"} <= set(rows[0])
-    for r in rows:
-        assert r["arch"].startswith("|") and 0.0 <= float(r["accuracy"]) <= 1.0
+    assert {"arch", "learning_rate", "accuracy", "baseline_accuracy", "baseline_learning_rate", "gain"} <= set(rows[0])
     summary = json.loads((out / "summary.json").read_text())
-    assert "mean_gain" in summary and "kendall_tau" in summary and summary["candidates"] == 3
-    ok = [r for r in rows if r["status"] == "ok" and r["default_status"] == "ok"]
-    if ok:
-        gains = [float(r["accuracy"]) - float(r["default_accuracy"]) for r in ok]
-        assert summary["mean_gain"] == pytest.approx(sum(gains) / len(gains))
+    cached = json.loads(cache.read_text())["entries"]
+    shared = next(e for k, e in cached.items() if k.endswith("preset=standard"))  # tuned once, cached
+    assert summary["baseline"] == "shared-rate" and summary["shared_lr"] == shared["base_lr"]
+    assert shared["resolution_octaves"] == 0.25 and shared["widened"] >= 0
+    for r in rows:
+        assert r["arch"].startswith("|") and 0.0 <= float(r["accuracy"]) <= 1.0 and r["seeds"] == "2"
+        assert float(r["baseline_learning_rate"]) == shared["base_lr"]  # one rate for every candidate
+    assert summary["candidates"] == 3 and summary["seeds"] == 2 and summary["compared"] == 3
+    gains = [float(r["accuracy"]) - float(r["baseline_accuracy"]) for r in rows]
+    assert summary["mean_gain"] == pytest.approx(sum(gains) / len(gains))
+    lo, hi = summary["gain_ci95"]
+    assert lo <= summary["mean_gain"] <= hi
+    assert set(summary["seed_tau"]) == {"archscale", "baseline"} and "verdict" in summary
+    records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    runs = {(r["arch"], r["mode"], r["replica"]) for r in records if r["mode"] != "start"}
+    assert len(runs) == 3 * 2 * 2 and {m for _, m, _ in runs} == {"archscale", "shared-rate"}
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
-    assert json.loads(cache.read_text())["entries"]  # calibrated once, cached
 
-    records = (out / "trials.jsonl").read_text().splitlines()
+    lines = (out / "trials.jsonl").read_text().splitlines()
     # the same --out without --resume is refused; with --resume nothing is retrained
-    assert main(_args(out, cache, "--compare")) == 2
+    assert main(_args(out, cache, "--compare", "--seeds", "2")) == 2
     assert "--resume" in capsys.readouterr().err
-    assert main(_args(out, cache, "--compare", "--resume")) == 0
-    assert (out / "trials.jsonl").read_text().splitlines() == records
-    # resuming with different options is refused
-    assert main(_args(out, cache, "--resume")) == 2
+    assert main(_args(out, cache, "--compare", "--seeds", "2", "--resume")) == 0
+    assert (out / "trials.jsonl").read_text().splitlines() == lines
+    # resuming with different options (here: the seeds) is refused
+    assert main(_args(out, cache, "--compare", "--resume")) == 2
+    assert "seeds" in capsys.readouterr().err
+
+
+@pytest.mark.nni
+def test_compare_with_nni_defaults(tmp_path):
+    out = tmp_path / "nni-default"
+    assert main(_args(out, tmp_path / "cal.json", "--compare", "nni-default", "--base-lr", "0.5", "--trials", "2")) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["baseline_learning_rate"] for r in rows} == {"0.001"}
+    assert json.loads((out / "summary.json").read_text())["baseline"] == "nni-default"
 
 
 @pytest.mark.nni

@@ -83,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"archscale: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("archscale: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # once, with what to do next when the command said so (search)
+        print(f"archscale: interrupted{'; ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..formats import from_nb201
-from ..torch_layer.calibrate import Calibration, CalibrationCache, calibrate, final_loss, log_grid
+from ..torch_layer.calibrate import ZOOM_OCTAVES, Calibration, CalibrationCache, final_loss, log_grid, refine_rate
 from ..torch_layer.data import load_dataset
 from ..torch_layer.hook import HookConfig, prepare_nb201
 from ..torch_layer.train import pick_device, train_classifier
@@ -46,12 +46,16 @@ def calibrate_nb201(dataset: str = "digits", data_dir: str | None = None, width:
                     seed: int = 0, device: str | None = None, limit: int | None = None,
                     cache_path: str | Path | None = None, refresh: bool = False, progress=None,
                     report=print, momentum: float = 0.9, weight_decay: float = 5e-4) -> Calibration:
-    """Find (or read from the cache) the base rate ``c`` for the NB201 space on ``dataset``."""
+    """Find (or read from the cache) the base rate ``c`` for the NB201 space on ``dataset``: the coarse grid
+    ``low..high`` in ``points`` rates, refined to a quarter octave (:func:`~..torch_layer.calibrate.refine_rate`).
+    With ``preset="standard"`` (He init, one rate for all) this is the *shared rate* a user would tune on the
+    base network: the baseline of ``archscale search --compare shared-rate``."""
     cache = CalibrationCache(cache_path or default_cache_path())
     key = CalibrationCache.key(nb201_space_name(width, cells_per_stage), dataset, optimizer, batch_size, preset)
     recipe = {"preset": preset, "epochs": epochs, "steps": steps, "grid": log_grid(low, high, points),
               "seed": seed, "limit": limit, "momentum": momentum, "weight_decay": weight_decay,
-              "criterion": "largest rate within 2% of the lowest final training loss"}
+              "criterion": "largest rate within 2% of the lowest final training loss",
+              "refine": f"zoom at {ZOOM_OCTAVES} octave; widen at the grid's ends"}
     reported = 0
 
     def flush():
@@ -88,7 +92,8 @@ def calibrate_nb201(dataset: str = "digits", data_dir: str | None = None, width:
 
     t0 = time.perf_counter()
     grid = recipe["grid"]
-    base_lr, losses = calibrate(train_one, grid, progress=progress)
-    cal = Calibration(key, base_lr, recipe, losses, time.perf_counter() - t0)
+    found = refine_rate(train_one, grid, progress=progress)
+    cal = Calibration(key, found.rate, recipe, found.losses, time.perf_counter() - t0,
+                      resolution_octaves=found.resolution_octaves, widened=found.widened)
     cache.put(cal)
     return cal

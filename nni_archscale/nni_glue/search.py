@@ -1,5 +1,6 @@
 """``archscale search``: a real NNI NAS experiment in which every candidate trains with its own principled init
-and learning rate (and, with ``compare``, also with NNI's default recipe).
+and learning rate (and, with ``compare``, also with a baseline recipe: one shared rate tuned on the base network,
+or NNI's default recipe), once per seed.
 
 The experiment is NNI's own (``NasExperiment`` with a ``FunctionalEvaluator`` running :func:`.trial.search_trial`),
 on the sequential engine (in-process) or the ``ts`` engine (nnimanager + one subprocess per trial, local
@@ -21,7 +22,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..results import RECORDS, atomic_write_text, read_records, write_outputs
+from ..results import BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, prepare_out_dir, read_records, write_outputs
 from ..run_errors import SearchError
 from .calibration import calibrate_nb201, nb201_space_name
 from .training_service import experiment_config, trial_code_directory
@@ -32,7 +33,13 @@ RUN_FILE = "run.json"
 #: options that define a run: resuming with any of them changed would mix two experiments
 _IDENTITY = ("dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "preset", "strategy", "width",
              "cells_per_stage", "compare", "seed", "base_lr", "optimizer", "engine", "init", "momentum",
-             "weight_decay", "scheduler")
+             "weight_decay", "scheduler", "seeds", "shared_lr")
+#: the comparisons ``compare`` may name (the trial's baseline arms)
+COMPARISONS = tuple(BASELINE_DESCRIPTIONS)
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """The search was interrupted; its partial results are written. The message says how to continue."""
 
 
 @dataclass
@@ -52,9 +59,14 @@ class SearchOptions:
     width: int = 8
     cells_per_stage: int = 1
     out: str = "archscale-search"
-    compare: bool = False
+    #: None, or the baseline arm every candidate is also trained with: "shared-rate" or "nni-default"
+    compare: str | None = None
     seed: int = 0
+    #: every arm trains each candidate once per seed (seed, seed + 1, ...): the noise floor needs 2 or more
+    seeds: int = 1
     base_lr: float | None = None
+    #: the shared-rate baseline's rate; None: calibrated on the base network like base_lr (cached)
+    shared_lr: float | None = None
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -141,6 +153,9 @@ def _strategy(name: str, trials: int, seed: int):
 
 def _check_out_dir(out: Path, identity: dict, resume: bool) -> None:
     run_file = out / RUN_FILE
+    if resume and not run_file.exists() and not (out / RECORDS).exists():
+        raise SearchError(f"nothing to resume in {str(out)!r}: it holds no search ({RUN_FILE} and {RECORDS} are "
+                          f"absent); drop --resume to start one there, or point --out at the search to continue")
     if run_file.exists():
         try:
             previous = json.loads(run_file.read_text())
@@ -201,10 +216,11 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         raise SearchError(f"unknown engine {opts.engine!r}; use one of {', '.join(ENGINES)}")
     if opts.strategy not in STRATEGIES:
         raise SearchError(f"unknown strategy {opts.strategy!r}; use one of {', '.join(STRATEGIES)}")
-    out = Path(opts.out).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise SearchError(f"--out {str(out)!r} is a file, not a directory; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    if opts.compare is not None and opts.compare not in COMPARISONS:
+        raise SearchError(f"unknown comparison {opts.compare!r}; use one of {', '.join(COMPARISONS)}")
+    if opts.seeds < 1:
+        raise SearchError(f"seeds must be at least 1, got {opts.seeds}")
+    out = prepare_out_dir(opts.out)
     identity = {k: getattr(opts, k) for k in _IDENTITY}
     _check_out_dir(out, identity, opts.resume)
 
@@ -234,12 +250,28 @@ def run_search(opts: SearchOptions, report=print) -> dict:
                               limit=opts.limit,
                               points=opts.calibration_points, cache_path=opts.cache_path, report=report,
                               momentum=opts.momentum, weight_decay=opts.weight_decay,
-                              progress=lambda lr, loss, status: bar.update(1))
+                              progress=lambda lr, loss, status: _grow(bar))
         bar.close()
         base_lr = cal.base_lr
-        calibration = {"base_lr": cal.base_lr, "source": cal.source, "key": cal.key}
-        report(f"archscale: base rate c = {base_lr:g} ({'cached' if cal.source == 'cache' else 'calibrated'}, "
-               f"{cal.key})")
+        calibration = {"base_lr": cal.base_lr, "source": cal.source, "key": cal.key,
+                       "resolution_octaves": cal.resolution_octaves, "widened": cal.widened}
+        report(f"archscale: base rate c = {cal.describe()}; {cal.key}")
+    shared_lr = opts.shared_lr
+    if opts.compare == "shared-rate" and shared_lr is None:
+        # the baseline a user has: one rate for all, tuned on the same base network by the same recipe, He init
+        from tqdm import tqdm
+
+        bar = tqdm(total=opts.calibration_points, desc="tuning the shared rate", unit="lr", disable=not opts.progress)
+        cal = calibrate_nb201(opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage, opts.optimizer,
+                              opts.batch_size, "standard", seed=opts.seed, device=None if remote else opts.device,
+                              limit=opts.limit, points=opts.calibration_points, cache_path=opts.cache_path,
+                              report=report, momentum=opts.momentum, weight_decay=opts.weight_decay,
+                              progress=lambda lr, loss, status: _grow(bar))
+        bar.close()
+        shared_lr = cal.base_lr
+        calibration = dict(calibration or {}, shared_lr=cal.base_lr, shared_key=cal.key,
+                           shared_resolution_octaves=cal.resolution_octaves)
+        report(f"archscale: shared rate (baseline) = {cal.describe()}; {cal.key}")
 
     previous = {}
     if (out / RUN_FILE).exists():
@@ -251,18 +283,21 @@ def run_search(opts: SearchOptions, report=print) -> dict:
             previous = {}
     run_id = previous.get("run_id") or f"{int(time.time())}-{os.getpid()}"
     atomic_write_text(out / RUN_FILE, json.dumps({"identity": identity, "run_id": run_id, "base_lr": base_lr,
-                                                  "calibration": calibration}, indent=2) + "\n")
+                                                  "shared_lr": shared_lr, "calibration": calibration}, indent=2)
+                      + "\n")
     hook = {"base_lr": base_lr, "preset": opts.preset, "init": opts.init, "optimizer": opts.optimizer,
             "momentum": opts.momentum,
             "weight_decay": opts.weight_decay, "scheduler": opts.scheduler}
     data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None  # trials run elsewhere
     trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": data_dir, "limit": opts.limit,
                  "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": device,
-                 "hook": hook, "compare": opts.compare, "resume": True, "run_id": run_id,
+                 "hook": hook, "compare": opts.compare, "shared_lr": shared_lr, "seeds": opts.seeds,
+                 "resume": True, "run_id": run_id,
                  "threads": opts.threads}
     if opts.resume:
-        done = {r["arch"] for r in read_records(out / RECORDS) if r.get("run") == run_id and r["mode"] == "archscale"}
-        report(f"archscale: resuming {out}: {len(done)} candidate(s) already trained are reused")
+        done = {(r["arch"], r["mode"], r.get("replica", 0)) for r in read_records(out / RECORDS)
+                if r.get("run") == run_id and r["mode"] != "start"}
+        report(f"archscale: resuming {out}: {len(done)} training run(s) already done are reused")
 
     code_dir = trial_code_directory(out, opts.training_service)
     code_dir.__enter__()
@@ -312,16 +347,23 @@ def run_search(opts: SearchOptions, report=print) -> dict:
             "engine": opts.engine, "training_service": opts.training_service if opts.engine == "ts" else None,
             "concurrency": opts.concurrency, "strategy": opts.strategy, "preset": opts.preset, "init": opts.init,
             "trials": opts.trials,
-            "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "base_lr": base_lr,
+            "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "seeds": opts.seeds,
+            "base_lr": base_lr, "calibration": calibration,
             "optimizer": opts.optimizer, "device": device, "compare": opts.compare, "run_id": run_id,
             "search_seconds": round(seconds, 2), "interrupted": interrupted,
-            "default_recipe": "NNI Classification defaults: Adam, lr 1e-3, weight decay 0, PyTorch default init"
-            if opts.compare else None}
+            "baseline": opts.compare, "baseline_recipe": BASELINE_DESCRIPTIONS.get(opts.compare),
+            "shared_lr": shared_lr if opts.compare == "shared-rate" else None}
     records = [r for r in read_records(out / RECORDS) if r.get("run") == run_id]
     if not records:
         raise SearchError(f"no candidate finished (see the NNI logs under {out / 'nni'}); nothing to report")
     summary = write_outputs(out, meta, opts.compare)
     if interrupted:
-        report(f"archscale: interrupted; partial results written. Continue with the same command plus --resume")
-        raise KeyboardInterrupt
+        raise SearchInterrupted("partial results written; continue with the same command plus --resume")
     return summary
+
+
+def _grow(bar) -> None:
+    """One more rate tried: the refined calibration tries more rates than its coarse grid, so the bar grows."""
+    if bar.total is not None and bar.n >= bar.total:
+        bar.total += 1
+    bar.update(1)

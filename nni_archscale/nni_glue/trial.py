@@ -1,9 +1,16 @@
 """What one ``archscale search`` trial does (importable by path: the ``ts`` engine runs it in a subprocess).
 
 For the candidate NNI hands over: extract its graph, re-initialise it and build its optimizer by the rule, train,
-and report. With ``compare``, the untouched copy of the same candidate (PyTorch's default init, as NNI built it)
-is also trained with NNI's default recipe (``Classification``'s defaults: Adam, lr 1e-3, no weight decay), same
-data order seed, same epochs and batch size.
+and report. With a comparison the same candidate is also trained by a baseline recipe, same data, seeds, epochs,
+batch size, optimizer and schedule:
+
+* ``shared-rate`` (the default comparison): what a NAS user does without this tool: one learning rate for
+  every candidate, tuned once on the base network with the same calibration, and He's init (preset
+  ``standard``);
+* ``nni-default``: NNI ``Classification``'s defaults (Adam, lr 1e-3, no weight decay, PyTorch's default init).
+
+With ``seeds`` > 1 every arm trains once per seed (init and data order change, the data split does not);
+NNI is told the rule's mean accuracy over the seeds.
 
 Defined outcomes, each reported to NNI as ``{"default": accuracy, "status": ...}`` so the strategy goes on:
 
@@ -11,8 +18,8 @@ Defined outcomes, each reported to NNI as ``{"default": accuracy, "status": ...}
   so it is not trained and scores chance accuracy (1 / classes);
 * ``diverged``: a NaN/inf loss: training stops, chance accuracy;
 * ``oom``: out of memory: training stops, chance accuracy, the CUDA cache is emptied.
-Every outcome is a line in ``<out>/trials.jsonl``; with ``resume``, candidates already there are reported
-from the record instead of trained again.
+Every outcome is a line in ``<out>/trials.jsonl`` (its ``mode`` the arm, its ``replica`` the seed's index);
+with ``resume``, runs already there are reported from the record instead of trained again.
 """
 
 from __future__ import annotations
@@ -38,8 +45,12 @@ from .adapters import graph_from_nb201_sample, is_nb201_sample, prepare_candidat
 
 log = logging.getLogger("nni_archscale")
 
-#: NNI Classification's defaults: the "default recipe" of --compare.
+#: NNI Classification's defaults: the recipe of ``--compare nni-default``.
 DEFAULT_RECIPE = {"optimizer": "adam", "learning_rate": 1e-3, "weight_decay": 0.0}
+#: the arm trained by the rule
+OURS = "archscale"
+#: the comparison arms (``--compare``): record modes
+BASELINES = ("shared-rate", "nni-default")
 
 
 def arch_key(sample: dict | None, model: torch.nn.Module | None = None) -> str:
@@ -52,8 +63,19 @@ def arch_key(sample: dict | None, model: torch.nn.Module | None = None) -> str:
     return type(model).__name__ if model is not None else "unknown"
 
 
-def _seed_for(seed: int, arch: str) -> int:
-    return (seed * 1_000_003 + int(hashlib.sha1(arch.encode()).hexdigest()[:8], 16)) % (2**31)
+def _seed_for(seed: int, arch: str, replica: int = 0) -> int:
+    """The candidate's training seed (init and data order) for replica ``replica`` of run seed ``seed``."""
+    return ((seed + replica) * 1_000_003 + int(hashlib.sha1(arch.encode()).hexdigest()[:8], 16)) % (2**31)
+
+
+def compare_arm(compare) -> str | None:
+    """The baseline arm a ``compare`` setting names (``True`` is the default comparison, ``shared-rate``)."""
+    if compare in (None, False, ""):
+        return None
+    arm = BASELINES[0] if compare is True else compare
+    if arm not in BASELINES:
+        raise ValueError(f"unknown comparison {compare!r}; use one of {', '.join(BASELINES)}")
+    return arm
 
 
 def _record(cfg: dict, arch: str, mode: str, result: TrainResult | None, status: str, accuracy: float,
@@ -70,77 +92,115 @@ def _record(cfg: dict, arch: str, mode: str, result: TrainResult | None, status:
 
 def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
                   report_intermediate: Callable[[float], None] | None = None) -> list[dict]:
-    """Train one candidate (and its default-recipe twin with ``compare``); append and return the records.
+    """Train one candidate by the rule (and by the baseline arm with ``compare``), once per seed; append and
+    return the records, the rule's first.
 
-    ``cfg`` keys: out_dir, dataset, data_dir, limit, epochs, batch_size, seed, device, hook (HookConfig dict),
-    compare, resume, run_id, threads (torch intra-op threads for this process; absent or None: torch's default).
+    ``cfg`` keys: out_dir, dataset, data_dir, limit, epochs, batch_size, seed, seeds (replicas, default 1),
+    device, hook (HookConfig dict), compare (None, ``shared-rate`` or ``nni-default``), shared_lr (the tuned
+    shared rate, needed by ``shared-rate``), resume, run_id, threads (torch intra-op threads; absent or None:
+    torch's default).
     """
     out = Path(cfg["out_dir"])
     records_path = out / RECORDS
     arch = arch_key(sample, model)
-    modes = ["archscale"] + (["default"] if cfg.get("compare") else [])
-    done: dict[str, dict] = {}
+    baseline = compare_arm(cfg.get("compare"))
+    if baseline == "shared-rate" and not cfg.get("shared_lr"):
+        raise ValueError("the shared-rate comparison needs cfg['shared_lr'], the rate tuned on the base network")
+    replicas = max(1, int(cfg.get("seeds") or 1))
+    modes = [OURS] + ([baseline] if baseline else [])
+    done: dict[tuple[str, int], dict] = {}
     if cfg.get("resume"):
         for r in read_records(records_path):
             if r.get("arch") == arch and r.get("mode") in modes and r.get("run") == cfg.get("run_id"):
-                done[r["mode"]] = r
+                done[(r["mode"], int(r.get("replica", 0)))] = r
     device = pick_device(cfg.get("device"))
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
     data = load_dataset(cfg.get("dataset", "digits"), cfg.get("data_dir"), cfg.get("limit"),
                         int(cfg.get("seed", 0))).to(device)
-    seed = _seed_for(int(cfg.get("seed", 0)), arch)
     epochs, batch = int(cfg.get("epochs", 1)), int(cfg.get("batch_size", 128))
     steps_total = epochs * -(-len(data.train) // batch)
     chance = 1.0 / data.num_classes
-    pristine = copy.deepcopy(model) if "default" in modes and "default" not in done else None
+    pristine = copy.deepcopy(model)  # every arm and seed starts from the network NNI built
     records: list[dict] = []
+    hook = HookConfig(**cfg.get("hook", {}))
+    arms = {OURS: hook}
+    if baseline == "shared-rate":
+        # He's init and one rate: the "standard" preset at the tuned shared rate, same optimizer and schedule
+        arms[baseline] = HookConfig(**{**hook.to_dict(), "preset": "standard", "init": "rule",
+                                       "base_lr": float(cfg["shared_lr"])})
 
-    if "archscale" in done:
-        records.append(done["archscale"])
-    else:
-        # a "start" record first: if this process is killed mid-training, the candidate is reported as failed
-        append_record(records_path, {"arch": arch, "mode": START_MODE, "status": "started", "run": cfg.get("run_id"),
-                                     "time": time.time(), "pid": os.getpid(), "sample": sample})
-        hook = HookConfig(**cfg.get("hook", {}))
-        gen = torch.Generator().manual_seed(seed)
-        extra: dict[str, Any] = {"sample": sample}
-        try:
-            prepared = prepare_candidate(model, hook, sample=sample, generator=gen)
-        except NoPathError as exc:
-            rec = _record(cfg, arch, "archscale", None, "no-path", chance, {**extra, "message": str(exc)})
-        else:
-            s = prepared.scaling
-            extra.update(learning_rate=prepared.learning_rate, num_paths=s.num_paths,
-                         depth_power_sum=s.learning_rate.depth_power_sum, hook_ms=round(prepared.seconds * 1e3, 3),
-                         adapter=prepared.adapter, graph=prepared.graph.to_text(), hook_summary=prepared.summary(),
-                         groups=[{"name": g["name"], "lr": g["lr"], "weight_decay": g["weight_decay"]}
-                                 for g in prepared.groups])
-            def build(_model, prepared=prepared):
-                opt = prepared.make_optimizer()
-                return opt, prepared.make_scheduler(opt, steps_total)
-
-            cb = (lambda e, m: report_intermediate(m.get("val_acc", 0.0))) if report_intermediate else None
-            result = _train(model, data, device, build, epochs, batch, seed, cb)
-            rec = _record(cfg, arch, "archscale", result, result.status, result.accuracy, extra)
-        append_record(records_path, rec)
-        records.append(rec)
-
-    if "default" in modes:
-        if "default" in done:
-            records.append(done["default"])
-        else:
-            def build(m):
-                groups = build_param_groups(m, DEFAULT_RECIPE["learning_rate"],
-                                            weight_decay=DEFAULT_RECIPE["weight_decay"])
-                return make_optimizer(DEFAULT_RECIPE["optimizer"], groups), None
-
-            result = _train(pristine, data, device, build, epochs, batch, seed, None)
-            rec = _record(cfg, arch, "default", result, result.status, result.accuracy,
-                          {"sample": sample, "learning_rate": DEFAULT_RECIPE["learning_rate"]})
+    for mode in modes:
+        for replica in range(replicas):
+            if (mode, replica) in done:
+                records.append(done[(mode, replica)])
+                continue
+            seed = _seed_for(int(cfg.get("seed", 0)), arch, replica)
+            # a "start" record first: if this process is killed mid-training, the run is reported as failed
+            append_record(records_path, {"arch": arch, "mode": START_MODE, "arm": mode, "replica": replica,
+                                         "status": "started", "run": cfg.get("run_id"), "time": time.time(),
+                                         "pid": os.getpid(), "sample": sample})
+            net = model if (mode, replica) == (OURS, 0) else copy.deepcopy(pristine)
+            extra: dict[str, Any] = {"sample": sample, "replica": replica, "seed": seed}
+            cb = None
+            if report_intermediate and mode == OURS and replica == 0:
+                cb = lambda e, m: report_intermediate(m.get("val_acc", 0.0))  # noqa: E731
+            if mode == "nni-default":
+                _reset_default_init(net, seed, replica)
+                rec = _train_default(net, data, device, epochs, batch, seed, cfg, arch, extra)
+            else:
+                rec = _train_prepared(net, sample, arms[mode], data, device, epochs, batch, seed, steps_total,
+                                      cfg, arch, mode, extra, chance, cb)
             append_record(records_path, rec)
             records.append(rec)
     return records
+
+
+def _reset_default_init(model: torch.nn.Module, seed: int, replica: int) -> None:
+    """Replica 0 keeps the init NNI built; other replicas redraw PyTorch's default init from their own seed."""
+    if replica == 0:
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in model.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+
+def _train_prepared(model, sample, hook: HookConfig, data, device, epochs, batch, seed, steps_total, cfg, arch,
+                    mode, extra, chance, on_epoch) -> dict:
+    """Re-initialise ``model`` and set its rates by ``hook`` (the rule, or the shared-rate baseline), train it,
+    and return its record."""
+    gen = torch.Generator().manual_seed(seed)
+    try:
+        prepared = prepare_candidate(model, hook, sample=sample, generator=gen)
+    except NoPathError as exc:
+        return _record(cfg, arch, mode, None, "no-path", chance, {**extra, "message": str(exc)})
+    s = prepared.scaling
+    extra = dict(extra, learning_rate=prepared.learning_rate, num_paths=s.num_paths,
+                 depth_power_sum=s.learning_rate.depth_power_sum, hook_ms=round(prepared.seconds * 1e3, 3),
+                 adapter=prepared.adapter, graph=prepared.graph.to_text(), hook_summary=prepared.summary(),
+                 groups=[{"name": g["name"], "lr": g["lr"], "weight_decay": g["weight_decay"]}
+                         for g in prepared.groups])
+
+    def build(_model):
+        opt = prepared.make_optimizer()
+        return opt, prepared.make_scheduler(opt, steps_total)
+
+    result = _train(model, data, device, build, epochs, batch, seed, on_epoch)
+    return _record(cfg, arch, mode, result, result.status, result.accuracy, extra)
+
+
+def _train_default(model, data, device, epochs, batch, seed, cfg, arch, extra) -> dict:
+    """NNI Classification's defaults (:data:`DEFAULT_RECIPE`) on the network as built."""
+
+    def build(m):
+        groups = build_param_groups(m, DEFAULT_RECIPE["learning_rate"], weight_decay=DEFAULT_RECIPE["weight_decay"])
+        return make_optimizer(DEFAULT_RECIPE["optimizer"], groups), None
+
+    result = _train(model, data, device, build, epochs, batch, seed, None)
+    return _record(cfg, arch, "nni-default", result, result.status, result.accuracy,
+                   {**extra, "learning_rate": DEFAULT_RECIPE["learning_rate"]})
 
 
 def _train(model, data, device, build, epochs, batch, seed, on_epoch) -> TrainResult:
@@ -160,19 +220,22 @@ def _train(model, data, device, build, epochs, batch, seed, on_epoch) -> TrainRe
 
 
 def search_trial(model: torch.nn.Module, config: dict) -> None:
-    """The ``FunctionalEvaluator`` function of ``archscale search``: train and report to NNI."""
+    """The ``FunctionalEvaluator`` function of ``archscale search``: train and report to NNI (the rule's mean
+    accuracy over the seeds; the baseline's mean beside it)."""
     import nni
 
     from .adapters import current_sample
 
     sample = current_sample()
     records = run_candidate(model, sample, config, report_intermediate=nni.report_intermediate_result)
-    ours = records[0]
-    metric = {"default": float(ours["accuracy"]), "status": ours["status"]}
-    if ours.get("learning_rate") is not None:
-        metric["learning_rate"] = float(ours["learning_rate"])
-    if len(records) > 1:
-        metric["default_recipe_accuracy"] = float(records[1]["accuracy"])
-    if ours["status"] != "ok":
-        log.warning("archscale: candidate %s: %s (%s)", ours["arch"], ours["status"], ours.get("message", ""))
+    ours = [r for r in records if r["mode"] == OURS]
+    others = [r for r in records if r["mode"] != OURS]
+    metric = {"default": sum(float(r["accuracy"]) for r in ours) / len(ours), "status": ours[0]["status"]}
+    if ours[0].get("learning_rate") is not None:
+        metric["learning_rate"] = float(ours[0]["learning_rate"])
+    if others:
+        metric["baseline_accuracy"] = sum(float(r["accuracy"]) for r in others) / len(others)
+    bad = [r for r in ours if r["status"] != "ok"]
+    if bad:
+        log.warning("archscale: candidate %s: %s (%s)", bad[0]["arch"], bad[0]["status"], bad[0].get("message", ""))
     nni.report_final_result(metric)

@@ -1,5 +1,7 @@
 """Calibration of the base rate ``c`` (paper §4): a log grid of rates, a short training of the base network at
-each, and the largest rate reaching the lowest training loss. Results are cached in a versioned JSON file.
+each, and the largest rate reaching the lowest training loss. :func:`refine_rate` resolves that rate to a
+quarter octave (a zoom around the coarse grid's best point) and widens the grid when the best rate sits at one
+of its ends. Results are cached in a versioned JSON file.
 
 The cache maps a key (space, dataset, optimizer, batch size, preset) to the chosen rate, the recipe that produced it and
 the per-rate losses. An entry whose recipe differs from the one asked for is *stale*; a file that is not valid
@@ -48,6 +50,20 @@ class Calibration:
     seconds: float
     created: float = field(default_factory=time.time)
     source: str = "computed"   # computed | cache
+    #: log2-distance from the chosen rate to the nearest rate tried on either side (None: unrefined, old entry)
+    resolution_octaves: float | None = None
+    #: coarse steps the grid grew beyond its ends because the best rate sat at one (see :func:`refine_rate`)
+    widened: int = 0
+
+    def describe(self) -> str:
+        """One line for the user: the rate, where it came from and how finely it is resolved."""
+        how = "cached" if self.source == "cache" else "calibrated"
+        if self.resolution_octaves is None:
+            return f"{self.base_lr:g} ({how})"
+        where = (f"the grid widened {self.widened} coarse step(s) past its end" if self.widened
+                 else "inside the grid")
+        return (f"{self.base_lr:g} ({how}; {len(self.losses)} rates tried, resolved to {self.resolution_octaves:g} "
+                f"octave, {where})")
 
 
 def choose_rate(losses: dict[float, float], tolerance: float = 0.02) -> float:
@@ -71,6 +87,90 @@ def calibrate(train_one: Callable[[float], tuple[float, str]], grid: list[float]
         if progress is not None:
             progress(lr, losses[lr], status)
     return choose_rate(losses, tolerance), losses
+
+
+#: the zoom's step: rates 2^(1/4) apart around the coarse grid's best point
+ZOOM_OCTAVES = 0.25
+#: how many coarse steps the grid may grow beyond either end while the chosen rate sits at that end
+MAX_WIDEN = 4
+
+
+@dataclass
+class RateSearch:
+    """What :func:`refine_rate` found: the chosen rate, every rate tried with its loss, and how well the rate is
+    resolved: ``resolution_octaves`` is the larger log2-distance from the chosen rate to the nearest rate tried
+    on either side (the zoom's step when the zoom ran), ``widened`` how many coarse steps were added beyond the
+    grid's ends."""
+
+    rate: float
+    losses: dict[float, float]
+    resolution_octaves: float
+    widened: int
+
+
+def _rounded(rate: float) -> float:
+    return float(f"{rate:.6g}")
+
+
+def refine_rate(train_one: Callable[[float], tuple[float, str]], grid: list[float], tolerance: float = 0.02,
+                step_octaves: float = ZOOM_OCTAVES, max_widen: int = MAX_WIDEN,
+                progress: Callable[[float, float, str], None] | None = None) -> RateSearch:
+    """The paper's calibration (§4: the largest rate reaching the lowest loss, :func:`choose_rate`) resolved to
+    ``step_octaves``: a coarse pass over ``grid``, then
+
+    * if the chosen rate is the largest (smallest) rate tried, the grid grows by one coarse step beyond that end
+      and the choice is made again (at most ``max_widen`` steps in all); a rate still at an end is refused with
+      :class:`CalibrationError`, because the true rate may lie anywhere beyond it;
+    * otherwise a zoom: rates ``best * 2^(k * step_octaves)`` strictly between the best rate's two neighbours
+      are tried, the choice is made again, and the zoom repeats around a new best until both neighbours are
+      within one step.
+
+    ``train_one(rate) -> (final loss, status)``; a status other than ``ok`` counts as diverged (infinite loss).
+    """
+    if len(grid) < 2:
+        raise CalibrationError(f"the calibration grid needs at least 2 rates, got {grid}; fix --points")
+    losses: dict[float, float] = {}
+    coarse = math.log(grid[1] / grid[0])
+
+    def run(rates):
+        for lr in rates:
+            if lr in losses:
+                continue
+            loss, status = train_one(lr)
+            losses[lr] = loss if status == "ok" else math.inf
+            if progress is not None:
+                progress(lr, losses[lr], status)
+
+    run(grid)
+    widened = 0
+    step = math.log(2.0) * step_octaves
+    for _ in range(max_widen + 64):  # each round widens once or zooms once; the zoom ends when resolved
+        best = choose_rate(losses, tolerance)
+        tried = sorted(losses)
+        i = tried.index(best)
+        if i in (0, len(tried) - 1):
+            if widened >= max_widen:
+                side = "largest" if i else "smallest"
+                raise CalibrationError(
+                    f"the calibration's best rate {best:g} is still the {side} rate tried after widening the grid "
+                    f"by {max_widen} steps ({tried[0]:g}..{tried[-1]:g}); the true rate lies beyond it: move the "
+                    f"grid (--low/--high) or check the data")
+            run([_rounded(best * math.exp(coarse if i else -coarse))])
+            widened += 1
+            continue
+        lo, hi = tried[i - 1], tried[i + 1]
+        k_lo = math.floor(math.log(lo / best) / step + 1e-9) + 1
+        k_hi = math.ceil(math.log(hi / best) / step - 1e-9) - 1
+        new = [_rounded(best * math.exp(k * step)) for k in range(k_lo, k_hi + 1) if k != 0]
+        new = [lr for lr in new if lo < lr < hi and lr not in losses]
+        if not new:
+            break
+        run(new)
+    best = choose_rate(losses, tolerance)
+    tried = sorted(losses)
+    i = tried.index(best)
+    resolution = max(math.log2(best / tried[i - 1]), math.log2(tried[i + 1] / best))
+    return RateSearch(best, losses, round(resolution, 4), widened)
 
 
 def final_loss(step_losses: list[float], fraction: float = 0.2) -> float:
@@ -136,7 +236,8 @@ class CalibrationCache:
         try:
             if not isinstance(entry, dict):
                 raise CacheError(f"an entry must be an object, not {type(entry).__name__}")
-            cal = Calibration(**{k: entry[k] for k in ("key", "base_lr", "recipe", "losses", "seconds", "created")})
+            cal = Calibration(**{k: entry[k] for k in ("key", "base_lr", "recipe", "losses", "seconds", "created")},
+                              resolution_octaves=entry.get("resolution_octaves"), widened=entry.get("widened", 0))
             if isinstance(cal.base_lr, bool) or not (isinstance(cal.base_lr, (int, float))
                                                      and math.isfinite(cal.base_lr) and cal.base_lr > 0):
                 raise CacheError(f"base_lr {cal.base_lr!r} is not a positive number")
