@@ -11,6 +11,10 @@ and returns an optimizer on the rule's learning rate. The rule sees the whole ne
 * ``chain``: two LayerChoice blocks in a row (TPE works on it: LayerChoice only);
 * ``skip``: the same plus an InputChoice summing two of (stem, block 1, block 2);
 * ``cell``: NNI's ``Cell`` (2 nodes, 2 ops per node, each op and its input chosen).
+
+NNI's experiment folders (logs, trial records) go to ``examples/output/custom_space/nni-experiments/``, not to
+NNI's default ``~/nni-experiments/``: ``experiment_config`` sets ``experiment_working_directory``
+(``search(..., working_dir=...)`` chooses another folder).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import warnings
+from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
@@ -32,6 +37,9 @@ from torch import nn  # noqa: E402
 from nni_archscale.nni_glue import prepare_for_trial  # noqa: E402
 from nni_archscale.torch_layer.data import load_dataset  # noqa: E402
 from nni_archscale.torch_layer.train import train_classifier  # noqa: E402
+
+#: Where NNI writes this example's experiment folders (instead of ~/nni-experiments).
+OUTPUT = Path(__file__).resolve().parent / "output" / "custom_space" / "nni-experiments"
 
 
 def conv(c: int, k: int) -> nn.Module:
@@ -123,11 +131,20 @@ def strategy(name: str, seed: int = 0):
     raise ValueError(f"unknown strategy {name!r}")
 
 
-def search(space: str = "cell", strategy_name: str = "evolution", trials: int = 4, width: int = 8,
-           epochs: int = 1, base_lr: float = 0.5, limit: int | None = None, function=train_candidate) -> list:
-    """Run a sequential-engine NNI search of ``space``; returns the top candidates' samples (best first)."""
+def experiment_config(trials: int, working_dir: str | Path = OUTPUT) -> NasExperimentConfig:
+    """Sequential engine, ``trials`` trials, experiment folders under ``working_dir``."""
     config = NasExperimentConfig("sequential", "simplified")
     config.max_trial_number = trials
+    config.experiment_working_directory = str(working_dir)
+    return config
+
+
+def search(space: str = "cell", strategy_name: str = "evolution", trials: int = 4, width: int = 8,
+           epochs: int = 1, base_lr: float = 0.5, limit: int | None = None, function=train_candidate,
+           working_dir: str | Path = OUTPUT) -> list:
+    """Run a sequential-engine NNI search of ``space``; returns the top candidates' samples (best first).
+    NNI's experiment folders go under ``working_dir`` (default ``examples/output/custom_space/nni-experiments``)."""
+    config = experiment_config(trials, working_dir)
     evaluator = FunctionalEvaluator(function, epochs=epochs, base_lr=base_lr, limit=limit)
     exp = NasExperiment(SPACES[space](width), evaluator, strategy(strategy_name), config)
     try:

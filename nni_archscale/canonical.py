@@ -91,29 +91,37 @@ def canonical_labelling(graph: "ArchGraph") -> list[int]:
     leaves = [0]
 
     def search(colour: list[int]) -> None:
-        counts: dict[int, int] = {}
-        for c in colour:
-            counts[c] = counts.get(c, 0) + 1
-        target = next((c for c in sorted(counts) if counts[c] > 1), None)
-        if target is None:
-            leaves[0] += 1
-            if leaves[0] > MAX_LEAVES:
-                raise CanonicalFormError(
-                    f"canonical form of this {n}-node graph needs more than {MAX_LEAVES} search leaves "
-                    "(it is highly symmetric); compare graphs with .identical() instead of =="
-                )
-            cert = _certificate(graph, colour)
-            if best[0] is None or cert < best[0]:
-                best[0], best[1] = cert, colour
+        while True:  # a level with one candidate (all twins) continues in this loop, not by recursion
+            counts: dict[int, int] = {}
+            for c in colour:
+                counts[c] = counts.get(c, 0) + 1
+            target = next((c for c in sorted(counts) if counts[c] > 1), None)
+            if target is None:
+                leaves[0] += 1
+                if leaves[0] > MAX_LEAVES:
+                    raise CanonicalFormError(
+                        f"canonical form of this {n}-node graph needs more than {MAX_LEAVES} search leaves "
+                        "(it is highly symmetric); compare graphs with .identical() instead of =="
+                    )
+                cert = _certificate(graph, colour)
+                if best[0] is None or cert < best[0]:
+                    best[0], best[1] = cert, colour
+                return
+            candidates = []
+            tried: set = set()
+            for v in range(n):
+                if colour[v] == target and neighbourhood[v] not in tried:
+                    tried.add(neighbourhood[v])  # a twin of a node already tried gives the same certificates
+                    candidates.append(v)
+            if len(candidates) == 1:
+                # all of the class are twins, interchangeable: individualising them one by one in node order
+                # (each step splits nothing else) equals giving each its own colour in node order at once
+                rank = {v: i for i, v in enumerate(u for u in range(n) if colour[u] == target)}
+                colour = _refine(graph, [(c, rank.get(u, 0)) for u, c in enumerate(colour)])
+                continue
+            for v in candidates:
+                search(_refine(graph, [2 * c + (1 if (c == target and u != v) else 0) for u, c in enumerate(colour)]))
             return
-        members = [v for v in range(n) if colour[v] == target]
-        tried: set = set()
-        for v in members:
-            if neighbourhood[v] in tried:
-                continue  # a twin of a node already tried gives the same certificates
-            tried.add(neighbourhood[v])
-            split = [2 * c + (1 if (c == target and u != v) else 0) for u, c in enumerate(colour)]
-            search(_refine(graph, split))
 
     search(start)
     colour = best[1]

@@ -29,3 +29,42 @@ class RuleError(ArchScaleError, ValueError):
 
 class CanonicalFormError(ArchScaleError, RuntimeError):
     """The canonical form of a graph is too expensive to compute (a highly symmetric graph)."""
+
+
+class NotHeldOutError(ArchScaleError, ValueError):
+    """A run cannot be scored as held out for a rule: its record does not prove that the rule and the
+    pre-registered statement existed, committed, before it ran (see
+    :func:`nni_archscale.experiments.provenance.held_out`).
+    ``reason`` is a short machine-readable code (``no-commit``, ``unknown-commit``, ``not-in-history``, ``dirty``,
+    ``unfinished``, ``no-start``, ``started-before-commit``, ``rule-missing``, ``statement-missing``)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+#: How many characters of the user's input an error message echoes (see :func:`shorten`).
+ECHO_LIMIT = 60
+
+
+def shorten(value: object, limit: int = ECHO_LIMIT) -> str:
+    """The ``repr`` of ``value`` for an error message, cut to about ``limit`` characters.
+
+    A long string keeps its first ``limit`` characters, then ``...`` and its total length, so that a message
+    never echoes a whole 80,000-character input: ``shorten("x" * 80000)`` is
+    ``'xxx...x'... (80,000 characters)``. Integers too long to print (Python refuses ``repr`` past 4,300
+    digits) are described by their number of digits.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 3 * limit:
+        return f"an integer of about {int(abs(value).bit_length() * 0.30103):,} digits"
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+        text = f"<{type(value).__name__} object>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"

@@ -2,7 +2,11 @@
 
 Every reader raises :class:`~nni_archscale.errors.ArchitectureParseError` naming the offending token and the
 accepted forms; structural problems (cycles, duplicate edges) surface as
-:class:`~nni_archscale.errors.GraphStructureError` from :class:`~nni_archscale.graph.ArchGraph`.
+:class:`~nni_archscale.errors.GraphStructureError` from :class:`~nni_archscale.graph.ArchGraph`. Messages echo
+the offending token, never the whole input, and cut any echo to about 60 characters
+(:func:`~nni_archscale.errors.shorten`). Sizes are bounded (:data:`~nni_archscale.graph.MAX_NODES`,
+:data:`~nni_archscale.graph.MAX_EDGES`, :data:`~nni_archscale.graph.MAX_KERNEL_SIZE`); a JSON graph file must be
+UTF-8 text of at most :data:`MAX_JSON_FILE_BYTES` bytes.
 """
 
 from __future__ import annotations
@@ -12,8 +16,40 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import ArchitectureParseError, GraphStructureError
-from .graph import ArchGraph, Edge, EdgeKind
+from .errors import ArchitectureParseError, GraphStructureError, shorten
+from .graph import MAX_EDGES, MAX_KERNEL_SIZE, MAX_NODES, ArchGraph, Edge, EdgeKind, too_many_edges, too_many_nodes
+
+#: The forms :func:`parse_architecture` reads, for error messages.
+ACCEPTED_FORMS = (
+    "a NAS-Bench-201 string (|nor_conv_3x3~0|+|...|), a paper code (2_02_002), "
+    "a text graph (n=3; 0->1:param/1, 1->2:skip) or a path to a JSON graph"
+)
+#: Largest JSON graph file read (bytes): :data:`~nni_archscale.graph.MAX_EDGES` edges with labels fit well within.
+MAX_JSON_FILE_BYTES = 256 * 2**20
+#: How much of a file path messages echo (more than of other input: a path's end names the file).
+_PATH_ECHO = 200
+#: Integers in text forms longer than this many digits are refused before conversion (Python refuses past 4,300;
+#: every size limit is far below).
+_MAX_DIGITS = 60
+
+
+def _integer(digits: str, what: str, where: str) -> int:
+    """``int(digits)`` for a node number, node count or kernel size; absurdly many digits -> the limit's error
+    (smaller values are checked against the limits by :class:`~nni_archscale.graph.ArchGraph` and ``Edge``)."""
+    if len(digits) <= _MAX_DIGITS:
+        return int(digits)
+    if what == "node count":
+        raise too_many_nodes(shorten(digits))
+    if what == "kernel size":
+        raise GraphStructureError(
+            f"{where}: kernel_size {shorten(digits)} exceeds the maximum {MAX_KERNEL_SIZE:,} "
+            "(nni_archscale.graph.MAX_KERNEL_SIZE); give the side q of the square kernel, e.g. 3 for 3x3"
+        )
+    raise GraphStructureError(
+        f"{where}: node {shorten(digits)} is beyond any graph's nodes (at most {MAX_NODES:,}, "
+        "nni_archscale.graph.MAX_NODES); fix the node number"
+    )
+
 
 # --------------------------------------------------------------------------- NAS-Bench-201
 #: NAS-Bench-201 operation names -> (kind, kernel size). The convs are ReLU-Conv-BN, parameterised.
@@ -43,34 +79,37 @@ def from_nb201(text: str) -> ArchGraph:
         g = group.strip()
         if len(g) < 2 or not (g.startswith("|") and g.endswith("|")):
             raise ArchitectureParseError(
-                f"NAS-Bench-201 group {i} {group!r} must be enclosed in '|', e.g. |nor_conv_3x3~0|"
+                f"NAS-Bench-201 group {i} {shorten(group)} must be enclosed in '|', e.g. |nor_conv_3x3~0|"
             )
         tokens = g[1:-1].split("|")
         if len(tokens) != i:
             raise ArchitectureParseError(
-                f"NAS-Bench-201 group {i} {group!r} has {len(tokens)} operation(s); node {i} needs exactly "
+                f"NAS-Bench-201 group {i} {shorten(group)} has {len(tokens)} operation(s); node {i} needs exactly "
                 f"{i}, one from each earlier node 0..{i - 1}"
             )
         sources: set[int] = set()
         for token in tokens:
             op, sep, src_text = token.partition("~")
-            if not sep or not src_text.isdigit():
+            if not sep or not (src_text.isascii() and src_text.isdigit()):
                 raise ArchitectureParseError(
-                    f"NAS-Bench-201 token {token!r} in group {i} is not of the form op~j (e.g. skip_connect~0)"
+                    f"NAS-Bench-201 token {shorten(token)} in group {i} is not of the form op~j "
+                    "(e.g. skip_connect~0)"
                 )
             if op not in NB201_OPS:
                 raise ArchitectureParseError(
-                    f"unknown NAS-Bench-201 operation {op!r} in token {token!r}; "
+                    f"unknown NAS-Bench-201 operation {shorten(op)} in token {shorten(token)}; "
                     f"use one of {', '.join(NB201_OPS)}"
                 )
-            src = int(src_text)
+            src = int(src_text) if len(src_text) <= 20 else i
             if src >= i:
                 raise ArchitectureParseError(
-                    f"NAS-Bench-201 token {token!r} feeds node {i} from node {src}; sources must be < {i}"
+                    f"NAS-Bench-201 token {shorten(token)} feeds node {i} from node "
+                    f"{src_text if len(src_text) <= 20 else shorten(src_text)}; "
+                    f"sources must be < {i}"
                 )
             if src in sources:
                 raise ArchitectureParseError(
-                    f"NAS-Bench-201 group {i} names source node {src} twice (token {token!r})"
+                    f"NAS-Bench-201 group {i} names source node {src} twice (token {shorten(token)})"
                 )
             sources.add(src)
             kind, q = NB201_OPS[op]
@@ -112,21 +151,25 @@ def from_paper_code(code: str, kernel_size: int = 1) -> ArchGraph:
     s = code.strip()
     if not s:
         raise ArchitectureParseError("empty paper code; expected groups of digits 0/1/2 such as 2_02_002")
+    groups = s.split("_")
+    if len(groups) + 1 > MAX_NODES:
+        raise too_many_nodes(f"{len(groups) + 1:,} (a paper code of {len(groups):,} groups)")
     edges: list[Edge] = []
-    for i, group in enumerate(s.split("_"), start=1):
+    for i, group in enumerate(groups, start=1):
         if len(group) != i:
             raise ArchitectureParseError(
-                f"paper code {code!r}: group {i} {group!r} has {len(group)} digit(s); node {i} needs {i} "
+                f"paper code group {i} {shorten(group)} has {len(group):,} digit(s); node {i} needs {i} "
                 f"(one per earlier node), e.g. 2_02_002"
             )
         for j, ch in enumerate(group):
             if ch not in _CODE_KINDS:
                 raise ArchitectureParseError(
-                    f"paper code {code!r}: digit {ch!r} in group {i} is not 0 (none), 1 (skip) or 2 (parameterised)"
+                    f"paper code: digit {ch!r} in group {i} {shorten(group)} is not 0 (none), 1 (skip) or 2 "
+                    "(parameterised)"
                 )
             kind = _CODE_KINDS[ch]
             edges.append(Edge(j, i, kind, kernel_size if kind is EdgeKind.PARAM else 1))
-    return ArchGraph(len(s.split("_")) + 1, edges)
+    return ArchGraph(len(groups) + 1, edges)
 
 
 def to_paper_code(graph: ArchGraph) -> str:
@@ -148,7 +191,7 @@ def to_paper_code(graph: ArchGraph) -> str:
 
 
 # --------------------------------------------------------------------------- text
-_TEXT_EDGE = re.compile(r"^\s*(\d+)\s*->\s*(\d+)\s*:\s*([a-z]+)\s*(?:/\s*(\d+))?\s*$")
+_TEXT_EDGE = re.compile(r"^\s*([0-9]+)\s*->\s*([0-9]+)\s*:\s*([a-z]+)\s*(?:/\s*([0-9]+))?\s*$")
 
 
 def to_text(graph: ArchGraph) -> str:
@@ -170,26 +213,34 @@ def from_text(text: str) -> ArchGraph:
     if not isinstance(text, str):
         raise ArchitectureParseError(f"a text graph must be a string, got {type(text).__name__}")
     head, sep, body = text.partition(";")
-    m = re.fullmatch(r"\s*n\s*=\s*(\d+)\s*", head)
+    m = re.fullmatch(r"\s*n\s*=\s*([0-9]+)\s*", head)
     if not sep or not m:
         raise ArchitectureParseError(
-            f"text graph {text!r} must start with the node count, e.g. 'n=4; 0->1:param/3, 1->3:skip'"
+            f"text graph {shorten(head.strip() if sep else text.strip())} must start with the node count, "
+            "e.g. 'n=4; 0->1:param/3, 1->3:skip'"
         )
+    num_nodes = _integer(m.group(1), "node count", "text graph")
+    if num_nodes > MAX_NODES:  # before reading the edges
+        raise too_many_nodes(shorten(num_nodes) if num_nodes.bit_length() > 64 else f"{num_nodes:,}")
     edges = []
     for token in filter(None, (t.strip() for t in body.split(","))):
+        if len(edges) >= MAX_EDGES:
+            raise too_many_edges(sum(1 for t in body.split(",") if t.strip()))
         em = _TEXT_EDGE.match(token)
         if not em:
             raise ArchitectureParseError(
-                f"text graph edge {token!r} is not of the form SRC->DST:KIND[/KERNEL], e.g. 0->1:param/3"
+                f"text graph edge {shorten(token)} is not of the form SRC->DST:KIND[/KERNEL], e.g. 0->1:param/3"
             )
         src, dst, kind, q = em.groups()
         if kind not in {k.value for k in EdgeKind}:
             raise ArchitectureParseError(
-                f"text graph edge {token!r}: unknown kind {kind!r}; use one of "
+                f"text graph edge {shorten(token)}: unknown kind {shorten(kind)}; use one of "
                 f"{', '.join(k.value for k in EdgeKind)}"
             )
-        edges.append(Edge(int(src), int(dst), EdgeKind(kind), int(q) if q else 1))
-    return ArchGraph(int(m.group(1)), edges)
+        where = f"text graph edge {shorten(token)}"
+        edges.append(Edge(_integer(src, "node", where), _integer(dst, "node", where), EdgeKind(kind),
+                          _integer(q, "kernel size", where) if q else 1))
+    return ArchGraph(num_nodes, edges)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -220,36 +271,58 @@ def from_json_dict(data: Any) -> ArchGraph:
         )
     fmt = data.get("format", JSON_FORMAT)
     if fmt != JSON_FORMAT:
-        raise ArchitectureParseError(f"JSON graph has format {fmt!r}; this version reads {JSON_FORMAT!r}")
+        raise ArchitectureParseError(f"JSON graph has format {shorten(fmt)}; this version reads {JSON_FORMAT!r}")
     missing = [k for k in ("num_nodes", "edges") if k not in data]
     if missing:
         raise ArchitectureParseError(f"JSON graph lacks {', '.join(map(repr, missing))}")
     if not isinstance(data["edges"], list):
         raise ArchitectureParseError("JSON graph 'edges' must be a list of edge objects")
+    if len(data["edges"]) > MAX_EDGES:
+        raise too_many_edges(len(data["edges"]))
+    num_nodes = data["num_nodes"]
+    if isinstance(num_nodes, int) and not isinstance(num_nodes, bool) and num_nodes > MAX_NODES:
+        raise too_many_nodes(shorten(num_nodes) if num_nodes.bit_length() > 64 else f"{num_nodes:,}")
     edges = []
     for i, item in enumerate(data["edges"]):
         if not isinstance(item, Mapping):
-            raise ArchitectureParseError(f"JSON graph edge #{i} must be an object, got {item!r}")
+            raise ArchitectureParseError(f"JSON graph edge #{i} must be an object, got {shorten(item)}")
         lacking = [k for k in ("src", "dst", "kind") if k not in item]
         if lacking:
-            raise ArchitectureParseError(f"JSON graph edge #{i} {dict(item)!r} lacks {', '.join(lacking)}")
+            raise ArchitectureParseError(f"JSON graph edge #{i} {shorten(dict(item))} lacks {', '.join(lacking)}")
         unknown = set(item) - {"src", "dst", "kind", "kernel_size", "op", "module"}
         if unknown:
             raise ArchitectureParseError(
-                f"JSON graph edge #{i} has unknown field(s) {sorted(unknown)}; "
+                f"JSON graph edge #{i} has unknown field(s) {shorten(sorted(map(str, unknown)))}; "
                 "allowed: src, dst, kind, kernel_size, op, module"
             )
         edges.append(
             Edge(item["src"], item["dst"], item["kind"], item.get("kernel_size", 1), item.get("op"), item.get("module"))
         )
-    return ArchGraph(data["num_nodes"], edges)
+    return ArchGraph(num_nodes, edges)
 
 
 def from_json(text: str) -> ArchGraph:
+    """Parse a JSON graph (:func:`to_json` output)."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise ArchitectureParseError(f"a JSON graph must be given as text, got {type(text).__name__}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ArchitectureParseError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except UnicodeDecodeError as exc:
+        raise ArchitectureParseError(
+            f"the JSON graph is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
+    except RecursionError:
+        raise ArchitectureParseError(
+            "the JSON graph is nested too deeply to read; a graph is one object with 'num_nodes' and a flat "
+            "'edges' list"
+        ) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (sys.get_int_max_str_digits())
+        raise ArchitectureParseError(
+            f"the JSON graph holds a number too long to read ({shorten(str(exc), 40)}); check its numbers: "
+            f"a graph has at most {MAX_NODES:,} nodes"
+        ) from None
     return from_json_dict(data)
 
 
@@ -333,7 +406,9 @@ def from_edges(edges: Iterable[tuple], num_nodes: int | None = None) -> ArchGrap
             parsed.append(t)
             continue
         if not isinstance(t, (tuple, list)) or len(t) not in (3, 4):
-            raise ArchitectureParseError(f"edge {t!r} must be (src, dst, kind) or (src, dst, kind, kernel_size)")
+            raise ArchitectureParseError(
+                f"edge {shorten(t)} must be (src, dst, kind) or (src, dst, kind, kernel_size)"
+            )
         parsed.append(Edge(*t))
     if num_nodes is None:
         num_nodes = 1 + max((max(e.src, e.dst) for e in parsed), default=1)
@@ -345,8 +420,12 @@ def parse_architecture(arch: str, kernel_size: int = 1) -> tuple[ArchGraph, str]
     """Read ``arch`` in any accepted form and say which: returns ``(graph, form)`` with form one of
     ``"nb201"``, ``"paper-code"``, ``"text"``, ``"json"`` (a JSON file path or inline JSON)."""
     if not isinstance(arch, str):
-        raise ArchitectureParseError(f"an architecture must be given as text, got {type(arch).__name__}")
+        raise ArchitectureParseError(
+            f"an architecture must be given as text, got {type(arch).__name__}; give {ACCEPTED_FORMS}"
+        )
     s = arch.strip()
+    if not s:
+        raise ArchitectureParseError(f"the architecture is empty; give {ACCEPTED_FORMS}")
     if s.startswith("|"):
         return from_nb201(s), "nb201"
     if re.fullmatch(r"[0-9_]+", s):
@@ -356,15 +435,35 @@ def parse_architecture(arch: str, kernel_size: int = 1) -> tuple[ArchGraph, str]
     if s.startswith("n="):
         return from_text(s), "text"
     path = Path(s)
-    if path.suffix.lower() == ".json" or path.exists():
+    try:
+        is_file = path.suffix.lower() == ".json" or path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL: not a path
+        is_file = False
+    if is_file:
         try:
-            content = path.read_text()
+            size = path.stat().st_size if path.is_file() else 0
+            if size > MAX_JSON_FILE_BYTES:
+                raise ArchitectureParseError(
+                    f"JSON graph file {shorten(s, _PATH_ECHO)} has {size:,} bytes, more than the "
+                    f"{MAX_JSON_FILE_BYTES:,} read (nni_archscale.formats.MAX_JSON_FILE_BYTES); is it a graph? a graph "
+                    f"of {MAX_EDGES:,} edges fits well within"
+                )
+            raw = path.read_bytes()
         except FileNotFoundError:
-            raise ArchitectureParseError(f"JSON graph file {s!r} does not exist") from None
+            raise ArchitectureParseError(f"JSON graph file {shorten(s, _PATH_ECHO)} does not exist") from None
         except OSError as exc:
-            raise ArchitectureParseError(f"cannot read JSON graph file {s!r}: {exc.strerror}") from None
-        return from_json(content), "json"
-    raise ArchitectureParseError(
-        f"cannot read architecture {arch!r}: give a NAS-Bench-201 string (|nor_conv_3x3~0|+|...|), "
-        "a paper code (2_02_002), a text graph (n=3; 0->1:param/1, 1->2:skip) or a path to a JSON graph"
-    )
+            raise ArchitectureParseError(
+                f"cannot read JSON graph file {shorten(s, _PATH_ECHO)}: {exc.strerror}"
+            ) from None
+        try:
+            content = raw.decode("utf-8-sig")  # UTF-8, with or without a byte-order mark
+        except UnicodeDecodeError as exc:
+            raise ArchitectureParseError(
+                f"JSON graph file {shorten(s, _PATH_ECHO)} is not UTF-8 text ({exc.reason}: byte "
+                f"0x{raw[exc.start]:02x} at offset {exc.start:,}); save it as UTF-8"
+            ) from None
+        try:
+            return from_json(content), "json"
+        except ArchitectureParseError as exc:
+            raise ArchitectureParseError(f"JSON graph file {shorten(s, _PATH_ECHO)}: {exc}") from None
+    raise ArchitectureParseError(f"cannot read architecture {shorten(s)}: give {ACCEPTED_FORMS}")

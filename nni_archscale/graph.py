@@ -11,6 +11,10 @@ topological order, vertex 0 the input feature, the last vertex the output featur
 * ``PARAM`` - a parameterised layer, Linear or Conv followed by ReLU, with its kernel size ``q``
   (1 for Linear and 1x1 convolutions).
 
+Sizes are bounded so that bad input fails with a message instead of exhausting memory or giving absurd
+rates: at most :data:`MAX_NODES` nodes, :data:`MAX_EDGES` edges and kernel sizes up to
+:data:`MAX_KERNEL_SIZE` (raise the constants for a legitimately larger graph).
+
 Pure Python: this module imports neither torch nor NNI. Graphs are immutable and hashable, and two graphs
 compare equal when they are isomorphic (a relabelling of the inner nodes that keeps the input, the output and
 every edge's type); :meth:`ArchGraph.identical` compares labelled graphs exactly.
@@ -23,7 +27,25 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Iterator, Sequence
 
-from .errors import GraphStructureError
+from .errors import GraphStructureError, shorten
+
+#: Most nodes a graph may have. Whole NAS networks have tens to hundreds; stacked cells compose in series
+#: (:mod:`nni_archscale.paths`) without building the whole graph. Larger counts are refused before any
+#: per-node memory is allocated (``n=99999999999999`` would otherwise exhaust memory).
+MAX_NODES = 100_000
+#: Most edges (zero edges included) a graph may have: a dense DAG of about 1,000 nodes, or 5 edges per node at
+#: :data:`MAX_NODES`; reading and scaling that many takes about half a minute.
+MAX_EDGES = 500_000
+#: Largest kernel size ``q`` (the side of a square kernel or pooling window). Real kernels are 1..11; a larger
+#: value is almost surely a typo, and eq. 9's ``q^-1`` would silently shrink the learning rate towards 0.
+MAX_KERNEL_SIZE = 1024
+
+
+def _show(value: object) -> str:
+    """A node number, count or kernel size for a message: small integers as they are, anything else shortened."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() <= 64:
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    return shorten(value)
 
 
 class EdgeKind(str, enum.Enum):
@@ -61,23 +83,26 @@ class Edge:
     module: str | None = None
 
     def __post_init__(self) -> None:
+        where = f"edge {_show(self.src)}->{_show(self.dst)}"
         if not isinstance(self.kind, EdgeKind):
             try:
                 object.__setattr__(self, "kind", EdgeKind(self.kind))
-            except ValueError:
+            except (ValueError, TypeError):
                 raise GraphStructureError(
-                    f"edge {self.src}->{self.dst}: unknown edge kind {self.kind!r}; "
+                    f"{where}: unknown edge kind {shorten(self.kind)}; "
                     f"use one of {', '.join(k.value for k in EdgeKind)}"
                 ) from None
         for name in ("src", "dst", "kernel_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise GraphStructureError(
-                    f"edge {self.src}->{self.dst}: {name} must be an integer, got {value!r}"
-                )
+                raise GraphStructureError(f"{where}: {name} must be an integer, got {shorten(value)}")
         if self.kernel_size < 1:
+            raise GraphStructureError(f"{where}: kernel_size must be >= 1, got {_show(self.kernel_size)}")
+        if self.kernel_size > MAX_KERNEL_SIZE:
             raise GraphStructureError(
-                f"edge {self.src}->{self.dst}: kernel_size must be >= 1, got {self.kernel_size}"
+                f"{where}: kernel_size {_show(self.kernel_size)} exceeds the maximum {MAX_KERNEL_SIZE:,} "
+                f"(nni_archscale.graph.MAX_KERNEL_SIZE); give the side q of the square kernel or pooling window, "
+                f"e.g. 3 for 3x3"
             )
 
     @property
@@ -109,20 +134,26 @@ class ArchGraph:
 
     def __init__(self, num_nodes: int, edges: Iterable[Edge]):
         if isinstance(num_nodes, bool) or not isinstance(num_nodes, int):
-            raise GraphStructureError(f"num_nodes must be an integer, got {num_nodes!r}")
+            raise GraphStructureError(f"num_nodes must be an integer, got {shorten(num_nodes)}")
         if num_nodes < 2:
             raise GraphStructureError(
-                f"a graph needs at least 2 nodes (an input and an output), got {num_nodes}"
+                f"a graph needs at least 2 nodes (an input and an output), got {_show(num_nodes)}"
             )
-        edge_list = sorted(edges, key=lambda e: (e.dst, e.src))
+        if num_nodes > MAX_NODES:
+            raise too_many_nodes(_show(num_nodes))
+        edge_list = list(edges)
+        if len(edge_list) > MAX_EDGES:
+            raise too_many_edges(len(edge_list))
+        for e in edge_list:
+            if not isinstance(e, Edge):
+                raise GraphStructureError(f"expected Edge objects, got {shorten(e)}")
+        edge_list.sort(key=lambda e: (e.dst, e.src))
         seen: set[tuple[int, int]] = set()
         backward: list[Edge] = []
         for e in edge_list:
-            if not isinstance(e, Edge):
-                raise GraphStructureError(f"expected Edge objects, got {e!r}")
             if not (0 <= e.src < num_nodes and 0 <= e.dst < num_nodes):
                 raise GraphStructureError(
-                    f"edge {e.name} refers to a node outside 0..{num_nodes - 1}; "
+                    f"edge {_show(e.src)}->{_show(e.dst)} refers to a node outside 0..{num_nodes - 1}; "
                     f"add the missing node or fix the edge"
                 )
             if e.src == e.dst:
@@ -267,6 +298,22 @@ class ArchGraph:
     def __setstate__(self, state):
         self._num_nodes = state["num_nodes"]
         self._edges = state["edges"]
+
+
+def too_many_nodes(shown: str) -> GraphStructureError:
+    """The error for a node count above :data:`MAX_NODES` (``shown``: the count as the input gave it)."""
+    return GraphStructureError(
+        f"a graph may have at most {MAX_NODES:,} nodes (nni_archscale.graph.MAX_NODES), got {shown}; "
+        "check the node count, or describe one cell: stacked cells compose in series (nni_archscale.paths)"
+    )
+
+
+def too_many_edges(count: int) -> GraphStructureError:
+    """The error for more than :data:`MAX_EDGES` edges."""
+    return GraphStructureError(
+        f"a graph may have at most {MAX_EDGES:,} edges (nni_archscale.graph.MAX_EDGES), got {count:,}; "
+        "describe one cell: stacked cells compose in series (nni_archscale.paths)"
+    )
 
 
 def _raise_backward(num_nodes: int, edges: Sequence[Edge], backward: Sequence[Edge]) -> None:

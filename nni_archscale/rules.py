@@ -45,11 +45,12 @@ Presets:
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
-from .errors import NoPathError, RuleError
+from .errors import ArchitectureParseError, NoPathError, RuleError, shorten
 from .graph import ArchGraph, Edge
 from .paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
 
@@ -207,8 +208,7 @@ def learning_rate(
 ) -> LearningRate:
     """The global learning rate of eq. 8 / eq. 9, transferred from ``base_lr`` on the base network."""
     _check(preset, context)
-    if not (isinstance(base_lr, (int, float)) and math.isfinite(base_lr) and base_lr > 0):
-        raise RuleError(f"base learning rate must be a positive finite number, got {base_lr!r}")
+    check_base_lr(base_lr)
     if moments is None:
         moments = path_statistics(graph).output
     if preset == "standard":
@@ -263,6 +263,20 @@ def learning_rate(
     return LearningRate(value, float(base_lr), offset, total, base_sum, kfac, formula, tuple(notes))
 
 
+def check_base_lr(base_lr: object) -> None:
+    """Refuse anything but a positive finite real number (a bool is not one: ``True`` would silently mean 1.0)."""
+    if isinstance(base_lr, bool) or not isinstance(base_lr, numbers.Real):
+        raise RuleError(
+            f"base learning rate must be a positive finite number, got {shorten(base_lr)} "
+            f"({type(base_lr).__name__}); pass the rate calibrated on the base network, e.g. base_lr=0.46"
+        )
+    if not (math.isfinite(base_lr) and base_lr > 0):
+        raise RuleError(
+            f"base learning rate must be a positive finite number, got {shorten(base_lr)}; pass the rate "
+            "calibrated on the base network, e.g. base_lr=0.46"
+        )
+
+
 def edge_learning_rates(
     graph: ArchGraph, rate: LearningRate, preset: str = "paper", context: Context = "dag"
 ) -> dict[Edge, float]:
@@ -297,16 +311,38 @@ def _backward_moments(graph: ArchGraph) -> list[Moments]:
 
 # --------------------------------------------------------------------------- everything at once
 def scale(
-    graph: ArchGraph,
+    graph: ArchGraph | str,
     base_lr: float,
     preset: str = "paper",
-    context: Context = "dag",
+    context: Context | None = None,
     kernel_size: int | None = None,
     base_kernel_size: int | None = None,
     per_edge: bool = False,
 ) -> Scaling:
-    """Apply a preset to a graph: init of every parameterised edge, readout init, learning rate(s)."""
+    """Apply a preset to a graph: init of every parameterised edge, readout init, learning rate(s).
+
+    ``graph`` is an :class:`~nni_archscale.graph.ArchGraph` or any text ``archscale inspect`` reads (a
+    NAS-Bench-201 string, a paper code, a text graph, inline JSON or a JSON file path; parse errors are
+    :class:`~nni_archscale.errors.ArchitectureParseError`). ``context`` defaults, as in ``inspect``, to
+    ``nb201-cell`` for a NAS-Bench-201 string and ``dag`` otherwise; ``kernel_size`` also sets the kernel of a
+    paper code's parameterised edges. ``base_lr`` must be a positive finite number (not a bool).
+    """
+    form = None
+    if isinstance(graph, str):
+        from .formats import parse_architecture
+
+        graph, form = parse_architecture(graph, kernel_size=kernel_size or 1)
+    elif not isinstance(graph, ArchGraph):
+        from .formats import ACCEPTED_FORMS
+
+        raise ArchitectureParseError(
+            f"scale() needs an ArchGraph or an architecture string, got {type(graph).__name__}; "
+            f"give an ArchGraph or {ACCEPTED_FORMS}"
+        )
+    if context is None:
+        context = "nb201-cell" if form == "nb201" else "dag"
     _check(preset, context)
+    check_base_lr(base_lr)
     moments = path_statistics(graph).output
     rate = learning_rate(graph, base_lr, preset, context, kernel_size, base_kernel_size, moments)
     per = edge_learning_rates(graph, rate, preset, context) if per_edge else {}

@@ -229,6 +229,9 @@ CLI = [
     (["search", "--limit", "-5"], "--limit: expected a positive integer"),
     (["search", "--base-lr", "nan"], "--base-lr: expected a positive finite number"),
     (["search", "--base-lr", "-0.001"], "--base-lr: expected a positive finite number"),
+    (["search", "--base-lr", "-inf"], "--base-lr: expected a positive finite number, got '-inf'"),  # issue 18
+    (["search", "--base-lr", "-1e-3"], "--base-lr: expected a positive finite number, got '-1e-3'"),
+    (["search", "--weight-decay", "-nan"], "--weight-decay: expected a finite number >= 0, got '-nan'"),
     (["search", "--weight-decay", "-1"], "--weight-decay: expected a finite number >= 0"),
     (["search", "--weight-decay", "inf"], "--weight-decay: expected a finite number >= 0"),
     (["search", "--seed", "-1"], "--seed: expected an integer >= 0"),
@@ -254,6 +257,7 @@ CLI = [
     (["calibrate", "--points", "1"], "needs 0 < low < high and >= 2 points.*fix --low, --high or --points"),
     (["calibrate", "--low", "1", "--high", "0.1"], "needs 0 < low < high.*fix --low, --high or --points"),
     (["calibrate", "--low", "0"], "--low: expected a positive finite number"),
+    (["calibrate", "--high", "-inf"], "--high: expected a positive finite number, got '-inf'"),
     (["calibrate", "--optimizer", "lamb"], "--optimizer: invalid choice: 'lamb'"),
     (["calibrate", "--steps", "0"], "--steps: expected a positive integer"),
     (["calibrate", "--device", "gpu"], "--device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
@@ -271,6 +275,10 @@ CLI = [
     (["inspect", "2_02_002", "--base-lr", "0"], "--base-lr: expected a positive finite number"),
     (["inspect", "2_02_002", "--kernel-size", "x"], "--kernel-size: expected a positive integer"),
     (["inspect", "2_02_002", "--preset", "zzz"], "--preset: invalid choice: 'zzz'"),
+    (["inspect", "2_02_002", "--base-lr", "-inf"], "--base-lr: expected a positive finite number, got '-inf'"),
+    # verify
+    (["verify", "--random", "-3"], "--random: expected a positive integer, got '-3'"),
+    (["verify", "2_02", "--base-lr", "-1e-3"], "--base-lr: expected a positive finite number, got '-1e-3'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]
 

@@ -132,11 +132,12 @@ def recording_trial(model, epochs, base_lr, limit):
 
 @pytest.mark.nni
 @pytest.mark.parametrize("space,strategy", [("cell", "evolution"), ("skip", "random"), ("chain", "tpe")])
-def test_search_trains_every_candidate_with_the_rule(space, strategy):
+def test_search_trains_every_candidate_with_the_rule(space, strategy, tmp_path):
     SEEN.clear()
     top = example.search(space, strategy, trials=3, width=16, epochs=1, base_lr=BASE_LR, limit=128,
-                         function=recording_trial)
+                         function=recording_trial, working_dir=tmp_path)
     assert len(SEEN) == 3 and top
+    assert any(tmp_path.iterdir())  # NNI's experiment folder is where the example says, not ~/nni-experiments
     space_obj = example.SPACES[space](16)
     for rec in SEEN:
         # the adapter read the candidate NNI sampled: freezing the space with the sample gives the same graph
@@ -204,3 +205,14 @@ def test_wrapped_classification_on_a_cell_space():
         for name, var in _rule_variances(rec["model"], graph, readout).items():
             w = rec["weights"][name].flatten()
             assert abs(float(w.var()) - var) <= 4 * var * math.sqrt(2 / (w.numel() - 1)), (rec["sample"], name)
+
+
+def test_examples_keep_nni_experiment_folders_under_their_output():
+    """Issue 18: the examples wrote NNI experiment folders to ~/nni-experiments; now under examples/output."""
+    from loading import ROOT
+
+    evaluator_example = load_file("examples/functional_evaluator.py", "functional_evaluator_example")
+    for module, name in ((example, "custom_space"), (evaluator_example, "functional_evaluator")):
+        assert module.OUTPUT == ROOT / "examples" / "output" / name / "nni-experiments"
+        assert module.experiment_config(3).experiment_working_directory == str(module.OUTPUT)
+        assert f"examples/output/{name}/nni-experiments/" in module.__doc__

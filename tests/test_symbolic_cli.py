@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
 
+from conftest import NB201_CSV
 from nni_archscale.cli.main import main
-from nni_archscale.cli.verify_cmd import nb201_cells
+from nni_archscale.cli.verify_cmd import EQUIVALENCES, nb201_cells, nb201_class_counts, nb201_unique_string
 from nni_archscale.formats import from_nb201
 
 
@@ -74,10 +76,43 @@ def test_nb201_enumeration_is_the_whole_space():
     assert len({from_nb201(c) for c in cells}) == 14125  # isomorphism classes (zero edges dropped)
 
 
+def test_nb201_class_counts_name_their_equivalence():
+    """Issue 18: 14,125 vs the literature's 6,466 is a difference of equivalence; each count says which."""
+    assert nb201_class_counts() == {"cells": 15_625, "canonical_classes": 14_125, "live_edge_classes": 8_765,
+                                    "nb201_unique_strings": 6_466}
+    assert set(EQUIVALENCES) == {"canonical_classes", "live_edge_classes", "nb201_unique_strings"}
+    assert "every active edge's operation" in EQUIVALENCES["canonical_classes"]
+    assert "no input-to-output path" in EQUIVALENCES["live_edge_classes"]
+    assert "UniqueString" in EQUIVALENCES["nb201_unique_strings"]
+    # a skip merges node 1 into the input: a conv from node 0 and one from node 1 read the same (not isomorphic)
+    for cell in ("|skip_connect~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|",
+                 "|skip_connect~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|none~2|"):
+        assert nb201_unique_string(cell) == "#+#+(0)@nor_conv_3x3"
+
+
+@pytest.mark.skipif(not NB201_CSV.exists(), reason="published NAS-Bench-201 table not present")
+def test_nb201_unique_string_is_the_benchmarks():
+    with NB201_CSV.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert all(nb201_unique_string(r["ArchitectureString"]) == r["UniqueString"] for r in rows)
+    assert len({r["UniqueString"] for r in rows}) == 6_466
+
+
+def test_many_graph_summary_names_its_equivalence(capsys):
+    status, out, _ = run(capsys, "--random", "5", "--json")
+    assert status == 0
+    assert json.loads(out)["summary"]["equivalences"] == {"canonical_classes": EQUIVALENCES["canonical_classes"]}
+    status, out, _ = run(capsys, "--random", "5")
+    assert "canonical classes: isomorphism keeping every edge's operation (zero edges dropped)" in out
+
+
 @pytest.mark.slow
 def test_nb201_all_passes(capsys):
     status, out, _ = run(capsys, "--nb201-all")
     assert status == 0 and "15625 graphs (14125 canonical classes)" in out and "0 FAIL" in out
+    assert ("classes by equivalence: 14125 canonical classes (isomorphism keeping every edge's operation; zero edges "
+            "dropped); 8765 when edges on no input-output path are also dropped; 6466 under NAS-Bench-201's own "
+            "UniqueString") in out
 
 
 def test_symbolic_pool_factor(capsys):

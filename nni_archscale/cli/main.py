@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from typing import Callable, Sequence
 
-from ..errors import ArchScaleError
+from ..errors import ArchScaleError, shorten
 
 #: (name, module path) of every subcommand; a module defines ``add_parser(subparsers)`` and ``run(args)``.
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
@@ -28,7 +29,16 @@ class UsageError(ArchScaleError):
     """Bad command-line arguments."""
 
 
+#: Arguments that read as (negative or non-finite) numbers, not as options: ``--base-lr -inf`` gives the option
+#: the value '-inf', so that its range check names the problem instead of "expected one argument".
+NUMBER_LIKE = re.compile(r"^-(\d|\.\d|inf(inity)?$|nan$)", re.IGNORECASE)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NUMBER_LIKE  # argparse's own hook (default: only -1 and -.5)
+
     def error(self, message: str):  # one line, exit 2, like every other error
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
@@ -41,9 +51,9 @@ def _number_type(convert, accepts, not_a_number: str, out_of_range: str):
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {not_a_number}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {not_a_number}, got {shorten(text)}") from None
         if not accepts(value):
-            raise argparse.ArgumentTypeError(f"expected {out_of_range}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {out_of_range}, got {shorten(text)}")
         return value
 
     return parse

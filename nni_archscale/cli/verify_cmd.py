@@ -5,6 +5,13 @@ derivations of the ``symbolic`` package (exit status 1 on any FAIL), and, report
 second-moment ratio under the preset's variances with what could restore it. ``--nb201-all`` enumerates the
 15,625 NAS-Bench-201 cells itself (5 operations on 6 edges; no data file) and verifies each isomorphism class
 once. ``symbolic`` (sympy) is imported only when the command runs.
+
+How many classes the space has depends on the equivalence (:data:`EQUIVALENCES`; the same names are the
+``--json`` summary's fields): ``canonical_classes`` = 14,125, our isomorphism, which keeps every edge's operation;
+``live_edge_classes`` = 8,765, the same after dropping the edges on no input-output path; and
+``nb201_unique_strings`` = 6,466, NAS-Bench-201's own ``UniqueString``, which also merges nodes joined by a skip
+and compares sums as multisets: the benchmark's "6,466 unique architectures" (all three computed by
+:func:`nb201_class_counts`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,17 @@ from .main import UsageError, positive_float, positive_int
 #: NAS-Bench-201's five operations, as its strings name them.
 NB201_OPERATIONS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
+#: What each class count of a many-graph run means (the --json summary's field names).
+EQUIVALENCES = {
+    "canonical_classes": "isomorphism: relabellings of the inner nodes that keep the input, the output and every "
+                         "active edge's operation (kind and kernel size); zero (none) edges dropped; every class is "
+                         "verified once (null with --no-cache)",
+    "live_edge_classes": "the same isomorphism after also dropping every edge that no input-to-output path uses",
+    "nb201_unique_strings": "NAS-Bench-201's own UniqueString (its API's to_unique_str(consider_zero=True)): the cell "
+                            "read as an expression, a skip merging a node into its source, none and dead terms "
+                            "dropped, sums compared as multisets; the benchmark's count of unique architectures",
+}
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -35,7 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("arch", metavar="ARCH", nargs="?", help="one architecture")
-    what.add_argument("--nb201-all", action="store_true", help="all 15,625 NAS-Bench-201 cells")
+    what.add_argument("--nb201-all", action="store_true",
+                      help="all 15,625 NAS-Bench-201 cells; also counts them under three equivalences (14,125 "
+                           "isomorphism classes keeping every edge's op; 8,765 without dead edges; 6,466 under the "
+                           "benchmark's UniqueString)")
     what.add_argument("--random", type=positive_int, metavar="N", help="N random graphs")
     p.add_argument("--preset", choices=PRESETS, default="paper")
     p.add_argument("--context", choices=CONTEXTS, default=None,
@@ -63,6 +84,51 @@ def nb201_cells() -> Iterator[str]:
     """All 5^6 NAS-Bench-201 cell strings, in the benchmark's own edge order."""
     for ops in itertools.product(NB201_OPERATIONS, repeat=6):
         yield f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
+
+
+def live_edges_only(graph: ArchGraph) -> ArchGraph:
+    """``graph`` without the edges that no input-to-output path uses (zero edges dropped too)."""
+    n = graph.num_nodes
+    from_input, to_output = {0}, {n - 1}
+    for e in graph.active_edges:  # sorted by target: sources are final when their out-edges come
+        if e.src in from_input:
+            from_input.add(e.dst)
+    for e in sorted(graph.active_edges, key=lambda e: -e.src):
+        if e.dst in to_output:
+            to_output.add(e.src)
+    return graph.with_edges(e for e in graph.active_edges if e.src in from_input and e.dst in to_output)
+
+
+def nb201_unique_string(cell: str) -> str:
+    """NAS-Bench-201's ``UniqueString`` of a cell string (its API's ``to_unique_str(consider_zero=True)``).
+
+    Node ``i`` is the '+'-joined, sorted list of its terms: ``#`` for ``none`` or a source that is ``#``, the
+    source's own string for ``skip_connect``, ``(source)@op`` otherwise. Equal to the published table's
+    ``UniqueString`` column on all 15,625 cells (checked on ../shared/data/nb201_accuracies.csv).
+    """
+    nodes = ["0"]
+    for group in cell.split("+"):
+        terms = []
+        for token in group.strip("|").split("|"):
+            op, _, src = token.partition("~")
+            x = nodes[int(src)]
+            terms.append("#" if op == "none" or x == "#" else x if op == "skip_connect" else f"({x})@{op}")
+        nodes.append("+".join(sorted(terms)))
+    return nodes[-1]
+
+
+def nb201_class_counts() -> dict[str, int]:
+    """The 15,625 NAS-Bench-201 cells counted under each of :data:`EQUIVALENCES` (about 3 s)."""
+    from ..formats import from_nb201
+
+    cells = list(nb201_cells())
+    graphs = [from_nb201(c) for c in cells]
+    return {
+        "cells": len(cells),
+        "canonical_classes": len(set(graphs)),
+        "live_edge_classes": len({live_edges_only(g) for g in graphs}),
+        "nb201_unique_strings": len({nb201_unique_string(c) for c in cells}),
+    }
 
 
 def random_graphs(count: int, seed: int, max_nodes: int) -> Iterator[ArchGraph]:
@@ -199,7 +265,13 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(elapsed, 3),
         "preset": args.preset,
         "context": context,
+        "equivalences": {"canonical_classes": EQUIVALENCES["canonical_classes"]},
     }
+    if args.nb201_all:
+        counts = nb201_class_counts()
+        summary["live_edge_classes"] = counts["live_edge_classes"]
+        summary["nb201_unique_strings"] = counts["nb201_unique_strings"]
+        summary["equivalences"] = dict(EQUIVALENCES)
     if args.json:
         print(json.dumps({"summary": summary, "graphs": [r.to_record() for r in results]}))
         return exit_status
@@ -212,4 +284,11 @@ def run(args: argparse.Namespace) -> int:
         f"(largest {summary['largest_drift']} on {summary['largest_drift_graph']}); "
         f"restorable {summary['restorable']}; with dead nodes {summary['with_dead_nodes']}"
     )
+    if args.nb201_all:
+        print(f"classes by equivalence: {summary['canonical_classes'] or 'no cache'} canonical classes (isomorphism "
+              f"keeping every edge's operation; zero edges dropped); {summary['live_edge_classes']} when edges on no "
+              f"input-output path are also dropped; {summary['nb201_unique_strings']} under NAS-Bench-201's own "
+              f"UniqueString (skips merge nodes, sums compared as multisets: the benchmark's unique architectures)")
+    else:
+        print("canonical classes: isomorphism keeping every edge's operation (zero edges dropped)")
     return exit_status
