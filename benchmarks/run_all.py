@@ -1,7 +1,7 @@
 """Every benchmark in one run: each prints its own side-by-side tables, then one summary table of the headline
 ratios and times. ``--quick`` keeps the whole run within about a minute.
 
-    python benchmarks/run_all.py [--quick] [--only paths,hook,verify]
+    python benchmarks/run_all.py [--quick] [--only paths,hook,verify,startup]
 
 A benchmark module exposes ``run(quick: bool) -> list[tuple[str, float]]`` (headline name, value).
 """
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "paths": "bench_paths",  # DP vs enumeration; 10,000-node DAG; all NAS-Bench-201 cells
     "hook": "bench_hook",  # hook cost vs one epoch; throughput with vs without the hook
     "verify": "bench_verify",  # symbolic verification per cell, with vs without the canonical cache
+    "startup": "bench_startup",  # `archscale --help` and `inspect` wall time vs `python -c pass` (goal < 0.5 s)
 }
 
 

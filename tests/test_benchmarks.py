@@ -20,3 +20,11 @@ def test_every_benchmark_has_a_run_entry_point():
 
     for module in run_all.BENCHMARKS.values():
         assert callable(getattr(__import__(module), "run")), module
+
+
+def test_run_all_quick_startup_prints_the_times_and_a_verdict():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--only", "startup"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "startup: archscale inspect NB201, seconds" in out.stdout and "summary" in out.stdout
+    assert "PASS: " in out.stdout or "FAIL: " in out.stdout  # the verdict is printed, not asserted

@@ -14,8 +14,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..experiments.data import DATASETS
-    from ..experiments.lr_prediction import FAMILIES
+    from ..experiments.names import DATASETS, FAMILIES  # torch-free: the runners import torch in run
 
     p = sub.add_parser("experiment", help="reproduce the paper's experiments and measure the rules")
     exp = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=type(p))
@@ -85,7 +84,7 @@ def _percentages(text: str) -> tuple[float, ...]:
 
 def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
     """``archscale experiment nb201``: NAS-Bench-201 fair retraining (paper §4.3, App. E.3, E.4)."""
-    from ..experiments.nb201 import RECIPES, TOP_K
+    from ..experiments.names import RECIPES, TOP_K
     from .main import positive_float
 
     p = exp.add_parser(
@@ -112,7 +111,8 @@ def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration-points", type=positive_int, default=9)
     p.add_argument("--calibration-dir", default=None, help="where calibration caches live (default: --out)")
     p.add_argument("--published", default=None, metavar="PATH",
-                   help="CSV of published accuracies (columns ArchitectureString and the accuracy column)")
+                   help="CSV of published accuracies (columns ArchitectureString and the accuracy column); default: "
+                   "$ARCHSCALE_NB201_TABLE, else $XDG_DATA_HOME/nni-archscale/nb201_accuracies.csv when present")
     p.add_argument("--published-column", default=None, help="accuracy column (default: the dataset's, CIFAR-10 for digits)")
     p.add_argument("--mup-base-width", type=positive_int, default=None, help="mup base model width (default C/2)")
     p.add_argument("--augment", dest="augment", action="store_true", default=None, help="random crop + flip")
