@@ -25,17 +25,11 @@ fresh Gaussians; a ReLU's derivative is an independent Bernoulli(1/2) mask): a p
 ``gain * E[act'^2] * E[delta_v^2]`` back, a skip passes ``delta_v`` unchanged, and several paths that meet
 carry correlated gradients. The output gradient is the readout's row: ``E[delta_out^2] = Var W_readout``.
 
-``depth-centered-sgd`` multiplies ``centered-sgd`` by a depth factor, ``(mean over paths of L_p^3)^(-1/2)``
-with ``L_p = k_p + 3``: the first-step kernel is dominated by the readout and hardly changes along a chain, while
-the measured maximal rate falls with depth as eq. 8 says (App. D; Jelassi et al.). With the exact init every node
-is normalised, so parallel paths share the signal instead of adding to it: the factor averages over paths
-rather than summing. This rule was formed after seeing the width-128/256 topology runs and the depth run, and
-then checked on cells drawn with another seed (``reports/beyond-paper/heldout-exact-sgd``).
-
-``path-mean-depth`` is that depth factor alone, with no kernel: eq. 8 with the release's ``L_p = k_p + 3`` and a
-mean over paths instead of a sum. It needs neither the init nor the width. It was noticed while rescoring
-variants on the runs above (``scripts/rule_variants.py``), where it beat one shared rate under the paper's init
-on every run. It was then put to held-out cells (``reports/beyond-paper/heldout-paper-*``).
+The product's rules are the evidence-backed defaults (:mod:`nni_archscale.defaults`): ``feature-sgd`` /
+``feature-adam`` and ``readout-limited-sgd``, whose first limit is the second-step multiplier below. The variants
+that lost their tests (``moment-*``, ``centered-*``, ``depth-centered-sgd``, ``path-mean-depth``,
+``second-step-sgd`` on its own, ``readout-capped-sgd``) live in :mod:`nni_archscale.experiments.rule_variants`
+with their history; they reach :func:`multiplier` as :class:`KernelRule` objects.
 
 ``feature-sgd`` / ``feature-adam`` (``feature`` picks by optimizer) move the maximal-update condition from the
 output to the features the readout reads, as eq. 7 states it for hidden features. With the readout row ``w``
@@ -54,9 +48,9 @@ of App. D comes from in this rule. The rule was derived after every run in ``rep
 ``heldout-paper-w256`` had been seen and rescored on them; its test is the pre-registered held-out run in
 ``reports/beyond-paper/README.md`` ("the feature rules").
 
-``second-step-sgd`` won the third pre-registered test (``reports/beyond-paper/README.md``, "the second-step
-rule") and is the hidden-feature limit inside the SGD default for both inits, ``readout-limited-sgd``
-(:mod:`nni_archscale.defaults`). On every ReLU topology
+The second-step limit (:func:`second_step_multiplier`; as a rule of its own, ``second-step-sgd``, it won the
+third pre-registered test, ``reports/beyond-paper/README.md``, "the second-step rule") is the hidden-feature
+limit inside the SGD default for both inits, ``readout-limited-sgd`` (:func:`readout_limited_rate`). On every ReLU topology
 run the SGD best rate sits 1.7-2.0 octaves below the rate at which training diverges (2.1-2.3 on chains), and
 across topology cells that divergence rate follows ``Theta_h^(-1/2)``, not ``Theta_h^(-1)``. A
 second-step argument gives the square root: after one step the mean-field readout row is dominated by its own
@@ -69,22 +63,7 @@ a heuristic factor, so that a chain gets ``(Theta_h (L + 3))^(-1/2) ~ 1/L``:
 
     eta* = c * (Theta_h * mean over paths of (k_p + 3))^(-1/2).
 
-``readout-capped-sgd`` is ``second-step-sgd`` capped by the readout's own first-step limit: relative to the
-base cell, ``min(second-step-sgd's multiplier, Var_base(z_out) / Var(z_out))``. After one step the readout moves
-the logits by ``eta n Var(z_out) g`` (its centred kernel term, which dominates ``Theta`` at mean-field scale), a
-second limit besides the hidden features' second-step instability; that term grows with the width, which could
-be why the best rate at width 512 follows ``Var(z_out)`` (slope -1.1 over 8 cells) while the divergence rate
-still follows ``Theta_h^(-1/2)``. The base cell is taken to sit at both limits, so the rule keeps one calibrated
-constant. With the exact init (every node at the input's second moment) the cap lowers the rate of cells whose
-output carries less mean; on chains it never binds. It was formed after every run up to ``w512-exact-sgd`` had
-been seen and rescored on them (exact init: 0.20 / 0.25 / 0.35 at widths 128 / 256 / 512 against
-``second-step-sgd``'s 0.22 / 0.28 / 0.46; with the paper's init it was much worse, 0.65 / 0.60, so it is not
-proposed there); it won its pre-registered test (``reports/beyond-paper/README.md``, "A capped rule") and was
-the exact-init SGD default until test 6, where ``readout-limited-sgd`` (:func:`readout_limited_rate`: the same two
-limits, the readout's in absolute units) beat it at widths 384 and 512; that rule is now the SGD default for both
-inits.
-
-*Centred* variants (``centered-sgd``, ``centered-adam``): with a classification loss at init the logits are
+*Centred* kernels (every rule here uses them): with a classification loss at init the logits are
 near zero, so the batch gradient's output factor ``p - y`` sums to about zero over a balanced batch, and a
 feature that is the same for every input (the per-unit mean of post-ReLU features) moves no logit differently
 from another. Only the input-dependent part of each layer's input counts, so its second moment ``E[a^2]`` is
@@ -101,22 +80,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .errors import RuleError
 from .graph import ArchGraph, Edge, EdgeKind
 from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
 from .rules import edge_init, readout_init
 
-RULES = ("moment-sgd", "moment-adam", "moment", "centered-sgd", "centered-adam", "centered", "depth-centered-sgd",
-         "path-mean-depth", "feature-sgd", "feature-adam", "feature", "second-step-sgd", "readout-capped-sgd")
-
 #: rules that give an absolute rate (they need the calibrated base rate and the batch size, not only a multiplier
 #: relative to the base cell): see :func:`readout_limited_rate`
 ABSOLUTE_RULES = ("readout-limited-sgd",)
 
-#: names that pick a rule by optimizer (``moment`` -> ``moment-sgd`` or ``moment-adam``); see :func:`resolve_rule`
-ALIASES = ("moment", "centered", "feature")
 
 #: ``readout-limited-sgd``: the readout's first step may move the logits of a batch by at most
 #: ``eta * n * Var(z_out) / B = READOUT_LIMIT`` (``n Var(z_out)``: the readout's centred kernel term; ``B``: the batch
@@ -315,42 +289,97 @@ def network_spec(cell: ArchGraph, kind: str, init: str, width: int, in_features:
     return NetworkSpec(cell, width, in_features, gains, stem_gain, readout, scales, convention, activation, kind)
 
 
-def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str, convention: str = "linear-act",
-               activation: str = "relu", width: int = 128, in_features: int = 64, num_classes: int = 10) -> float:
-    """A rule's learning rate for ``cell`` up to the calibrated constant (``1 / Theta``)."""
+@dataclass(frozen=True)
+class RuleContext:
+    """The network a rule is evaluated in: ``kernel_of(cell)`` computes any cell's first-step kernel there, and
+    ``base`` is the base cell every rate is anchored on."""
+
+    kernel_of: Callable[[ArchGraph], "Kernel"]
+    base: ArchGraph
+
+
+@dataclass(frozen=True)
+class KernelRule:
+    """A learning-rate rule up to the calibrated constant: ``multiplier(kernel, cell, context)`` gives the rate
+    of ``cell`` (whose first-step kernel is ``kernel``) before it is divided by the base cell's
+    (:class:`RuleContext`). ``needs_kernel=False`` rules read only the graph (``kernel`` is then None).
+    ``formula`` is the one line the reports print."""
+
+    name: str
+    formula: str
+    multiplier: Callable[["Kernel | None", ArchGraph, RuleContext], float]
+    needs_kernel: bool = True
+
+
+def second_step_multiplier(kernel: Kernel, cell: ArchGraph) -> float:
+    """The hidden features' second-step limit, ``(Theta_h * mean over paths of (k_p + 3))^(-1/2)`` (module
+    docstring, ``second-step-sgd``): the first of ``readout-limited-sgd``'s two limits."""
+    return (kernel.hidden_centered2 * path_mean_length(cell)) ** -0.5
+
+
+def _feature(adam: bool) -> Callable[[Kernel | None, ArchGraph, RuleContext], float]:
+    def rule(k: Kernel | None, cell: ArchGraph, context: RuleContext) -> float:
+        assert k is not None
+        return math.sqrt(k.output_second_moment) / (k.hidden_centered1 if adam else k.hidden_centered2)
+
+    return rule
+
+
+#: The product's kernel rules: the evidence-backed defaults of :mod:`nni_archscale.defaults` (besides the
+#: presets of :mod:`nni_archscale.rules` and the absolute rule ``readout-limited-sgd``). The variants that lost
+#: their tests (moment-*, centered-*, depth-centered-sgd, path-mean-depth, second-step-sgd, readout-capped-sgd)
+#: live in :mod:`nni_archscale.experiments.rule_variants`, which passes them to :func:`multiplier` as objects.
+RULES: dict[str, KernelRule] = {
+    "feature-sgd": KernelRule("feature-sgd", "sqrt(E[z_out^2]) / Theta_h (the readout's features move by a fixed "
+                              "fraction of their scale; SGD kernel)", _feature(adam=False)),
+    "feature-adam": KernelRule("feature-adam", "sqrt(E[z_out^2]) / Theta_1,h (as feature-sgd, Adam's first-step "
+                               "kernel)", _feature(adam=True)),
+}
+
+#: names that pick a rule by optimizer (``feature`` -> ``feature-sgd`` or ``feature-adam``); see
+#: :func:`resolve_rule`
+ALIASES = ("feature",)
+
+
+def resolve_rule(rule: str, optimizer: str, aliases: Sequence[str] = ALIASES) -> str:
+    """The rule an alias (``feature``; the research table adds its own) names for ``optimizer``; any other name
+    unchanged."""
+    return f"{rule}-{'adam' if optimizer == 'adam' else 'sgd'}" if rule in aliases else rule
+
+
+def _kernel_rule(rule: str | KernelRule, optimizer: str) -> KernelRule:
+    if isinstance(rule, KernelRule):
+        return rule
     if rule in ABSOLUTE_RULES:
         raise RuleError(f"{rule} gives an absolute rate, not a multiplier: it needs the calibrated base rate and the "
                         f"batch size; use readout_limited_rate(base_lr, cell, ..., batch_size)")
-    if rule not in RULES:
-        raise RuleError(f"unknown rule {rule!r}; use one of {', '.join(RULES + ABSOLUTE_RULES)}")
-    if rule == "path-mean-depth":
-        return path_mean_depth_factor(cell)
+    name = resolve_rule(rule, optimizer)
+    if name not in RULES:
+        raise RuleError(f"unknown rule {rule!r}; the product's rules are {', '.join((*RULES, *ALIASES, *ABSOLUTE_RULES))} "
+                        f"(research variants that lost their tests live in nni_archscale.experiments.rule_variants)")
+    return RULES[name]
+
+
+def multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str, init: str, optimizer: str,
+               convention: str = "linear-act", activation: str = "relu", width: int = 128, in_features: int = 64,
+               num_classes: int = 10) -> float:
+    """A rule's learning rate for ``cell`` up to the calibrated constant (``1 / Theta`` and the like): ``rule`` is a
+    name of :data:`RULES` (or the alias ``feature``) or a :class:`KernelRule` object."""
+    kr = _kernel_rule(rule, optimizer)
+
+    def kernel_of(other: ArchGraph) -> Kernel:
+        return first_step_kernel(network_spec(other, kind, init, width, in_features, num_classes, convention,
+                                              activation))
+
+    context = RuleContext(kernel_of, base_cell(kind))
+    if not kr.needs_kernel:
+        return kr.multiplier(None, cell, context)
     from .paths import has_input_output_path
 
     if not has_input_output_path(cell):
         raise RuleError("the cell has no input-to-output path, so the network computes a constant and no "
                         "first-step rule is defined; connect the output to the input")
-    k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
-    rule = resolve_rule(rule, optimizer)
-    if rule == "depth-centered-sgd":
-        return path_mean_depth_factor(cell) / k.centered2
-    if rule == "second-step-sgd":
-        return _second_step(k, cell)
-    if rule == "readout-capped-sgd":  # relative to the base cell: min(second-step ratio, readout ratio)
-        base = base_cell(kind)
-        kb = first_step_kernel(network_spec(base, kind, init, width, in_features, num_classes, convention, activation))
-        at_base = _second_step(kb, base)
-        return at_base * min(_second_step(k, cell) / at_base, kb.readout_centered2 / k.readout_centered2)
-    if rule in ("feature-sgd", "feature-adam"):
-        hidden = k.hidden_centered2 if rule == "feature-sgd" else k.hidden_centered1
-        return math.sqrt(k.output_second_moment) / hidden
-    return 1.0 / {"moment-sgd": k.theta2, "moment-adam": k.theta1,
-                  "centered-sgd": k.centered2, "centered-adam": k.centered1}[rule]
-
-
-def _second_step(kernel: Kernel, cell: ArchGraph) -> float:
-    """``second-step-sgd``'s multiplier, ``(Theta_h * mean over paths of (k_p + 3))^(-1/2)``."""
-    return (kernel.hidden_centered2 * path_mean_length(cell)) ** -0.5
+    return kr.multiplier(kernel_of(cell), cell, context)
 
 
 def readout_rate_limit(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
@@ -370,8 +399,10 @@ def readout_limits(base_lr: float, cell: ArchGraph, kind: str, init: str, width:
                    activation: str = "relu") -> tuple[float, float]:
     """``readout-limited-sgd``'s two limits, (second-step rate, readout cap); the rule is their minimum
     (:func:`readout_limited_rate`)."""
-    args = (kind, init, "sgd", convention, activation, width, in_features, num_classes)
-    hidden = base_lr * rule_multiplier("second-step-sgd", cell, *args)
+    spec = (kind, init, width, in_features, num_classes, convention, activation)
+    base = base_cell(kind)
+    hidden = base_lr * (second_step_multiplier(first_step_kernel(network_spec(cell, *spec)), cell)
+                        / second_step_multiplier(first_step_kernel(network_spec(base, *spec)), base))
     return hidden, readout_rate_limit(cell, kind, init, width, in_features, num_classes, batch_size, convention,
                                       activation)
 
@@ -396,11 +427,6 @@ def readout_limited_rate(base_lr: float, cell: ArchGraph, kind: str, init: str, 
     """
     return min(readout_limits(base_lr, cell, kind, init, width, in_features, num_classes, batch_size, convention,
                               activation))
-
-
-def resolve_rule(rule: str, optimizer: str) -> str:
-    """The rule an alias of :data:`ALIASES` names for ``optimizer``; any other name unchanged."""
-    return f"{rule}-{'adam' if optimizer == 'adam' else 'sgd'}" if rule in ALIASES else rule
 
 
 def path_mean_depth_factor(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
@@ -431,15 +457,16 @@ def base_cell(kind: str = "mlp") -> ArchGraph:
     return from_paper_code(BASE_CELL_CODE, kernel_size=3 if kind == "cnn" else 1)
 
 
-def rule_multiplier(rule: str, cell: ArchGraph, kind: str = "mlp", init: str = "paper", optimizer: str = "sgd",
-                    convention: str = "linear-act", activation: str = "relu", width: int = 128,
+def rule_multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str = "mlp", init: str = "paper",
+                    optimizer: str = "sgd", convention: str = "linear-act", activation: str = "relu", width: int = 128,
                     in_features: int = 64, num_classes: int = 10) -> float:
-    """The rate any rule (a preset of :mod:`nni_archscale.rules` or one of :data:`RULES`) gives ``cell`` inside a
-    DAG-cell network, relative to the base cell ``0_00_000_2000`` (which gets 1)."""
+    """The rate a rule (a preset of :mod:`nni_archscale.rules`, a name of :data:`RULES` or a
+    :class:`KernelRule`) gives ``cell`` inside a DAG-cell network, relative to the base cell ``0_00_000_2000``
+    (which gets 1)."""
     from .rules import PRESETS, learning_rate
 
     context = "cnn-cell" if kind == "cnn" else "mlp-cell"
-    if rule in PRESETS:
+    if isinstance(rule, str) and rule in PRESETS:
         return learning_rate(cell, 1.0, rule, context).value  # already anchored on the base cell
     base = base_cell(kind)
     args = (kind, init, optimizer, convention, activation, width, in_features, num_classes)

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from nni_archscale.formats import from_paper_code
-from nni_archscale.scaling_rules import BASE_CELL_CODE, first_step_kernel, network_spec, rule_multiplier
+from nni_archscale.experiments.rule_variants import rule_multiplier
+from nni_archscale.scaling_rules import BASE_CELL_CODE, first_step_kernel, network_spec
 
 IN_FEATURES = {"mnist14": 196, "mnist": 784, "digits": 64}
 

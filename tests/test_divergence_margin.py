@@ -25,7 +25,7 @@ def test_divergence_errors_are_zero_for_the_rule_the_divergence_rates_follow(tmp
     import json
 
     from nni_archscale import from_paper_code
-    from nni_archscale.scaling_rules import rule_multiplier
+    from nni_archscale.experiments.rule_variants import rule_multiplier
 
     archs = ["0_00_000_2000", "2_02_002_0002", "2_12_112_1112"]
     rows = ["arch,kernel_size,init,optimizer,seed,rate,final_loss,chosen"]

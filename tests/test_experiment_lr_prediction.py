@@ -60,7 +60,8 @@ def test_every_rule_is_scored_and_the_absolute_rule_is_capped():
     readout-limited-sgd predicts min(base rate x second-step multiplier, its absolute readout cap)."""
     from nni_archscale.experiments.lr_prediction import available_rules
     from nni_archscale.formats import to_paper_code
-    from nni_archscale.scaling_rules import readout_rate_limit, rule_multiplier
+    from nni_archscale.experiments.rule_variants import rule_multiplier
+    from nni_archscale.scaling_rules import readout_rate_limit
 
     cfg = Config(cells=4, seeds=2, inits=("paper", "exact"), optimizers=("sgd",), width=256, batch_size=32)
     nets = networks(cfg)

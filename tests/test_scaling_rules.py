@@ -12,7 +12,8 @@ from nni_archscale.errors import RuleError
 from nni_archscale.experiments.batched import BatchedCellNet, CellNetSpec, ReplicaOptimizer
 from nni_archscale.experiments.cellnet_init import layer_variances
 from nni_archscale.experiments.maxlr import log2_grid, train_grid
-from nni_archscale.scaling_rules import first_step_kernel, multiplier, network_spec
+from nni_archscale.experiments.rule_variants import multiplier
+from nni_archscale.scaling_rules import first_step_kernel, network_spec
 
 CELLS = ["0_00_000_2000", "2_02_002_0002", "2_12_112_1112", "2_22_222_2222", "1_21_011_2102"]
 
@@ -146,7 +147,7 @@ def test_depth_factor_averages_over_paths():
 
 
 def test_path_mean_depth_is_the_depth_factor_alone_relative_to_the_base_cell():
-    from nni_archscale.scaling_rules import rule_multiplier
+    from nni_archscale.experiments.rule_variants import rule_multiplier
 
     chain = from_paper_code("2_02_002_0002")  # one path through 4 Linear edges: L_p = 4 + 3
     assert rule_multiplier("path-mean-depth", chain) == pytest.approx((7 / 4) ** -1.5)
@@ -199,7 +200,7 @@ def test_feature_rules_drop_the_readout_term_and_scale_by_the_output_feature():
 def test_feature_rule_falls_along_a_chain_where_the_full_kernel_does_not():
     """App. D: the maximal rate falls with depth. The full kernel is flat along a chain (readout term); the
     hidden kernel grows with every layer, so the feature rule falls, for both optimizers."""
-    from nni_archscale.scaling_rules import rule_multiplier
+    from nni_archscale.experiments.rule_variants import rule_multiplier
 
     chains = [from_paper_code(c) for c in ("0_00_000_2000", "2_00_000_0200", "2_02_000_0020", "2_02_002_0002")]
     for optimizer in ("sgd", "adam"):
@@ -217,7 +218,8 @@ def test_kernel_rules_refuse_a_cell_without_an_input_output_path():
 
 
 def test_second_step_rule_is_the_root_of_the_hidden_kernel_times_the_mean_path_length():
-    from nni_archscale.scaling_rules import path_mean_length, rule_multiplier
+    from nni_archscale.experiments.rule_variants import rule_multiplier
+    from nni_archscale.scaling_rules import path_mean_length
 
     cell = from_paper_code("2_12_112_1112")  # 8 paths with k = 0, 0, 1, 1, 2, 2, 2, 4: mean 1.5
     assert path_mean_length(cell) == pytest.approx(1.5 + 3)
@@ -234,7 +236,8 @@ def test_second_step_rule_is_the_root_of_the_hidden_kernel_times_the_mean_path_l
 @pytest.mark.parametrize("code", CELLS + ["1_10_111_1111", "2_00_000_0200"])
 @pytest.mark.parametrize("init", ["exact", "paper"])
 def test_readout_capped_rule_is_the_tighter_of_the_second_step_and_readout_limits(code, init):
-    from nni_archscale.scaling_rules import base_cell, rule_multiplier
+    from nni_archscale.experiments.rule_variants import rule_multiplier
+    from nni_archscale.scaling_rules import base_cell
 
     cell, width = from_paper_code(code), 512
     capped = rule_multiplier("readout-capped-sgd", cell, "mlp", init, "sgd", width=width, in_features=196)
@@ -249,7 +252,7 @@ def test_readout_capped_rule_is_the_tighter_of_the_second_step_and_readout_limit
 def test_readout_cap_binds_where_the_output_carries_less_mean():
     """Exact init: every node has the input's second moment; a node summing skips of post-ReLU features keeps
     more of it as variance than a single ReLU edge does, so the cap lowers its rate."""
-    from nni_archscale.scaling_rules import rule_multiplier
+    from nni_archscale.experiments.rule_variants import rule_multiplier
 
     cell = from_paper_code("1_10_111_1111")
     capped = rule_multiplier("readout-capped-sgd", cell, "mlp", "exact", "sgd", width=512, in_features=196)
@@ -258,8 +261,8 @@ def test_readout_cap_binds_where_the_output_carries_less_mean():
 
 
 def test_readout_limited_rate_is_the_tighter_of_two_absolute_limits():
-    from nni_archscale.scaling_rules import READOUT_LIMIT, base_cell, readout_limited_rate, readout_rate_limit, \
-        rule_multiplier
+    from nni_archscale.experiments.rule_variants import rule_multiplier
+    from nni_archscale.scaling_rules import READOUT_LIMIT, base_cell, readout_limited_rate, readout_rate_limit
 
     args = ("mlp", "paper", 256, 196, 10)
     for code in CELLS + ["1_12_112_1211"]:
@@ -280,3 +283,33 @@ def test_readout_limited_rate_is_the_tighter_of_two_absolute_limits():
     assert rate < 0.3 * rule_multiplier("second-step-sgd", heavy, "mlp", "paper", "sgd", width=256, in_features=196)
     with pytest.raises(RuleError, match="fitted on MLP cells only"):
         readout_rate_limit(heavy, "cnn", "paper", 16, 1, 10, batch_size=32)
+
+
+def test_the_product_offers_only_its_rules_and_the_research_variants_give_the_same_numbers():
+    """Research variants that lost their tests live in nni_archscale.experiments.rule_variants; the product's
+    table refuses them by name (saying where they are), and the research table passes them as objects."""
+    from nni_archscale import scaling_rules
+    from nni_archscale.experiments import rule_variants
+
+    cell = from_paper_code("2_12_112_1112")
+    assert set(scaling_rules.RULES) == {"feature-sgd", "feature-adam"}
+    for name in rule_variants.VARIANTS:
+        with pytest.raises(RuleError, match="research variants .* nni_archscale.experiments.rule_variants"):
+            scaling_rules.multiplier(name, cell, "mlp", "paper", "sgd")
+    k = first_step_kernel(network_spec(cell, "mlp", "exact", 128, 64, 10))
+    obj = rule_variants.VARIANTS["second-step-sgd"]
+    assert scaling_rules.multiplier(obj, cell, "mlp", "exact", "sgd") == pytest.approx(
+        scaling_rules.second_step_multiplier(k, cell))
+    assert rule_variants.multiplier("feature", cell, "mlp", "exact", "adam") == pytest.approx(
+        scaling_rules.multiplier("feature", cell, "mlp", "exact", "adam"))
+
+
+def test_no_product_module_imports_the_research_package():
+    import subprocess
+    import sys
+
+    code = ("import sys, nni_archscale, nni_archscale.scaling_rules, nni_archscale.defaults, nni_archscale.rules, "
+            "nni_archscale.torch_layer.hook, nni_archscale.nni_glue.search, nni_archscale.nni_glue.trial; "
+            "print(sorted(m for m in sys.modules if m.startswith('nni_archscale.experiments')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -8,8 +8,13 @@ import json
 from ..explain import to_record, to_report
 from ..formats import parse_architecture
 from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS, scale
-from ..scaling_rules import ABSOLUTE_RULES, RULES
+from ..scaling_rules import ABSOLUTE_RULES, ALIASES, RULES
 from .main import UsageError, positive_float, positive_int
+
+
+#: the product's rules: the presets, the evidence-backed kernel rules and the absolute SGD rule (the research
+#: variants that lost their tests are scored by ``archscale experiment lr-prediction``, not offered here)
+RULE_CHOICES = (*PRESETS, *RULES, *ALIASES, *ABSOLUTE_RULES)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "a text graph (n=3; 0->1:param/1, 1->2:skip) or a path to a JSON graph.",
     )
     p.add_argument("arch", metavar="ARCH")
-    p.add_argument("--preset", choices=(*PRESETS, *RULES, *ABSOLUTE_RULES), default=None,
+    p.add_argument("--preset", choices=RULE_CHOICES, default=None,
                    help="the rule (default paper; with --network: the evidence-backed rule for the init and "
                         "optimizer, nni_archscale/defaults.py); the rules beyond the paper need --network")
     p.add_argument("--base-lr", type=positive_float, default=None,
@@ -40,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", choices=("paper", "exact", "release", "standard"), default=None,
                    help="with --network: the init (exact = paper + node-sum scalars that keep every node's scale)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="with --network (default sgd)")
-    p.add_argument("--rule", choices=(*PRESETS, *RULES, *ABSOLUTE_RULES), default=None,
+    p.add_argument("--rule", choices=RULE_CHOICES, default=None,
                    help="with --network: the same as --preset")
     p.add_argument("--batch-size", type=positive_int, default=None,
                    help="with --network: the training batch size, for readout-limited-sgd's cap (default 32, the "
@@ -127,7 +132,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     kernel_rule = resolve_rule(rule, optimizer)
     if terms is not None:
         record["rule_terms"] = terms
-    elif kernel_rule in ("feature-sgd", "feature-adam", "second-step-sgd", "readout-capped-sgd"):
+    elif kernel_rule in RULES:
         record["rule_terms"] = _rule_terms(graph, spec, kernel_rule, args)
     if args.json:
         print(json.dumps(record, indent=2))
@@ -144,7 +149,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
 
 def _rule_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
     """What a kernel rule (:mod:`nni_archscale.scaling_rules`) multiplies, for the cell and for the base cell."""
-    from ..scaling_rules import base_cell, first_step_kernel, network_spec, path_mean_length
+    from ..scaling_rules import base_cell, first_step_kernel, network_spec
 
     base = base_cell(args.network)
     base_spec = network_spec(base, args.network, args.init or "paper", spec.width, spec.in_features, args.num_classes)
@@ -152,12 +157,7 @@ def _rule_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
     for prefix, s, cell in (("", spec, graph), ("base_", base_spec, base)):
         k = first_step_kernel(s)
         terms[f"{prefix}hidden_kernel"] = k.hidden_centered1 if rule == "feature-adam" else k.hidden_centered2
-        if rule in ("second-step-sgd", "readout-capped-sgd"):
-            terms[f"{prefix}mean_path_length"] = path_mean_length(cell)
-            if rule == "readout-capped-sgd":
-                terms[f"{prefix}readout_kernel"] = k.readout_centered2
-        else:
-            terms[f"{prefix}output_second_moment"] = k.output_second_moment
+        terms[f"{prefix}output_second_moment"] = k.output_second_moment
     return terms
 
 
@@ -166,18 +166,6 @@ def _explain_terms(rule: str, t: dict) -> str:
         binding = "the readout cap" if t["readout_cap"] < t["second_step_rate"] else "the second-step rate"
         return (f"{rule}: min(second-step rate {t['second_step_rate']:.4g}, readout cap {t['readout_cap']:.4g} at "
                 f"batch {t['batch_size']}): {binding} binds")
-    if rule == "readout-capped-sgd":
-        second = (t["base_hidden_kernel"] * t["base_mean_path_length"] / (t["hidden_kernel"] * t["mean_path_length"])
-                  ) ** 0.5
-        readout = t["base_readout_kernel"] / t["readout_kernel"]
-        binding = "the readout ratio" if readout < second else "the second-step ratio"
-        return (f"{rule}: m(cell) / m(base) = min(second-step ratio {second:.4g}, readout ratio n Var_base(z_out)"
-                f" / (n Var(z_out)) = {t['base_readout_kernel']:.4g} / {t['readout_kernel']:.4g} = {readout:.4g}): "
-                f"{binding} binds")
-    if rule == "second-step-sgd":
-        return (f"{rule}: m(cell) / m(base) = sqrt(Theta_h(base) mean_p(k_p + 3)(base) / (Theta_h mean_p(k_p + 3)))"
-                f" = sqrt({t['base_hidden_kernel']:.4g} * {t['base_mean_path_length']:.4g} / "
-                f"({t['hidden_kernel']:.4g} * {t['mean_path_length']:.4g}))")
     return (f"{rule}: m(cell) / m(base) = sqrt(E[z_out^2] / base's) * Theta_h(base) / Theta_h = "
             f"sqrt({t['output_second_moment']:.4g} / {t['base_output_second_moment']:.4g}) * "
             f"{t['base_hidden_kernel']:.4g} / {t['hidden_kernel']:.4g}")

@@ -36,8 +36,8 @@ from .batched import CellNetSpec
 from .cellnet_init import layer_variances
 from .data import load_train_set
 from .maxlr import best_index, log2_grid, train_grid
+from .names import FAMILIES  # re-exported; defined torch-free for the command line
 
-FAMILIES = ("mlp-topology", "mlp-depth", "cnn-kernel")
 BASE_CELL = BASE_CELL_CODE  # one Linear/Conv edge from the cell's input to its output
 
 
@@ -45,7 +45,7 @@ BASE_CELL = BASE_CELL_CODE  # one Linear/Conv edge from the cell's input to its 
 def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetSpec, init: str, optimizer: str) -> float:
     """The rate a rule gives ``cell`` relative to the base cell, for this experiment's network. ``mup`` gives
     every network the same rate: muP transfers a rate across width, and says nothing about topology."""
-    from ..scaling_rules import rule_multiplier as multiplier
+    from .rule_variants import rule_multiplier as multiplier
 
     if rule == "mup":
         return 1.0
@@ -54,13 +54,11 @@ def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetSpec, init: str, op
 
 
 def available_rules() -> tuple[str, ...]:
-    try:
-        from .. import scaling_rules
-    except ImportError:  # pragma: no cover
-        return ("paper", "release", "standard", "mup")
-    # the optimizer-dispatching aliases would only repeat a column
-    return ("paper", "release", "standard", *(r for r in scaling_rules.RULES if r not in scaling_rules.ALIASES),
-            *scaling_rules.ABSOLUTE_RULES, "mup")
+    from .. import scaling_rules
+    from .rule_variants import ALL_RULES
+
+    # the product's rules and the research variants (the optimizer-dispatching aliases would only repeat a column)
+    return ("paper", "release", "standard", *ALL_RULES, *scaling_rules.ABSOLUTE_RULES, "mup")
 
 
 def applies(rule: str, init: str) -> bool:
@@ -169,10 +167,14 @@ def networks(config: Config) -> list[tuple[ArchGraph, int]]:
 
 
 def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = None) -> dict:
-    """Run the experiment, write ``runs.csv``, ``predictions.csv``, ``summary.json`` and plots into ``out_dir``."""
+    """Run the experiment, write ``runs.csv``, ``predictions.csv``, ``summary.json``, plots and ``run.json`` (the
+    commit it ran from, whether the checkout was clean, start and finish times) into ``out_dir``."""
     from tqdm import tqdm
 
+    from .provenance import provenance, write_run_record
+
     config.validate()
+    prov = provenance()  # what ran, from which commit, when: run.json (see .provenance.held_out)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     data = load_train_set(config.data, config.limit, config.data_dir)
@@ -213,6 +215,8 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
     summary["seconds"] = elapsed
     summary["device"] = str(device)
     write_outputs(config, out_dir, measurements, summary)
+    write_run_record(out_dir, "lr-prediction", asdict(config), prov, finished=True, seconds=elapsed,
+                     device=str(device))
     return summary
 
 
