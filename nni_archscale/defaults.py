@@ -13,10 +13,14 @@ and decision rule were committed before it ran:
   (:data:`nni_archscale.scaling_rules.READOUT_LIMIT`, fixed once on runs already seen: the rule's second number).
   Paper init: it won test 5 on 40 fresh cells, 0.21 / 0.28 at widths 128 / 256 against ``second-step-sgd``'s
   0.22 / 0.41 (one shared rate 0.67 / 0.67); at batch 16 / 64 (12 new cells each, width 256) 0.22 / 0.35, the
-  linear batch factor of its cap confirmed at batch 16. Exact init: it tied ``readout-capped-sgd`` (the same cap
-  relative to the base cell) in test 5 (0.249 against 0.246) and won test 6 at widths 384 / 512 (0.46 / 0.31
-  against 0.50 / 0.35; one shared rate 0.67 / 0.40). On its fresh exact-init cells: 0.19 ± 0.03 / 0.26 ± 0.04
-  (widths 128 / 256, 20 cells each), 0.46 ± 0.09 (384, 12), 0.30 ± 0.05 (512, 16; one shared rate 0.36). Chains
+  linear batch factor of its cap supported at batch 16 (an exploratory check: its runs started before its
+  statement was committed). Exact init: it tied ``readout-capped-sgd`` (the same cap relative to the base cell)
+  in test 5 (0.249 against 0.246) and won test 6 at widths 384 / 512 (0.46 / 0.31 against 0.50 / 0.35; one
+  shared rate 0.67 / 0.40), widths chosen after it had been seen ahead at 512. On test 5's exact-init cells, seen
+  before it was chosen for this init: 0.19 ± 0.03 / 0.26 ± 0.04 (widths 128 / 256, 20 cells each;
+  ``readout-capped-sgd`` 0.17 / 0.22 there); run after: 0.46 ± 0.09 (384, 12), 0.31 (512, 8; with the 8 seen
+  cells of ``w512-seed12`` 0.30 ± 0.05, one shared rate 0.36). Which figures are held out:
+  reports/beyond-paper/README.md, "What the commit history shows". Chains
   (neither cap binds there): 0.15 / 0.21 at widths 256 / 192. History: ``second-step-sgd`` was the default for
   both inits from test 3; ``readout-capped-sgd`` the exact-init one from test 4 to test 6.
 * Adam, exact init: ``feature-adam``, ``sqrt(E[z_out^2]) / Theta_1,h``: 0.20 ± 0.03 / 0.35 ± 0.07 on the 64 cells

@@ -95,13 +95,16 @@ def measure(config: Config, arch: str, preset: str, grid: list[float], data) -> 
 
 
 def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) -> dict:
-    """Measure every sampled cell and the base cell under every preset; write ``summary.json`` and a report."""
+    """Measure every sampled cell and the base cell under every preset; write ``summary.json``, a report and
+    ``run.json`` (commit, clean checkout or not, start and finish times)."""
     import torch
 
     from ..torch_layer.calibrate import log_grid
     from ..torch_layer.data import load_dataset
     from .nb201 import sample_candidates
+    from .provenance import provenance, write_run_record
 
+    prov = provenance()  # what ran, from which commit, when: run.json (see .provenance.held_out)
     torch.set_num_threads(config.threads)
     data = load_dataset("digits", None, config.limit, config.seed)  # once, for every cell and preset
     grid = log_grid(config.low, config.high, config.points)
@@ -122,6 +125,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     atomic_write_text(out_dir / "README.md", report(summary))
+    write_run_record(out_dir, "nb201-lr", asdict(config), prov, finished=True, seconds=summary["seconds"])
     return summary
 
 
