@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="find the base learning rate c on the base network (log grid, short training, cached)",
         description="Trains the NAS-Bench-201 base network (one skip edge per cell: sum_p L_p^3 = 1) briefly at "
         "every rate of a log grid and keeps the largest rate whose final training loss is within 2%% of the "
-        "lowest. The result is cached (versioned JSON, keyed by space, dataset, optimizer and batch size); a stale "
+        "lowest, then zooms in at quarter-octave steps around it (a best rate at an end of the grid widens the "
+        "grid instead of being accepted); the resolution is printed and cached. The result is cached (versioned JSON, keyed by space, dataset, optimizer and batch size); a stale "
         "or corrupt cache is reported and recomputed.",
     )
     p.add_argument("--dataset", choices=("digits", "cifar10", "cifar100", "imagenet16-120"), default="digits")
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=args.points, desc="calibrating", unit="lr", disable=args.no_progress)
 
     def progress(lr, loss, status):
+        if bar.n >= bar.total:  # the refinement tries more rates than the coarse grid
+            bar.total += 1
         bar.update(1)
         bar.set_postfix(lr=f"{lr:.3g}", loss="diverged" if not math.isfinite(loss) else f"{loss:.4f}")
 
@@ -73,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     if args.json:
         print(json.dumps({"key": cal.key, "base_lr": cal.base_lr, "source": cal.source,
+                          "resolution_octaves": cal.resolution_octaves, "widened": cal.widened,
                           "losses": {str(k): v for k, v in cal.losses.items()}}, indent=2, default=str))
     else:
-        print(f"base rate c = {cal.base_lr:g}  ({cal.source}; {cal.key})")
+        print(f"base rate c = {cal.describe()}; {cal.key}")
         for lr, loss in sorted(((float(k), v) for k, v in cal.losses.items())):
             mark = "  <- c" if math.isclose(lr, cal.base_lr) else ""
             shown = "diverged" if loss is None or not math.isfinite(loss) else f"{loss:.4f}"

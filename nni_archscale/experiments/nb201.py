@@ -51,12 +51,11 @@ from ..paths import has_input_output_path, path_statistics, power_sum
 from ..results import atomic_write_text, kendall_tau
 from ..run_errors import DataError
 from .mup_cellnet import mup_available
+from .names import RECIPES, TOP_K  # re-exported; defined torch-free for the command line
 
-RECIPES = ("benchmark", "paper", "release", "exact", "mup")
 FAIR_RECIPES = ("paper", "release", "exact")
 #: the preset whose init and learning rate a fair recipe uses ("exact" = paper + node-sum scalars)
 RECIPE_PRESET = {"paper": "paper", "release": "release", "exact": "paper"}
-TOP_K = (100, 50, 25, 10)
 ARCH_COLUMN = "ArchitectureString"
 #: published accuracy column per dataset (NATS-Bench topology table, as in ../shared/data/nb201_accuracies.csv)
 PUBLISHED_COLUMNS = {
@@ -124,7 +123,7 @@ def read_published(path: str | Path, column: str) -> PublishedTable:
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"published accuracy table {str(p)!r} does not exist; pass --published PATH to a CSV with "
-                        f"columns {ARCH_COLUMN} and {column} (e.g. ../shared/data/nb201_accuracies.csv)")
+                        f"columns {ARCH_COLUMN} and {column} (see nni_archscale/experiments/published_table.py for where it is looked up)")
     try:
         with p.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -597,23 +596,31 @@ def base_rates(config: Config, recipes: Sequence[str], out_dir: Path, report: Ca
 
 # --------------------------------------------------------------------------- the experiment
 def run(config: Config, out_dir: Path, report: Callable[[str], None] = print, progress: bool = True) -> dict:
-    """Sample, train every (cell, recipe, seed), write ``runs.csv``, ``cells.csv``, ``summary.json`` and the
-    plots into ``out_dir``; returns the summary (the report is written by :mod:`.nb201_report`)."""
+    """Sample, train every (cell, recipe, seed), write ``runs.csv``, ``cells.csv``, ``summary.json``, the plots
+    and ``run.json`` (commit, clean checkout or not, start and finish times) into ``out_dir``; returns the
+    summary (the report is written by :mod:`.nb201_report`)."""
     from tqdm import tqdm
 
     from ..torch_layer.data import load_dataset
     from ..torch_layer.train import pick_device
+    from .provenance import provenance, write_run_record
 
     config.validate()
     recipes = config.resolved_recipes()
+    prov = provenance()  # what ran, from which commit, when: run.json (see .provenance.held_out)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_run_record(out_dir, "nb201", asdict(config), prov)  # runs.csv grows run by run: record its origin first
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    table = read_published(config.published, config.column()) if config.published else None
+    from .published_table import find_published_table
+
+    table_path, how = find_published_table(config.published)
+    table = read_published(table_path, config.column()) if table_path else None
+    report(f"nb201: published accuracies from {table_path} ({how})" if table_path else f"nb201: {how}")
     candidates = sample_candidates(config.cells, config.sample_seed, table)
     data = load_dataset(config.dataset, config.data_dir, config.limit, config.sample_seed).to(device)
     report(f"nb201: {len(candidates)} cells x {len(recipes)} recipes x {config.seeds} seeds on {data.describe()}; "
@@ -644,6 +651,7 @@ def run(config: Config, out_dir: Path, report: Callable[[str], None] = print, pr
         command=command_line(config, out_dir),
     )
     write_outputs(out_dir, summary, runs)
+    write_run_record(out_dir, "nb201", asdict(config), prov, finished=True, seconds=summary["seconds"])
     return summary
 
 

@@ -200,11 +200,13 @@ class _Progress(threading.Thread):
         while True:
             stopping = self.stop_event.wait(0.5)
             recs = [r for r in read_records(self.path) if r.get("mode") == "archscale" and r.get("run") == self.run_id]
-            if len(recs) > seen:
-                bar.update(min(len(recs), self.total) - min(seen, self.total))
-                seen = len(recs)
-                ok = [r["accuracy"] for r in recs if r["status"] == "ok"]
-                bar.set_postfix(best=f"{max(ok):.3f}" if ok else "-", last=recs[-1]["status"])
+            # a candidate counts once its rule arm has a first result (with --seeds every arm trains it again)
+            firsts = [r for r in recs if r.get("replica", 0) == 0]
+            if len(firsts) > seen:
+                bar.update(min(len(firsts), self.total) - min(seen, self.total))
+                seen = len(firsts)
+                ok = [r["accuracy"] for r in firsts if r["status"] == "ok"]
+                bar.set_postfix(best=f"{max(ok):.3f}" if ok else "-", last=firsts[-1]["status"])
             if stopping:
                 break
         bar.close()
