@@ -58,6 +58,10 @@ or more (the feature rules by 2.2-2.8: their ``q^2`` kernel factor over-shrinks)
 kernel trend; so for CNNs the default is one shared rate (``standard``) until better evidence exists.
 
 The ``paper`` and ``release`` presets stay available by name (``--preset``) for reproduction.
+
+From now on a default changes only on a clear win: a challenger must beat the incumbent on cells drawn after
+the test was stated by more than twice the standard error of the paired difference
+(:func:`nni_archscale.experiments.decision.decide`); ties keep the incumbent.
 """
 
 from __future__ import annotations
