@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
     from tqdm import tqdm
 
-    from ..nni_glue.calibration import calibrate_nb201, default_cache_path
+    from ..nni_glue.calibration import bar_progress, calibrate_nb201, default_cache_path
     from ..torch_layer.calibrate import CalibrationCache, log_grid
     from ..torch_layer.train import pick_device
 
@@ -61,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
     CalibrationCache(args.cache or default_cache_path())
     bar = tqdm(total=args.points, desc="calibrating", unit="lr", disable=args.no_progress)
 
+    advance = bar_progress(bar)
+
     def progress(lr, loss, status):
-        if bar.n >= bar.total:  # the refinement tries more rates than the coarse grid
-            bar.total += 1
-        bar.update(1)
+        advance(lr, loss, status)
         bar.set_postfix(lr=f"{lr:.3g}", loss="diverged" if not math.isfinite(loss) else f"{loss:.4f}")
 
     try:

@@ -568,7 +568,7 @@ def base_rates(config: Config, recipes: Sequence[str], out_dir: Path, report: Ca
         return {"rates": {r: config.base_lr for r in fair}, "source": "--base-lr"}
     from tqdm import tqdm
 
-    from ..nni_glue.calibration import calibrate_nb201
+    from ..nni_glue.calibration import bar_progress, calibrate_nb201
 
     cal_dir = Path(config.calibration_dir).expanduser() if config.calibration_dir else out_dir
     rates, details = {}, {}
@@ -584,7 +584,7 @@ def base_rates(config: Config, recipes: Sequence[str], out_dir: Path, report: Ca
                                   seed=config.sample_seed, device=config.device, limit=config.limit,
                                   cache_path=cal_dir / f"calibration-{preset}.json", report=report,
                                   momentum=config.momentum, weight_decay=config.weight_decay,
-                                  progress=lambda lr, loss, status: bar.update(1))
+                                  progress=bar_progress(bar))
         bar.close()
         rates[preset] = cal.base_lr
         details[preset] = {"base_lr": cal.base_lr, "source": cal.source, "key": cal.key,

@@ -25,6 +25,18 @@ def default_cache_path() -> Path:
     return Path(root) / "nni-archscale" / "calibration.json"
 
 
+def bar_progress(bar):
+    """A ``progress`` callback for :func:`calibrate_nb201` that advances a tqdm ``bar`` by one rate. The bar starts
+    at the coarse grid's size; the refinement tries more rates than that, so the bar's total grows with them."""
+
+    def progress(lr: float, loss: float, status: str) -> None:
+        if bar.total is not None and bar.n >= bar.total:
+            bar.total += 1
+        bar.update(1)
+
+    return progress
+
+
 def nb201_space_name(width: int, cells_per_stage: int) -> str:
     return f"nb201-C{width}-N{cells_per_stage}"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..results import BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, prepare_out_dir, read_records, write_outputs
 from ..run_errors import SearchError
-from .calibration import calibrate_nb201, nb201_space_name
+from .calibration import bar_progress, calibrate_nb201, nb201_space_name
 from .training_service import experiment_config, trial_code_directory
 
 ENGINES = ("sequential", "ts")
@@ -241,19 +241,24 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     data = load_dataset(opts.dataset, opts.data_dir, opts.limit, opts.seed)
     report(f"archscale: data {data.describe()}; device {device}; engine {opts.engine}; strategy {opts.strategy}")
 
+    def calibrated(preset: str, what: str):
+        """The refined calibration on the base network under ``preset`` (cached), with a progress bar."""
+        from tqdm import tqdm
+
+        bar = tqdm(total=opts.calibration_points, desc=what, unit="lr", disable=not opts.progress)
+        try:
+            return calibrate_nb201(opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage, opts.optimizer,
+                                   opts.batch_size, preset, seed=opts.seed, device=None if remote else opts.device,
+                                   limit=opts.limit, points=opts.calibration_points, cache_path=opts.cache_path,
+                                   report=report, momentum=opts.momentum, weight_decay=opts.weight_decay,
+                                   progress=bar_progress(bar))
+        finally:
+            bar.close()
+
     base_lr = opts.base_lr
     calibration = None
     if base_lr is None:
-        from tqdm import tqdm
-
-        bar = tqdm(total=opts.calibration_points, desc="calibrating base rate", unit="lr", disable=not opts.progress)
-        cal = calibrate_nb201(opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage, opts.optimizer,
-                              opts.batch_size, opts.preset, seed=opts.seed, device=None if remote else opts.device,
-                              limit=opts.limit,
-                              points=opts.calibration_points, cache_path=opts.cache_path, report=report,
-                              momentum=opts.momentum, weight_decay=opts.weight_decay,
-                              progress=lambda lr, loss, status: _grow(bar))
-        bar.close()
+        cal = calibrated(opts.preset, "calibrating base rate")
         base_lr = cal.base_lr
         calibration = {"base_lr": cal.base_lr, "source": cal.source, "key": cal.key,
                        "resolution_octaves": cal.resolution_octaves, "widened": cal.widened}
@@ -261,15 +266,7 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     shared_lr = opts.shared_lr
     if opts.compare == "shared-rate" and shared_lr is None:
         # the baseline a user has: one rate for all, tuned on the same base network by the same recipe, He init
-        from tqdm import tqdm
-
-        bar = tqdm(total=opts.calibration_points, desc="tuning the shared rate", unit="lr", disable=not opts.progress)
-        cal = calibrate_nb201(opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage, opts.optimizer,
-                              opts.batch_size, "standard", seed=opts.seed, device=None if remote else opts.device,
-                              limit=opts.limit, points=opts.calibration_points, cache_path=opts.cache_path,
-                              report=report, momentum=opts.momentum, weight_decay=opts.weight_decay,
-                              progress=lambda lr, loss, status: _grow(bar))
-        bar.close()
+        cal = calibrated("standard", "tuning the shared rate")
         shared_lr = cal.base_lr
         calibration = dict(calibration or {}, shared_lr=cal.base_lr, shared_key=cal.key,
                            shared_resolution_octaves=cal.resolution_octaves)
@@ -363,9 +360,3 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         raise SearchInterrupted("partial results written; continue with the same command plus --resume")
     return summary
 
-
-def _grow(bar) -> None:
-    """One more rate tried: the refined calibration tries more rates than its coarse grid, so the bar grows."""
-    if bar.total is not None and bar.n >= bar.total:
-        bar.total += 1
-    bar.update(1)

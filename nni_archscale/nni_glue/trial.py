@@ -36,7 +36,7 @@ import torch
 
 from ..errors import NoPathError
 from ..formats import to_nb201
-from ..results import RECORDS, START_MODE, append_record, read_records
+from ..results import BASELINE_DESCRIPTIONS, OURS, RECORDS, START_MODE, append_record, read_records
 from ..torch_layer.data import load_dataset
 from ..torch_layer.hook import HookConfig
 from ..torch_layer.param_groups import build_param_groups, make_optimizer, make_scheduler
@@ -47,10 +47,8 @@ log = logging.getLogger("nni_archscale")
 
 #: NNI Classification's defaults: the recipe of ``--compare nni-default``.
 DEFAULT_RECIPE = {"optimizer": "adam", "learning_rate": 1e-3, "weight_decay": 0.0}
-#: the arm trained by the rule
-OURS = "archscale"
-#: the comparison arms (``--compare``): record modes
-BASELINES = ("shared-rate", "nni-default")
+#: the comparison arms (``--compare``): record modes, the first the default comparison
+BASELINES = tuple(BASELINE_DESCRIPTIONS)
 
 
 def arch_key(sample: dict | None, model: torch.nn.Module | None = None) -> str:

@@ -81,12 +81,21 @@ def calibrate(train_one: Callable[[float], tuple[float, str]], grid: list[float]
               progress: Callable[[float, float, str], None] | None = None) -> tuple[float, dict[float, float]]:
     """Run ``train_one(rate) -> (final loss, status)`` on every grid point and choose the base rate."""
     losses: dict[float, float] = {}
-    for lr in grid:
+    _try_rates(train_one, grid, losses, progress)
+    return choose_rate(losses, tolerance), losses
+
+
+def _try_rates(train_one: Callable[[float], tuple[float, str]], rates: list[float], losses: dict[float, float],
+               progress: Callable[[float, float, str], None] | None) -> None:
+    """Train at every rate not yet in ``losses`` and file its final loss there (a status other than ``ok``
+    counts as diverged: infinite loss)."""
+    for lr in rates:
+        if lr in losses:
+            continue
         loss, status = train_one(lr)
         losses[lr] = loss if status == "ok" else math.inf
         if progress is not None:
             progress(lr, losses[lr], status)
-    return choose_rate(losses, tolerance), losses
 
 
 #: the zoom's step: rates 2^(1/4) apart around the coarse grid's best point
@@ -131,19 +140,9 @@ def refine_rate(train_one: Callable[[float], tuple[float, str]], grid: list[floa
         raise CalibrationError(f"the calibration grid needs at least 2 rates, got {grid}; fix --points")
     losses: dict[float, float] = {}
     coarse = math.log(grid[1] / grid[0])
-
-    def run(rates):
-        for lr in rates:
-            if lr in losses:
-                continue
-            loss, status = train_one(lr)
-            losses[lr] = loss if status == "ok" else math.inf
-            if progress is not None:
-                progress(lr, losses[lr], status)
-
-    run(grid)
-    widened = 0
     step = math.log(2.0) * step_octaves
+    _try_rates(train_one, grid, losses, progress)
+    widened = 0
     for _ in range(max_widen + 64):  # each round widens once or zooms once; the zoom ends when resolved
         best = choose_rate(losses, tolerance)
         tried = sorted(losses)
@@ -155,7 +154,7 @@ def refine_rate(train_one: Callable[[float], tuple[float, str]], grid: list[floa
                     f"the calibration's best rate {best:g} is still the {side} rate tried after widening the grid "
                     f"by {max_widen} steps ({tried[0]:g}..{tried[-1]:g}); the true rate lies beyond it: move the "
                     f"grid (--low/--high) or check the data")
-            run([_rounded(best * math.exp(coarse if i else -coarse))])
+            _try_rates(train_one, [_rounded(best * math.exp(coarse if i else -coarse))], losses, progress)
             widened += 1
             continue
         lo, hi = tried[i - 1], tried[i + 1]
@@ -165,11 +164,11 @@ def refine_rate(train_one: Callable[[float], tuple[float, str]], grid: list[floa
         new = [lr for lr in new if lo < lr < hi and lr not in losses]
         if not new:
             break
-        run(new)
-    best = choose_rate(losses, tolerance)
-    tried = sorted(losses)
-    i = tried.index(best)
-    resolution = max(math.log2(best / tried[i - 1]), math.log2(tried[i + 1] / best))
+        _try_rates(train_one, new, losses, progress)
+    else:  # never seen; without it the rate would be reported with a resolution it does not have
+        raise CalibrationError(f"the calibration did not settle after {max_widen + 64} rounds ({len(losses)} rates "
+                               f"tried); check the data, or pass a smaller grid (--low/--high/--points)")
+    resolution = max(math.log2(best / lo), math.log2(hi / best))
     return RateSearch(best, losses, round(resolution, 4), widened)
 
 
