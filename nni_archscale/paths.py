@@ -116,6 +116,19 @@ def has_input_output_path(graph: ArchGraph) -> bool:
     return path_statistics(graph, max_power=0).output[0] > 0
 
 
+def live_edges_only(graph: ArchGraph) -> ArchGraph:
+    """``graph`` without the edges that no input-to-output path uses (zero edges dropped too)."""
+    n = graph.num_nodes
+    from_input, to_output = {0}, {n - 1}
+    for e in graph.active_edges:  # sorted by target: sources are final when their out-edges come
+        if e.src in from_input:
+            from_input.add(e.dst)
+    for e in sorted(graph.active_edges, key=lambda e: -e.src):
+        if e.dst in to_output:
+            to_output.add(e.src)
+    return graph.with_edges(e for e in graph.active_edges if e.src in from_input and e.dst in to_output)
+
+
 def depth_range(graph: ArchGraph) -> tuple[int, int] | None:
     """Smallest and largest number of parameterised edges over input-output paths (None if no path)."""
     lo: list[int | None] = [None] * graph.num_nodes

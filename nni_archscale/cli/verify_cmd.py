@@ -86,40 +86,10 @@ def nb201_cells() -> Iterator[str]:
         yield f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
 
 
-def live_edges_only(graph: ArchGraph) -> ArchGraph:
-    """``graph`` without the edges that no input-to-output path uses (zero edges dropped too)."""
-    n = graph.num_nodes
-    from_input, to_output = {0}, {n - 1}
-    for e in graph.active_edges:  # sorted by target: sources are final when their out-edges come
-        if e.src in from_input:
-            from_input.add(e.dst)
-    for e in sorted(graph.active_edges, key=lambda e: -e.src):
-        if e.dst in to_output:
-            to_output.add(e.src)
-    return graph.with_edges(e for e in graph.active_edges if e.src in from_input and e.dst in to_output)
-
-
-def nb201_unique_string(cell: str) -> str:
-    """NAS-Bench-201's ``UniqueString`` of a cell string (its API's ``to_unique_str(consider_zero=True)``).
-
-    Node ``i`` is the '+'-joined, sorted list of its terms: ``#`` for ``none`` or a source that is ``#``, the
-    source's own string for ``skip_connect``, ``(source)@op`` otherwise. Equal to the published table's
-    ``UniqueString`` column on all 15,625 cells (checked on ../shared/data/nb201_accuracies.csv).
-    """
-    nodes = ["0"]
-    for group in cell.split("+"):
-        terms = []
-        for token in group.strip("|").split("|"):
-            op, _, src = token.partition("~")
-            x = nodes[int(src)]
-            terms.append("#" if op == "none" or x == "#" else x if op == "skip_connect" else f"({x})@{op}")
-        nodes.append("+".join(sorted(terms)))
-    return nodes[-1]
-
-
 def nb201_class_counts() -> dict[str, int]:
     """The 15,625 NAS-Bench-201 cells counted under each of :data:`EQUIVALENCES` (about 3 s)."""
-    from ..formats import from_nb201
+    from ..formats import from_nb201, nb201_unique_string
+    from ..paths import live_edges_only
 
     cells = list(nb201_cells())
     graphs = [from_nb201(c) for c in cells]
