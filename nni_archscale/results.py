@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
 from .run_errors import OutputError
-from .stats import kendall_tau, mean_interval, seed_tau
+from .stats import kendall_tau, mean_interval, sample_sd, seed_tau
 
 RECORDS = "trials.jsonl"
 CSV_COLUMNS = ["trial", "arch", "status", "learning_rate", "accuracy", "accuracy_sd", "seeds", "baseline_status",
@@ -153,8 +152,7 @@ def _arm_summary(by_replica: dict[int, dict]) -> dict:
         "failed" if "failed" in statuses else next(st for st in statuses if st != "ok"))
     accs = [float(r["accuracy"]) for r in recs if isinstance(r.get("accuracy"), (int, float))]
     mean = sum(accs) / len(accs) if accs else None
-    sd = (math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else None)
-    return {"status": status, "accuracy": mean, "accuracy_sd": sd, "seeds": len(recs), "first": recs[0],
+    return {"status": status, "accuracy": mean, "accuracy_sd": sample_sd(accs), "seeds": len(recs), "first": recs[0],
             "by_seed": {k: float(by_replica[k]["accuracy"]) for k in sorted(by_replica)
                         if isinstance(by_replica[k].get("accuracy"), (int, float))},
             "seconds": sum(float(r.get("seconds") or 0.0) for r in recs)}

@@ -38,6 +38,15 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
     return None if denom == 0 else (concordant - discordant) / denom
 
 
+def sample_sd(values: Sequence[float]) -> float | None:
+    """The sample standard deviation (``n - 1`` in the denominator); None for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float | None, list[float] | None]:
     """``(mean, [low, high])``: the mean and its two-sided Student-t interval, ``mean +- t_{n-1} s / sqrt(n)``.
     ``(None, None)`` for no values; the interval is None for a single value (no spread to estimate)."""
@@ -49,8 +58,7 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
         return mean, None
     from scipy.stats import t
 
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * sample_sd(values) / math.sqrt(n)
     return mean, [mean - half, mean + half]
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import ArchScaleError
+from ..stats import sample_sd
 
 
 @dataclass(frozen=True)
@@ -45,5 +46,5 @@ def decide(incumbent_errors: Sequence[float], challenger_errors: Sequence[float]
         raise ArchScaleError(f"a paired decision needs at least 2 cells, got {n}; score more cells")
     d = [a - b for a, b in zip(incumbent_errors, challenger_errors)]
     mean = sum(d) / n
-    se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1)) / math.sqrt(n)
+    se = sample_sd(d) / math.sqrt(n)
     return Decision(n, mean, se, mean > margin * se)
