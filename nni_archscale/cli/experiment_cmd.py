@@ -53,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lr.set_defaults(run=run_lr_prediction)
     add_nb201_parser(exp)
     add_nb201_lr_parser(exp)
+    add_space_lr_parser(exp)
 
 
 def run_lr_prediction(args: argparse.Namespace) -> int:
@@ -183,6 +184,48 @@ def run_nb201_lr(args: argparse.Namespace) -> int:
         raise RuleError("--points must be at least 2 (a grid of rates)")
     cfg = Config(cells=args.cells, presets=args.presets, width=args.width, cells_per_stage=args.cells_per_stage,
                  points=args.points, limit=args.limit)
+    summary = run(cfg, Path(args.out))
+    print((Path(args.out) / "README.md").read_text())
+    return 0 if summary["results"] else 1
+
+
+def add_space_lr_parser(exp: argparse._SubParsersAction) -> None:
+    from ..experiments.names import SPACE_LR_SPACES
+
+    p = exp.add_parser(
+        "space-lr",
+        help="maximal rates on NNI's model spaces: one shared rate vs path counts vs segments vs the measured rule",
+    )
+    p.add_argument("--spaces", type=_names, default=("nb201", "darts", "mobilenetv3"),
+                   help=f"comma list of {','.join(SPACE_LR_SPACES)} (default nb201,darts,mobilenetv3)")
+    p.add_argument("--samples", type=positive_int, default=20, help="samples per space (default 20)")
+    p.add_argument("--optimizers", type=_names, default=("sgd", "adam"), help="comma list of sgd,adam")
+    p.add_argument("--noise-samples", type=int, default=4,
+                   help="samples measured again from a second init seed (the noise; default 4)")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument("--out", default="reports/spaces-maxlr")
+    p.add_argument("--combine", nargs="+", metavar="DIR", default=None,
+                   help="score the records of these finished runs together into --out (no training)")
+    p.set_defaults(run=run_space_lr)
+
+
+def run_space_lr(args: argparse.Namespace) -> int:
+    from ..errors import RuleError
+    from ..experiments.names import SPACE_LR_SPACES
+    from ..experiments.space_maxlr import Config, combine, run
+
+    if args.combine:
+        summary = combine([Path(d) for d in args.combine], Path(args.out))
+        print((Path(args.out) / "README.md").read_text())
+        return 0 if summary["results"] else 1
+    bad = [s for s in args.spaces if s not in SPACE_LR_SPACES] + \
+        [o for o in args.optimizers if o not in ("sgd", "adam")]
+    if bad:
+        raise RuleError(f"unknown space(s) or optimizer(s) {', '.join(bad)}; spaces: {', '.join(SPACE_LR_SPACES)}; "
+                        f"optimizers: sgd, adam")
+    cfg = Config(spaces=args.spaces, samples=args.samples, optimizers=args.optimizers,
+                 noise_samples=args.noise_samples, limit=args.limit, threads=args.threads)
     summary = run(cfg, Path(args.out))
     print((Path(args.out) / "README.md").read_text())
     return 0 if summary["results"] else 1

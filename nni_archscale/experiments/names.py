@@ -15,3 +15,7 @@ RECIPES = ("benchmark", "paper", "release", "exact", "mup")
 
 #: top-K% cut-offs of the ranking comparisons (:mod:`nni_archscale.experiments.nb201`)
 TOP_K = (100, 50, 25, 10)
+
+#: NNI model spaces the space learning-rate experiment can measure (:mod:`nni_archscale.experiments.space_maxlr`)
+SPACE_LR_SPACES = ("nb201", "nb101", "darts", "enas", "nasnet", "amoebanet", "pnas", "proxylessnas", "mobilenetv3",
+                   "shufflenet")

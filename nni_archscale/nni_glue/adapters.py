@@ -2,6 +2,9 @@
 
 * ``nb201-sample``: exact, from the NasBench201 sample dict (keys ``'<label>/<j>_<i>'`` = edge j->i, values
   ``none, skip_connect, conv_1x1, conv_3x3, avg_pool_3x3``; NAS-Bench-201's ``nor_conv_*`` names accepted).
+* ``nb201-model``: the same exact cell rule, with the sample recovered from a frozen NNI ``NasBench201`` model
+  itself (:func:`nb201_sample_from_model`: its cells' op modules, by type and structure) when no sample is given
+  and none comes from a running trial; ``auto`` picks it before falling back to fx.
 * ``fx``: any other frozen model (custom ``ModelSpace`` with LayerChoice / InputChoice / Cell) through the torch.fx
   extractor. NNI's frozen choices are plain modules (the chosen candidate of a LayerChoice, ``ChosenInputs`` for
   an InputChoice, a Cell's loops unrolled over its chosen ops and inputs), and the reductions are sums, stacks
@@ -35,7 +38,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from ..graph import ArchGraph, Edge, EdgeKind
-from ..planner import nb201_edge_module
+from ..planner import nb201_cell_indices, nb201_edge_module
 from ..run_errors import ExtractionError
 from ..torch_layer.fx_extract import extract_graph, strip_readout
 from ..torch_layer.hook import HookConfig, Prepared, prepare_graph, prepare_nb201
@@ -130,6 +133,105 @@ def nb201_cells_per_stage(model: nn.Module) -> int:
     return (len(cells) - 2) // 3
 
 
+def _nb201_op_name(op: nn.Module) -> str | None:
+    """The NNI NasBench201 op name of a frozen cell edge's module, or None when it is not one of NNI's ops.
+
+    Recognised by type and structure (NNI's ``nni.nas.hub.pytorch.nasbench201`` classes): ``Zero`` -> none,
+    ``nn.Identity`` -> skip_connect, ``ReLUConvBN`` (ReLU, stride-1 Conv2d, BatchNorm2d) with a 1x1 / 3x3 kernel ->
+    conv_1x1 / conv_3x3, ``Pooling`` (an ``nn.AvgPool2d(3)`` without a preprocessing conv) -> avg_pool_3x3.
+    Anything else (an unfrozen ``LayerChoice``, max pooling, ``FactorizedReduce``, a user's module) is None.
+    """
+    name = type(op).__name__
+    if isinstance(op, nn.Identity):
+        return "skip_connect"
+    if name == "Zero" and getattr(op, "is_zero", False) is True and not any(True for _ in op.parameters()):
+        return "none"
+    if name == "ReLUConvBN":
+        seq = getattr(op, "op", None)
+        if not isinstance(seq, nn.Sequential) or len(seq) != 3:
+            return None
+        relu, conv, bn = seq
+        if not (isinstance(relu, nn.ReLU) and type(conv) is nn.Conv2d and isinstance(bn, nn.BatchNorm2d)):
+            return None
+        if conv.groups != 1 or tuple(conv.stride) != (1, 1) or tuple(conv.dilation) != (1, 1):
+            return None
+        return {(1, 1): "conv_1x1", (3, 3): "conv_3x3"}.get(tuple(conv.kernel_size))
+    if name == "Pooling":
+        pool = getattr(op, "op", None)
+        if getattr(op, "preprocess", None) is not None or type(pool) is not nn.AvgPool2d:
+            return None
+        k, stride = pool.kernel_size, pool.stride
+        if k not in (3, (3, 3)) or stride not in (1, (1, 1)):
+            return None
+        return "avg_pool_3x3"
+    return None
+
+
+def _nb201_cell_sample(cell: nn.Module, label: str) -> tuple[dict[str, str] | None, str]:
+    """One frozen NasBench201Cell's sample (``'<label>/<j>_<i>'`` -> op), or (None, why not)."""
+    layers = getattr(cell, "layers", None)
+    if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+        return None, "its 'layers' is not a non-empty ModuleList"
+    sample: dict[str, str] = {}
+    for i, node_ops in enumerate(layers, start=1):
+        if not isinstance(node_ops, nn.ModuleList) or len(node_ops) != i:
+            return None, f"layers[{i - 1}] is not a ModuleList of {i} ops (edges j->{i}, j < {i})"
+        for j, op in enumerate(node_ops):
+            value = _nb201_op_name(op)
+            if value is None:
+                return None, (f"layers[{i - 1}][{j}] (edge {j}->{i}) is a {type(op).__name__}, not a frozen "
+                              f"NasBench201 op ({', '.join(k for k in NNI_NB201_OPS if not k.startswith('nor_'))})")
+            sample[f"{label}/{j}_{i}"] = value
+    return sample, ""
+
+
+def nb201_sample_from_model(model: nn.Module, label: str = "cell") -> dict[str, str] | None:
+    """The NNI sample dict (``{'<label>/<j>_<i>': op}``) of a frozen ``nni.nas.hub.pytorch.NasBench201`` model,
+    recovered from the model itself, or None when ``model`` is not one.
+
+    Recognition is by structure and types, never by a sample: the model's class is named ``NasBench201`` and has a
+    ``cells`` ModuleList laid out as NNI builds it (``3n + 2`` blocks, the searched cells - those with ``layers`` -
+    everywhere but the two reduction blocks at ``n`` and ``2n + 1``); each searched cell's ``layers[i-1][j]`` is the
+    op of edge ``j -> i`` and must be one of NNI's frozen NasBench201 ops (see :func:`_nb201_op_name`); an unfrozen
+    space (LayerChoices) is not recognised. NNI's space shares one choice per edge across all cells, so every
+    searched cell must hold the same ops: a model whose cells differ (modified by a user) is not one cell stacked,
+    and gets None (logged at INFO, as is every other reason a ``NasBench201``-named model is not recognised), so
+    that ``auto`` falls back to the fx adapter.
+    """
+    if type(model).__name__ != "NasBench201":
+        return None
+    cells = getattr(model, "cells", None)
+    if not isinstance(cells, nn.ModuleList):
+        log.info("archscale: %s has no 'cells' ModuleList; not recognised as NNI's frozen NasBench201",
+                 type(model).__name__)
+        return None
+    searched = [k for k, c in enumerate(cells) if hasattr(c, "layers")]
+    n = (len(cells) - 2) // 3
+    expected, _ = nb201_cell_indices(n) if n >= 1 else ([], [])
+    declared = getattr(model, "num_modules", n)
+    if n < 1 or len(cells) != 3 * n + 2 or searched != expected or declared != n:
+        log.info("archscale: NasBench201 model's cells (%d blocks, searched cells at %s, num_modules=%r) are not "
+                 "laid out as NNI's NasBench201 (3n+2 blocks, reductions at n and 2n+1); not recognised, using fx",
+                 len(cells), searched, declared)
+        return None
+    recovered: dict[str, str] | None = None
+    for k in searched:
+        sample, why = _nb201_cell_sample(cells[k], label)
+        if sample is None:
+            log.info("archscale: NasBench201 model's cells.%d is not a frozen NasBench201 cell: %s; not "
+                     "recognised, using fx", k, why)
+            return None
+        if recovered is None:
+            recovered = sample
+        elif sample != recovered:
+            diff = sorted(key for key in set(sample) | set(recovered) if sample.get(key) != recovered.get(key))
+            log.info("archscale: NasBench201 model's cells.%d differs from cells.%d on %s (NNI's space shares "
+                     "one choice across cells; this model was modified): not one stacked cell, using fx",
+                     k, searched[0], ", ".join(diff))
+            return None
+    return recovered
+
+
 def last_linear(model: nn.Module) -> str | None:
     name = None
     for n, m in model.named_modules():
@@ -151,16 +253,29 @@ def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str,
     """Pick the adapter, re-initialise ``model`` and build its param groups; log adapter and graph summary.
 
     ``sample`` defaults to the running trial's sample. ``adapter``: ``auto`` (NasBench201 sample when the sample
-    is one, else fx), ``nb201-sample`` or ``fx``.
+    is one; else, for a frozen NNI NasBench201 model, the sample recovered from the model, recorded as
+    ``nb201-model``; else fx), ``nb201-sample`` (without a sample, the one recovered from the model) or ``fx``.
     Raises :class:`~nni_archscale.errors.NoPathError` for a candidate without an input-output path.
     """
     if sample is None and adapter != "fx":
         sample = current_sample()
+    name = adapter
     if adapter == "auto":
-        adapter = "nb201-sample" if is_nb201_sample(sample, label) and hasattr(model, "cells") else "fx"
+        if is_nb201_sample(sample, label) and hasattr(model, "cells"):
+            adapter = name = "nb201-sample"
+        else:
+            recovered = nb201_sample_from_model(model, label)
+            if recovered is not None:
+                sample, adapter, name = recovered, "nb201-sample", "nb201-model"
+            else:
+                adapter = name = "fx"
+    elif adapter == "nb201-sample" and not sample:
+        recovered = nb201_sample_from_model(model, label)
+        if recovered is not None:
+            sample, name = recovered, "nb201-model"
     if adapter == "nb201-sample":
         cell = graph_from_nb201_sample(sample or {}, label)
-        prepared = prepare_nb201(model, cell, nb201_cells_per_stage(model), config, generator, adapter)
+        prepared = prepare_nb201(model, cell, nb201_cells_per_stage(model), config, generator, name)
     elif adapter == "fx":
         graph, readout = graph_from_model(model)
         prepared = prepare_graph(model, graph, config, "dag", readout, generator, adapter)
