@@ -124,6 +124,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     and ``run.json`` (commit, clean tree, start and finish times)."""
     import torch
 
+    from ..errors import NoPathError
     from ..nni_glue.spaces import SampleRejected
     from ..torch_layer.data import load_dataset
     from .provenance import provenance, write_run_record
@@ -148,6 +149,9 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
                 sample, model = _initialised_with(name, seed, seed, config, data.num_classes)
             except SampleRejected as exc:
                 progress(f"space-lr: {name} seed {seed}: skipped, NNI rejects the sample ({exc})")
+                continue
+            except NoPathError as exc:  # the network computes a constant: it has no maximal rate to measure
+                progress(f"space-lr: {name} seed {seed}: skipped, no input-output path ({exc})")
                 continue
             kept += 1
             init_seeds = [seed] + ([seed + 10_000] if kept <= config.noise_samples else [])
