@@ -23,6 +23,7 @@ BENCHMARKS = {
     "hook": "bench_hook",  # hook cost vs one epoch; throughput with vs without the hook
     "verify": "bench_verify",  # symbolic verification per cell, with vs without the canonical cache
     "startup": "bench_startup",  # `archscale --help` and `inspect` wall time vs `python -c pass` (goal < 0.5 s)
+    "space-hook": "bench_space_hook",  # the hook on NNI spaces per rate rule vs one epoch (goal < 1%)
 }
 
 

@@ -75,6 +75,20 @@ DEFAULT_RULES: dict[tuple[str, str], str] = {
     ("paper", "adam"): "feature-sgd",
 }
 
+#: the rate rule per network family and optimizer (``torch_layer.rate_rules``), decided by the pre-registered
+#: measurement on NNI's model spaces (reports/spaces-maxlr/, PREREGISTRATION.md there): nb201 decides NNI's
+#: NasBench201; darts the cell spaces with batch norm and any other normalised model ("cells"); mobilenetv3
+#: the mobile spaces. A network without normalisation ("plain") keeps the exact graph rule (eq. 8/9).
+SPACE_RATE_RULES: dict[tuple[str, str], str] = {
+    ("nb201", "sgd"): "graph",
+    ("nb201", "adam"): "graph",
+    ("cells", "sgd"): "graph",
+    ("cells", "adam"): "graph",
+    ("mobile", "sgd"): "graph",
+    ("mobile", "adam"): "graph",
+}
+FAMILIES = ("nb201", "cells", "mobile", "plain")
+
 INITS = ("paper", "exact", "release", "standard")
 OPTIMIZERS = ("sgd", "adam")
 
@@ -89,3 +103,11 @@ def default_rule(init: str, optimizer: str, network: str = "mlp") -> str:
     if network == "cnn":
         return "standard"
     return DEFAULT_RULES.get((init, optimizer), init)
+
+
+def default_rate_rule(family: str, optimizer: str) -> str:
+    """The evidence-backed rate rule for a network family (see :data:`SPACE_RATE_RULES`); ``graph`` (eq. 8/9)
+    for networks without normalisation, and for optimizers the measurement did not cover."""
+    if family not in FAMILIES:
+        raise RuleError(f"unknown network family {family!r}; use one of {', '.join(FAMILIES)}")
+    return SPACE_RATE_RULES.get((family, optimizer), "graph")

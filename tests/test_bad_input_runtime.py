@@ -271,7 +271,9 @@ CLI = [
     (["experiment", "nb201", "--cells", "0"], "--cells: expected a positive integer"),
     (["experiment", "nb201", "--top-k", "abc"], "--top-k: expected a comma list of percentages"),
     # inspect
-    (["inspect"], "the following arguments are required: ARCH"),
+    (["inspect"], "inspect needs ARCH .* or --space NAME --seed N"),
+    (["inspect", "2_02_002", "--space", "darts"], "give either ARCH or --space NAME --seed N, not both"),
+    (["inspect", "--space", "nope"], "--space: invalid choice"),
     (["inspect", "2_02_002", "--base-lr", "0"], "--base-lr: expected a positive finite number"),
     (["inspect", "2_02_002", "--kernel-size", "x"], "--kernel-size: expected a positive integer"),
     (["inspect", "2_02_002", "--preset", "zzz"], "--preset: invalid choice: 'zzz'"),

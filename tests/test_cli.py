@@ -71,7 +71,7 @@ def test_human_report_shows_formulas(capsys):
         (["inspect", "2_02", "--base-lr", "-3"], "expected a positive finite number"),
         (["inspect", "2_02", "--kernel-size", "x"], "expected a positive integer"),
         (["inspect", "2_02", "--preset", "nope"], "invalid choice: 'nope'"),
-        (["inspect"], "the following arguments are required: ARCH"),
+        (["inspect"], "inspect needs ARCH"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         # issue 18
         (["inspect", "n=99999999999999; 0->1:param"],

@@ -9,6 +9,7 @@ from ..explain import to_record, to_report
 from ..formats import parse_architecture
 from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS, scale
 from ..scaling_rules import ABSOLUTE_RULES, ALIASES, RULES
+from ..space_names import RATE_RULE_NAMES, SPACE_NAMES
 from .main import UsageError, positive_float, positive_int
 
 
@@ -24,7 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="ARCH: a NAS-Bench-201 string (|nor_conv_3x3~0|+|...|), a paper code (2_02_002), "
         "a text graph (n=3; 0->1:param/1, 1->2:skip) or a path to a JSON graph.",
     )
-    p.add_argument("arch", metavar="ARCH")
+    p.add_argument("arch", metavar="ARCH", nargs="?", default=None)
+    p.add_argument("--space", choices=SPACE_NAMES, default=None,
+                   help="instead of ARCH: sample NNI's model space with --seed and explain the sampled model's rate")
+    p.add_argument("--seed", type=int, default=0, help="with --space: which sample (default 0)")
+    p.add_argument("--rate-rule", choices=RATE_RULE_NAMES, default="auto",
+                   help="with --space: the learning-rate rule (default auto: the space's evidence-backed rule)")
     p.add_argument("--preset", choices=RULE_CHOICES, default=None,
                    help="the rule (default paper; with --network: the evidence-backed rule for the init and "
                         "optimizer, nni_archscale/defaults.py); the rules beyond the paper need --network")
@@ -56,6 +62,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.space is not None:
+        if args.arch is not None:
+            raise UsageError("give either ARCH or --space NAME --seed N, not both")
+        return run_space(args)
+    if args.arch is None:
+        raise UsageError("inspect needs ARCH (a NAS-Bench-201 string, paper code, text graph or JSON file) or "
+                         "--space NAME --seed N")
+    if args.rate_rule != "auto":
+        raise UsageError("--rate-rule applies with --space (a whole model); for ARCH use --preset")
     graph, form = parse_architecture(args.arch, kernel_size=args.kernel_size or 1)
     if args.network:
         return run_network(args, graph, form)
@@ -169,3 +184,69 @@ def _explain_terms(rule: str, t: dict) -> str:
     return (f"{rule}: m(cell) / m(base) = sqrt(E[z_out^2] / base's) * Theta_h(base) / Theta_h = "
             f"sqrt({t['output_second_moment']:.4g} / {t['base_output_second_moment']:.4g}) * "
             f"{t['base_hidden_kernel']:.4g} / {t['hidden_kernel']:.4g}")
+
+
+def run_space(args: argparse.Namespace) -> int:
+    """``inspect --space NAME --seed N``: the sampled model's family, the rule applied and why, its rate against
+    the base rate and what the other rules would give, and any guard-rail report."""
+    import logging
+    import math
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("nni_archscale").setLevel(logging.ERROR)  # the notes are printed below
+    from ..nni_glue.adapters import network_family, prepare_candidate
+    from ..nni_glue.calibration import measurement_batch, space_reference
+    from ..nni_glue.spaces import sample_model
+    from ..torch_layer.data import load_dataset
+    from ..torch_layer.hook import HookConfig
+    from ..torch_layer.rate_rules import RATE_RULES
+
+    for flag in ("network", "init", "rule", "context", "per_edge", "kernel_size"):
+        if getattr(args, flag):
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply with --space")
+    base_lr = args.base_lr if args.base_lr is not None else 0.1
+    optimizer = args.optimizer or "sgd"
+    preset = args.preset or "paper"
+    if preset not in PRESETS:
+        raise UsageError(f"--preset with --space is an init preset: one of {', '.join(PRESETS)}")
+    data = load_dataset("digits")
+    batch = measurement_batch(data)
+    cfg = HookConfig(base_lr=base_lr, preset=preset, optimizer=optimizer, rate_rule=args.rate_rule)
+    reference = space_reference(args.space, data, cfg)
+    sample, model = sample_model(args.space, args.seed, data.num_classes, image_size=data.image_size)
+    rates = {}
+    for rule in RATE_RULES:
+        _, probe = sample_model(args.space, args.seed, data.num_classes, image_size=data.image_size)
+        p = prepare_candidate(probe, HookConfig(**{**cfg.to_dict(), "rate_rule": rule}), sample=sample,
+                              batch=batch, reference=reference)
+        rates[rule] = {"rate": p.learning_rate, "clamped": any(n.startswith("guard: parameter") or
+                                                               "clamped" in n for n in p.notes)}
+    prepared = prepare_candidate(model, cfg, sample=sample, batch=batch, reference=reference)
+    family = network_family(model, prepared.adapter)
+    record = {
+        "space": args.space, "seed": args.seed, "sample": sample, "adapter": prepared.adapter, "family": family,
+        "optimizer": optimizer, "preset": preset, "base_lr": base_lr,
+        "rate_rule": prepared.rate_rule,
+        "why": ("--rate-rule " + args.rate_rule) if args.rate_rule != "auto" else
+        f"the default for family {family} with {optimizer} (nni_archscale/defaults.py SPACE_RATE_RULES, decided by "
+        f"reports/spaces-maxlr/)",
+        "learning_rate": prepared.learning_rate,
+        "octaves_from_base": math.log2(prepared.learning_rate / base_lr),
+        "every_rule": rates, "notes": list(prepared.notes), "graph": prepared.summary(),
+    }
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    print(f"{args.space} sample {args.seed}: {len(sample)} choices; adapter {prepared.adapter}; family {family}")
+    print(f"rate rule: {prepared.rate_rule} ({record['why']})")
+    print(f"learning rate: {prepared.learning_rate:.4g} ({record['octaves_from_base']:+.2f} octaves from the base "
+          f"rate {base_lr:g}; {optimizer}, init preset {preset})")
+    print("what each rule gives this model:")
+    for rule, v in rates.items():
+        mark = "  <- applied" if rule == prepared.rate_rule else ""
+        print(f"  {rule:10s} {v['rate']:.4g}{' (clamped by the guard)' if v['clamped'] else ''}{mark}")
+    for note in prepared.notes:
+        print(f"note: {note}")
+    print(f"graph: {prepared.summary()}")
+    return 0

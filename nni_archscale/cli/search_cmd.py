@@ -26,14 +26,28 @@ def port_number(text: str) -> int:
     return value
 
 
+def space_arg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``: one constructor argument of the NNI model space (the value read as JSON when it is JSON:
+    ``width=16``, ``dataset="cifar"`` or ``dataset=cifar``, ``base_widths=[8,8,8,16,16,24,32,48,128]``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (a constructor argument of the space), got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..rules import PRESETS
+    from ..space_names import RATE_RULE_NAMES, SPACE_NAMES
 
     p = sub.add_parser(
         "search",
-        help="run an NNI NAS search (NAS-Bench-201 space) with fair, per-candidate training",
-        description="Runs a real NNI NasExperiment on the NAS-Bench-201 space sized to the data. Each candidate is "
-        "re-initialised and given its learning rate by the rule (base rate calibrated once and cached). With "
+        help="run an NNI NAS search (NAS-Bench-201, DARTS, mobile spaces...) with fair, per-candidate training",
+        description="Runs a real NNI NasExperiment on one of NNI's model spaces (--space, sized for a CPU by "
+        "default). Each candidate is re-initialised and given its learning rate by the space's evidence-backed "
+        "rule (--rate-rule; base rate calibrated once on the space's base network and cached). With "
         "--compare every candidate is also trained with one shared learning rate tuned on the base network by the "
         "same calibration (He init), same optimizer, schedule, epochs, data and seeds: the alternative a NAS user "
         "has (--compare nni-default: NNI's default recipe, Adam 1e-3). With --seeds N every arm trains each "
@@ -41,6 +55,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "arms' rankings and the tau between two seeds of one arm (the noise floor). "
         "Outputs: OUT/results.csv, OUT/summary.json, OUT/accuracy.png.",
     )
+    p.add_argument("--space", choices=SPACE_NAMES, default="nb201",
+                   help="NNI model space (nni.nas.hub.pytorch) to search (default nb201)")
+    p.add_argument("--space-arg", type=space_arg, action="append", default=[], metavar="KEY=VALUE",
+                   help="a constructor argument of the space, repeatable (e.g. --space-arg width=16 "
+                        "--space-arg num_cells=8 for darts)")
+    p.add_argument("--rate-rule", choices=RATE_RULE_NAMES, default="auto",
+                   help="learning-rate rule: auto (the default measured best for the space), graph (eq. 8/9 path "
+                        "counts), segmented, measured, shared (one rate)")
     p.add_argument("--dataset", choices=("digits", "cifar10", "cifar100", "imagenet16-120"), default="digits",
                    help="digits ships inside scikit-learn; the others are read from --data-dir (never downloaded)")
     p.add_argument("--data-dir", default=None, help="directory holding the extracted CIFAR / ImageNet16 files")
@@ -126,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         machines = resolve_machines(args.remote_host, args.remote_user, args.remote_port, args.remote_key,
                                     args.remote_python, args.machines)
     opts = SearchOptions(
+        space=args.space, space_options=dict(args.space_arg), rate_rule=args.rate_rule,
         dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, trials=args.trials, epochs=args.epochs,
         batch_size=args.batch_size, engine=engine, device=args.device, preset=args.preset, init=args.init,
         strategy=args.strategy, width=args.width, cells_per_stage=args.cells, out=args.out, compare=args.compare,

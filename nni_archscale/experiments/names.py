@@ -17,5 +17,4 @@ RECIPES = ("benchmark", "paper", "release", "exact", "mup")
 TOP_K = (100, 50, 25, 10)
 
 #: NNI model spaces the space learning-rate experiment can measure (:mod:`nni_archscale.experiments.space_maxlr`)
-SPACE_LR_SPACES = ("nb201", "nb101", "darts", "enas", "nasnet", "amoebanet", "pnas", "proxylessnas", "mobilenetv3",
-                   "shufflenet")
+from ..space_names import SPACE_NAMES as SPACE_LR_SPACES  # noqa: E402

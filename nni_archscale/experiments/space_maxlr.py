@@ -76,15 +76,16 @@ def predictions(name: str, sample: dict, model, batch, optimizer: str) -> dict[s
     from ..torch_layer.measured_rate import first_step_change
     from ..torch_layer.segments import segment_rate_factor
 
-    cfg = HookConfig(base_lr=1.0, preset="paper", optimizer=optimizer)
+    # the graph rules' own values (eq. 8/9), before the hook's 4-octave guard would clamp them
+    cfg = HookConfig(base_lr=1.0, preset="paper", optimizer=optimizer, rate_rule="graph")
     probe = copy.deepcopy(model)
     out = {"shared": 1.0,
-           "paper-whole": prepare_candidate(probe, cfg, sample={}, adapter="fx").learning_rate,
+           "paper-whole": prepare_candidate(probe, cfg, sample={}, adapter="fx").scaling.learning_rate.value,
            "segmented": segment_rate_factor(model),
            "measured": 1.0 / first_step_change(model, batch[0], batch[1], optimizer)}
     if name == "nb201":
         out["paper-cell"] = prepare_candidate(copy.deepcopy(model), cfg, sample=sample,
-                                              adapter="nb201-sample").learning_rate
+                                              adapter="nb201-sample").scaling.learning_rate.value
     return out
 
 
@@ -237,7 +238,8 @@ def _initialised_with(name: str, seed: int, init_seed: int, config: Config, num_
     from ..torch_layer.hook import HookConfig
 
     sample, model = sample_model(name, seed, num_classes, **config.space_options.get(name, {}))
-    prepare_candidate(model, HookConfig(base_lr=1.0, preset="paper"), sample=sample if name == "nb201" else {},
+    prepare_candidate(model, HookConfig(base_lr=1.0, preset="paper", rate_rule="shared"),
+                      sample=sample if name == "nb201" else {},
                       adapter="nb201-sample" if name == "nb201" else "fx",
                       generator=torch.Generator().manual_seed(init_seed))
     return sample, model

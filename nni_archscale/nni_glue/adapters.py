@@ -41,7 +41,8 @@ from ..graph import ArchGraph, Edge, EdgeKind
 from ..planner import nb201_cell_indices, nb201_edge_module
 from ..run_errors import ExtractionError
 from ..torch_layer.fx_extract import extract_graph, strip_readout
-from ..torch_layer.hook import HookConfig, Prepared, prepare_graph, prepare_nb201
+from ..torch_layer.hook import HookConfig, Prepared, apply_rate_rule, prepare_graph, prepare_nb201
+from ..torch_layer.rate_rules import Reference, has_normalisation
 
 log = logging.getLogger("nni_archscale")
 
@@ -249,12 +250,18 @@ def graph_from_model(model: nn.Module) -> tuple[ArchGraph, str | None]:
 
 
 def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str, Any] | None = None,
-                      adapter: str = "auto", generator=None, label: str = "cell") -> Prepared:
-    """Pick the adapter, re-initialise ``model`` and build its param groups; log adapter and graph summary.
+                      adapter: str = "auto", generator=None, label: str = "cell", batch=None,
+                      reference: Reference | None = None) -> Prepared:
+    """Pick the adapter, re-initialise ``model``, set its rates by the rate rule and build its param groups; log
+    adapter and graph summary.
 
     ``sample`` defaults to the running trial's sample. ``adapter``: ``auto`` (NasBench201 sample when the sample
     is one; else, for a frozen NNI NasBench201 model, the sample recovered from the model, recorded as
     ``nb201-model``; else fx), ``nb201-sample`` (without a sample, the one recovered from the model) or ``fx``.
+    The rate rule is ``config.rate_rule``; ``auto`` takes the evidence-backed default for the network's family
+    (:func:`network_family`, :func:`nni_archscale.defaults.default_rate_rule`). The ``measured`` rule needs
+    ``batch`` (``(x, y)``, a training batch) and ``reference`` (the base network's
+    :func:`~nni_archscale.torch_layer.rate_rules.reference_of`); ``segmented`` needs ``reference``.
     Raises :class:`~nni_archscale.errors.NoPathError` for a candidate without an input-output path.
     """
     if sample is None and adapter != "fx":
@@ -281,5 +288,34 @@ def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str,
         prepared = prepare_graph(model, graph, config, "dag", readout, generator, adapter)
     else:
         raise ExtractionError(f"unknown adapter {adapter!r}; use auto, nb201-sample or fx")
+    rule = resolve_rate_rule(config, network_family(model, name))
+    apply_rate_rule(prepared, model, rule, reference, batch, explicit=config.rate_rule != "auto")
     log.info("archscale: %s", prepared.summary())
     return prepared
+
+
+#: NNI hub model spaces -> the family whose measurement decides their default rate rule (reports/spaces-maxlr/)
+SPACE_FAMILIES = {"NasBench201": "nb201", "NasBench101": "cells", "DARTS": "cells", "ENAS": "cells",
+                  "NASNet": "cells", "AmoebaNet": "cells", "PNAS": "cells", "NDS": "cells",
+                  "ProxylessNAS": "mobile", "MobileNetV3Space": "mobile", "ShuffleNetSpace": "mobile"}
+
+
+def network_family(model: nn.Module, adapter: str | None = None) -> str:
+    """``nb201`` (NNI's NasBench201, by sample or model), ``cells`` (the NAS cell spaces with batch norm, and any
+    other model with normalisation layers), ``mobile`` (ProxylessNAS, MobileNetV3Space, ShuffleNetSpace) or
+    ``plain`` (no normalisation: the paper's setting, where the graph rule is exact)."""
+    if adapter in ("nb201-sample", "nb201-model"):
+        return "nb201"
+    for cls in type(model).__mro__:
+        if cls.__name__ in SPACE_FAMILIES:
+            return SPACE_FAMILIES[cls.__name__]
+    return "cells" if has_normalisation(model) else "plain"
+
+
+def resolve_rate_rule(config: HookConfig, family: str) -> str:
+    """The rate rule a candidate of ``family`` trains with: ``config.rate_rule``, or its family's default."""
+    if config.rate_rule != "auto":
+        return config.rate_rule
+    from ..defaults import default_rate_rule
+
+    return default_rate_rule(family, config.optimizer)

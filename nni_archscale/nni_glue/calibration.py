@@ -1,6 +1,11 @@
-"""``archscale calibrate`` for NNI's NAS-Bench-201 space: the base network is the NasBench201 macro network whose
-cell is one skip edge from input to output (one path, no conv: sum_p L_p^3 = 1, the rule's base), trained
-briefly at every rate of a log grid with the same optimizer settings the search uses."""
+"""``archscale calibrate``: the base rate ``c`` of a model space, found by training its base network briefly at
+every rate of a log grid with the same optimizer settings the search uses.
+
+The base network: for NAS-Bench-201, the NasBench201 macro network whose cell is one skip edge from input to
+output (one path, no conv: sum_p L_p^3 = 1, the rule's base); for the other NNI spaces
+(:mod:`.spaces`), the space's sample of seed 0 (a fixed, ordinary member of the space: these spaces have no
+network that the graph maths singles out). The measured and segmented rules compare every candidate with this
+same base network (:func:`space_reference`)."""
 
 from __future__ import annotations
 
@@ -52,18 +57,67 @@ def build_nb201(width: int, cells_per_stage: int, num_classes: int, sample: dict
         return space.freeze(sample)
 
 
-def calibrate_nb201(dataset: str = "digits", data_dir: str | None = None, width: int = 8, cells_per_stage: int = 1,
-                    optimizer: str = "sgd", batch_size: int = 128, preset: str = "paper", epochs: int = 1,
-                    steps: int | None = None, low: float = 1e-3, high: float = 10.0, points: int = 9,
-                    seed: int = 0, device: str | None = None, limit: int | None = None,
-                    cache_path: str | Path | None = None, refresh: bool = False, progress=None,
-                    report=print, momentum: float = 0.9, weight_decay: float = 5e-4) -> Calibration:
-    """Find (or read from the cache) the base rate ``c`` for the NB201 space on ``dataset``: the coarse grid
-    ``low..high`` in ``points`` rates, refined to a quarter octave (:func:`~..torch_layer.calibrate.refine_rate`).
-    With ``preset="standard"`` (He init, one rate for all) this is the *shared rate* a user would tune on the
-    base network: the baseline of ``archscale search --compare shared-rate``."""
+def space_name(space: str, width: int = 8, cells_per_stage: int = 1, options: dict | None = None) -> str:
+    """The name a space's calibration is filed under (its size is part of it)."""
+    if space == "nb201" and not options:
+        return nb201_space_name(width, cells_per_stage)
+    opts = ",".join(f"{k}={v}" for k, v in sorted((options or {}).items()))
+    return f"{space}({opts})" if opts else space
+
+
+def base_network(space: str, num_classes: int, width: int = 8, cells_per_stage: int = 1,
+                 options: dict | None = None) -> tuple[dict, torch.nn.Module]:
+    """``(sample, model)`` of the space's base network (see the module docstring)."""
+    if space == "nb201" and not options:
+        return dict(BASE_SAMPLE), build_nb201(width, cells_per_stage, num_classes, BASE_SAMPLE)
+    from .spaces import sample_model
+
+    if space == "nb201":
+        return dict(BASE_SAMPLE), build_nb201(options.get("stem_out_channels", width),
+                                              options.get("num_modules_per_stack", cells_per_stage), num_classes,
+                                              BASE_SAMPLE)
+    return sample_model(space, 0, num_classes, **(options or {}))
+
+
+def measurement_batch(data, seed: int = 0, size: int = 64):
+    """The fixed training batch the measured rule uses (base network and every candidate alike)."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data.train), generator=gen)[: min(size, len(data.train))]
+    return data.train.batch(idx.to(data.train.y.device))
+
+
+def space_reference(space: str, data, config: HookConfig, width: int = 8, cells_per_stage: int = 1,
+                    options: dict | None = None, seed: int = 0):
+    """The base network's :class:`~..torch_layer.rate_rules.Reference` (its first-step change on the measurement
+    batch and its segment factor), initialised by ``config``'s preset as every candidate is."""
+    from ..torch_layer.rate_rules import reference_of
+    from .adapters import prepare_candidate
+
+    sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
+    model.to(data.train.y.device)
+    base_cfg = HookConfig(**{**config.to_dict(), "base_lr": 1.0, "rate_rule": "shared"})
+    prepare_candidate(model, base_cfg, sample=sample if space == "nb201" else {},
+                      adapter="nb201-sample" if space == "nb201" else "fx",
+                      generator=torch.Generator().manual_seed(seed))
+    return reference_of(model, measurement_batch(data, seed), config.optimizer)
+
+
+def calibrate_space(space: str = "nb201", dataset: str = "digits", data_dir: str | None = None, width: int = 8,
+                    cells_per_stage: int = 1, optimizer: str = "sgd", batch_size: int = 128, preset: str = "paper",
+                    epochs: int = 1, steps: int | None = None, low: float = 1e-3, high: float = 10.0,
+                    points: int = 9, seed: int = 0, device: str | None = None, limit: int | None = None,
+                    cache_path: str | Path | None = None, refresh: bool = False, progress=None, report=print,
+                    momentum: float = 0.9, weight_decay: float = 5e-4, options: dict | None = None) -> Calibration:
+    """Find (or read from the cache) the base rate ``c`` of ``space`` on ``dataset``: the base network
+    (:func:`base_network`) initialised by ``preset``, one rate for all its parameters, the coarse grid
+    ``low..high`` in ``points`` rates refined to a quarter octave (:func:`~..torch_layer.calibrate.refine_rate`).
+    With ``preset="standard"`` (He init) this is the *shared rate* a user would tune on the base network: the
+    baseline of ``archscale search --compare shared-rate``."""
+    from .adapters import prepare_candidate
+
     cache = CalibrationCache(cache_path or default_cache_path())
-    key = CalibrationCache.key(nb201_space_name(width, cells_per_stage), dataset, optimizer, batch_size, preset)
+    key = CalibrationCache.key(space_name(space, width, cells_per_stage, options), dataset, optimizer, batch_size,
+                               preset)
     recipe = {"preset": preset, "epochs": epochs, "steps": steps, "grid": log_grid(low, high, points),
               "seed": seed, "limit": limit, "momentum": momentum, "weight_decay": weight_decay,
               "criterion": "largest rate within 2% of the lowest final training loss",
@@ -84,15 +138,15 @@ def calibrate_nb201(dataset: str = "digits", data_dir: str | None = None, width:
             return cal
     dev = pick_device(device)
     data = load_dataset(dataset, data_dir, limit, seed).to(dev)
-    cell = from_nb201(BASE_CELL)
 
     def train_one(lr: float):
         torch.manual_seed(seed)
-        model = build_nb201(width, cells_per_stage, data.num_classes, BASE_SAMPLE)
+        sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
         cfg = HookConfig(base_lr=lr, preset=preset, optimizer=optimizer, momentum=momentum,
-                         weight_decay=weight_decay, scheduler="none")
-        prepared = prepare_nb201(model, cell, cells_per_stage, cfg, torch.Generator().manual_seed(seed),
-                                 adapter="nb201-base")
+                         weight_decay=weight_decay, scheduler="none", rate_rule="shared")
+        prepared = prepare_candidate(model, cfg, sample=sample if space == "nb201" else {},
+                                     adapter="nb201-sample" if space == "nb201" else "fx",
+                                     generator=torch.Generator().manual_seed(seed))
         model.to(dev)
         losses: list[float] = []
         result = train_classifier(model, data.train, None, prepared.make_optimizer(), epochs=epochs,
@@ -103,9 +157,20 @@ def calibrate_nb201(dataset: str = "digits", data_dir: str | None = None, width:
     import time
 
     t0 = time.perf_counter()
-    grid = recipe["grid"]
-    found = refine_rate(train_one, grid, progress=progress)
+    found = refine_rate(train_one, recipe["grid"], progress=progress)
     cal = Calibration(key, found.rate, recipe, found.losses, time.perf_counter() - t0,
                       resolution_octaves=found.resolution_octaves, widened=found.widened)
     cache.put(cal)
     return cal
+
+
+def calibrate_nb201(dataset: str = "digits", data_dir: str | None = None, width: int = 8, cells_per_stage: int = 1,
+                    optimizer: str = "sgd", batch_size: int = 128, preset: str = "paper", epochs: int = 1,
+                    steps: int | None = None, low: float = 1e-3, high: float = 10.0, points: int = 9,
+                    seed: int = 0, device: str | None = None, limit: int | None = None,
+                    cache_path: str | Path | None = None, refresh: bool = False, progress=None,
+                    report=print, momentum: float = 0.9, weight_decay: float = 5e-4) -> Calibration:
+    """:func:`calibrate_space` for NNI's NAS-Bench-201 space at width ``width`` and ``cells_per_stage``."""
+    return calibrate_space("nb201", dataset, data_dir, width, cells_per_stage, optimizer, batch_size, preset, epochs,
+                           steps, low, high, points, seed, device, limit, cache_path, refresh, progress, report,
+                           momentum, weight_decay)

@@ -24,14 +24,14 @@ from pathlib import Path
 
 from ..results import BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, prepare_out_dir, read_records, write_outputs
 from ..run_errors import SearchError
-from .calibration import bar_progress, calibrate_nb201, nb201_space_name
+from .calibration import bar_progress, calibrate_space, space_name, space_reference
 from .training_service import experiment_config, trial_code_directory
 
 ENGINES = ("sequential", "ts")
 STRATEGIES = ("evolution", "random", "tpe")
 RUN_FILE = "run.json"
 #: options that define a run: resuming with any of them changed would mix two experiments
-_IDENTITY = ("dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "preset", "strategy", "width",
+_IDENTITY = ("space", "space_options", "rate_rule", "dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "preset", "strategy", "width",
              "cells_per_stage", "compare", "seed", "base_lr", "optimizer", "engine", "init", "momentum",
              "weight_decay", "scheduler", "seeds", "shared_lr")
 #: the comparisons ``compare`` may name (the trial's baseline arms)
@@ -44,6 +44,12 @@ class SearchInterrupted(KeyboardInterrupt):
 
 @dataclass
 class SearchOptions:
+    #: the NNI model space (nni_glue.spaces.SPACE_NAMES); nb201 takes width and cells_per_stage
+    space: str = "nb201"
+    #: the space's own constructor arguments (overriding nni_glue.spaces' CPU-size defaults)
+    space_options: dict = field(default_factory=dict)
+    #: the learning-rate rule: auto (the evidence-backed default for the space), graph, segmented, measured, shared
+    rate_rule: str = "auto"
     dataset: str = "digits"
     data_dir: str | None = None
     limit: int | None = None
@@ -222,11 +228,19 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         raise SearchError(f"unknown comparison {opts.compare!r}; use one of {', '.join(COMPARISONS)}")
     if opts.seeds < 1:
         raise SearchError(f"seeds must be at least 1, got {opts.seeds}")
+    from .spaces import SPACE_NAMES
+
+    if opts.space not in SPACE_NAMES:
+        raise SearchError(f"unknown space {opts.space!r}; use one of {', '.join(SPACE_NAMES)}")
+    if opts.strategy == "tpe" and opts.space != "nb201":
+        raise SearchError(f"NNI's TPE cannot search {opts.space} (it fails on spaces with InputChoice or "
+                          f"mutable widths); use --strategy evolution or random")
     out = prepare_out_dir(opts.out)
     identity = {k: getattr(opts, k) for k in _IDENTITY}
     _check_out_dir(out, identity, opts.resume)
 
     from ..torch_layer.data import load_dataset
+    from ..torch_layer.hook import HookConfig
     from ..torch_layer.train import pick_device
 
     remote = opts.training_service != "local"
@@ -247,11 +261,12 @@ def run_search(opts: SearchOptions, report=print) -> dict:
 
         bar = tqdm(total=opts.calibration_points, desc=what, unit="lr", disable=not opts.progress)
         try:
-            return calibrate_nb201(opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage, opts.optimizer,
-                                   opts.batch_size, preset, seed=opts.seed, device=None if remote else opts.device,
-                                   limit=opts.limit, points=opts.calibration_points, cache_path=opts.cache_path,
-                                   report=report, momentum=opts.momentum, weight_decay=opts.weight_decay,
-                                   progress=bar_progress(bar))
+            return calibrate_space(opts.space, opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage,
+                                   opts.optimizer, opts.batch_size, preset, seed=opts.seed,
+                                   device=None if remote else opts.device, limit=opts.limit,
+                                   points=opts.calibration_points, cache_path=opts.cache_path, report=report,
+                                   momentum=opts.momentum, weight_decay=opts.weight_decay,
+                                   progress=bar_progress(bar), options=opts.space_options or None)
         finally:
             bar.close()
 
@@ -285,12 +300,15 @@ def run_search(opts: SearchOptions, report=print) -> dict:
                                                   "shared_lr": shared_lr, "calibration": calibration}, indent=2)
                       + "\n")
     hook = {"base_lr": base_lr, "preset": opts.preset, "init": opts.init, "optimizer": opts.optimizer,
-            "momentum": opts.momentum,
+            "momentum": opts.momentum, "rate_rule": opts.rate_rule,
             "weight_decay": opts.weight_decay, "scheduler": opts.scheduler}
+    # the base network's measurements, for the measured and segmented rules (cheap: one step on one batch)
+    reference = space_reference(opts.space, data, HookConfig(**hook), opts.width, opts.cells_per_stage,
+                                opts.space_options or None, opts.seed).to_dict()
     data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None  # trials run elsewhere
     trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": data_dir, "limit": opts.limit,
                  "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": device,
-                 "hook": hook, "compare": opts.compare, "shared_lr": shared_lr, "seeds": opts.seeds,
+                 "hook": hook, "reference": reference, "compare": opts.compare, "shared_lr": shared_lr, "seeds": opts.seeds,
                  "resume": True, "run_id": run_id,
                  "threads": opts.threads}
     if opts.resume:
@@ -305,12 +323,14 @@ def run_search(opts: SearchOptions, report=print) -> dict:
             warnings.simplefilter("ignore")
             from nni.nas.evaluator import FunctionalEvaluator
             from nni.nas.experiment import NasExperiment
-            from nni.nas.hub.pytorch import NasBench201
-
+            from .spaces import build_space
             from .trial import search_trial
 
-            space = NasBench201(stem_out_channels=opts.width, num_modules_per_stack=opts.cells_per_stage,
-                                num_labels=data.num_classes)
+            overrides = dict(opts.space_options)
+            if opts.space == "nb201":
+                overrides = {"stem_out_channels": opts.width, "num_modules_per_stack": opts.cells_per_stage,
+                             **overrides}
+            space = build_space(opts.space, data.num_classes, image_size=data.image_size, **overrides)
             evaluator = FunctionalEvaluator(search_trial, config=trial_cfg)
             strategy = _strategy(opts.strategy, opts.trials, opts.seed)
             config = experiment_config(opts.engine, opts.training_service, opts.trials, opts.concurrency, device,
@@ -342,7 +362,8 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     finally:
         code_dir.__exit__(None, None, None)
     seconds = time.perf_counter() - t0
-    meta = {"space": nb201_space_name(opts.width, opts.cells_per_stage), "dataset": opts.dataset,
+    meta = {"space": space_name(opts.space, opts.width, opts.cells_per_stage, opts.space_options or None),
+            "rate_rule": opts.rate_rule, "reference": reference, "dataset": opts.dataset,
             "engine": opts.engine, "training_service": opts.training_service if opts.engine == "ts" else None,
             "concurrency": opts.concurrency, "strategy": opts.strategy, "preset": opts.preset, "init": opts.init,
             "trials": opts.trials,

@@ -24,8 +24,7 @@ from ..errors import ArchScaleError
 
 __all__ = ["SPACE_NAMES", "SPACES", "SpaceSpec", "SampleRejected", "build_space", "sample_model"]
 
-SPACE_NAMES = ("nb201", "nb101", "darts", "enas", "nasnet", "amoebanet", "pnas", "proxylessnas", "mobilenetv3",
-               "shufflenet")
+from ..space_names import SPACE_NAMES  # noqa: E402  (one list, also read by the CLI without importing torch)
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,11 @@ from ..formats import to_nb201
 from ..results import BASELINE_DESCRIPTIONS, OURS, RECORDS, START_MODE, append_record, read_records
 from ..torch_layer.data import load_dataset
 from ..torch_layer.hook import HookConfig
+from ..torch_layer.rate_rules import Reference
 from ..torch_layer.param_groups import build_param_groups, make_optimizer, make_scheduler
 from ..torch_layer.train import TrainResult, is_oom, pick_device, train_classifier
 from .adapters import graph_from_nb201_sample, is_nb201_sample, prepare_candidate
+from .calibration import measurement_batch
 
 log = logging.getLogger("nni_archscale")
 
@@ -116,8 +118,8 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
         torch.set_num_threads(int(cfg["threads"]))
     data = load_dataset(cfg.get("dataset", "digits"), cfg.get("data_dir"), cfg.get("limit"),
                         int(cfg.get("seed", 0))).to(device)
-    epochs, batch = int(cfg.get("epochs", 1)), int(cfg.get("batch_size", 128))
-    steps_total = epochs * -(-len(data.train) // batch)
+    epochs, batch_size = int(cfg.get("epochs", 1)), int(cfg.get("batch_size", 128))
+    steps_total = epochs * -(-len(data.train) // batch_size)
     chance = 1.0 / data.num_classes
     pristine = copy.deepcopy(model)  # every arm and seed starts from the network NNI built
     records: list[dict] = []
@@ -126,7 +128,14 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
     if baseline == "shared-rate":
         # He's init and one rate: the "standard" preset at the tuned shared rate, same optimizer and schedule
         arms[baseline] = HookConfig(**{**hook.to_dict(), "preset": "standard", "init": "rule",
-                                       "base_lr": float(cfg["shared_lr"])})
+                                       "base_lr": float(cfg["shared_lr"]), "rate_rule": "shared"})
+    # the base network's measurements (the measured and segmented rules) and the batch the measured rule uses,
+    # on the CPU where the hook runs (the model moves to the device after it is prepared)
+    reference = Reference.from_dict(cfg.get("reference"))
+    measure_batch = None
+    if reference is not None and reference.change is not None:
+        measure_batch = measurement_batch(load_dataset(cfg.get("dataset", "digits"), cfg.get("data_dir"), cfg.get("limit"),
+                                               int(cfg.get("seed", 0))), int(cfg.get("seed", 0)))
 
     for mode in modes:
         for replica in range(replicas):
@@ -145,10 +154,10 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
                 cb = lambda e, m: report_intermediate(m.get("val_acc", 0.0))  # noqa: E731
             if mode == "nni-default":
                 _reset_default_init(net, seed, replica)
-                rec = _train_default(net, data, device, epochs, batch, seed, cfg, arch, extra)
+                rec = _train_default(net, data, device, epochs, batch_size, seed, cfg, arch, extra)
             else:
-                rec = _train_prepared(net, sample, arms[mode], data, device, epochs, batch, seed, steps_total,
-                                      cfg, arch, mode, extra, chance, cb)
+                rec = _train_prepared(net, sample, arms[mode], data, device, epochs, batch_size, seed, steps_total,
+                                      cfg, arch, mode, extra, chance, cb, reference, measure_batch)
             append_record(records_path, rec)
             records.append(rec)
     return records
@@ -166,18 +175,20 @@ def _reset_default_init(model: torch.nn.Module, seed: int, replica: int) -> None
 
 
 def _train_prepared(model, sample, hook: HookConfig, data, device, epochs, batch, seed, steps_total, cfg, arch,
-                    mode, extra, chance, on_epoch) -> dict:
+                    mode, extra, chance, on_epoch, reference=None, measure_batch=None) -> dict:
     """Re-initialise ``model`` and set its rates by ``hook`` (the rule, or the shared-rate baseline), train it,
     and return its record."""
     gen = torch.Generator().manual_seed(seed)
     try:
-        prepared = prepare_candidate(model, hook, sample=sample, generator=gen)
+        prepared = prepare_candidate(model, hook, sample=sample, generator=gen, batch=measure_batch,
+                                     reference=reference)
     except NoPathError as exc:
         return _record(cfg, arch, mode, None, "no-path", chance, {**extra, "message": str(exc)})
     s = prepared.scaling
     extra = dict(extra, learning_rate=prepared.learning_rate, num_paths=s.num_paths,
                  depth_power_sum=s.learning_rate.depth_power_sum, hook_ms=round(prepared.seconds * 1e3, 3),
                  adapter=prepared.adapter, graph=prepared.graph.to_text(), hook_summary=prepared.summary(),
+                 rate_rule=prepared.rate_rule, notes=list(prepared.notes),
                  groups=[{"name": g["name"], "lr": g["lr"], "weight_decay": g["weight_decay"]}
                          for g in prepared.groups])
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -20,6 +21,9 @@ from ..errors import RuleError
 from .apply import InitReport, apply_init
 from .node_scales import apply_output_scales
 from .param_groups import OPTIMIZERS, build_param_groups, make_optimizer, make_scheduler
+from .rate_rules import RATE_RULES, Reference, clamp_octaves, rule_rate, unmodelled_layers
+
+log = logging.getLogger("nni_archscale")
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,14 @@ class HookConfig:
     per_edge: bool = False
     #: "rule": the preset's init; "exact": plus fixed node-sum scalars keeping every node's scale (NB201 cells)
     init: str = "rule"
+    #: the learning-rate rule (torch_layer.rate_rules): "auto" (the evidence-backed default for the network's
+    #: family, nni_archscale.defaults.default_rate_rule), "graph" (eq. 8/9 path counts), "segmented",
+    #: "measured" or "shared"
+    rate_rule: str = "auto"
 
     def __post_init__(self):
+        if self.rate_rule not in ("auto", *RATE_RULES):
+            raise RuleError(f"unknown rate rule {self.rate_rule!r}; use auto or one of {', '.join(RATE_RULES)}")
         if self.init not in ("rule", "exact"):
             raise RuleError(f"unknown init {self.init!r}; use 'rule' (the preset's) or 'exact'")
         if self.preset not in PRESETS:
@@ -64,10 +74,13 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     #: forward hooks this preparation registered (the exact init's node-sum scalars); ``.remove()`` undoes them
     hooks: list = field(default_factory=list)
+    #: the rate rule applied (:func:`apply_rate_rule`), and its global rate when it is not the graph's
+    rate_rule: str = "graph"
+    rate: float | None = None
 
     @property
     def learning_rate(self) -> float:
-        return self.scaling.learning_rate.value
+        return self.rate if self.rate is not None else self.scaling.learning_rate.value
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         return make_optimizer(self.config.optimizer, self.groups, self.config.momentum, self.config.nesterov)
@@ -80,7 +93,8 @@ class Prepared:
         return (
             f"adapter={self.adapter}; graph: {self.graph.num_nodes} nodes, {len(self.graph.active_edges)} active "
             f"edges, {len(self.graph.parameterised_edges)} parameterised, {s.num_paths} paths, "
-            f"sum L_p^3={s.learning_rate.depth_power_sum}; preset={s.preset}; lr={self.learning_rate:.6g} "
+            f"sum L_p^3={s.learning_rate.depth_power_sum}; preset={s.preset}; rate rule={self.rate_rule}; "
+            f"lr={self.learning_rate:.6g} "
             f"({len(self.groups)} param group(s)); {self.init.summary()}; hook {self.seconds * 1e3:.2f} ms"
         )
 
@@ -123,3 +137,49 @@ def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, contex
     plan = graph_plan(graph, config.preset, context, readout_module)
     rates = module_rates(graph, scaling.edge_learning_rates) if config.per_edge else {}
     return _finish(model, graph, scaling, plan, config, adapter, generator, t0, rates)
+
+
+def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: Reference | None = None,
+                    batch=None, explicit: bool = True) -> Prepared:
+    """Set the rates ``rule`` gives (see :mod:`.rate_rules`) on a prepared candidate, with the guard rails: a
+    rate more than ``MAX_OCTAVES`` from the base rate is clamped, and it and any layer the extractor cannot
+    model are reported (``prepared.notes`` and a log warning naming the layer or parameter group).
+
+    A rule chosen by default (``explicit=False``) that lacks what it needs (the measured rule without a batch
+    or a reference, the segmented rule without a reference) falls back to one shared rate, with a note saying
+    what to pass; a rule the user named raises instead."""
+    t0 = time.perf_counter()
+    cfg = prepared.config
+    notes: list[str] = []
+    missing = (rule in ("measured", "segmented") and reference is None) or (rule == "measured" and batch is None)
+    if missing and not explicit:
+        notes.append(f"rate rule {rule} (this network's default) needs the base network's reference"
+                     f"{' and a training batch' if rule == 'measured' else ''} (prepare_candidate(..., "
+                     f"reference=rate_rules.reference_of(base_model, batch, optimizer), batch=(x, y))); trained "
+                     f"with the shared base rate {cfg.base_lr:g} instead")
+        rule = "shared"
+    if rule == "graph":
+        for g in prepared.groups:
+            lr, note = clamp_octaves(g["lr"], cfg.base_lr, f"parameter group {g.get('name', '?')}")
+            if note:
+                g["lr"] = lr
+                notes.append(note)
+        if notes and len({g["lr"] for g in prepared.groups}) == 1:
+            prepared.rate = prepared.groups[0]["lr"]
+    else:
+        rate = rule_rate(rule, model, cfg.base_lr, reference, batch, cfg.optimizer)
+        rate, note = clamp_octaves(rate, cfg.base_lr, f"{type(model).__name__} (all parameters)")
+        notes += [note] if note else []
+        prepared.groups = build_param_groups(model, rate, None, cfg.weight_decay)
+        prepared.rate = rate
+    layers = unmodelled_layers(model)
+    if layers:
+        shown = ", ".join(layers[:6]) + (f" and {len(layers) - 6} more" if len(layers) > 6 else "")
+        notes.append(f"guard: layers the graph extractor does not model (their weights follow the network's "
+                     f"rate, no path counts them): {shown}")
+    for note in notes:
+        log.warning("archscale: %s", note)
+    prepared.notes.extend(notes)
+    prepared.rate_rule = rule
+    prepared.seconds += time.perf_counter() - t0
+    return prepared

@@ -1,0 +1,7 @@
+"""Names the command line offers before anything heavy is imported (no torch, no NNI): NNI's model spaces that
+``archscale search --space`` and ``archscale inspect --space`` build (:mod:`nni_archscale.nni_glue.spaces`), and
+the learning-rate rules (:mod:`nni_archscale.torch_layer.rate_rules`)."""
+
+SPACE_NAMES = ("nb201", "nb101", "darts", "enas", "nasnet", "amoebanet", "pnas", "proxylessnas", "mobilenetv3",
+               "shufflenet")
+RATE_RULE_NAMES = ("auto", "graph", "segmented", "measured", "shared")

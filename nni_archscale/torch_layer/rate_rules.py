@@ -1,0 +1,113 @@
+"""Which learning-rate rule a prepared candidate trains with, and the guard rails around it.
+
+The hook first initialises the candidate and computes the graph rule (eq. 8/9 via :mod:`nni_archscale.rules`).
+A *rate rule* then decides the rate actually applied:
+
+* ``graph``: the preset's path-count rule on the adapter's graph (eq. 8/9; per edge with ``per_edge``): exact
+  where the paper's assumptions hold (Linear/Conv + ReLU edges, no normalisation);
+* ``segmented``: eq. 8/9 inside the blocks normalisation layers delimit (:mod:`.segments`), relative to the
+  base network: ``base_lr · f(candidate) / f(base)``;
+* ``measured``: the first step's change of the readout's input, relative to the base network's
+  (:mod:`.measured_rate`): ``base_lr · m_base / m``; needs a batch;
+* ``shared``: ``base_lr`` for every candidate (one rate, tuned once on the base network).
+
+Which one is the default for which network is decided by measurement (``reports/spaces-maxlr/``), not here:
+see :mod:`nni_archscale.defaults`. Guard rails: a rate more than :data:`MAX_OCTAVES` octaves from the base rate
+is clamped to that bound and reported (with the parameter group it hit); parameterised modules the graph
+extractor cannot model (anything owning parameters that is not Linear, Conv or a normalisation layer) are
+reported by name. Nothing is applied silently: every report is a note on the preparation and a log warning.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import RuleError
+from .measured_rate import first_step_change
+from .segments import segment_rate_factor
+
+from ..space_names import RATE_RULE_NAMES  # noqa: E402
+
+RATE_RULES = RATE_RULE_NAMES[1:]  # "auto" is resolved by the caller (nni_glue.adapters.resolve_rate_rule)
+#: a rate further than this from the base rate (in octaves, either way) is clamped and reported
+MAX_OCTAVES = 4.0
+
+_MODELLED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+             nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the rules compare a candidate with: the base network's measurements (JSON-able floats, so a
+    reference travels to NNI trials in their configuration)."""
+
+    optimizer: str
+    change: float | None = None          # first_step_change of the base network (the measured rule)
+    segment_factor: float | None = None  # segment_rate_factor of the base network (the segmented rule)
+
+    def to_dict(self) -> dict:
+        return {"optimizer": self.optimizer, "change": self.change, "segment_factor": self.segment_factor}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Reference | None":
+        return None if d is None else cls(d["optimizer"], d.get("change"), d.get("segment_factor"))
+
+
+def reference_of(base_model: nn.Module, batch, optimizer: str) -> Reference:
+    """Measure the base network (initialised as the candidates will be) once: its segment factor, and its
+    first-step change on ``batch`` (``(x, y)``) when a batch is given."""
+    change = first_step_change(base_model, batch[0], batch[1], optimizer) if batch is not None else None
+    return Reference(optimizer, change, segment_rate_factor(base_model))
+
+
+def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference | None = None, batch=None,
+              optimizer: str = "sgd") -> float:
+    """The global rate ``rule`` gives ``model`` (not for ``graph``, whose rates come from the graph)."""
+    if rule == "shared":
+        return base_lr
+    if rule not in ("segmented", "measured"):
+        raise RuleError(f"unknown rate rule {rule!r}; use one of {', '.join(RATE_RULES)}")
+    if reference is None:
+        raise RuleError(f"the {rule} rule compares the candidate with the base network: pass reference= "
+                        f"(torch_layer.rate_rules.reference_of(base_model, batch, optimizer))")
+    if rule == "segmented":
+        if reference.segment_factor is None:
+            raise RuleError("the reference has no segment factor; build it with reference_of(...)")
+        return base_lr * segment_rate_factor(model) / reference.segment_factor
+    if batch is None or reference.change is None:
+        raise RuleError("the measured rule needs a training batch (batch=(x, y)) and a reference measured on a "
+                        "batch; pass both, or use rate rule 'shared' or 'graph'")
+    if reference.optimizer != optimizer:
+        raise RuleError(f"the reference was measured for {reference.optimizer}, the candidate trains with "
+                        f"{optimizer}; measure the reference with the same optimizer")
+    return base_lr * reference.change / first_step_change(model, batch[0], batch[1], optimizer)
+
+
+def clamp_octaves(rate: float, base_lr: float, where: str) -> tuple[float, str | None]:
+    """``rate`` within :data:`MAX_OCTAVES` of ``base_lr``; the note says what was clamped, or None."""
+    octaves = math.log2(rate / base_lr)
+    if abs(octaves) <= MAX_OCTAVES:
+        return rate, None
+    bound = base_lr * 2.0 ** math.copysign(MAX_OCTAVES, octaves)
+    return bound, (f"guard: {where}: the rule gave {rate:.4g}, {octaves:+.1f} octaves from the base rate "
+                   f"{base_lr:.4g}; clamped to {bound:.4g} ({MAX_OCTAVES:g} octaves). Check the rule "
+                   f"(rate_rule) for this network")
+
+
+def unmodelled_layers(model: nn.Module) -> list[str]:
+    """Modules that own parameters directly but are neither Linear/Conv nor a normalisation layer: the graph
+    extractor passes them through, so no path-count rule accounts for their weights."""
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, _MODELLED):
+            continue
+        if any(True for _ in m.parameters(recurse=False)):
+            out.append(f"{name or '<root>'} ({type(m).__name__})")
+    return out
+
+
+def has_normalisation(model: nn.Module) -> bool:
+    return any(isinstance(m, _MODELLED[4:]) for m in model.modules())
