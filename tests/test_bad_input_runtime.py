@@ -454,7 +454,7 @@ DATA = [
     ("imagenet16 batch missing", "imagenet16-120",
      lambda t: _pickle(t / "ImageNet16" / "val_data", _cifar_batch(side=16)) or t,
      "missing dataset file .*train_data_batch_1"),
-    ("unknown dataset", "svhn", lambda t: t, "unknown dataset 'svhn'; use one of digits, cifar10"),
+    ("unknown dataset", "svhn", lambda t: t, "unknown dataset 'svhn'; use one of digits, mnist, cifar10"),
 ]
 
 

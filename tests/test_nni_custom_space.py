@@ -72,7 +72,7 @@ def test_cell_space_graph_of_a_known_sample():
     # paths (L = stem + cell convs): 0-1-3-5: 2, 0-1-2-3-5: 1, 0-1-3-4-5: 3, 0-1-2-3-4-5: 2, 0-1-4-5: 2
     assert power_sum(path_statistics(graph).output, 3) == 8 + 1 + 27 + 8 + 8
 
-    prepared = prepare_candidate(model, HookConfig(base_lr=BASE_LR, weight_decay=0.0), sample=sample,
+    prepared = prepare_candidate(model, HookConfig(base_lr=BASE_LR, weight_decay=0.0, rate_rule="graph"), sample=sample,
                                  generator=torch.Generator().manual_seed(0))
     assert prepared.adapter == "fx"
     assert prepared.learning_rate == pytest.approx(BASE_LR / math.sqrt(52))  # q = q_base = 3 (the stem)
@@ -93,7 +93,7 @@ def test_layer_and_input_choice_graph_of_a_known_sample():
     assert graph.structure_key == ArchGraph(4, [Edge(0, 1, P, 3), Edge(1, 2, S), Edge(2, 3, P, 1),
                                                 Edge(1, 3, S)]).structure_key
     assert graph.edge(2, 3).module == "b2.0" and readout == "head"
-    prepared = prepare_candidate(model, HookConfig(base_lr=BASE_LR, weight_decay=0.0), sample=sample,
+    prepared = prepare_candidate(model, HookConfig(base_lr=BASE_LR, weight_decay=0.0, rate_rule="graph"), sample=sample,
                                  generator=torch.Generator().manual_seed(1))
     assert prepared.learning_rate == pytest.approx(BASE_LR / 3)  # sqrt(1 / (1 + 8))
     opt = prepared.make_optimizer()
@@ -118,7 +118,7 @@ def test_layer_and_input_choice_graph_of_a_known_sample():
 def recording_trial(model, epochs, base_lr, limit):
     """The example's trial function, recording what training starts with."""
     data = load_dataset("digits", limit=limit)
-    optimizer, scheduler, prepared = prepare_for_trial(model, {"base_lr": base_lr, "weight_decay": 0.0},
+    optimizer, scheduler, prepared = prepare_for_trial(model, {"base_lr": base_lr, "weight_decay": 0.0, "rate_rule": "graph"},
                                                        total_steps=epochs * math.ceil(len(data.train) / 64))
     SEEN.append({"sample": current_sample(), "graph": prepared.graph, "model": model,
                  "lrs": [g["lr"] for g in optimizer.param_groups],
@@ -192,7 +192,7 @@ def test_wrapped_classification_on_a_cell_space():
                            callbacks=[_StartRecorder.make()])
     config = NasExperimentConfig("sequential", "simplified")
     config.max_trial_number = 2
-    exp = NasExperiment(example.CellSpace(16), ArchScaleEvaluator(inner, {"base_lr": BASE_LR}),
+    exp = NasExperiment(example.CellSpace(16), ArchScaleEvaluator(inner, {"base_lr": BASE_LR, "rate_rule": "graph"}),
                         Random(seed=2, dedup=True), config)
     try:
         exp.run()

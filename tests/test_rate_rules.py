@@ -46,6 +46,8 @@ def test_rule_rates_relative_to_the_reference():
     base, deep = conv_net(1), conv_net(4)
     ref = reference_of(base, BATCH, "sgd")
     assert rule_rate("shared", deep, 0.2) == 0.2
+    # no reference: segments compared with the graph rule's base (every segment one layer of kernel 3)
+    assert rule_rate("segmented", deep, 0.2) == pytest.approx(0.2 * segment_rate_factor(deep))
     assert rule_rate("segmented", deep, 0.2, ref) == pytest.approx(
         0.2 * segment_rate_factor(deep) / segment_rate_factor(base))
     expected = 0.2 * first_step_change(base, *BATCH) / first_step_change(deep, *BATCH)
@@ -54,7 +56,7 @@ def test_rule_rates_relative_to_the_reference():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"rule": "segmented"}, "pass reference"),
+    ({"rule": "measured"}, "pass reference"),
     ({"rule": "measured", "ref": True}, "needs a training batch"),
     ({"rule": "measured", "ref": True, "batch": True, "optimizer": "adam"}, "measured for sgd"),
     ({"rule": "lars"}, "unknown rate rule"),
@@ -138,3 +140,20 @@ def test_families_and_auto():
     assert set(SPACE_RATE_RULES.values()) <= set(RATE_RULES)
     with pytest.raises(RuleError, match="unknown network family"):
         default_rate_rule("transformers", "sgd")
+
+
+def test_auto_applies_the_measured_defaults():
+    """reports/spaces-maxlr decided: normalised cell networks train with segments under SGD and one shared rate
+    under Adam; NNI's NasBench201 with one shared rate; networks without normalisation keep eq. 8/9."""
+    bn = conv_net(3)
+    p = prepare_candidate(bn, HookConfig(base_lr=0.1), sample={}, adapter="fx")
+    assert p.rate_rule == "segmented" and p.learning_rate == pytest.approx(0.1 * segment_rate_factor(bn))
+    p = prepare_candidate(conv_net(3), HookConfig(base_lr=0.1, optimizer="adam"), sample={}, adapter="fx")
+    assert p.rate_rule == "shared" and p.learning_rate == 0.1
+    plain = prepare_candidate(conv_net(2, norm=False), HookConfig(base_lr=0.1), sample={}, adapter="fx")
+    assert plain.rate_rule == "graph" and plain.learning_rate == pytest.approx(plain.scaling.learning_rate.value)
+    from nni_archscale.nni_glue.spaces import sample_model
+
+    sample, nb201 = sample_model("nb201", 2)
+    p = prepare_candidate(nb201, HookConfig(base_lr=0.1), sample=sample)
+    assert p.adapter == "nb201-sample" and p.rate_rule == "shared" and p.learning_rate == 0.1

@@ -82,4 +82,7 @@ def test_combine_scores_parts_together(tmp_path):
     assert s["results"]["darts/sgd"]["samples"] == 12
     assert (tmp_path / "out" / "README.md").read_text().count("commit ffff") == 2
     assert (tmp_path / "out" / "measured-vs-predicted.png").stat().st_size > 1000
+    per_space = (tmp_path / "out" / "darts.md").read_text()  # a report per space, with its plot and every sample
+    assert "NNI's darts space" in per_space and per_space.count("| sgd |") == 12
+    assert (tmp_path / "out" / "darts.png").stat().st_size > 1000
     assert math.isfinite(s["results"]["darts/sgd"]["predictors"]["measured"]["mean_abs_octaves"])

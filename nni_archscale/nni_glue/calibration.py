@@ -91,7 +91,7 @@ def space_reference(space: str, data, config: HookConfig, width: int = 8, cells_
     """The base network's :class:`~..torch_layer.rate_rules.Reference` (its first-step change on the measurement
     batch and its segment factor), initialised by ``config``'s preset as every candidate is."""
     from ..torch_layer.rate_rules import reference_of
-    from .adapters import prepare_candidate
+    from .adapters import nni_leaf, prepare_candidate
 
     sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
     model.to(data.train.y.device)
@@ -99,7 +99,7 @@ def space_reference(space: str, data, config: HookConfig, width: int = 8, cells_
     prepare_candidate(model, base_cfg, sample=sample if space == "nb201" else {},
                       adapter="nb201-sample" if space == "nb201" else "fx",
                       generator=torch.Generator().manual_seed(seed))
-    return reference_of(model, measurement_batch(data, seed), config.optimizer)
+    return reference_of(model, measurement_batch(data, seed), config.optimizer, leaf=nni_leaf)
 
 
 def calibrate_space(space: str = "nb201", dataset: str = "digits", data_dir: str | None = None, width: int = 8,

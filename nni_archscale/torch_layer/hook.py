@@ -140,23 +140,23 @@ def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, contex
 
 
 def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: Reference | None = None,
-                    batch=None, explicit: bool = True) -> Prepared:
+                    batch=None, explicit: bool = True, leaf=None) -> Prepared:
     """Set the rates ``rule`` gives (see :mod:`.rate_rules`) on a prepared candidate, with the guard rails: a
     rate more than ``MAX_OCTAVES`` from the base rate is clamped, and it and any layer the extractor cannot
     model are reported (``prepared.notes`` and a log warning naming the layer or parameter group).
 
     A rule chosen by default (``explicit=False``) that lacks what it needs (the measured rule without a batch
-    or a reference, the segmented rule without a reference) falls back to one shared rate, with a note saying
-    what to pass; a rule the user named raises instead."""
+    or a reference) falls back to one shared rate, with a note saying what to pass; a rule the user named
+    raises instead. The segmented rule without a reference compares with the graph rule's base (one layer per
+    segment)."""
     t0 = time.perf_counter()
     cfg = prepared.config
     notes: list[str] = []
-    missing = (rule in ("measured", "segmented") and reference is None) or (rule == "measured" and batch is None)
+    missing = rule == "measured" and (reference is None or batch is None)
     if missing and not explicit:
-        notes.append(f"rate rule {rule} (this network's default) needs the base network's reference"
-                     f"{' and a training batch' if rule == 'measured' else ''} (prepare_candidate(..., "
-                     f"reference=rate_rules.reference_of(base_model, batch, optimizer), batch=(x, y))); trained "
-                     f"with the shared base rate {cfg.base_lr:g} instead")
+        notes.append(f"rate rule {rule} (this network's default) needs the base network's reference and a "
+                     f"training batch (prepare_candidate(..., reference=rate_rules.reference_of(base_model, batch, "
+                     f"optimizer), batch=(x, y))); trained with the shared base rate {cfg.base_lr:g} instead")
         rule = "shared"
     if rule == "graph":
         for g in prepared.groups:
@@ -167,7 +167,7 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
         if notes and len({g["lr"] for g in prepared.groups}) == 1:
             prepared.rate = prepared.groups[0]["lr"]
     else:
-        rate = rule_rate(rule, model, cfg.base_lr, reference, batch, cfg.optimizer)
+        rate = rule_rate(rule, model, cfg.base_lr, reference, batch, cfg.optimizer, leaf)
         rate, note = clamp_octaves(rate, cfg.base_lr, f"{type(model).__name__} (all parameters)")
         notes += [note] if note else []
         prepared.groups = build_param_groups(model, rate, None, cfg.weight_decay)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import RuleError
+from ..run_errors import ExtractionError
 from .measured_rate import first_step_change
 from .segments import segment_rate_factor
 
@@ -56,27 +57,37 @@ class Reference:
         return None if d is None else cls(d["optimizer"], d.get("change"), d.get("segment_factor"))
 
 
-def reference_of(base_model: nn.Module, batch, optimizer: str) -> Reference:
-    """Measure the base network (initialised as the candidates will be) once: its segment factor, and its
-    first-step change on ``batch`` (``(x, y)``) when a batch is given."""
+def reference_of(base_model: nn.Module, batch, optimizer: str, leaf=None) -> Reference:
+    """Measure the base network (initialised as the candidates will be) once: its segment factor (None when fx
+    cannot trace it: the segmented rule then says so), and its first-step change on ``batch`` (``(x, y)``) when a
+    batch is given. ``leaf``: modules fx keeps whole (see :func:`.segments.segment_sums`)."""
     change = first_step_change(base_model, batch[0], batch[1], optimizer) if batch is not None else None
-    return Reference(optimizer, change, segment_rate_factor(base_model))
+    try:
+        factor = segment_rate_factor(base_model, leaf=leaf)
+    except ExtractionError:
+        factor = None
+    return Reference(optimizer, change, factor)
 
 
 def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference | None = None, batch=None,
-              optimizer: str = "sgd") -> float:
+              optimizer: str = "sgd", leaf=None) -> float:
     """The global rate ``rule`` gives ``model`` (not for ``graph``, whose rates come from the graph)."""
     if rule == "shared":
         return base_lr
     if rule not in ("segmented", "measured"):
         raise RuleError(f"unknown rate rule {rule!r}; use one of {', '.join(RATE_RULES)}")
+    if rule == "segmented" and reference is None:
+        # no base network given: the graph rule's convention, a base whose every segment is one layer of kernel 3
+        # (cost 1; eq. 8's base sum_p L_p^3 = 1), the network archscale calibrate trains for NAS-Bench-201
+        return base_lr * segment_rate_factor(model, leaf=leaf)
     if reference is None:
         raise RuleError(f"the {rule} rule compares the candidate with the base network: pass reference= "
                         f"(torch_layer.rate_rules.reference_of(base_model, batch, optimizer))")
     if rule == "segmented":
         if reference.segment_factor is None:
-            raise RuleError("the reference has no segment factor; build it with reference_of(...)")
-        return base_lr * segment_rate_factor(model) / reference.segment_factor
+            raise RuleError("the reference has no segment factor (fx could not trace the base network); use the "
+                            "measured or shared rule for this space")
+        return base_lr * segment_rate_factor(model, leaf=leaf) / reference.segment_factor
     if batch is None or reference.change is None:
         raise RuleError("the measured rule needs a training batch (batch=(x, y)) and a reference measured on a "
                         "batch; pass both, or use rate rule 'shared' or 'graph'")

@@ -97,15 +97,17 @@ def _inputs(args, env) -> list[_Sums]:
     return found
 
 
-def segment_sums(model: nn.Module, readout: str | None = None) -> Segments:
+def segment_sums(model: nn.Module, readout: str | None = None, leaf=None) -> Segments:
     """Trace ``model`` and return its segments' costs (see the module docstring). ``readout``: the qualified
-    name of the readout module (default: the last ``nn.Linear``), which is not counted."""
+    name of the readout module (default: the last ``nn.Linear``), which is not counted. ``leaf(module, name)``:
+    modules to keep whole (ones whose own forward fx cannot trace); a leaf counts as one parameterised layer
+    with its largest kernel when it holds any, else it passes its input through."""
     if readout is None:
         for name, m in model.named_modules():
             if isinstance(m, nn.Linear):
                 readout = name
     try:
-        graph = _LeafTracer(None).trace(model)
+        graph = _LeafTracer(leaf).trace(model)
     except Exception as exc:  # fx raises many types for untraceable code
         raise ExtractionError(f"torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}); freeze NNI "
                               f"spaces before tracing") from None
@@ -143,6 +145,9 @@ def segment_sums(model: nn.Module, readout: str | None = None) -> Segments:
                 pass
             elif isinstance(m, _PARAM):
                 total = total.shifted(_kernel(m))
+            elif leaf is not None and leaf(m, node.target):
+                kernels = [_kernel(c) for c in m.modules() if isinstance(c, _PARAM)]
+                total = total.shifted(max(kernels)) if kernels else total
             elif isinstance(m, _NORM):
                 closed.append((node.target, total.cost))
                 total = _START
@@ -167,9 +172,9 @@ def _merge(ins: list[_Sums]) -> _Sums | None:
     return total
 
 
-def segment_rate_factor(model: nn.Module, readout: str | None = None) -> float:
+def segment_rate_factor(model: nn.Module, readout: str | None = None, leaf=None) -> float:
     """``(max_segment S_3 · (q/3)²)^(-1/2)``: the normalisation-aware reading of eq. 8/9 (up to the constant
     ``c``, calibrated on a base network like every rule). A segment without parameterised layers costs 0; a
     network whose every segment costs 0 (no parameterised layer outside the readout) has factor 1."""
-    worst = segment_sums(model, readout).worst[1]
+    worst = segment_sums(model, readout, leaf).worst[1]
     return 1.0 / math.sqrt(worst) if worst > 0 else 1.0
