@@ -11,7 +11,9 @@ DATASETS = ("digits", "mnist", "mnist14", "cifar10", "cifar100")
 FAMILIES = ("mlp-topology", "mlp-depth", "cnn-kernel")
 
 #: recipes of the NAS-Bench-201 retraining experiment (:mod:`nni_archscale.experiments.nb201`)
-RECIPES = ("benchmark", "paper", "release", "exact", "mup")
+RECIPES = ("benchmark", "shared", "archscale", "paper", "release", "exact", "mup")
+#: the recipes run when none are named (the three-arm test names benchmark,shared,archscale)
+DEFAULT_RECIPES = ("benchmark", "paper", "release", "exact", "mup")
 
 #: top-K% cut-offs of the ranking comparisons (:mod:`nni_archscale.experiments.nb201`)
 TOP_K = (100, 50, 25, 10)

@@ -51,11 +51,16 @@ from ..paths import has_input_output_path, path_statistics, power_sum
 from ..results import atomic_write_text, kendall_tau
 from ..run_errors import DataError
 from .mup_cellnet import mup_available
-from .names import RECIPES, TOP_K  # re-exported; defined torch-free for the command line
+from .names import DEFAULT_RECIPES, RECIPES, TOP_K  # re-exported; defined torch-free for the command line
 
-FAIR_RECIPES = ("paper", "release", "exact")
-#: the preset whose init and learning rate a fair recipe uses ("exact" = paper + node-sum scalars)
-RECIPE_PRESET = {"paper": "paper", "release": "release", "exact": "paper"}
+#: recipes whose rate comes from the project's calibration on the base network (the same budget for each):
+#: ``shared`` is one rate for every cell tuned that way with He's init (the best simple alternative a user has);
+#: ``archscale`` is what the product applies to NNI's NasBench201 (``prepare_candidate``, rate rule ``auto``:
+#: the evidence-backed default of ``nni_archscale.defaults``); paper / release / exact are the paper's rule
+FAIR_RECIPES = ("shared", "archscale", "paper", "release", "exact")
+#: the preset whose init (and calibration) a fair recipe uses ("exact" = paper + node-sum scalars)
+RECIPE_PRESET = {"shared": "standard", "archscale": "paper", "paper": "paper", "release": "release",
+                 "exact": "paper"}
 ARCH_COLUMN = "ArchitectureString"
 #: published accuracy column per dataset (NATS-Bench topology table, as in ../shared/data/nb201_accuracies.csv)
 PUBLISHED_COLUMNS = {
@@ -351,11 +356,11 @@ class Config:
                                       "--recipes benchmark,paper,release")
             return tuple(dict.fromkeys(self.recipes))
         if mup_available():
-            return RECIPES
+            return DEFAULT_RECIPES
         note = "mup is not installed, so the mup recipe was skipped (pip install --no-deps mup)"
         if note not in self.notes:
             self.notes.append(note)
-        return tuple(r for r in RECIPES if r != "mup")
+        return tuple(r for r in DEFAULT_RECIPES if r != "mup")
 
     def column(self) -> str:
         return self.published_column or PUBLISHED_COLUMNS.get(self.dataset, PUBLISHED_COLUMNS["cifar10"])
@@ -525,6 +530,18 @@ class Trainer:
                     opt = make_optimizer("sgd", build_param_groups(model, cfg.bench_lr, weight_decay=cfg.weight_decay),
                                          cfg.momentum, nesterov=True)
                     lr = cfg.bench_lr
+                elif recipe == "archscale":
+                    from ..nni_glue.adapters import prepare_candidate
+
+                    model = self._build(sample)
+                    hook = HookConfig(base_lr=self.base_lrs[recipe], preset="paper", optimizer="sgd",
+                                      momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay,
+                                      scheduler="cosine", rate_rule="auto")
+                    prepared = prepare_candidate(model, hook, sample=sample,
+                                                 generator=torch.Generator().manual_seed(init_seed))
+                    model.to(self.device)
+                    opt = prepared.make_optimizer()
+                    lr = prepared.learning_rate
                 else:
                     preset = "standard" if recipe == "benchmark" else RECIPE_PRESET[recipe]
                     base = cfg.bench_lr if recipe == "benchmark" else self.base_lrs[recipe]
