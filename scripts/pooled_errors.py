@@ -7,6 +7,10 @@ mean signed error and the Pearson r of the logs. Without ``--rule`` the rule is 
 (:func:`nni_archscale.defaults.default_rule`); ``standard`` (one shared rate) is always printed beside it.
 
     python scripts/pooled_errors.py --pair paper/sgd reports/beyond-paper/heldout9-w256 reports/beyond-paper/confirm10-w256
+
+With ``--decide`` it also applies the project's decision rule (:func:`nni_archscale.experiments.decision.decide`)
+to the rule against one shared rate, paired by network: the rule stays the default only if it beats one shared
+rate by more than twice the standard error of the paired difference.
 """
 
 from __future__ import annotations
@@ -23,14 +27,30 @@ from nni_archscale.defaults import default_rule
 from nni_archscale.errors import RuleError
 
 
-def per_cell(run_dir: Path, init: str, optimizer: str, rule: str) -> list[tuple[float, float]]:
-    """(log2 predicted, log2 measured) for every network of the run that ``rule`` predicted."""
+def per_cell(run_dir: Path, init: str, optimizer: str, rule: str, keyed: bool = False) -> list:
+    """(log2 predicted, log2 measured) for every network of the run that ``rule`` predicted; with ``keyed``,
+    ``((run, arch, kernel), (log2 predicted, log2 measured))`` pairs, to pair two rules network by network."""
     out = []
     with (run_dir / "predictions.csv").open() as fh:
         for row in csv.DictReader(fh):
             if (row["init"], row["optimizer"], row["rule"]) == (init, optimizer, rule):
-                out.append((math.log2(float(row["predicted"])), math.log2(float(row["measured"]))))
+                v = (math.log2(float(row["predicted"])), math.log2(float(row["measured"])))
+                out.append(((str(run_dir), row["arch"], row["kernel_size"]), v) if keyed else v)
     return out
+
+
+def decision(run_dirs: list[Path], pair: str, rule: str):
+    """The decision rule applied to ``rule`` (challenger) against ``standard`` (one shared rate, incumbent),
+    on the networks both predicted; None when they share fewer than two."""
+    from nni_archscale.experiments.decision import decide
+
+    init, optimizer = pair.split("/")
+    ours = {k: abs(p - m) for d in run_dirs for k, (p, m) in per_cell(d, init, optimizer, rule, keyed=True)}
+    shared = {k: abs(p - m) for d in run_dirs for k, (p, m) in per_cell(d, init, optimizer, "standard", keyed=True)}
+    keys = [k for k in ours if k in shared]
+    if len(keys) < 2:
+        return None
+    return decide([shared[k] for k in keys], [ours[k] for k in keys])
 
 
 def pooled(run_dirs: list[Path], pair: str, rule: str) -> dict:
@@ -52,6 +72,8 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pair", required=True, help="init/optimizer, e.g. paper/sgd")
     ap.add_argument("--rule", help="a rule column of predictions.csv (default: the project's default for the pair)")
+    ap.add_argument("--decide", action="store_true",
+                    help="apply the decision rule: the rule against one shared rate, paired by network")
     ap.add_argument("runs", nargs="+", type=Path, help="lr-prediction output folders")
     args = ap.parse_args(argv)
     if args.pair.count("/") != 1:
@@ -70,6 +92,9 @@ def main(argv: list[str]) -> int:
             continue
         print(f"{args.pair} {name:18s} {s['mean_abs']:.2f} ± {s['se']:.2f} octaves (signed {s['signed']:+.2f}, "
               f"r {s['r']:.2f}, {s['cells']} networks)")
+    if args.decide and rule != "standard":
+        d = decision(args.runs, args.pair, rule)
+        print(f"{args.pair} decision: " + ("too few networks" if d is None else d.describe("standard", rule)))
     return 0
 
 

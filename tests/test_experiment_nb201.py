@@ -377,3 +377,51 @@ def test_the_exact_recipe_scales_node_sums_and_shares_papers_rate(monkeypatch):
     p = t.run(Candidate(0, skippy, 0, None, None), "paper", 0)
     assert r.status == "ok" and r.learning_rate == pytest.approx(p.learning_rate)
     assert len(applied) == 1 and any(a < 1 for a in applied[0].values())
+
+
+def test_three_arm_recipes_train_and_are_scored(tmp_path):
+    """The shared and archscale arms of the three-arm test: same calibrated base rate budget, the product's
+    NB201 default (one shared rate, paper init) for archscale; THREE-ARM.md written by the command."""
+    from nni_archscale.cli.main import main
+
+    out = tmp_path / "3arm"
+    assert main(["experiment", "nb201", "--dataset", "digits", "--cells", "3", "--seeds", "2", "--epochs", "1",
+                 "--limit", "96", "--recipes", "benchmark,shared,archscale", "--base-lr", "0.2", "--no-progress",
+                 "--out", str(out), "--threads", "1"]) == 0
+    import csv
+
+    rows = list(csv.DictReader((out / "runs.csv").open()))
+    assert {r["recipe"] for r in rows} == {"benchmark", "shared", "archscale"} and len(rows) == 18
+    for r in rows:
+        if r["recipe"] in ("shared", "archscale") and r["status"] == "ok":
+            assert float(r["learning_rate"]) == pytest.approx(0.2)  # one rate (NB201's measured default)
+    text = (out / "THREE-ARM.md").read_text()
+    assert "archscale - shared" in text and "Verdict" in text
+
+
+def test_three_arm_cifar10_script_runs_on_fake_data(tmp_path):
+    """scripts/three_arm_cifar10.sh (the GPU command) on a fake CIFAR-10 directory, shrunk by its override
+    arguments to a CPU-sized run: the command line, the data path and the three-arm report all work."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (8, 3 * 32 * 32), dtype=np.uint8),
+                 b"labels": [int(v) for v in rng.integers(0, 10, 8)]}
+        with (root / name).open("wb") as fh:
+            pickle.dump(batch, fh)
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, ARCHSCALE=str(Path(sys.executable).parent / "archscale"), OUT=str(tmp_path / "out"))
+    out = subprocess.run(["bash", str(repo / "scripts" / "three_arm_cifar10.sh"), str(tmp_path), "--cells", "2",
+                          "--seeds", "2", "--epochs", "1", "--width", "4", "--cells-per-stage", "1",
+                          "--batch-size", "20", "--device", "cpu", "--base-lr", "0.1", "--threads", "1"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Verdict" in (tmp_path / "out" / "THREE-ARM.md").read_text()
+    assert "cifar10: 40 train / 8 validation" in (tmp_path / "out" / "README.md").read_text()
