@@ -4,9 +4,11 @@ sequential engine, about a minute on 2 CPU cores.
     python examples/custom_space.py [chain|skip|cell] [--strategy random|evolution|tpe] [--trials 4]
 
 Every candidate is frozen by NNI, handed to ``train_candidate`` (a FunctionalEvaluator function), and there one
-call, ``prepare_for_trial``, reads the candidate's graph with the ``fx`` adapter, re-initialises it by the rule
-and returns an optimizer on the rule's learning rate. The rule sees the whole network without its readout
-(the stem conv counts as the first layer of every path; see ``nni_archscale.nni_glue.adapters``).
+call, ``prepare_for_trial``, reads the candidate's graph with the ``fx`` adapter, re-initialises it by the paper's
+init and returns an optimizer at the rate the network's default rate rule gives. These spaces use batch norm, so
+with SGD the default is the segmented rule (eq. 8 inside the blocks batch norm delimits; measured in
+``reports/spaces-maxlr``); ``{"rate_rule": "graph"}`` in the hook applies eq. 8 to the whole network without its
+readout instead (the stem conv counts as the first layer of every path; see ``nni_archscale.nni_glue.adapters``).
 
 * ``chain``: two LayerChoice blocks in a row (TPE works on it: LayerChoice only);
 * ``skip``: the same plus an InputChoice summing two of (stem, block 1, block 2);

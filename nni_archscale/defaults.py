@@ -90,6 +90,9 @@ DEFAULT_RULES: dict[tuple[str, str], str] = {
 #:   (measured 1.71 / 0.58; segments are constant over the space, i.e. one rate);
 #: * plain (no normalisation layer): the exact graph rule, eq. 8/9 (reports/lr-prediction-*).
 #:
+#: Whatever the rule, the hook clamps a rate more than 4 octaves from the base rate to that bound and says so
+#: (``torch_layer.rate_rules.MAX_OCTAVES``): a deep plain network's eq. 8 rate can lie beyond it.
+#:
 #: The seed-to-seed noise of the measured maximal rate itself is 0.25-1.06 octaves (two inits of one sample), so
 #: the issue's 0.35-octave goal is met only where Adam's rates are stable (nb201 and darts with Adam).
 SPACE_RATE_RULES: dict[tuple[str, str], str] = {

@@ -236,7 +236,7 @@ CLI = [
     (["search", "--weight-decay", "inf"], "--weight-decay: expected a finite number >= 0"),
     (["search", "--seed", "-1"], "--seed: expected an integer >= 0"),
     (["search", "--seed", "one"], "--seed: expected an integer >= 0, got 'one'"),
-    (["search", "--dataset", "mnist"], "--dataset: invalid choice: 'mnist'"),
+    (["search", "--dataset", "svhn"], "--dataset: invalid choice: 'svhn'"),
     (["search", "--engine", "parallel"], "--engine: invalid choice: 'parallel'"),
     (["search", "--strategy", "bohb"], "--strategy: invalid choice: 'bohb'"),
     (["search", "--device", "tpu"], "--device: expected auto, cpu, cuda or cuda:N, got 'tpu'"),

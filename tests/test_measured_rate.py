@@ -199,3 +199,11 @@ def test_zero_op_carries_no_path():
 
     # paths into the head: a->b (L = 2) and a (L = 1, the skip); the zero term adds none
     assert segment_sums(WithZero()).worst[1] == pytest.approx((8 + 1) / 9)
+
+
+def test_submodule_modes_are_restored_one_by_one():
+    torch.manual_seed(0)
+    model = _Mobile().train()
+    model.stem[1].eval()  # a frozen batch norm inside a training model
+    first_step_change(model, torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,)))
+    assert model.training and not model.stem[1].training and model.dw[1].training

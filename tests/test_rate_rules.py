@@ -89,7 +89,10 @@ def test_prepare_candidate_applies_the_rule_it_names(rule):
                           generator=torch.Generator().manual_seed(0))
     assert p.rate_rule == rule
     rates = {g["lr"] for g in p.groups}
-    if rule != "graph":
+    if rule == "graph":  # eq. 8 over the whole network (3 layers deep here: within the guard's bound)
+        assert p.learning_rate == pytest.approx(p.scaling.learning_rate.value)
+        assert p.learning_rate < 0.1 and not any("clamped" in n for n in p.notes)
+    else:
         # the rule's rate is computed after the init, on the initialised model
         assert rates == {p.learning_rate}
         assert p.learning_rate == pytest.approx(rule_rate(rule, model, 0.1, ref, BATCH, "sgd"), rel=1e-6)
@@ -157,3 +160,19 @@ def test_auto_applies_the_measured_defaults():
     sample, nb201 = sample_model("nb201", 2)
     p = prepare_candidate(nb201, HookConfig(base_lr=0.1), sample=sample)
     assert p.adapter == "nb201-sample" and p.rate_rule == "shared" and p.learning_rate == 0.1
+
+
+def test_per_edge_with_a_one_rate_rule_is_reported():
+    p = prepare_candidate(conv_net(2), HookConfig(base_lr=0.1, per_edge=True, rate_rule="shared"), sample={},
+                          adapter="fx")
+    assert {g["lr"] for g in p.groups} == {0.1}
+    assert any("per-edge rates are not used" in n for n in p.notes)
+
+
+def test_calibration_names_keep_nb201_sizes():
+    from nni_archscale.nni_glue.calibration import space_name
+
+    assert space_name("nb201", 8, 1) == "nb201-C8-N1"
+    assert space_name("nb201", 16, 1, {"num_modules_per_stack": 2}) == "nb201-C16-N2"
+    assert space_name("nb201", 8, 1, {"bn_eps": 1e-3}) != space_name("nb201", 16, 1, {"bn_eps": 1e-3})
+    assert space_name("darts", 8, 1, {"width": 4}) == "darts(width=4)"

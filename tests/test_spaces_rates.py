@@ -18,6 +18,13 @@ from nni_archscale.torch_layer.rate_rules import MAX_OCTAVES, clamp_octaves, rul
 warnings.filterwarnings("ignore")
 
 FAST = ("nb201", "darts")
+#: the family each space is scored under (reports/spaces-maxlr/PREREGISTRATION.md), written out independently
+FAMILY = {"nb201": "nb201", "nb101": "cells", "darts": "cells", "enas": "cells", "nasnet": "cells",
+          "amoebanet": "cells", "pnas": "cells", "proxylessnas": "mobile", "mobilenetv3": "mobile",
+          "shufflenet": "mobile"}
+#: what reports/spaces-maxlr decided per (family, optimizer)
+DECIDED = {("nb201", "sgd"): "shared", ("nb201", "adam"): "shared", ("cells", "sgd"): "segmented",
+           ("cells", "adam"): "shared", ("mobile", "sgd"): "shared", ("mobile", "adam"): "shared"}
 
 
 def _sample(space: str, seed: int, data):
@@ -42,7 +49,9 @@ def _check_space(space: str, optimizer: str = "sgd"):
         except Exception as exc:  # an NB201 cell without an input-output path has no rate: a defined outcome
             assert space == "nb201" and "no input-to-output path" in str(exc)
             continue
-        rule = default_rate_rule(network_family(model, p.adapter), optimizer)
+        rule = DECIDED[(FAMILY[space], optimizer)]
+        assert network_family(model, p.adapter) == FAMILY[space]
+        assert default_rate_rule(FAMILY[space], optimizer) == rule
         assert p.rate_rule == rule
         rates = [g["lr"] for g in p.groups]
         assert all(abs(math.log2(r / 0.1)) <= MAX_OCTAVES + 1e-9 for r in rates), (space, seed, rates)
@@ -85,4 +94,7 @@ def test_two_trial_search_on_every_space(space, tmp_path):
     assert ours and all(r["status"] in ("ok", "no-path") for r in ours)
     for r in ours:
         if r["status"] == "ok":
+            assert r["rate_rule"] == DECIDED[(FAMILY[space], "sgd")]  # the space's measured default was applied
+            if r["rate_rule"] == "shared":
+                assert r["learning_rate"] == 0.05
             assert abs(math.log2(r["learning_rate"] / 0.05)) <= MAX_OCTAVES + 1e-9

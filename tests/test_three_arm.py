@@ -52,3 +52,13 @@ def test_an_interval_across_zero_is_no_clear_difference(tmp_path):
     s = score(tmp_path / "runs.csv")
     assert s["arms"] == ["shared", "archscale"]
     assert verdict(s).startswith("no clear difference")
+
+
+def test_a_missing_run_is_a_clear_error(tmp_path):
+    from nni_archscale.errors import ArchScaleError
+
+    acc = {(c, a, s): 50.0 for c in range(3) for a in ("shared", "archscale") for s in range(2)}
+    del acc[(1, "archscale", 1)]
+    _write(tmp_path / "runs.csv", acc)
+    with pytest.raises(ArchScaleError, match=r"lacks 1 \(cell, arm, seed\) run"):
+        score(tmp_path / "runs.csv")

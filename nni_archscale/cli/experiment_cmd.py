@@ -140,7 +140,7 @@ def run_nb201(args: argparse.Namespace) -> int:
         summary = reanalyse(out)
         report = write_nb201_report(out, summary)
         print(json.dumps(summary["stats"], indent=2) if args.json else report)
-        _three_arm(out, summary)
+        _three_arm(out, summary, quiet=args.json)
         return 0
 
     cfg = Config(dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, cells=args.cells, seeds=args.seeds,
@@ -153,7 +153,7 @@ def run_nb201(args: argparse.Namespace) -> int:
                  device=args.device, threads=args.threads)
     summary = run(cfg, out, progress=not args.no_progress)
     report = write_nb201_report(out, summary)
-    _three_arm(out, summary)
+    _three_arm(out, summary, quiet=args.json)
     if args.json:
         print(json.dumps(summary["stats"], indent=2))
     else:
@@ -161,13 +161,18 @@ def run_nb201(args: argparse.Namespace) -> int:
     return 0
 
 
-def _three_arm(out: Path, summary: dict) -> None:
-    """With the shared and archscale arms, also score the three-arm test (THREE-ARM.md, three_arm.json)."""
-    if {"shared", "archscale"} <= set(summary.get("recipes", ())):
-        from ..experiments.three_arm import score, write_report
+def _three_arm(out: Path, summary: dict, quiet: bool = False) -> None:
+    """With the shared and archscale arms, also score the three-arm test (THREE-ARM.md, three_arm.json); the
+    verdict goes to stderr (stdout may be JSON)."""
+    import sys
 
-        text = write_report(out, score(out / "runs.csv"), f"Run: `{summary.get('command', '')}`")
-        print(text.split("**Verdict", 1)[1].split("\n", 1)[0].join(("**Verdict", "")))
+    if {"shared", "archscale"} <= set(summary.get("recipes", ())):
+        from ..experiments.three_arm import score, verdict, write_report
+
+        stats = score(out / "runs.csv")
+        write_report(out, stats, f"Run: `{summary.get('command', '')}`")
+        if not quiet:
+            print(f"three-arm test: {verdict(stats)} (THREE-ARM.md)", file=sys.stderr)
 
 
 def add_nb201_lr_parser(exp: argparse._SubParsersAction) -> None:

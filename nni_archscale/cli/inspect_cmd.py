@@ -190,11 +190,21 @@ def run_space(args: argparse.Namespace) -> int:
     """``inspect --space NAME --seed N``: the sampled model's family, the rule applied and why, its rate against
     the base rate and what the other rules would give, and any guard-rail report."""
     import logging
-    import math
     import warnings
 
-    warnings.filterwarnings("ignore")
-    logging.getLogger("nni_archscale").setLevel(logging.ERROR)  # the notes are printed below
+    logger = logging.getLogger("nni_archscale")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the notes are printed below, once
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NNI's import noise
+            return _run_space(args)
+    finally:
+        logger.setLevel(level)
+
+
+def _run_space(args: argparse.Namespace) -> int:
+    import math
     from ..nni_glue.adapters import network_family, prepare_candidate
     from ..nni_glue.calibration import measurement_batch, space_reference
     from ..nni_glue.spaces import sample_model
@@ -202,7 +212,8 @@ def run_space(args: argparse.Namespace) -> int:
     from ..torch_layer.hook import HookConfig
     from ..torch_layer.rate_rules import RATE_RULES
 
-    for flag in ("network", "init", "rule", "context", "per_edge", "kernel_size"):
+    for flag in ("network", "init", "rule", "context", "per_edge", "kernel_size", "width", "batch_size",
+                 "base_kernel_size"):
         if getattr(args, flag):
             raise UsageError(f"--{flag.replace('_', '-')} does not apply with --space")
     base_lr = args.base_lr if args.base_lr is not None else 0.1

@@ -63,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate-rule", choices=RATE_RULE_NAMES, default="auto",
                    help="learning-rate rule: auto (the default measured best for the space), graph (eq. 8/9 path "
                         "counts), segmented, measured, shared (one rate)")
-    p.add_argument("--dataset", choices=("digits", "cifar10", "cifar100", "imagenet16-120"), default="digits",
+    p.add_argument("--dataset", choices=("digits", "mnist", "cifar10", "cifar100", "imagenet16-120"), default="digits",
                    help="digits ships inside scikit-learn; the others are read from --data-dir (never downloaded)")
     p.add_argument("--data-dir", default=None, help="directory holding the extracted CIFAR / ImageNet16 files")
     p.add_argument("--limit", type=positive_int, default=None, help="use only this many training images")

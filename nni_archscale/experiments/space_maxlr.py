@@ -71,7 +71,7 @@ def loo_errors(log_pred: np.ndarray, log_meas: np.ndarray) -> np.ndarray:
 
 def predictions(name: str, sample: dict, model, batch, optimizer: str) -> dict[str, float]:
     """Every predictor's rate (up to its constant) for an initialised ``model``."""
-    from ..nni_glue.adapters import prepare_candidate
+    from ..nni_glue.adapters import nni_leaf, prepare_candidate
     from ..torch_layer.hook import HookConfig
     from ..torch_layer.measured_rate import first_step_change
     from ..torch_layer.segments import segment_rate_factor
@@ -81,7 +81,7 @@ def predictions(name: str, sample: dict, model, batch, optimizer: str) -> dict[s
     probe = copy.deepcopy(model)
     out = {"shared": 1.0,
            "paper-whole": prepare_candidate(probe, cfg, sample={}, adapter="fx").scaling.learning_rate.value,
-           "segmented": segment_rate_factor(model),
+           "segmented": segment_rate_factor(model, leaf=nni_leaf),
            "measured": 1.0 / first_step_change(model, batch[0], batch[1], optimizer)}
     if name == "nb201":
         out["paper-cell"] = prepare_candidate(copy.deepcopy(model), cfg, sample=sample,

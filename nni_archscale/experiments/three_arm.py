@@ -17,6 +17,7 @@ import csv
 import json
 from pathlib import Path
 
+from ..errors import ArchScaleError
 from ..results import atomic_write_text
 from ..stats import kendall_tau, mean_interval, seed_tau
 
@@ -34,6 +35,10 @@ def score(runs_csv: Path) -> dict:
     acc = {(int(r["cell"]), r["recipe"], int(r["seed"])): float(r["accuracy"]) for r in rows}
     published = {int(r["cell"]): (float(r["published"]) if r["published"] not in ("", "None") else None)
                  for r in rows}
+    missing = [(c, a, s) for c in cells for a in arms for s in seeds if (c, a, s) not in acc]
+    if missing:
+        raise ArchScaleError(f"{runs_csv} lacks {len(missing)} (cell, arm, seed) run(s), e.g. {missing[0]}: the run "
+                             f"was interrupted; rerun it (the arms are compared on the same cells and seeds)")
     mean = {a: [sum(acc[(c, a, s)] for s in seeds) / len(seeds) for c in cells] for a in arms}
     out: dict = {"cells": len(cells), "seeds": len(seeds), "arms": arms, "gains": {}, "tau_published": {},
                  "seed_tau": {}, "mean_accuracy": {a: sum(mean[a]) / len(cells) for a in arms},

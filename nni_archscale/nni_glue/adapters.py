@@ -270,7 +270,9 @@ def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str,
     The rate rule is ``config.rate_rule``; ``auto`` takes the evidence-backed default for the network's family
     (:func:`network_family`, :func:`nni_archscale.defaults.default_rate_rule`). The ``measured`` rule needs
     ``batch`` (``(x, y)``, a training batch) and ``reference`` (the base network's
-    :func:`~nni_archscale.torch_layer.rate_rules.reference_of`); ``segmented`` needs ``reference``.
+    :func:`~nni_archscale.torch_layer.rate_rules.reference_of`); without them a default ``measured`` falls back
+    to one shared rate, with a note. ``segmented`` without ``reference`` compares with the graph rule's base (one
+    layer per segment), with a note.
     Raises :class:`~nni_archscale.errors.NoPathError` for a candidate without an input-output path.
     """
     if sample is None and adapter != "fx":

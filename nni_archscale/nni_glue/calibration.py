@@ -59,8 +59,10 @@ def build_nb201(width: int, cells_per_stage: int, num_classes: int, sample: dict
 
 def space_name(space: str, width: int = 8, cells_per_stage: int = 1, options: dict | None = None) -> str:
     """The name a space's calibration is filed under (its size is part of it)."""
-    if space == "nb201" and not options:
-        return nb201_space_name(width, cells_per_stage)
+    if space == "nb201":
+        options = {"stem_out_channels": width, "num_modules_per_stack": cells_per_stage, **(options or {})}
+        if set(options) == {"stem_out_channels", "num_modules_per_stack"}:
+            return nb201_space_name(options["stem_out_channels"], options["num_modules_per_stack"])
     opts = ",".join(f"{k}={v}" for k, v in sorted((options or {}).items()))
     return f"{space}({opts})" if opts else space
 
@@ -70,12 +72,11 @@ def base_network(space: str, num_classes: int, width: int = 8, cells_per_stage: 
     """``(sample, model)`` of the space's base network (see the module docstring)."""
     if space == "nb201" and not options:
         return dict(BASE_SAMPLE), build_nb201(width, cells_per_stage, num_classes, BASE_SAMPLE)
-    from .spaces import sample_model
+    from .spaces import build_space, sample_model
 
     if space == "nb201":
-        return dict(BASE_SAMPLE), build_nb201(options.get("stem_out_channels", width),
-                                              options.get("num_modules_per_stack", cells_per_stage), num_classes,
-                                              BASE_SAMPLE)
+        opts = {"stem_out_channels": width, "num_modules_per_stack": cells_per_stage, **options}
+        return dict(BASE_SAMPLE), build_space("nb201", num_classes, **opts).freeze(BASE_SAMPLE)
     return sample_model(space, 0, num_classes, **(options or {}))
 
 
@@ -94,11 +95,11 @@ def space_reference(space: str, data, config: HookConfig, width: int = 8, cells_
     from .adapters import nni_leaf, prepare_candidate
 
     sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
-    model.to(data.train.y.device)
     base_cfg = HookConfig(**{**config.to_dict(), "base_lr": 1.0, "rate_rule": "shared"})
     prepare_candidate(model, base_cfg, sample=sample if space == "nb201" else {},
                       adapter="nb201-sample" if space == "nb201" else "fx",
-                      generator=torch.Generator().manual_seed(seed))
+                      generator=torch.Generator().manual_seed(seed))  # the init is drawn on the CPU
+    model.to(data.train.y.device)
     return reference_of(model, measurement_batch(data, seed), config.optimizer, leaf=nni_leaf)
 
 

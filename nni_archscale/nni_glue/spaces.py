@@ -41,6 +41,10 @@ class SpaceSpec:
     image_multiple: int = 1
 
 
+class SpaceError(ArchScaleError, ValueError):
+    """A model space asked for by a name, argument or image size it cannot take; the message names the fix."""
+
+
 class SampleRejected(ArchScaleError):
     """NNI rejected the sample drawn for this seed (``space.random`` / ``freeze`` raised NNI's
     ``SampleValidationError``, e.g. a NasBench101 cell with more than 9 edges or no input-output path). Skip the
@@ -125,7 +129,7 @@ def _quiet():
 
 def _spec(name: str) -> SpaceSpec:
     if name not in SPACES:
-        raise ValueError(f"unknown NNI model space {name!r}; known spaces: {', '.join(SPACE_NAMES)}")
+        raise SpaceError(f"unknown NNI model space {name!r}; known spaces: {', '.join(SPACE_NAMES)}")
     return SPACES[name]
 
 
@@ -149,7 +153,7 @@ def _check_image_size(spec: SpaceSpec, kwargs: dict, image_size: int) -> None:
     if image_size < low or image_size % multiple:
         need = f"a side of at least {low}" + (f" that is a multiple of {multiple}" if multiple > 1 else "")
         fit = -(-max(low, image_size) // multiple) * multiple
-        raise ValueError(f"NNI's {spec.nni_class} space ({spec.name}) with these arguments cannot take "
+        raise SpaceError(f"NNI's {spec.nni_class} space ({spec.name}) with these arguments cannot take "
                          f"{image_size}x{image_size} images: it needs {need}. Fix: resize or pad the images "
                          f"(e.g. to {fit}x{fit}) or pick another space")
 
@@ -163,10 +167,10 @@ def build_space(name: str, num_classes: int = 10, *, image_size: int | None = No
     cls = _nni_class(name)
     valid = _valid_kwargs(cls)
     if "num_labels" in overrides:
-        raise ValueError(f"pass num_classes= instead of num_labels= to build the {name} space")
+        raise SpaceError(f"pass num_classes= instead of num_labels= to build the {name} space")
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
-        raise ValueError(f"unknown argument(s) {', '.join(unknown)} for NNI's {spec.nni_class} ({name}); valid "
+        raise SpaceError(f"unknown argument(s) {', '.join(unknown)} for NNI's {spec.nni_class} ({name}); valid "
                          f"arguments: {', '.join(valid)}")
     kwargs = {**spec.defaults, **overrides}
     if image_size is not None:

@@ -164,9 +164,16 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
             if note:
                 g["lr"] = lr
                 notes.append(note)
-        if notes and len({g["lr"] for g in prepared.groups}) == 1:
-            prepared.rate = prepared.groups[0]["lr"]
+        if notes:  # what the summary reports: the clamped global rate (per-edge groups are clamped one by one)
+            prepared.rate = clamp_octaves(prepared.scaling.learning_rate.value, cfg.base_lr, "")[0]
     else:
+        if cfg.per_edge:
+            notes.append(f"per_edge rates come from the graph rule; rate rule {rule} gives one rate for the whole "
+                         f"network, so the per-edge rates are not used (pass rate_rule='graph' to keep them)")
+        if rule == "segmented" and reference is None:
+            notes.append("segmented rule without the base network's reference: compared with the graph rule's base "
+                         "(every segment one layer of kernel 3, cost 1); pass reference= to compare with a "
+                         "calibrated base network")
         rate = rule_rate(rule, model, cfg.base_lr, reference, batch, cfg.optimizer, leaf)
         rate, note = clamp_octaves(rate, cfg.base_lr, f"{type(model).__name__} (all parameters)")
         notes += [note] if note else []

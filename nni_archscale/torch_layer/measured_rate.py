@@ -75,7 +75,7 @@ def first_step_change(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimi
         raise RuleError(f"{type(model).__name__} has no trainable parameters; nothing to measure")
     captured: list[torch.Tensor] = []
     handle = readout.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # restored one by one (a frozen batch norm stays in eval)
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     saved = [p.detach().clone() for p in params]
     devices = [x.device] if x.device.type == "cuda" else []
@@ -117,7 +117,8 @@ def first_step_change(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimi
                 p.copy_(s)
             for b, v in buffers:
                 b.copy_(v)
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
     if not math.isfinite(change) or change == 0.0:
         raise RuleError(f"the first step does not change the readout's input (change {change}); the candidate has "
                         f"no trainable layer before its readout, so no learning rate is defined")
