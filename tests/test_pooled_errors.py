@@ -31,12 +31,12 @@ def test_errors_are_pooled_per_network_over_runs(tmp_path):
 
 
 def test_cli_uses_the_projects_default_and_refuses_folders_without_predictions(tmp_path, capsys):
-    run = write_run(tmp_path / "run", [("a", "exact", "adam", "feature-adam", 0.5, 0.25),
-                                       ("b", "exact", "adam", "feature-adam", 0.5, 0.5),
-                                       ("c", "exact", "adam", "feature-adam", 1.0, 0.5)])
-    assert load().main(["--pair", "exact/adam", str(run)]) == 0
+    run = write_run(tmp_path / "run", [("a", "paper", "adam", "feature-sgd", 0.5, 0.25),
+                                       ("b", "paper", "adam", "feature-sgd", 0.5, 0.5),
+                                       ("c", "paper", "adam", "feature-sgd", 1.0, 0.5)])
+    assert load().main(["--pair", "paper/adam", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "exact/adam feature-adam" in out and "0.67 ±" in out and "3 networks" in out
+    assert "paper/adam feature-sgd" in out and "0.67 ±" in out and "3 networks" in out
     assert "standard: no predictions" in out
     with pytest.raises(SystemExit):
         load().main(["--pair", "exact/adam", str(tmp_path)])
@@ -44,3 +44,14 @@ def test_cli_uses_the_projects_default_and_refuses_folders_without_predictions(t
     with pytest.raises(SystemExit):
         load().main(["--pair", "muP/adam", str(run)])
     assert "--pair 'muP/adam': unknown init" in capsys.readouterr().err
+
+
+def test_decide_pairs_the_rule_with_one_shared_rate_network_by_network(tmp_path, capsys):
+    rows = []
+    for i, (ours, shared) in enumerate([(1.0, 2.0), (1.1, 2.0), (0.9, 2.1), (1.0, 1.9)]):
+        rows.append((f"n{i}", "paper", "sgd", "readout-limited-sgd", 2 ** ours, 1.0))  # |error| = ours octaves
+        rows.append((f"n{i}", "paper", "sgd", "standard", 2 ** shared, 1.0))
+    run = write_run(tmp_path / "run", rows)
+    assert load().main(["--pair", "paper/sgd", "--decide", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "decision: readout-limited-sgd replaces standard" in out and "over 4 cells" in out
