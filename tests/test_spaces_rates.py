@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nni_archscale.defaults import default_rate_rule
-from nni_archscale.nni_glue.adapters import network_family, prepare_candidate
+from nni_archscale.nni_glue.adapters import network_family, nni_leaf, prepare_candidate
 from nni_archscale.nni_glue.calibration import measurement_batch, space_reference
 from nni_archscale.nni_glue.spaces import SPACE_NAMES, SampleRejected, sample_model
 from nni_archscale.torch_layer.data import load_dataset
@@ -61,7 +61,7 @@ def _check_space(space: str, optimizer: str = "sgd"):
             _, fresh = _sample(space, seed, data)
             prepare_candidate(fresh, HookConfig(base_lr=0.1, optimizer=optimizer, rate_rule="shared"),
                               sample=sample, generator=torch.Generator().manual_seed(seed))
-            expected = rule_rate(rule, fresh, 0.1, reference, batch, optimizer)
+            expected = rule_rate(rule, fresh, 0.1, reference, batch, optimizer, leaf=nni_leaf)
         assert p.learning_rate == pytest.approx(expected, rel=1e-6), (space, seed)
 
 
