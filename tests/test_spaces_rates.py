@@ -98,3 +98,21 @@ def test_two_trial_search_on_every_space(space, tmp_path):
             if r["rate_rule"] == "shared":
                 assert r["learning_rate"] == 0.05
             assert abs(math.log2(r["learning_rate"] / 0.05)) <= MAX_OCTAVES + 1e-9
+
+
+def test_a_base_network_that_cannot_be_measured_does_not_stop_the_search(tmp_path, monkeypatch):
+    """Only the measured and segmented rules need the base network's reference: a failure to measure it is a
+    warning, and the search runs (here NB201, whose default is one shared rate)."""
+    from nni_archscale.errors import RuleError
+    from nni_archscale.nni_glue import search
+
+    def broken(*args, **kwargs):
+        raise RuleError("no gradient at initialisation")
+
+    monkeypatch.setattr(search, "space_reference", broken)
+    said = []
+    opts = search.SearchOptions(trials=1, epochs=1, limit=64, batch_size=32, base_lr=0.05, out=str(tmp_path / "o"),
+                                progress=False, threads=1, cache_path=str(tmp_path / "cache.json"))
+    summary = search.run_search(opts, report=said.append)
+    assert summary["candidates"] == 1 and summary["reference"] is None
+    assert any("could not be measured" in s and "no gradient" in s for s in said)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..results import BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, prepare_out_dir, read_records, write_outputs
+from ..errors import ArchScaleError
 from ..run_errors import SearchError
 from .calibration import bar_progress, calibrate_space, space_name, space_reference
 from .training_service import experiment_config, trial_code_directory
@@ -303,8 +304,13 @@ def run_search(opts: SearchOptions, report=print) -> dict:
             "momentum": opts.momentum, "rate_rule": opts.rate_rule,
             "weight_decay": opts.weight_decay, "scheduler": opts.scheduler}
     # the base network's measurements, for the measured and segmented rules (cheap: one step on one batch)
-    reference = space_reference(opts.space, data, HookConfig(**hook), opts.width, opts.cells_per_stage,
-                                opts.space_options or None, opts.seed).to_dict()
+    try:
+        reference = space_reference(opts.space, data, HookConfig(**hook), opts.width, opts.cells_per_stage,
+                                    opts.space_options or None, opts.seed).to_dict()
+    except ArchScaleError as exc:  # only the measured and segmented rules need it; they say so per candidate
+        reference = None
+        report(f"archscale: warning: the base network could not be measured ({exc}); the measured rule falls "
+               f"back to one shared rate and the segmented rule to the graph rule's base")
     data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None  # trials run elsewhere
     trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": data_dir, "limit": opts.limit,
                  "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": device,
