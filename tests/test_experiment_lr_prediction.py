@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from fake_data import fake_cifar10
 from nni_archscale import from_paper_code
 from nni_archscale.cli import main
 from nni_archscale.experiments.lr_prediction import (
@@ -138,24 +139,11 @@ def test_mup_base_width_must_be_narrower(capsys):
     assert "--mup-base-width must be between 1 and the width 16" in capsys.readouterr().err
 
 
-def _fake_cifar10(root, n=40):
-    import pickle
-
-    d = root / "cifar-10-batches-py"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8),
-                 b"labels": [int(v) for v in rng.integers(0, 10, n)]}
-        with (d / name).open("wb") as fh:
-            pickle.dump(batch, fh)
-
-
 @pytest.mark.parametrize("family", ["mlp-topology", "cnn-kernel"])
 def test_cifar10_from_a_local_directory(tmp_path, capsys, family):
     """The paper's data path: CIFAR-10's python batches from --data-dir (a toy-sized fake archive here); the
     MLP sees 3 x 32 x 32 = 3072 features, the CNN 3 input channels."""
-    _fake_cifar10(tmp_path)
+    fake_cifar10(tmp_path)
     out = tmp_path / "lrp"
     assert main(["experiment", "lr-prediction", "--family", family, "--data", "cifar10", "--data-dir", str(tmp_path),
                  "--cells", "2", "--seeds", "1", "--width", "4", "--limit", "64", "--per-octave", "1",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import NB201_CSV
+from fake_data import fake_cifar10
 from nni_archscale import from_nb201
 from nni_archscale.cli import main
 from nni_archscale.experiments.nb201 import (
@@ -346,16 +347,7 @@ def test_augmentation_crops_and_flips_windows_of_the_padded_batch():
 
 def test_cifar_layout_from_a_local_directory_runs_with_augmentation(tmp_path):
     """The full-scale path (CIFAR-10 python batches from --data-dir, augmentation on) at a toy size."""
-    import pickle
-
-    root = tmp_path / "cifar-10-batches-py"
-    root.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (12, 3 * 32 * 32), dtype=np.uint8),
-                 b"labels": [int(v) for v in rng.integers(0, 10, 12)]}
-        with (root / name).open("wb") as fh:
-            pickle.dump(batch, fh)
+    fake_cifar10(tmp_path, 12)
     out = tmp_path / "out"
     summary = run(Config(dataset="cifar10", data_dir=str(tmp_path), cells=2, seeds=1, epochs=1, width=4,
                          batch_size=30, base_lr=0.2, recipes=("benchmark", "paper"), threads=1), out, print, False)
@@ -403,19 +395,11 @@ def test_three_arm_cifar10_script_runs_on_fake_data(tmp_path):
     """scripts/three_arm_cifar10.sh (the GPU command) on a fake CIFAR-10 directory, shrunk by its override
     arguments to a CPU-sized run: the command line, the data path and the three-arm report all work."""
     import os
-    import pickle
     import subprocess
     import sys
     from pathlib import Path
 
-    root = tmp_path / "cifar-10-batches-py"
-    root.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (8, 3 * 32 * 32), dtype=np.uint8),
-                 b"labels": [int(v) for v in rng.integers(0, 10, 8)]}
-        with (root / name).open("wb") as fh:
-            pickle.dump(batch, fh)
+    fake_cifar10(tmp_path, 8)
     repo = Path(__file__).resolve().parents[1]
     env = dict(os.environ, ARCHSCALE=str(Path(sys.executable).parent / "archscale"), OUT=str(tmp_path / "out"))
     out = subprocess.run(["bash", str(repo / "scripts" / "three_arm_cifar10.sh"), str(tmp_path), "--cells", "2",

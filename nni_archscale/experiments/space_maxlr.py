@@ -59,14 +59,15 @@ class Config:
     space_options: dict = field(default_factory=dict)
 
 
-def loo_errors(log_pred: np.ndarray, log_meas: np.ndarray) -> np.ndarray:
-    """Absolute octave errors with the constant fitted on the other samples (median log residual)."""
+def loo_offsets(log_pred: np.ndarray, log_meas: np.ndarray) -> np.ndarray:
+    """Each sample's constant ``log2 c_-i``, fitted on the other samples (their median log residual)."""
     resid = log_meas - log_pred
-    out = np.empty_like(resid)
-    for i in range(len(resid)):
-        c = np.median(np.delete(resid, i))
-        out[i] = abs(log_pred[i] + c - log_meas[i])
-    return out
+    return np.array([np.median(np.delete(resid, i)) for i in range(len(resid))])
+
+
+def loo_errors(log_pred: np.ndarray, log_meas: np.ndarray) -> np.ndarray:
+    """Absolute octave errors with the constant fitted on the other samples (:func:`loo_offsets`)."""
+    return np.abs(log_pred + loo_offsets(log_pred, log_meas) - log_meas)
 
 
 def predictions(name: str, sample: dict, model, batch, optimizer: str) -> dict[str, float]:
@@ -126,6 +127,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     import torch
 
     from ..errors import NoPathError
+    from ..nni_glue.calibration import measurement_batch
     from ..nni_glue.spaces import SampleRejected
     from ..torch_layer.data import load_dataset
     from .provenance import provenance, write_run_record
@@ -135,9 +137,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     write_run_record(out_dir, "space-lr", asdict(config), prov)
     torch.set_num_threads(config.threads)
     data = load_dataset("digits", None, config.limit, config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    idx = torch.randperm(len(data.train), generator=gen)[: config.batch_size]
-    batch = data.train.batch(idx)
+    batch = measurement_batch(data, config.seed, config.batch_size)
     records_path = out_dir / "records.jsonl"
     done = {(r["space"], r["seed"], r["optimizer"], r["init_seed"]) for r in _read(records_path)}
     t0 = time.perf_counter()
@@ -235,18 +235,12 @@ def write_space_reports(summary: dict, records: list[dict], out_dir: Path) -> No
             for p in PREDICTORS:
                 if all(p in r["predictions"] for r in rs):
                     pred = np.log2([r["predictions"][p] for r in rs])
-                    scaled[p] = [float(2 ** (pred[i] + np.median(np.delete(meas - pred, i)))) for i in range(len(rs))]
+                    scaled[p] = [float(v) for v in 2 ** (pred + loo_offsets(pred, meas))]
             for i, r in enumerate(rs):
                 cells = [f"{scaled[p][i]:.3g}" if p in scaled else "" for p in PREDICTORS]
                 lines.append(f"| {r['seed']} | {opt} | {r['max_lr']:.3g} | " + " | ".join(cells) + " |")
         atomic_write_text(out_dir / f"{space}.md", "\n".join(lines) + "\n")
-        space_records = [r for r in records if r["space"] == space]
-        tmp = out_dir / f".{space}.records.jsonl"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in space_records))
-        try:
-            plot_records(tmp, out_dir / f"{space}.png")
-        finally:
-            tmp.unlink()
+        plot_records([r for r in records if r["space"] == space], out_dir / f"{space}.png")
 
 
 def training_set_loss(model, train, chunk: int = 256) -> float:
@@ -276,10 +270,8 @@ def _initialised_with(name: str, seed: int, init_seed: int, config: Config, num_
     from ..torch_layer.hook import HookConfig
 
     sample, model = sample_model(name, seed, num_classes, **config.space_options.get(name, {}))
-    prepare_candidate(model, HookConfig(base_lr=1.0, preset="paper", rate_rule="shared"),
-                      sample=sample if name == "nb201" else {},
-                      adapter="nb201-sample" if name == "nb201" else "fx",
-                      generator=torch.Generator().manual_seed(init_seed))
+    prepare_candidate(model, HookConfig(base_lr=1.0, preset="paper", rate_rule="shared"), sample=sample,
+                      generator=torch.Generator().manual_seed(init_seed))  # auto: the NB201 cell rule, else fx
     return sample, model
 
 
@@ -372,17 +364,19 @@ def report(summary: dict) -> str:
 
 
 def plot(summary: dict, path: Path) -> None:
-    """Nothing here: the scatter is drawn by :func:`plot_records` from the records (kept apart for re-plotting)."""
-    plot_records(path.parent / "records.jsonl", path)
+    """The scatter of every space and optimizer, from the run's ``records.jsonl`` beside ``path``."""
+    plot_records(_read(path.parent / "records.jsonl"), path)
 
 
-def plot_records(records_path: Path, path: Path) -> None:
+def plot_records(records: list[dict], path: Path) -> None:
+    """Measured against predicted log2 rate, one panel per (space, optimizer) and predictor (the noise repeats
+    left out), each predictor shifted by its in-sample median residual."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [r for r in _read(records_path) if r["init_seed"] == r["seed"]]
+    records = [r for r in records if r["init_seed"] == r["seed"]]
     keys = sorted({(r["space"], r["optimizer"]) for r in records})
     if not keys:
         return

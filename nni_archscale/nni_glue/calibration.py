@@ -96,8 +96,7 @@ def space_reference(space: str, data, config: HookConfig, width: int = 8, cells_
 
     sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
     base_cfg = HookConfig(**{**config.to_dict(), "base_lr": 1.0, "rate_rule": "shared"})
-    prepare_candidate(model, base_cfg, sample=sample if space == "nb201" else {},
-                      adapter="nb201-sample" if space == "nb201" else "fx",
+    prepare_candidate(model, base_cfg, sample=sample,  # auto: the NB201 cell rule for nb201, else fx
                       generator=torch.Generator().manual_seed(seed))  # the init is drawn on the CPU
     model.to(data.train.y.device)
     return reference_of(model, measurement_batch(data, seed), config.optimizer, leaf=nni_leaf)
@@ -145,9 +144,7 @@ def calibrate_space(space: str = "nb201", dataset: str = "digits", data_dir: str
         sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
         cfg = HookConfig(base_lr=lr, preset=preset, optimizer=optimizer, momentum=momentum,
                          weight_decay=weight_decay, scheduler="none", rate_rule="shared")
-        prepared = prepare_candidate(model, cfg, sample=sample if space == "nb201" else {},
-                                     adapter="nb201-sample" if space == "nb201" else "fx",
-                                     generator=torch.Generator().manual_seed(seed))
+        prepared = prepare_candidate(model, cfg, sample=sample, generator=torch.Generator().manual_seed(seed))
         model.to(dev)
         losses: list[float] = []
         result = train_classifier(model, data.train, None, prepared.make_optimizer(), epochs=epochs,
