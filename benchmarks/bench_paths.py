@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import random
 import sys
 import time
@@ -16,7 +15,7 @@ from common import best_time, print_table  # noqa: E402
 
 from nni_archscale import ArchGraph, Edge, EdgeKind, NoPathError, from_nb201, path_statistics, scale  # noqa: E402
 from nni_archscale.explain import to_record  # noqa: E402
-from nni_archscale.formats import NB201_OPS  # noqa: E402
+from nni_archscale.formats import nb201_cells  # noqa: E402
 from nni_archscale.paths import enumerated_moments  # noqa: E402
 
 
@@ -36,11 +35,6 @@ def random_dag(n: int, fan_in: int = 3, window: int = 8, seed: int = 0) -> ArchG
         for j in rng.sample(range(max(0, i - window), i), min(i, fan_in)):
             edges.append(Edge(j, i, rng.choice(kinds), rng.choice((1, 3))))
     return ArchGraph(n, edges)
-
-
-def nb201_cells():
-    for a, b, c, d, e, f in itertools.product(list(NB201_OPS), repeat=6):
-        yield f"|{a}~0|+|{b}~0|{c}~1|+|{d}~0|{e}~1|{f}~2|"
 
 
 def run(quick: bool = False) -> list[tuple[str, float]]:

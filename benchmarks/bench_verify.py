@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from nni_archscale.cli.verify_cmd import nb201_cells
+from nni_archscale.formats import nb201_cells
 from nni_archscale.formats import from_nb201
 from symbolic.verify import Verifier
 

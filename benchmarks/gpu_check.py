@@ -188,7 +188,8 @@ def grid_check(dev, width: int = 64, quick: bool = False) -> dict:
 
     from nni_archscale.experiments.batched import CellNetSpec
     from nni_archscale.experiments.cellnet_init import layer_variances
-    from nni_archscale.experiments.maxlr import log2_grid, train_grid
+    from nni_archscale.experiments.maxlr import train_grid
+    from nni_archscale.torch_layer.calibrate import log2_grid
     from nni_archscale.formats import from_paper_code
 
     g = torch.Generator().manual_seed(0)

@@ -1,7 +1,7 @@
 """A custom NNI ModelSpace (LayerChoice, InputChoice, and NNI's Cell) searched with the hook. Offline (digits),
 sequential engine, about a minute on 2 CPU cores.
 
-    python examples/custom_space.py [chain|skip|cell] [--strategy random|evolution|tpe] [--trials 4]
+    python examples/custom_space.py [chain|skip|cell|dagcell] [--strategy random|evolution|tpe] [--trials 4]
 
 Every candidate is frozen by NNI, handed to ``train_candidate`` (a FunctionalEvaluator function), and there one
 call, ``prepare_for_trial``, reads the candidate's graph with the ``fx`` adapter, re-initialises it by the paper's
@@ -12,7 +12,11 @@ readout instead (the stem conv counts as the first layer of every path; see ``nn
 
 * ``chain``: two LayerChoice blocks in a row (TPE works on it: LayerChoice only);
 * ``skip``: the same plus an InputChoice summing two of (stem, block 1, block 2);
-* ``cell``: NNI's ``Cell`` (2 nodes, 2 ops per node, each op and its input chosen).
+* ``cell``: NNI's ``Cell`` (2 nodes, 2 ops per node, each op and its input chosen);
+* ``dagcell``: the paper's DAG-cell MLP (§4.1): a Linear+ReLU stem, a 4-node cell whose every edge is a
+  LayerChoice of Linear+ReLU, skip or zero, and a Linear readout; no batch norm. The hook recognises it
+  (``nni_archscale.torch_layer.dag_cell``) and trains it at the evidence-backed DAG-cell rule
+  (``nni_archscale.defaults``: ``readout-limited-sgd`` with SGD and the paper's init).
 
 NNI's experiment folders (logs, trial records) go to ``examples/output/custom_space/nni-experiments/``, not to
 NNI's default ``~/nni-experiments/``: ``experiment_config`` sets ``experiment_working_directory``
@@ -106,15 +110,48 @@ class CellSpace(ModelSpace):
         return self.head(torch.flatten(self.pool(self.cell(self.stem(x))), 1))
 
 
-SPACES = {"chain": ChainSpace, "skip": SkipSpace, "cell": CellSpace}
+class Zero(nn.Module):
+    """The paper's zero edge (``is_zero``: the graph extractor reads it as no edge at all)."""
+
+    is_zero = True
+
+    def forward(self, x):
+        return x * 0
+
+
+def edge_ops(width: int) -> dict:
+    return {"linear": nn.Sequential(nn.Linear(width, width), nn.ReLU()), "skip": nn.Identity(), "zero": Zero()}
+
+
+class DagCellSpace(ModelSpace):
+    """The paper's DAG-cell MLP on flattened 3x8x8 digits: stem, a cell of 4 nodes (every edge j->i chosen among
+    Linear+ReLU, skip and zero; each node the sum of its inputs), Linear readout."""
+
+    def __init__(self, width: int = 8, classes: int = 10, nodes: int = 4, in_features: int = 3 * 8 * 8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Linear(in_features, width), nn.ReLU())
+        self.edges = nn.ModuleDict({f"e{j}_{i}": LayerChoice(edge_ops(width), label=f"e{j}_{i}")
+                                    for i in range(1, nodes) for j in range(i)})
+        self.nodes = nodes
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        z = [self.stem(torch.flatten(x, 1))]
+        for i in range(1, self.nodes):
+            # one sum over a node's inputs (torch.stack(...).sum(0)): the extractor reads one node, as eq. 1 has it
+            z.append(torch.stack([self.edges[f"e{j}_{i}"](z[j]) for j in range(i)]).sum(0))
+        return self.head(z[-1])
+
+
+SPACES = {"chain": ChainSpace, "skip": SkipSpace, "cell": CellSpace, "dagcell": DagCellSpace}
 
 
 def train_candidate(model, epochs: int = 1, base_lr: float = 0.5, limit: int | None = None, batch_size: int = 64):
     """The FunctionalEvaluator function: the hook (one call), then ordinary training; reports accuracy to NNI."""
     data = load_dataset("digits", limit=limit)
     steps = epochs * math.ceil(len(data.train) / batch_size)
-    optimizer, scheduler, prepared = prepare_for_trial(model, {"base_lr": base_lr, "weight_decay": 5e-4},
-                                                       total_steps=steps)
+    optimizer, scheduler, prepared = prepare_for_trial(
+        model, {"base_lr": base_lr, "weight_decay": 5e-4, "batch_size": batch_size}, total_steps=steps)
     print(f"  {prepared.summary()}")
     result = train_classifier(model, data.train, data.val, optimizer, epochs, batch_size, scheduler,
                               num_classes=data.num_classes)

@@ -76,6 +76,7 @@ the test was stated by more than twice the standard error of the paired differen
 from __future__ import annotations
 
 from .errors import RuleError
+from .presets import INITS, Init  # noqa: F401  (INITS: the init names, re-exported)
 
 DEFAULT_RULES: dict[tuple[str, str], str] = {
     ("exact", "sgd"): "readout-limited-sgd",
@@ -112,17 +113,15 @@ SPACE_RATE_RULES: dict[tuple[str, str], str] = {
     ("mobile", "sgd"): "shared",
     ("mobile", "adam"): "shared",
 }
-FAMILIES = ("nb201", "cells", "mobile", "plain")
+FAMILIES = ("nb201", "cells", "mobile", "dag-cell", "plain")
 
-INITS = ("paper", "exact", "release", "standard")
 OPTIMIZERS = ("sgd", "adam")
 
 
 def default_rule(init: str, optimizer: str, network: str = "mlp") -> str:
     """The evidence-backed rule for an (init, optimizer) pair; the init's own preset where none was measured;
     one shared rate for CNN cells (see the module docstring)."""
-    if init not in INITS:
-        raise RuleError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
+    init = Init.of(init).value
     if optimizer not in OPTIMIZERS:
         raise RuleError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     if network == "cnn":
@@ -130,9 +129,16 @@ def default_rule(init: str, optimizer: str, network: str = "mlp") -> str:
     return DEFAULT_RULES.get((init, optimizer), init)
 
 
-def default_rate_rule(family: str, optimizer: str) -> str:
-    """The evidence-backed rate rule for a network family (see :data:`SPACE_RATE_RULES`); ``graph`` (eq. 8/9)
-    for networks without normalisation, and for optimizers the measurement did not cover."""
+def default_rate_rule(family: str, optimizer: str, init: str = "paper") -> str:
+    """The evidence-backed rate rule the hook applies to a network of ``family`` (see :data:`SPACE_RATE_RULES`).
+
+    ``dag-cell`` (a model recognised as the paper's DAG-cell MLP, :mod:`nni_archscale.torch_layer.dag_cell`):
+    :func:`default_rule` for the init and optimizer, where a preset's name reads as its rate rule (``standard``:
+    one shared rate; ``paper``/``release``: eq. 8/9, ``graph``). ``graph`` (eq. 8/9) for other networks without
+    normalisation, and for optimizers the measurement did not cover."""
     if family not in FAMILIES:
         raise RuleError(f"unknown network family {family!r}; use one of {', '.join(FAMILIES)}")
+    if family == "dag-cell":
+        rule = default_rule(init, optimizer, "mlp")
+        return {"standard": "shared", "paper": "graph", "release": "graph"}.get(rule, rule)
     return SPACE_RATE_RULES.get((family, optimizer), "graph")

@@ -11,10 +11,11 @@ UTF-8 text of at most :data:`MAX_JSON_FILE_BYTES` bytes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import ArchitectureParseError, GraphStructureError, shorten
 from .graph import MAX_EDGES, MAX_KERNEL_SIZE, MAX_NODES, ArchGraph, Edge, EdgeKind, too_many_edges, too_many_nodes
@@ -60,6 +61,23 @@ NB201_OPS: dict[str, tuple[EdgeKind, int]] = {
     "nor_conv_3x3": (EdgeKind.PARAM, 3),
     "avg_pool_3x3": (EdgeKind.POOL, 3),
 }
+#: NAS-Bench-201 operation names -> NNI ``NasBench201``'s names for the same operations (NNI drops the convs'
+#: ``nor_`` prefix). The one table of the two vocabularies: NNI's ops (nni_glue.adapters) and the samples the
+#: experiments build are derived from it and :data:`NB201_OPS`.
+NB201_TO_NNI_OPS: dict[str, str] = {
+    "none": "none",
+    "skip_connect": "skip_connect",
+    "nor_conv_1x1": "conv_1x1",
+    "nor_conv_3x3": "conv_3x3",
+    "avg_pool_3x3": "avg_pool_3x3",
+}
+
+
+def nb201_cells() -> Iterator[str]:
+    """All 5^6 = 15,625 NAS-Bench-201 cell strings, ops in :data:`NB201_OPS` order (not the benchmark's index
+    order): the one enumeration the verifier, the benchmarks and the experiments share."""
+    for a, b, c, d, e, f in itertools.product(NB201_OPS, repeat=6):
+        yield f"|{a}~0|+|{b}~0|{c}~1|+|{d}~0|{e}~1|{f}~2|"
 
 
 def from_nb201(text: str) -> ArchGraph:

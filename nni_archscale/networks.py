@@ -20,7 +20,8 @@ from functools import cached_property
 from typing import Sequence
 
 from .graph import ArchGraph, Edge, EdgeKind
-from .paths import Moments, chain_moments, path_statistics, power_sum
+from .paths import Moments, chain_moments, depth_range, path_statistics, power_sum
+from .presets import Context
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,30 @@ class Network:
     def __post_init__(self) -> None:
         if not self.blocks:
             raise ValueError("a network needs at least one block")
+
+    @property
+    def context(self) -> Context:
+        """What the searched cell is inside (:class:`~nni_archscale.presets.Context`): it fixes the rules' depth
+        offset and base network. Set by the builders; a network built by hand is read as a bare DAG."""
+        return Context.of(self.meta.get("context", "dag"))
+
+    @property
+    def cell(self) -> ArchGraph:
+        """The searched cell: the first block of role ``cell`` (all cells of a stacked network are equal)."""
+        for b in self.blocks:
+            if b.role == "cell":
+                return b.graph
+        raise ValueError(f"network {self.name!r} has no block of role 'cell'; give one block role='cell'")
+
+    @property
+    def layers_before_cell(self) -> int:
+        """Parameterised layers every path crosses before the first cell (the stem): the paper's depth offset."""
+        depth = 0
+        for b in self.blocks:
+            if b.role == "cell":
+                return depth
+            depth += (depth_range(b.graph) or (0, 0))[0]
+        return depth
 
     @cached_property
     def output_moments(self) -> Moments:
@@ -78,6 +103,11 @@ class Network:
                 edges.append(Edge(e.src + offset, e.dst + offset, e.kind, e.kernel_size, e.op, module))
             offset += b.graph.num_nodes - 1
         return ArchGraph(offset + 1, edges)
+
+
+def bare(graph: ArchGraph) -> Network:
+    """The paper's bare DAG (eq. 1): the graph alone, read in context ``dag``."""
+    return Network("dag", (Block("cell", graph, "cell"),), {"context": "dag"})
 
 
 def single_layer(kernel_size: int = 1, module: str | None = None) -> ArchGraph:
@@ -121,7 +151,8 @@ def dag_cell_network(cell: ArchGraph, kind: str = "mlp", kernel_size: int | None
         Block("cell", cell, "cell"),
         Block("readout", single_layer(1, module="readout"), "readout"),
     )
-    return Network(f"{kind}-dag-cell", blocks, {"kind": kind, "kernel_size": q})
+    return Network(f"{kind}-dag-cell", blocks,
+                   {"kind": kind, "kernel_size": q, "context": Context.of_cell_network(kind).value})
 
 
 def nb201_network(cell: ArchGraph, cells_per_stage: int = 5) -> Network:
@@ -136,7 +167,7 @@ def nb201_network(cell: ArchGraph, cells_per_stage: int = 5) -> Network:
         for i in range(cells_per_stage):
             blocks.append(Block(f"stage{stage}.cell{i}", cell, "cell"))
     blocks.append(Block("classifier", single_layer(1, module="classifier"), "readout"))
-    return Network("nb201", tuple(blocks), {"cells_per_stage": cells_per_stage})
+    return Network("nb201", tuple(blocks), {"cells_per_stage": cells_per_stage, "context": "nb201-cell"})
 
 
 def stacked(cell: ArchGraph, copies: int, name: str = "stack") -> Network:

@@ -30,6 +30,7 @@ from typing import Iterable, Mapping
 
 from .graph import ArchGraph, Edge, EdgeKind
 from .networks import resnet_reduction_block
+from .presets import Preset, preset_of
 from .rules import Context, edge_init, readout_init
 
 #: He/Kaiming fan-in init with ReLU gain: what a layer of in-degree 1 gets under every preset.
@@ -99,7 +100,7 @@ def nb201_cell_indices(cells_per_stage: int) -> tuple[list[int], list[int]]:
     return cells, reductions
 
 
-def nb201_plan(cell: ArchGraph, preset: str = "paper", cells_per_stage: int = 5,
+def nb201_plan(cell: ArchGraph, preset: str | Preset = "paper", cells_per_stage: int = 5,
                readout_module: str = "classifier", stem_module: str = "stem") -> InitPlan:
     """The init plan of NNI's NasBench201 network whose every cell is ``cell`` (see the module docstring)."""
     if cell.num_nodes < 2:
@@ -111,25 +112,21 @@ def nb201_plan(cell: ArchGraph, preset: str = "paper", cells_per_stage: int = 5,
         for spec in cell_specs:
             rel = spec.edge.module or nb201_edge_module(spec.edge)
             layers.append(LayerInit(f"cells.{k}.{rel}", spec.gain, spec.fan, 1, "cell", spec.formula))
-    block = resnet_reduction_block()
-    if preset == "release":
-        red_specs = [
-            ("conv_a", Fraction(1), "2 / (2 * fan_in)  [release: reduction conv_a, degree 2]"),
-            ("conv_b", Fraction(2), "2 / (1 * fan_in)  [release: reduction conv_b, degree 1]"),
-            ("downsample", Fraction(1), "2 / (2 * fan_in)  [release: reduction shortcut, degree 2]"),
-        ]
-    else:
-        red_specs = [(s.edge.module, s.gain, s.formula) for s in edge_init(block, preset, "dag")]
+    p = preset_of(preset)
+    if p.reduction is not None:  # the release's fixed table
+        red_specs = list(p.reduction)
+    else:  # eq. 4 on the reduction block's 3-node graph
+        red_specs = [(s.edge.module, s.gain, s.formula) for s in edge_init(resnet_reduction_block(), p, "dag")]
     for k in reductions:
         for module, gain, formula in red_specs:
             layers.append(LayerInit(f"cells.{k}.{module}", gain, "fan_in", 1, "reduction", formula))
     ro = readout_init(preset, "nb201-cell")
     layers.append(LayerInit(readout_module, ro.scale, ro.fan, ro.power, "readout", ro.formula))
-    return InitPlan(tuple(layers), _he("", "other", "unplanned layer"), preset,
+    return InitPlan(tuple(layers), _he("", "other", "unplanned layer"), p.name,
                     f"NAS-Bench-201, {cells_per_stage} cell(s) per stage")
 
 
-def graph_plan(graph: ArchGraph, preset: str = "paper", context: Context = "dag",
+def graph_plan(graph: ArchGraph, preset: str | Preset = "paper", context: Context = "dag",
                readout_module: str | None = None, prefix: str = "",
                extra: Iterable[LayerInit] = (), default_he: bool = True) -> InitPlan:
     """The plan of a network whose searched part is ``graph`` (edges name their modules in ``Edge.module``).
@@ -145,7 +142,8 @@ def graph_plan(graph: ArchGraph, preset: str = "paper", context: Context = "dag"
     if readout_module is not None:
         ro = readout_init(preset, context)
         layers.append(LayerInit(readout_module, ro.scale, ro.fan, ro.power, "readout", ro.formula))
-    return InitPlan(tuple(layers), _he("", "other", "unplanned layer") if default_he else None, preset)
+    return InitPlan(tuple(layers), _he("", "other", "unplanned layer") if default_he else None,
+                    preset_of(preset).name)
 
 
 def module_rates(graph: ArchGraph, rates: Mapping[Edge, float], prefixes: Iterable[str] = ("",)) -> dict[str, float]:

@@ -29,10 +29,16 @@ stem's and the cell's, not the linear readout's. For ``mlp-cell``/``cnn-cell`` t
 ``base_lr`` always means the rate calibrated on that network; ``release`` then keeps the released code's
 ratios between candidates (its hard-coded base depth [3] is the all-skip cell).
 
+A :class:`~nni_archscale.networks.Network` carries its context (:func:`~nni_archscale.networks.bare`,
+:func:`~nni_archscale.networks.dag_cell_network`, :func:`~nni_archscale.networks.nb201_network`), so
+``scale(network, base_lr, preset)`` needs nothing else; the paper's depth offset is the network's
+``layers_before_cell`` (tested).
+
 For NAS-Bench-201 the paper's experiments count the paths of *one* cell, with the stem conv as the "1"
 (paper-notes §4); we follow them and say so, and leave whole-network counts to the evidence.
 
-Presets:
+Presets (one frozen :class:`~nni_archscale.presets.Preset` each, whose fields are the table above as data; the
+functions below read those fields and branch on no name):
 
 * ``paper`` (default): target in-degree, fan-in, mean-field readout, ``q^-1`` with q the largest kernel
   on the network's parameterised layers (the most restrictive layer bounds a single global rate).
@@ -48,20 +54,22 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 from .errors import ArchitectureParseError, NoPathError, RuleError, shorten
 from .graph import ArchGraph, Edge
 from .paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
+from .presets import PRESETS, Context as ContextName, Preset, preset_of
 
-PRESETS = ("paper", "release", "standard")
-CONTEXTS = ("dag", "nb201-cell", "mlp-cell", "cnn-cell")
+if TYPE_CHECKING:
+    from .networks import Network
+
+#: the context names (:class:`nni_archscale.presets.Context`)
+CONTEXTS = tuple(c.value for c in ContextName)
 Context = Literal["dag", "nb201-cell", "mlp-cell", "cnn-cell"]
 #: Base learning rates used when none is given: the authors' NAS-Bench-201 example (0.46); elsewhere 1.0, so that
 #: a printed learning rate reads as the multiplier of the rate calibrated on the base network.
 DEFAULT_BASE_LR = {"nb201-cell": 0.46, "dag": 1.0, "mlp-cell": 1.0, "cnn-cell": 1.0}
-#: Contexts of the released MLP/CNN code (as opposed to its NAS-Bench-201 code).
-_RELEASE_MLP_CNN = ("dag", "mlp-cell", "cnn-cell")
 
 
 @dataclass(frozen=True)
@@ -125,109 +133,124 @@ class Scaling:
 
 
 # --------------------------------------------------------------------------- init
-def edge_init(graph: ArchGraph, preset: str = "paper", context: Context = "dag") -> tuple[EdgeInit, ...]:
-    """Init variance of every parameterised edge of ``graph`` (eq. 4 / App. A eq. 12 for ``paper``)."""
-    _check(preset, context)
+def _degree(graph: ArchGraph, edge: Edge, preset: Preset) -> tuple[int | None, int | None]:
+    """(node, in-degree) dividing the edge's gain under ``preset.degree`` (eq. 4: the target; release: the source,
+    at least 1; He: none)."""
+    if preset.degree is None:
+        return None, None
+    node = edge.dst if preset.degree == "target" else edge.src
+    return node, max(graph.in_degree[node], 1)
+
+
+def edge_init(graph: ArchGraph, preset: str | Preset = "paper", context: Context = "dag") -> tuple[EdgeInit, ...]:
+    """Init variance of every parameterised edge of ``graph`` (eq. 4 / App. A eq. 12 for ``paper``):
+    ``Var W_e = 2 / (d * fan)`` with ``d`` and the fan fixed by the preset (:class:`~nni_archscale.presets.Preset`)."""
+    p, ctx = _check(preset, context)
+    fan = p.fan[ctx]
     out = []
-    deg = graph.in_degree
     for e in graph.parameterised_edges:
-        if preset == "paper":
-            d = deg[e.dst]
-            out.append(
-                EdgeInit(e, Fraction(2, d), "fan_in", e.dst, d, f"2 / (d_in({e.dst}) * fan_in) = 2/({d}*fan_in)")
-            )
-        elif preset == "release":
-            d = max(deg[e.src], 1)
-            fan = "fan_in" if context == "nb201-cell" else "fan_out"
-            out.append(
-                EdgeInit(
-                    e, Fraction(2, d), fan, e.src, d,
-                    f"2 / (max(d_in({e.src}), 1) * {fan}) = 2/({d}*{fan})  [release: source in-degree]",
-                )
-            )
-        else:
-            out.append(EdgeInit(e, Fraction(2), "fan_in", None, None, "2 / fan_in  [He/Kaiming]"))
+        node, d = _degree(graph, e, p)
+        out.append(EdgeInit(e, Fraction(2, d or 1), fan, node, d, p.edge_formula(d, node, fan)))
     return tuple(out)
 
 
-def readout_init(preset: str = "paper", context: Context = "dag") -> ReadoutInit:
+def readout_init(preset: str | Preset = "paper", context: Context = "dag") -> ReadoutInit:
     """Init of the readout layer (eq. 2: mean-field 1/n^2 for ``paper``)."""
-    _check(preset, context)
-    if preset == "paper":
-        return ReadoutInit(Fraction(1), 2, "fan_in", "1 / fan_in^2  [mean-field readout, eq. 2]")
-    if preset == "release":
-        fan = "fan_in" if context == "nb201-cell" else "fan_out"
-        return ReadoutInit(Fraction(4), 2, fan, f"(2 / {fan})^2  [release: squared std]")
-    return ReadoutInit(Fraction(1), 1, "fan_in", "1 / fan_in  [Kaiming, gain 1]")
+    p, ctx = _check(preset, context)
+    return ReadoutInit(p.readout_scale, p.readout_power, p.fan[ctx], p.readout_formula[ctx])
 
 
 # --------------------------------------------------------------------------- learning rate
-def depth_offset(preset: str, context: Context) -> int:
+def depth_offset(preset: str | Preset, context: Context) -> int:
     """Layers outside the graph that every path crosses (see the module docstring's table)."""
-    if context == "nb201-cell":
-        return 1
-    if preset == "release":
-        return 3
-    return 0 if context == "dag" else 1
+    p, ctx = _check(preset, context)
+    return p.depth_offset[ctx]
 
 
-def base_depth_power_sum(preset: str, context: Context) -> int:
+def base_depth_power_sum(preset: str | Preset, context: Context) -> int:
     """``sum L_p^3`` of the base network the rate ``c`` is calibrated on."""
-    if context == "dag" and preset == "release":
-        return 27
-    if context in ("mlp-cell", "cnn-cell"):  # the base cell 0_00_000_2000: one path with k = 1
-        return (1 + depth_offset(preset, context)) ** 3
-    return 1
+    p, ctx = _check(preset, context)
+    return p.base_depth_power_sum[ctx]
 
 
 def effective_kernel_size(graph: ArchGraph, context: Context) -> int:
     """q of eq. 9: the largest kernel over the network's parameterised layers (NB201's stem is 3x3)."""
     qs = list(graph.kernel_sizes)
-    if context == "nb201-cell" or (context == "cnn-cell" and not qs):
-        qs.append(3)  # NB201's 3x3 stem; a CNN cell without convs still has its (default 3x3) stem
+    stem = ContextName.of(context).stem_kernel_size
+    if stem is not None and (context == ContextName.NB201_CELL or not qs):
+        qs.append(stem)  # NB201's 3x3 stem; a CNN cell without convs still has its (default 3x3) stem
     return max(qs, default=1)
 
 
 def default_base_kernel_size(graph: ArchGraph, context: Context) -> int:
     """The base network's kernel: 1 for MLPs, 3 for CNNs (the paper's base CNN, §4.2) and NAS-Bench-201."""
-    if context in ("nb201-cell", "cnn-cell"):
-        return 3
-    if context == "mlp-cell":
-        return 1
+    q0 = ContextName.of(context).base_kernel_size
+    if q0 is not None:
+        return q0
     return 3 if any(q > 1 for q in graph.kernel_sizes) else 1
+
+
+def _paper_kernel(graph, context, q, q0):
+    q = q or effective_kernel_size(graph, context)
+    q0 = q0 or default_base_kernel_size(graph, context)
+    return Fraction(q0, q), f"q_base/q = {q0}/{q}"
+
+
+def _release_cnn_kernel(graph, context, q, q0):
+    q = q or effective_kernel_size(graph, context)  # release CNN: 3 / kernel_size
+    return Fraction(3, q), f"3/q = 3/{q}  [release CNN]"
+
+
+def _release_dag_kernel(graph, context, q, q0):
+    if q or any(k > 1 for k in graph.kernel_sizes):  # a bare DAG of convolutions: the release's CNN code
+        return _release_cnn_kernel(graph, context, q, q0)
+    return Fraction(1), "1  [release MLP: no kernel factor]"
+
+
+#: eq. 9's kernel factor by the preset's kind (:attr:`Preset.kernel_factor`): ``(graph, context, q, q_base) ->
+#: (factor, description)``
+KERNEL_FACTORS: dict[str, Callable] = {
+    "paper": _paper_kernel,
+    "release-cnn": _release_cnn_kernel,
+    "release-cnn-if-conv": _release_dag_kernel,
+    "release-mlp": lambda *a: (Fraction(1), "1  [release MLP: no kernel factor]"),
+    "release-nb201": lambda *a: (Fraction(1), "1  [release: no kernel factor for NAS-Bench-201]"),
+    "none": lambda *a: (Fraction(1), "1"),
+}
 
 
 def learning_rate(
     graph: ArchGraph,
     base_lr: float,
-    preset: str = "paper",
+    preset: str | Preset = "paper",
     context: Context = "dag",
     kernel_size: int | None = None,
     base_kernel_size: int | None = None,
     moments: Moments | None = None,
 ) -> LearningRate:
     """The global learning rate of eq. 8 / eq. 9, transferred from ``base_lr`` on the base network."""
-    _check(preset, context)
+    p, ctx = _check(preset, context)
     check_base_lr(base_lr)
     if moments is None:
         moments = path_statistics(graph).output
-    if preset == "standard":
+    if not p.transfers_rate:
         return LearningRate(
             float(base_lr), float(base_lr), 0, 0, 0, Fraction(1),
-            f"eta = base_lr = {base_lr:g}  [standard: one rate for every candidate]",
+            f"eta = base_lr = {base_lr:g}  [{p.name}: one rate for every candidate]",
         )
     notes: list[str] = []
-    offset = depth_offset(preset, context)
-    base_sum = base_depth_power_sum(preset, context)
+    offset = p.depth_offset[ctx]
+    base_sum = p.base_depth_power_sum[ctx]
+    fallback = p.base_depth_fallback[ctx]
     if moments[0] == 0:
-        if preset == "release" and context in _RELEASE_MLP_CNN:
+        if fallback:
             notes.append("no input-output path: the release falls back to the base depth [3] (base rate)")
         else:
             raise NoPathError(
                 "the graph has no input-to-output path, so sum_p L_p^3 is empty and the learning-rate rule "
                 "(eq. 8) is undefined; connect the output to the input (this candidate computes a constant)"
             )
-    if preset == "release" and context in _RELEASE_MLP_CNN and moments[1] == 0:
+    if fallback and moments[1] == 0:
         total = 27  # release: no parameterised edge on any path -> depth list [0] -> [3]
         if moments[0]:
             notes.append("no parameterised edge on any path: the release uses the base depth [3]")
@@ -238,22 +261,7 @@ def learning_rate(
             "no input-output path crosses a parameterised layer (sum_p L_p^3 = 0): the graph has no weights "
             "whose learning rate the rule could set; add a Linear/Conv edge on some path"
         )
-    # kernel factor
-    if preset == "paper":
-        q = kernel_size or effective_kernel_size(graph, context)
-        q0 = base_kernel_size or default_base_kernel_size(graph, context)
-        kfac = Fraction(q0, q)
-        kdesc = f"q_base/q = {q0}/{q}"
-    elif context == "cnn-cell" or (context == "dag" and (kernel_size or any(q > 1 for q in graph.kernel_sizes))):
-        q = kernel_size or effective_kernel_size(graph, context)  # release CNN: 3 / kernel_size
-        kfac = Fraction(3, q)
-        kdesc = f"3/q = 3/{q}  [release CNN]"
-    elif context != "nb201-cell":  # release MLP (a bare DAG of Linear layers, or the MLP cell)
-        kfac = Fraction(1)
-        kdesc = "1  [release MLP: no kernel factor]"
-    else:  # release NAS-Bench-201: no kernel factor
-        kfac = Fraction(1)
-        kdesc = "1  [release: no kernel factor for NAS-Bench-201]"
+    kfac, kdesc = KERNEL_FACTORS[p.kernel_factor[ctx]](graph, ctx.value, kernel_size, base_kernel_size)
     value = float(base_lr) * math.sqrt(base_sum / total) * float(kfac)
     depth = "k_p" if offset == 0 else f"k_p + {offset}"
     formula = (
@@ -278,7 +286,7 @@ def check_base_lr(base_lr: object) -> None:
 
 
 def edge_learning_rates(
-    graph: ArchGraph, rate: LearningRate, preset: str = "paper", context: Context = "dag"
+    graph: ArchGraph, rate: LearningRate, preset: str | Preset = "paper", context: Context = "dag"
 ) -> dict[Edge, float]:
     """Optional per-edge rates (not in the paper): eq. 8 restricted to the paths through each edge.
 
@@ -286,7 +294,7 @@ def edge_learning_rates(
     path keep the global rate. Path moments through ``e`` compose the input-to-source moments, the edge
     and the target-to-output moments, all by dynamic programming.
     """
-    if preset == "standard":
+    if not preset_of(preset).transfers_rate:
         return {e: rate.value for e in graph.parameterised_edges}
     fwd = path_statistics(graph).moments
     bwd = _backward_moments(graph)
@@ -311,48 +319,58 @@ def _backward_moments(graph: ArchGraph) -> list[Moments]:
 
 # --------------------------------------------------------------------------- everything at once
 def scale(
-    graph: ArchGraph | str,
+    network: "Network | ArchGraph | str",
     base_lr: float,
-    preset: str = "paper",
+    preset: str | Preset = "paper",
     context: Context | None = None,
     kernel_size: int | None = None,
     base_kernel_size: int | None = None,
     per_edge: bool = False,
 ) -> Scaling:
-    """Apply a preset to a graph: init of every parameterised edge, readout init, learning rate(s).
+    """Apply a preset to a network: init of every parameterised edge of its searched cell, readout init, rate(s).
 
-    ``graph`` is an :class:`~nni_archscale.graph.ArchGraph` or any text ``archscale inspect`` reads (a
-    NAS-Bench-201 string, a paper code, a text graph, inline JSON or a JSON file path; parse errors are
-    :class:`~nni_archscale.errors.ArchitectureParseError`). ``context`` defaults, as in ``inspect``, to
-    ``nb201-cell`` for a NAS-Bench-201 string and ``dag`` otherwise; ``kernel_size`` also sets the kernel of a
-    paper code's parameterised edges. ``base_lr`` must be a positive finite number (not a bool).
+    ``network`` is a :class:`~nni_archscale.networks.Network` (the paper's DAG-cell MLP/CNN from
+    :func:`~nni_archscale.networks.dag_cell_network`, NAS-Bench-201 from
+    :func:`~nni_archscale.networks.nb201_network`, a bare DAG from :func:`~nni_archscale.networks.bare`): its
+    searched cell and the context it sits in (which fixes eq. 8's depth offset and the base network) are read off
+    it. A bare :class:`~nni_archscale.graph.ArchGraph` or any text ``archscale inspect`` reads (a NAS-Bench-201
+    string, a paper code, a text graph, inline JSON or a JSON file path; parse errors are
+    :class:`~nni_archscale.errors.ArchitectureParseError`) is read in ``context``, which defaults, as in
+    ``inspect``, to ``nb201-cell`` for a NAS-Bench-201 string and ``dag`` otherwise; ``kernel_size`` also sets the
+    kernel of a paper code's parameterised edges. ``base_lr`` must be a positive finite number (not a bool).
     """
+    from .networks import Network
+
     form = None
-    if isinstance(graph, str):
+    graph = network
+    if isinstance(network, Network):
+        if context is not None and ContextName.of(context) is not network.context:
+            raise RuleError(f"context {context!r} contradicts the network {network.name!r}, whose searched cell is "
+                            f"a {network.context} graph; drop context= (a Network carries its own)")
+        graph, context = network.cell, network.context.value
+    elif isinstance(network, str):
         from .formats import parse_architecture
 
-        graph, form = parse_architecture(graph, kernel_size=kernel_size or 1)
-    elif not isinstance(graph, ArchGraph):
+        graph, form = parse_architecture(network, kernel_size=kernel_size or 1)
+    elif not isinstance(network, ArchGraph):
         from .formats import ACCEPTED_FORMS
 
         raise ArchitectureParseError(
-            f"scale() needs an ArchGraph or an architecture string, got {type(graph).__name__}; "
-            f"give an ArchGraph or {ACCEPTED_FORMS}"
+            f"scale() needs a Network, an ArchGraph or an architecture string, got {type(network).__name__}; "
+            f"give a networks.Network, an ArchGraph or {ACCEPTED_FORMS}"
         )
     if context is None:
         context = "nb201-cell" if form == "nb201" else "dag"
-    _check(preset, context)
+    p, ctx = _check(preset, context)
     check_base_lr(base_lr)
     moments = path_statistics(graph).output
-    rate = learning_rate(graph, base_lr, preset, context, kernel_size, base_kernel_size, moments)
-    per = edge_learning_rates(graph, rate, preset, context) if per_edge else {}
+    rate = learning_rate(graph, base_lr, p, ctx.value, kernel_size, base_kernel_size, moments)
+    per = edge_learning_rates(graph, rate, p, ctx.value) if per_edge else {}
     return Scaling(
-        preset, context, graph, moments, edge_init(graph, preset, context), readout_init(preset, context), rate, per
+        p.name, ctx.value, graph, moments, edge_init(graph, p, ctx.value), readout_init(p, ctx.value), rate, per
     )
 
 
-def _check(preset: str, context: str) -> None:
-    if preset not in PRESETS:
-        raise RuleError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    if context not in CONTEXTS:
-        raise RuleError(f"unknown context {context!r}; use one of {', '.join(CONTEXTS)}")
+def _check(preset: str | Preset, context: str) -> tuple[Preset, ContextName]:
+    """The preset and context objects a name stands for (a clear error naming the choices otherwise)."""
+    return preset_of(preset), ContextName.of(context)

@@ -85,6 +85,7 @@ from typing import Callable, Mapping, Sequence
 from .errors import RuleError
 from .graph import ArchGraph, Edge, EdgeKind
 from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
+from .presets import Context, Init
 from .rules import edge_init, readout_init
 
 #: rules that give an absolute rate (they need the calibrated base rate and the batch size, not only a multiplier
@@ -270,19 +271,19 @@ def first_step_kernel(net: NetworkSpec) -> Kernel:
 def network_spec(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
                  convention: str = "linear-act", activation: str = "relu") -> NetworkSpec:
     """The layer variances each init scheme gives a DAG-cell network (same schemes as the experiments)."""
-    context = "cnn-cell" if kind == "cnn" else "mlp-cell"
-    preset = "paper" if init == "exact" else init
-    if preset not in ("paper", "release", "standard"):
-        raise RuleError(f"unknown init {init!r}; use paper, release, standard or exact")
+    context = Context.of_cell_network(kind).value
+    scheme = Init.of(init)
+    preset = scheme.preset
     gains = {}
     for item in edge_init(cell, preset, context):
         # fan_out = fan_in for width -> width layers, so the gain is Var * fan_in either way
         gains[item.edge] = float(item.gain)
     ro = readout_init(preset, context)
     readout = ro.variance(num_classes if ro.fan == "fan_out" else width)
-    stem_gain = 2.0 * in_features / width if init == "release" else 2.0  # release: 2 / fan_out
+    # the stem's He gain 2 over its fan: 2 / fan_in, or the release's 2 / fan_out (Var * fan_in = 2 in / width)
+    stem_gain = 2.0 * in_features / width if preset.fan[context] == "fan_out" else 2.0
     scales = None
-    if init == "exact":
+    if scheme.node_scales:
         mean, sec = node0_moments(stem_gain, convention, activation)
         scales = exact_node_scales(cell, gains, convention=convention, activation=activation,
                                    input_second_moment=sec, input_mean=mean)
@@ -465,9 +466,32 @@ def rule_multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str = "mlp", 
     (which gets 1)."""
     from .rules import PRESETS, learning_rate
 
-    context = "cnn-cell" if kind == "cnn" else "mlp-cell"
+    context = Context.of_cell_network(kind).value
     if isinstance(rule, str) and rule in PRESETS:
         return learning_rate(cell, 1.0, rule, context).value  # already anchored on the base cell
     base = base_cell(kind)
     args = (kind, init, optimizer, convention, activation, width, in_features, num_classes)
     return multiplier(rule, cell, *args) / multiplier(rule, base, *args)
+
+
+def cell_rate(rule: str, base_lr: float, cell: ArchGraph, init: str, optimizer: str, width: int, in_features: int,
+              num_classes: int, batch_size: int = 32, anchor: ArchGraph | None = None) -> float:
+    """The learning rate a product rule (:data:`RULES`, the alias ``feature`` or ``readout-limited-sgd``) gives
+    ``cell`` inside the paper's DAG-cell MLP, with ``base_lr`` the rate calibrated on the ``anchor`` cell's network
+    (default: the base cell ``0_00_000_2000``, on which every rule's constant was measured). What the hook applies
+    to a model recognised as a DAG-cell MLP (:mod:`nni_archscale.torch_layer.dag_cell`)."""
+    args = ("mlp", init, optimizer, "linear-act", "relu", width, in_features, num_classes)
+    name = resolve_rule(rule, optimizer)
+    if name in ABSOLUTE_RULES:
+        if optimizer != "sgd":
+            raise RuleError(f"{name} is an SGD rule; with {optimizer} use feature (the default for paper-init Adam) "
+                            f"or shared")
+        ratio = 1.0
+        if anchor is not None:  # base_lr is the anchor's rate: move it to the base cell the multiplier is relative to
+            spec = ("mlp", init, width, in_features, num_classes)
+            base = base_cell("mlp")
+            ratio = (second_step_multiplier(first_step_kernel(network_spec(anchor, *spec)), anchor)
+                     / second_step_multiplier(first_step_kernel(network_spec(base, *spec)), base))
+        return readout_limited_rate(base_lr / ratio, cell, "mlp", init, width, in_features, num_classes, batch_size)
+    ratio = 1.0 if anchor is None else rule_multiplier(name, anchor, *args)
+    return base_lr * rule_multiplier(name, cell, *args) / ratio

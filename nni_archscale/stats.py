@@ -1,10 +1,16 @@
-"""Small statistics for comparing two training recipes over candidates and seeds (pure Python; scipy only for
-Student's t quantile).
+"""The project's statistics, one implementation each: comparing two training recipes (or a predictor and a
+measurement) over candidates and seeds. Pure Python where it can be; numpy for correlations, scipy only for
+Student's t quantile (both imported where used, so that importing this module stays light).
 
 * :func:`kendall_tau`: Kendall's tau-b between two rankings (exact ties; O(n^2), fine for searches of
   hundreds of candidates).
-* :func:`mean_interval`: the mean of paired differences with its two-sided Student-t confidence interval.
+* :func:`pearson`: Pearson's r (None for fewer than 3 pairs or a constant variable); :func:`spearman`: Pearson's
+  r of the average ranks.
+* :func:`sample_sd`, :func:`mean_interval`: the mean of paired differences with its two-sided Student-t
+  confidence interval.
 * :func:`seed_tau`: the noise floor of a ranking: the mean tau between the rankings two seeds of one recipe give.
+* Rankings among the best candidates (NAS-Bench-201, paper Fig. 4): :func:`mean_gain`, :func:`top_k_indices`,
+  :func:`tau_top_k`, :func:`seed_tau_top_k` (the noise floor among the top-K%), :func:`pairwise_gaps`.
 """
 
 from __future__ import annotations
@@ -68,3 +74,113 @@ def seed_tau(per_seed: Sequence[Sequence[float]]) -> float | None:
     taus = [kendall_tau(a, b) for a, b in itertools.combinations(per_seed, 2)]
     taus = [t for t in taus if t is not None]
     return sum(taus) / len(taus) if taus else None
+
+
+def pearson(x: Sequence[float], y: Sequence[float], constant: str = "ptp") -> float | None:
+    """Pearson's r (``np.corrcoef``); None for fewer than 3 pairs or a constant variable.
+
+    ``constant`` is how a constant variable is recognised: ``"ptp"`` (every value equal; the default) or
+    ``"std"`` (``np.std == 0``). They differ only on a constant whose mean rounds off its value: its std is then
+    about 1e-17, not 0, and r comes out as rounding noise (about 1e-16) instead of None. The ``nb201-lr`` and
+    ``space-lr`` experiments were scored with ``"std"`` (their committed reports show such an r for the constant
+    predictor), so they keep it.
+    """
+    import numpy as np
+
+    a, b = np.asarray(x, float), np.asarray(y, float)
+    if len(a) != len(b) or len(a) < 3:
+        return None
+    if constant == "ptp":
+        if np.ptp(a) == 0 or np.ptp(b) == 0:
+            return None
+    elif constant == "std":
+        if not (np.std(a) > 0 and np.std(b) > 0):
+            return None
+    else:
+        raise ValueError(f"constant must be 'ptp' or 'std', got {constant!r}")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def average_ranks(x: Sequence[float]):
+    """Ranks 1..n of ``x`` (a numpy array), ties given the mean of the ranks they span."""
+    import numpy as np
+
+    x = np.asarray(x, float)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and x[order[j + 1]] == x[order[i]]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman's rho: :func:`pearson` of the average ranks; None for fewer than 3 values or a constant variable."""
+    if len(a) != len(b) or len(a) < 3:
+        return None
+    return pearson(average_ranks(a), average_ranks(b))
+
+
+def mean_gain(ours: Sequence[float], reference: Sequence[float]) -> float | None:
+    """Mean of ``ours - reference`` over candidates (e.g. accuracy points); None for no candidates."""
+    import numpy as np
+
+    if len(ours) != len(reference):
+        raise ValueError("gain needs two accuracy lists of the same length")
+    if not ours:
+        return None
+    return float(np.mean(np.asarray(ours, float) - np.asarray(reference, float)))
+
+
+def top_k_indices(reference: Sequence[float], k_percent: float) -> list[int]:
+    """Indices of the top ``k_percent`` % candidates by ``reference`` (at least one; ties keep the earlier)."""
+    n = len(reference)
+    m = max(1, math.ceil(n * k_percent / 100.0 - 1e-9))
+    order = sorted(range(n), key=lambda i: (-reference[i], i))
+    return sorted(order[:m])
+
+
+def tau_top_k(reference: Sequence[float], other: Sequence[float], ks: Sequence[float],
+              min_cells: int = 3) -> dict[float, dict]:
+    """Kendall tau-b between ``reference`` and ``other`` among the top-K% candidates by ``reference``, for each K
+    in ``ks`` (paper Fig. 4 middle); ``tau`` is None when fewer than ``min_cells`` remain (two give only +-1)."""
+    out = {}
+    for k in ks:
+        idx = top_k_indices(reference, k)
+        tau = None
+        if len(idx) >= min_cells:
+            tau = kendall_tau([reference[i] for i in idx], [other[i] for i in idx])
+        out[k] = {"cells": len(idx), "tau": tau}
+    return out
+
+
+def seed_tau_top_k(per_seed: Sequence[Sequence[float]], ks: Sequence[float],
+                   min_cells: int = 3) -> dict[float, dict]:
+    """Seed-vs-seed Kendall tau among the top-K% candidates (by the seeds' mean), averaged over seed pairs: the
+    noise floor of :func:`tau_top_k` (paper App. E.4)."""
+    import numpy as np
+
+    seeds = [list(s) for s in per_seed]
+    if len(seeds) < 2:
+        return {k: {"cells": None, "tau": None, "pairs": 0} for k in ks}
+    mean = list(np.mean(np.asarray(seeds, float), axis=0))
+    out = {}
+    for k in ks:
+        idx = top_k_indices(mean, k)
+        taus = []
+        if len(idx) >= min_cells:
+            for a, b in itertools.combinations(range(len(seeds)), 2):
+                t = kendall_tau([seeds[a][i] for i in idx], [seeds[b][i] for i in idx])
+                if t is not None:
+                    taus.append(t)
+        out[k] = {"cells": len(idx), "tau": float(np.mean(taus)) if taus else None, "pairs": len(taus)}
+    return out
+
+
+def pairwise_gaps(values: Sequence[float]) -> list[float]:
+    """|v_i - v_j| over every pair of candidates (paper Fig. 4 right)."""
+    return [abs(a - b) for a, b in itertools.combinations(values, 2)]

@@ -25,6 +25,7 @@ import numpy as np
 from nni_archscale.formats import from_paper_code
 from nni_archscale.experiments.rule_variants import rule_multiplier
 from nni_archscale.scaling_rules import BASE_CELL_CODE, first_step_kernel, network_spec
+from nni_archscale.stats import pearson
 
 IN_FEATURES = {"mnist14": 196, "mnist": 784, "digits": 64}
 
@@ -118,7 +119,8 @@ def slopes(run_dirs: list[Path], pair: str) -> tuple[float, float, float, int]:
             measured.append(math.log2(rate / data["base_max_lr"]))
             predicted.append(math.log2(rule_multiplier("feature-sgd", from_paper_code(arch), "mlp", init, optimizer,
                                                        width=width, in_features=in_features)))
-    r = float(np.corrcoef(predicted, measured)[0, 1]) if len(xs) > 2 else float("nan")
+    r = pearson(predicted, measured, constant="std")  # np.corrcoef gave NaN for a variable whose std is 0
+    r = float("nan") if r is None else r
     if len(xs) < 2 or np.ptp(xs) < 1e-6:  # the exact init: E[z_out^2] is the same for every cell
         return float("nan"), float("nan"), r, len(xs)
     return float(np.polyfit(xs, measured, 1)[0]), float(np.polyfit(xs, predicted, 1)[0]), r, len(xs)

@@ -25,6 +25,7 @@ import numpy as np
 
 from nni_archscale.defaults import default_rule
 from nni_archscale.errors import RuleError
+from nni_archscale.stats import pearson
 
 
 def per_cell(run_dir: Path, init: str, optimizer: str, rule: str, keyed: bool = False) -> list:
@@ -62,7 +63,8 @@ def pooled(run_dirs: list[Path], pair: str, rule: str) -> dict:
         return {"cells": 0}
     p, m = np.array(rows).T
     err = p - m
-    r = float(np.corrcoef(p, m)[0, 1]) if len(rows) > 2 and np.ptp(p) > 0 and np.ptp(m) > 0 else float("nan")
+    r = pearson(p, m)
+    r = float("nan") if r is None else r
     se = float(np.std(np.abs(err), ddof=1) / math.sqrt(len(err))) if len(err) > 1 else float("nan")
     return {"cells": len(rows), "mean_abs": float(np.mean(np.abs(err))), "se": se,
             "signed": float(np.mean(err)), "r": r}

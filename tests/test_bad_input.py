@@ -188,15 +188,15 @@ def test_scale_reads_the_strings_inspect_reads():
     assert scale("n=2; 0->1:param/1", 1.0).context == "dag"
 
 
-ACCEPTED = (r"give an ArchGraph or a NAS-Bench-201 string \(\|nor_conv_3x3~0\|\+\|\.\.\.\|\), a paper code "
+ACCEPTED = (r"give a networks.Network, an ArchGraph or a NAS-Bench-201 string \(\|nor_conv_3x3~0\|\+\|\.\.\.\|\), a paper code "
             r"\(2_02_002\), a text graph \(n=3; 0->1:param/1, 1->2:skip\) or a path to a JSON graph$")
 BASE_LR = "; pass the rate calibrated on the base network, e.g. base_lr=0.46$"
 
 
 @pytest.mark.parametrize("graph, base_lr, error, message", [
-    (None, 0.46, ArchitectureParseError, r"^scale\(\) needs an ArchGraph or an architecture string, got NoneType; "
-     + ACCEPTED),
-    (42, 0.46, ArchitectureParseError, r"^scale\(\) needs an ArchGraph or an architecture string, got int; "),
+    (None, 0.46, ArchitectureParseError,
+     r"^scale\(\) needs a Network, an ArchGraph or an architecture string, got NoneType; " + ACCEPTED),
+    (42, 0.46, ArchitectureParseError, r"^scale\(\) needs a Network, an ArchGraph or an architecture string, got int; "),
     ("|conv~0|", 0.46, ArchitectureParseError, "^unknown NAS-Bench-201 operation 'conv'"),
     ("", 0.46, ArchitectureParseError, "^the architecture is empty"),
     (GRAPH, True, RuleError, r"^base learning rate must be a positive finite number, got True \(bool\)" + BASE_LR),

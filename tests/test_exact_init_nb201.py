@@ -13,7 +13,7 @@ SKIPPY = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|nor_c
 
 
 def nb201(arch, width=16):
-    from nni_archscale.experiments.nb201 import nni_sample
+    from nni_archscale.experiments.nb201_cells import nni_sample
     from nni_archscale.nni_glue.calibration import build_nb201
 
     return build_nb201(width, 1, 10, nni_sample(arch))
@@ -45,7 +45,7 @@ def test_exact_init_restores_the_cell_output_scale_in_a_real_network():
     cell = from_nb201(SKIPPY)
     predicted = forward_moments(cell, convention="conv-bn").output_gain
     rule = nb201(SKIPPY)
-    prepare_nb201(rule, cell, 1, HookConfig(base_lr=0.1, init="rule"), torch.Generator().manual_seed(0))
+    prepare_nb201(rule, cell, 1, HookConfig(base_lr=0.1, init="paper"), torch.Generator().manual_seed(0))
     exact = nb201(SKIPPY)
     prepare_nb201(exact, cell, 1, HookConfig(base_lr=0.1, init="exact"), torch.Generator().manual_seed(0))
     # the stem's BN makes the cell input zero-mean with unit variance, as the conv-bn convention assumes

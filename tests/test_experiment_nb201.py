@@ -12,13 +12,16 @@ from conftest import NB201_CSV
 from fake_data import fake_cifar10
 from nni_archscale import from_nb201
 from nni_archscale.cli import main
-from nni_archscale.experiments.nb201 import (
-    ARCH_COLUMN, Candidate, Config, ExperimentError, Run, analyse, all_cells, command_line, depth_power_sum,
-    mean_gain, nni_sample, pairwise_gaps, read_published, run, sample_candidates, seed_tau_top_k, spearman,
-    stratified_sample, tau_top_k, top_k_indices,
+from nni_archscale.experiments.nb201 import analyse, run
+from nni_archscale.experiments.nb201_cells import (
+    Candidate, ExperimentError, all_cells, depth_power_sum, nni_sample, sample_candidates, stratified_sample,
 )
 from nni_archscale.experiments.nb201_report import write_nb201_report
-from nni_archscale.results import kendall_tau
+from nni_archscale.experiments.nb201_training import Config, Run, command_line
+from nni_archscale.experiments.published_table import ARCH_COLUMN, read_published
+from nni_archscale.stats import (
+    kendall_tau, mean_gain, pairwise_gaps, seed_tau_top_k, spearman, tau_top_k, top_k_indices,
+)
 from nni_archscale.run_errors import DataError
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -268,7 +271,7 @@ def test_cli_smoke_run_writes_every_output(tmp_path, capsys):
 def _trainer(**overrides):
     import torch
 
-    from nni_archscale.experiments.nb201 import Trainer
+    from nni_archscale.experiments.nb201_training import Trainer
     from nni_archscale.torch_layer.data import load_dataset
 
     torch.set_num_threads(1)
@@ -324,7 +327,7 @@ def test_bigger_run_with_calibration_and_mup(tmp_path):
 def test_augmentation_crops_and_flips_windows_of_the_padded_batch():
     import torch
 
-    from nni_archscale.experiments.nb201 import AugmentedArrayData
+    from nni_archscale.experiments.nb201_training import AugmentedArrayData
     from nni_archscale.torch_layer.data import ArrayData
 
     x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6)

@@ -156,6 +156,35 @@ def test_search_trains_every_candidate_with_the_rule(space, strategy, tmp_path):
         assert set(want) == {n for n, m in mods.items() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
 
 
+def dag_cell_trial(model, epochs, base_lr, limit):
+    """The example's trial function with the hook's defaults, recording the rule and rate training starts with."""
+    data = load_dataset("digits", limit=limit)
+    optimizer, scheduler, prepared = prepare_for_trial(model, {"base_lr": base_lr, "batch_size": 64},
+                                                       total_steps=epochs * math.ceil(len(data.train) / 64))
+    SEEN.append({"sample": current_sample(), "model": model, "rule": prepared.rate_rule,
+                 "lrs": [g["lr"] for g in optimizer.param_groups]})
+    result = train_classifier(model, data.train, data.val, optimizer, epochs, 64, scheduler, num_classes=10)
+    nni.report_final_result(result.accuracy)
+
+
+@pytest.mark.nni
+def test_a_dag_cell_search_trains_at_the_evidence_backed_rule(tmp_path):
+    """Issue 16.1: the DAG-cell default (defaults.DEFAULT_RULES, paper init + SGD: readout-limited-sgd) reaches the
+    hook in a real NNI search; the rate is recomputed here from the rule's two limits."""
+    from nni_archscale.scaling_rules import cell_rate
+    from nni_archscale.torch_layer.dag_cell import recognise
+
+    SEEN.clear()
+    example.search("dagcell", "random", trials=3, width=16, epochs=1, base_lr=0.2, limit=128,
+                   function=dag_cell_trial, working_dir=tmp_path)
+    assert len(SEEN) == 3
+    for rec in SEEN:
+        assert rec["rule"] == "readout-limited-sgd", rec["sample"]
+        shape = recognise(example.DagCellSpace(16).freeze(rec["sample"]))
+        want = cell_rate("readout-limited-sgd", 0.2, shape.cell, "paper", "sgd", 16, 192, 10, batch_size=64)
+        assert rec["lrs"] == pytest.approx([want]), rec["sample"]
+
+
 class _StartRecorder:
     """A Lightning callback (built lazily: pytorch_lightning is imported by the glue) recording what training
     starts with."""

@@ -11,7 +11,7 @@ import pytest
 from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: F401
 
 from nni_archscale.cli.main import main
-from nni_archscale.results import kendall_tau
+from nni_archscale.stats import kendall_tau
 
 
 #: every test fails if an nnimanager it started (a descendant, or one working under its tmp_path) outlives it;
@@ -98,7 +98,7 @@ def test_search_with_the_exact_init(tmp_path, capsys):
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert all(r["status"] in ("ok", "no-path") for r in rows)
     # a run's init is part of its identity: resuming it under the other init is refused
-    assert main(_args(out, cache, "--init", "rule", "--base-lr", "0.3", "--resume")) == 2
+    assert main(_args(out, cache, "--init", "paper", "--base-lr", "0.3", "--resume")) == 2
     assert "init" in capsys.readouterr().err
 
 

@@ -151,7 +151,7 @@ def test_per_edge_rates_use_paths_through_the_edge(g):
     ],
 )
 def test_bad_rule_options_are_named(kwargs, message):
-    args = dict(graph=from_paper_code("2"), base_lr=0.1)
+    args = dict(network=from_paper_code("2"), base_lr=0.1)
     args.update(kwargs)
     with pytest.raises(RuleError, match=message):
         scale(**args)

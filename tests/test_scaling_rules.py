@@ -11,9 +11,10 @@ from nni_archscale import from_paper_code
 from nni_archscale.errors import RuleError
 from nni_archscale.experiments.batched import BatchedCellNet, CellNetSpec, ReplicaOptimizer
 from nni_archscale.experiments.cellnet_init import layer_variances
-from nni_archscale.experiments.maxlr import log2_grid, train_grid
+from nni_archscale.experiments.maxlr import train_grid
 from nni_archscale.experiments.rule_variants import multiplier
 from nni_archscale.scaling_rules import first_step_kernel, network_spec
+from nni_archscale.torch_layer.calibrate import log2_grid
 
 CELLS = ["0_00_000_2000", "2_02_002_0002", "2_12_112_1112", "2_22_222_2222", "1_21_011_2102"]
 
@@ -313,3 +314,45 @@ def test_no_product_module_imports_the_research_package():
             "print(sorted(m for m in sys.modules if m.startswith('nni_archscale.experiments')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _research_references(root):
+    """(file, module) for every import of ``nni_archscale.experiments`` (absolute or relative) and every string
+    that names one of its modules (what ``importlib`` loads), in the product's files: every ``.py`` under
+    ``nni_archscale/`` outside ``nni_archscale/experiments/``."""
+    import ast
+    import re
+
+    module_path = re.compile(r"^nni_archscale\.experiments(\.\w+)*$")
+    found = set()
+    for path in sorted((root / "nni_archscale").rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[1] == "experiments":
+            continue
+        package = list(rel.parts[:-1])  # the package a relative import starts from
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                names = [module] + [f"{module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and module_path.match(node.value):
+                names = [node.value]
+            found |= {(rel.as_posix(), n) for n in names if n == "nni_archscale.experiments"
+                      or n.startswith("nni_archscale.experiments.")}
+    return found
+
+
+def test_the_products_one_reference_to_the_research_package_is_the_experiment_subcommand():
+    """The research package imports the product, never the reverse: the product's only reference to it is the
+    ``experiment`` entry of the command line's table of subcommands, loaded by name when the parser is built."""
+    from pathlib import Path
+
+    from nni_archscale.cli.main import SUBCOMMANDS
+
+    root = Path(__file__).resolve().parents[1]
+    assert _research_references(root) == {("nni_archscale/cli/main.py", "nni_archscale.experiments.cli")}
+    assert dict(SUBCOMMANDS)["experiment"] == "nni_archscale.experiments.cli"
+    assert [m for _, m in SUBCOMMANDS if m.startswith("nni_archscale.experiments")] == ["nni_archscale.experiments.cli"]

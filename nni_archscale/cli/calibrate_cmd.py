@@ -6,12 +6,14 @@ import argparse
 import json
 import math
 
-from .main import non_negative_float, non_negative_int, positive_float, positive_int
+from .main import non_negative_float, resolve_init, non_negative_int, positive_float, positive_int
 from .search_cmd import device_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..presets import INITS
     from ..rules import PRESETS
+    from ..space_names import SPACE_NAMES
 
     p = sub.add_parser(
         "calibrate",
@@ -29,7 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cells", type=positive_int, default=1)
     p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
     p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--preset", choices=PRESETS, default="paper")
+    p.add_argument("--space", choices=SPACE_NAMES, default="nb201",
+                   help="the NNI model space whose base network is calibrated (as archscale search --space)")
+    p.add_argument("--preset", choices=PRESETS, default=None, help="default: the init's preset, else paper")
+    p.add_argument("--init", choices=INITS, default=None,
+                   help="the init (default: the preset's own; exact: the paper's plus node-sum scalars)")
     p.add_argument("--epochs", type=positive_int, default=1, help="training epochs per grid point (default 1)")
     p.add_argument("--steps", type=positive_int, default=None, help="stop each grid point after this many steps")
     p.add_argument("--low", type=positive_float, default=1e-3)
@@ -51,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
     from tqdm import tqdm
 
-    from ..nni_glue.calibration import bar_progress, calibrate_nb201, default_cache_path
+    from ..nni_glue.calibration import bar_progress, calibrate_space, default_cache_path
     from ..torch_layer.calibrate import CalibrationCache, log_grid
     from ..torch_layer.train import pick_device
 
     # everything that can be refused is checked before the progress bar appears (one-line errors)
+    init = resolve_init(args.preset, args.init)
     log_grid(args.low, args.high, args.points)
     pick_device(args.device)
     CalibrationCache(args.cache or default_cache_path())
@@ -68,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix(lr=f"{lr:.3g}", loss="diverged" if not math.isfinite(loss) else f"{loss:.4f}")
 
     try:
-        cal = calibrate_nb201(args.dataset, args.data_dir, args.width, args.cells, args.optimizer, args.batch_size,
-                              args.preset, args.epochs, args.steps, args.low, args.high, args.points, args.seed,
-                              args.device, args.limit, args.cache, args.refresh, progress,
+        cal = calibrate_space(args.space, args.dataset, args.data_dir, args.width, args.cells, args.optimizer,
+                              args.batch_size, init, args.epochs, args.steps, args.low, args.high, args.points,
+                              args.seed, args.device, args.limit, args.cache, args.refresh, progress,
                               weight_decay=args.weight_decay)
     finally:
         bar.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import RuleError
 from ..explain import to_record, to_report
 from ..formats import parse_architecture
 from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS, scale
 from ..scaling_rules import ABSOLUTE_RULES, ALIASES, RULES
-from ..space_names import RATE_RULE_NAMES, SPACE_NAMES
+from ..presets import INITS, Init
+from ..space_names import CELL_RULE_NAMES, RATE_RULE_NAMES, SPACE_NAMES
 from .main import UsageError, positive_float, positive_int
 
 
@@ -29,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", choices=SPACE_NAMES, default=None,
                    help="instead of ARCH: sample NNI's model space with --seed and explain the sampled model's rate")
     p.add_argument("--seed", type=int, default=0, help="with --space: which sample (default 0)")
-    p.add_argument("--rate-rule", choices=RATE_RULE_NAMES, default="auto",
+    p.add_argument("--rate-rule", choices=(*RATE_RULE_NAMES, *CELL_RULE_NAMES), default="auto",
                    help="with --space: the learning-rate rule (default auto: the space's evidence-backed rule)")
     p.add_argument("--preset", choices=RULE_CHOICES, default=None,
                    help="the rule (default paper; with --network: the evidence-backed rule for the init and "
@@ -48,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-edge", action="store_true", help="also give each edge the rate of its own paths")
     p.add_argument("--network", choices=("mlp", "cnn"), default=None,
                    help="read ARCH as the cell of the paper's DAG-cell network (stem, cell, readout)")
-    p.add_argument("--init", choices=("paper", "exact", "release", "standard"), default=None,
+    p.add_argument("--init", choices=INITS, default=None,
                    help="with --network: the init (exact = paper + node-sum scalars that keep every node's scale)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="with --network (default sgd)")
     p.add_argument("--rule", choices=RULE_CHOICES, default=None,
@@ -109,8 +111,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     rule = args.rule or args.preset or default_rule(init, optimizer, args.network)
     context = f"{args.network}-cell"
     base_lr = args.base_lr if args.base_lr is not None else 1.0
-    init_preset = "paper" if init == "exact" else init
-    scaling = scale(graph, base_lr, init_preset, context, kernel_size=args.kernel_size)
+    scaling = scale(graph, base_lr, Init.of(init).preset, context, kernel_size=args.kernel_size)
     record = to_record(scaling, width=width, num_classes=args.num_classes, form=form)
     batch_size = args.batch_size or 32
     terms = None
@@ -157,7 +158,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
         if "rule_terms" in record:
             print(_explain_terms(kernel_rule, record["rule_terms"]))
         print("node second moment / input's: " + ", ".join(f"{r:.3g}" for r in fm.ratios))
-        if init == "exact":
+        if Init.of(init).node_scales:
             print("node-sum scalars (exact init): " + ", ".join(f"{a:.4g}" for a in fm.node_scales))
     return 0
 
@@ -229,8 +230,11 @@ def _run_space(args: argparse.Namespace) -> int:
     rates = {}
     for rule in RATE_RULES:
         _, probe = sample_model(args.space, args.seed, data.num_classes, image_size=data.image_size)
-        p = prepare_candidate(probe, HookConfig(**{**cfg.to_dict(), "rate_rule": rule}), sample=sample,
-                              batch=batch, reference=reference)
+        try:
+            p = prepare_candidate(probe, HookConfig(**{**cfg.to_dict(), "rate_rule": rule}), sample=sample,
+                                  batch=batch, reference=reference)
+        except RuleError:  # a DAG-cell rule on a model that is not the paper's DAG-cell MLP
+            continue
         rates[rule] = {"rate": p.learning_rate, "clamped": any(n.startswith("guard: parameter") or
                                                                "clamped" in n for n in p.notes)}
     prepared = prepare_candidate(model, cfg, sample=sample, batch=batch, reference=reference)

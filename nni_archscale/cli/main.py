@@ -20,7 +20,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("inspect", "nni_archscale.cli.inspect_cmd"),
     ("search", "nni_archscale.cli.search_cmd"),
     ("calibrate", "nni_archscale.cli.calibrate_cmd"),
-    ("experiment", "nni_archscale.cli.experiment_cmd"),
+    ("experiment", "nni_archscale.experiments.cli"),  # the research package: its one reference here
     ("verify", "nni_archscale.cli.verify_cmd"),
 )
 
@@ -63,6 +63,20 @@ positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positive
 non_negative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a number >= 0", "a finite number >= 0")
 positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "a positive integer")
 non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "an integer >= 0")
+
+
+def resolve_init(preset: str | None, init: str | None) -> str:
+    """``--preset`` and ``--init`` together: the init to apply (:class:`nni_archscale.presets.Init`). ``--init``
+    alone brings its preset (``exact``: paper); neither gives ``paper``; a contradiction is an error."""
+    if init is None:
+        return preset or "paper"
+    from ..presets import Init
+
+    scheme = Init.of(init)
+    if preset is not None and scheme.preset.name != preset:
+        raise UsageError(f"--init {init} starts from preset {scheme.preset}, not {preset}; drop --preset or pass "
+                         f"--preset {scheme.preset}")
+    return scheme.value
 
 
 def build_parser() -> argparse.ArgumentParser:

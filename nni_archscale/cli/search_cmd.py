@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .main import non_negative_float, non_negative_int, positive_float, positive_int
+from .main import non_negative_float, non_negative_int, positive_float, positive_int, resolve_init
 
 
 def device_name(text: str) -> str:
@@ -40,7 +40,8 @@ def space_arg(text: str) -> tuple[str, object]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..rules import PRESETS
-    from ..space_names import RATE_RULE_NAMES, SPACE_NAMES
+    from ..presets import INITS
+    from ..space_names import CELL_RULE_NAMES, RATE_RULE_NAMES, SPACE_NAMES
 
     p = sub.add_parser(
         "search",
@@ -60,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space-arg", type=space_arg, action="append", default=[], metavar="KEY=VALUE",
                    help="a constructor argument of the space, repeatable (e.g. --space-arg width=16 "
                         "--space-arg num_cells=8 for darts)")
-    p.add_argument("--rate-rule", choices=RATE_RULE_NAMES, default="auto",
+    p.add_argument("--rate-rule", choices=(*RATE_RULE_NAMES, *CELL_RULE_NAMES), default="auto",
                    help="learning-rate rule: auto (the default measured best for the space), graph (eq. 8/9 path "
                         "counts), segmented, measured, shared (one rate)")
     p.add_argument("--dataset", choices=("digits", "mnist", "cifar10", "cifar100", "imagenet16-120"), default="digits",
@@ -91,10 +92,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="remote: JSON/YAML list of machines (host, user, port, ssh_key_file, python)")
     p.add_argument("--strategy", choices=("evolution", "random", "tpe"), default="evolution")
     p.add_argument("--device", type=device_name, default="auto", help="auto (GPU when present), cpu, cuda, cuda:N")
-    p.add_argument("--preset", choices=PRESETS, default="paper")
-    p.add_argument("--init", choices=("rule", "exact"), default="rule",
-                   help="rule: the preset's init; exact: plus fixed node-sum scalars that keep every cell node at "
-                        "its input's scale (NAS-Bench-201's ReLU-Conv-BN moments)")
+    p.add_argument("--preset", choices=PRESETS, default=None, help="default: the init's preset, else paper")
+    p.add_argument("--init", choices=INITS, default=None,
+                   help="the init (default: the preset's own); exact: the paper's plus fixed node-sum scalars that "
+                        "keep every cell node at its input's scale (NAS-Bench-201's ReLU-Conv-BN moments)")
     p.add_argument("--width", type=positive_int, default=8, help="stem channels C of NAS-Bench-201 (default 8)")
     p.add_argument("--cells", type=positive_int, default=1, help="cells per stage N (default 1)")
     p.add_argument("--base-lr", type=positive_float, default=None,
@@ -130,8 +131,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.shared_lr is not None and args.compare != "shared-rate":
         raise SearchError("--shared-lr only applies with --compare shared-rate")
+    init = resolve_init(args.preset, args.init)
     prepare_out_dir(args.out)  # a folder that cannot be written is refused before NNI, torch and the data load
     from ..nni_glue.search import SearchOptions, run_search
+    from ..presets import Init
+    from ..torch_layer.hook import HookConfig
 
     remote = args.training_service == "remote"
     engine = args.engine or ("ts" if remote or args.concurrency > 1 else "sequential")
@@ -147,14 +151,14 @@ def run(args: argparse.Namespace) -> int:
 
         machines = resolve_machines(args.remote_host, args.remote_user, args.remote_port, args.remote_key,
                                     args.remote_python, args.machines)
+    hook = HookConfig(preset=Init.of(init).preset.name, init=args.init, optimizer=args.optimizer,
+                      weight_decay=args.weight_decay, scheduler=args.scheduler, rate_rule=args.rate_rule)
     opts = SearchOptions(
-        space=args.space, space_options=dict(args.space_arg), rate_rule=args.rate_rule,
+        space=args.space, space_options=dict(args.space_arg), hook=hook,
         dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, trials=args.trials, epochs=args.epochs,
-        batch_size=args.batch_size, engine=engine, device=args.device, preset=args.preset, init=args.init,
+        batch_size=args.batch_size, engine=engine, device=args.device,
         strategy=args.strategy, width=args.width, cells_per_stage=args.cells, out=args.out, compare=args.compare,
-        seeds=args.seeds, shared_lr=args.shared_lr,
-        seed=args.seed, base_lr=args.base_lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
-        scheduler=args.scheduler, resume=args.resume, cache_path=args.calibration_cache,
+        seeds=args.seeds, shared_lr=args.shared_lr, seed=args.seed, base_lr=args.base_lr, resume=args.resume, cache_path=args.calibration_cache,
         progress=not args.no_progress, training_service=args.training_service, concurrency=args.concurrency,
         machines=machines, manager_ip=args.manager_ip, manager_port=args.manager_port,
     )

@@ -17,21 +17,18 @@ and compares sums as multisets: the benchmark's "6,466 unique architectures" (al
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import random
 import sys
 import time
 from typing import Iterator
 
-from ..formats import parse_architecture, to_text
+from ..formats import nb201_cells, parse_architecture, to_text
 from ..graph import ArchGraph, Edge, EdgeKind
 from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS
 from .main import UsageError, positive_float, positive_int
 
 #: NAS-Bench-201's five operations, as its strings name them.
-NB201_OPERATIONS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-
 #: What each class count of a many-graph run means (the --json summary's field names).
 EQUIVALENCES = {
     "canonical_classes": "isomorphism: relabellings of the inner nodes that keep the input, the output and every "
@@ -80,12 +77,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 # --------------------------------------------------------------------------- graph sources
-def nb201_cells() -> Iterator[str]:
-    """All 5^6 NAS-Bench-201 cell strings, in the benchmark's own edge order."""
-    for ops in itertools.product(NB201_OPERATIONS, repeat=6):
-        yield f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
-
-
 def nb201_class_counts() -> dict[str, int]:
     """The 15,625 NAS-Bench-201 cells counted under each of :data:`EQUIVALENCES` (about 3 s)."""
     from ..formats import from_nb201, nb201_unique_string

@@ -11,17 +11,17 @@
 
 from __future__ import annotations
 
+from ..presets import INITS, Init
 from ..scaling_rules import network_spec
 from .batched import CellNetSpec, LayerVariances, fan_in
 
-INITS = ("paper", "release", "standard", "exact")
+__all__ = ["INITS", "layer_variances"]
 
 
 def layer_variances(spec: CellNetSpec, init: str = "paper") -> LayerVariances:
     """Variances of stem, every parameterised cell edge and readout (and node scales for ``exact``), from the
     same per-layer gains the first-step rules use (:func:`nni_archscale.scaling_rules.network_spec`)."""
-    if init not in INITS:
-        raise ValueError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
+    init = Init.of(init).value
     net = network_spec(spec.cell, spec.kind, init, spec.width, spec.in_features, spec.num_classes,
                        spec.convention, spec.activation)
     # gain = Var * fan_in for every layer (fan_out = fan_in for the width -> width cell layers)

@@ -19,23 +19,24 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 
 from ..errors import NoPathError, RuleError
 from ..formats import from_paper_code, to_paper_code
-from ..graph import ArchGraph, Edge
+from ..graph import ArchGraph
 from ..paths import has_input_output_path
 from ..scaling_rules import ABSOLUTE_RULES, BASE_CELL_CODE, readout_limited_rate
-from ..rules import learning_rate
+from ..stats import pearson
+from ..torch_layer.calibrate import log2_grid
 from .batched import CellNetSpec
 from .cellnet_init import layer_variances
 from .data import load_train_set
-from .maxlr import best_index, log2_grid, train_grid
+from .maxlr import best_index, train_grid
 from .names import FAMILIES  # re-exported; defined torch-free for the command line
 
 BASE_CELL = BASE_CELL_CODE  # one Linear/Conv edge from the cell's input to its output
@@ -273,7 +274,7 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
         if config.seeds >= 2:
             a = np.log2([s[0] for s in seedwise])
             b = np.log2([s[1] for s in seedwise])
-            pair["seed_to_seed_r"] = _pearson(a, b)
+            pair["seed_to_seed_r"] = pearson(a, b)
             pair["seed_to_seed_mean_abs_octaves"] = float(np.mean(np.abs(a - b)))
         for rule in available_rules():
             if not applies(rule, init):
@@ -301,7 +302,7 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
                 continue
             lp, lm = np.log2(preds), np.log2(measured)
             pair["rules"][rule] = {
-                "pearson_r_log": _pearson(lp, lm),
+                "pearson_r_log": pearson(lp, lm),
                 "mean_abs_octaves": float(np.mean(np.abs(lp - lm))),
                 "mean_signed_octaves": float(np.mean(lp - lm)),
                 "predicted": preds,
@@ -314,13 +315,6 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
         results["pairs"][f"{init}/{opt}"] = pair
     results["prediction_rows"] = rows
     return results
-
-
-def _pearson(a: Sequence[float], b: Sequence[float]) -> float | None:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:  # a constant has no correlation (np.std can be 1e-17)
-        return None
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def write_outputs(config: Config, out_dir: Path, measurements: list[Measurement], summary: dict) -> None:

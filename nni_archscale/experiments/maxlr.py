@@ -1,6 +1,7 @@
 """The paper's maximal-learning-rate measurement (§4 "practical recipe", App. D).
 
-Train the network for one short epoch at every rate of a log grid, then take "the maximal learning rate which
+Train the network for one short epoch at every rate of a log grid
+(:func:`~nni_archscale.torch_layer.calibrate.log2_grid`), then take "the maximal learning rate which
 achieves the smallest training loss at the end of one epoch": per seed, the rate whose final training loss is
 lowest (ties go to the larger rate); diverged runs count as infinite loss. All rates and seeds train at once
 (:mod:`nni_archscale.experiments.batched`).
@@ -16,15 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..torch_layer.calibrate import choose_rate
 from .batched import BatchedCellNet, CellNetSpec, LayerVariances, ReplicaOptimizer
-
-
-def log2_grid(lo: float, hi: float, per_octave: int = 4) -> list[float]:
-    """Rates ``2^(k / per_octave)`` from ``lo`` to ``hi`` inclusive (quarter-octave by default)."""
-    if not (0 < lo < hi):
-        raise ValueError(f"grid needs 0 < lo < hi, got lo={lo}, hi={hi}")
-    a, b = math.ceil(math.log2(lo) * per_octave - 1e-9), math.floor(math.log2(hi) * per_octave + 1e-9)
-    return [2.0 ** (k / per_octave) for k in range(a, b + 1)]
 
 
 @dataclass(frozen=True)
@@ -116,9 +110,12 @@ def train_grid(
 
 
 def best_index(losses: Sequence[float]) -> int:
-    """Index of the lowest final loss; ties go to the larger rate (the paper's "maximal" rate)."""
-    lowest = min(losses)
-    return max(i for i, v in enumerate(losses) if v <= lowest)
+    """Index of the lowest final loss over an ascending grid; ties go to the larger rate (the paper's "maximal"
+    rate): :func:`~nni_archscale.torch_layer.calibrate.choose_rate` with no tolerance, the indices standing for the
+    rates. When every rate diverged (all losses infinite), the largest."""
+    if len(losses) and not any(math.isfinite(v) for v in losses):
+        return len(losses) - 1
+    return choose_rate(dict(enumerate(losses)), tolerance=0.0)
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:

@@ -29,6 +29,7 @@ from ..formats import from_nb201
 from ..networks import nb201_network
 from ..paths import has_input_output_path, path_statistics, power_sum
 from ..results import atomic_write_text
+from ..stats import pearson
 
 PREDICTORS = ("one-cell", "whole-network", "constant")
 BASE_ARCH = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
@@ -75,7 +76,7 @@ def measure(config: Config, arch: str, preset: str, grid: list[float], data) -> 
     from ..torch_layer.hook import HookConfig, prepare_nb201
     from ..torch_layer.param_groups import build_param_groups, make_optimizer
     from ..torch_layer.train import train_classifier
-    from .nb201 import nni_sample
+    from .nb201_cells import nni_sample
 
     cell = from_nb201(arch)
 
@@ -101,7 +102,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
 
     from ..torch_layer.calibrate import log_grid
     from ..torch_layer.data import load_dataset
-    from .nb201 import sample_candidates
+    from .nb201_cells import sample_candidates
     from .provenance import provenance, write_run_record
 
     prov = provenance()  # what ran, from which commit, when: run.json (see .provenance.held_out)
@@ -138,7 +139,7 @@ def analyse(config: Config, archs: list[str], measured: dict[str, dict[str, floa
         out[preset] = {}
         for p in PREDICTORS:
             pred = np.log2([predict(p, a, base, config.cells_per_stage) for a in archs])
-            r = float(np.corrcoef(pred, m)[0, 1]) if np.std(pred) > 0 and np.std(m) > 0 and len(m) > 2 else None
+            r = pearson(pred, m, constant="std")
             out[preset][p] = {"mean_abs_octaves": float(np.mean(np.abs(pred - m))), "pearson_r_log": r,
                               "mean_signed_octaves": float(np.mean(pred - m))}
     return out

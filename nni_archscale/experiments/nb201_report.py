@@ -1,4 +1,5 @@
-"""Markdown report of ``archscale experiment nb201``, with the paper's §4.3 / App. E.3 / E.4 figures beside ours.
+"""The report of ``archscale experiment nb201``: its plots (:func:`plot`: the paper's Fig. 4 panels) and its
+Markdown, with the paper's §4.3 / App. E.3 / E.4 figures beside ours.
 
 Every number in the report comes from the summary of a run (:func:`nni_archscale.experiments.nb201.run`); the
 paper's numbers are the published ones (paper-notes §5). Notes on where ours differ are generated from the
@@ -9,8 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..results import atomic_write_text
-from .nb201 import FAIR_RECIPES
+from ..stats import pairwise_gaps
+from .nb201_training import FAIR_RECIPES
 
 #: the recipes that are the paper's rule (compared with the paper's numbers); shared / archscale are not
 PAPER_RECIPES = ("paper", "release", "exact")
@@ -284,3 +288,81 @@ def _notes(summary: dict, others: list[str], ks: list[str]) -> list[str]:
                      "standard` uses He fan-in init instead.")
     notes += summary.get("notes", [])
     return notes
+
+
+_COLOURS = {"paper": "tab:blue", "release": "tab:orange", "mup": "tab:green", "benchmark": "tab:gray"}
+
+
+def plot(out_dir: Path, summary: dict) -> None:
+    """``scatter.png`` (each recipe vs the benchmark recipe, Fig. 4 left / Fig. 8), ``tau_topk.png`` (Kendall tau
+    among the top-K%, with the seed-vs-seed noise floor: Fig. 4 middle / Fig. 9) and ``gaps.png`` (pairwise
+    accuracy gaps, Fig. 4 right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recipes = summary["recipes"]
+    others = [r for r in recipes if r != "benchmark"]
+    cells = summary["cells"]
+    bench = [c["benchmark"] for c in cells]
+    fig, axes = plt.subplots(1, max(1, len(others)), figsize=(3.6 * max(1, len(others)), 3.5), squeeze=False)
+    for ax, rc in zip(axes[0], others):
+        ys = [c[rc] for c in cells]
+        ax.scatter(bench, ys, s=16, c=_COLOURS.get(rc), alpha=0.85)
+        lo, hi = min(bench + ys), max(bench + ys)
+        pad = 0.03 * (hi - lo or 1)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8)
+        g = summary["stats"][rc].get("gain_vs_benchmark")
+        ax.set_title(f"{rc} vs benchmark: mean gain {g:+.2f}" if g is not None else rc, fontsize=9)
+        ax.set_xlabel("accuracy (%), benchmark recipe", fontsize=8)
+        ax.set_ylabel(f"accuracy (%), {rc}", fontsize=8)
+    if not others:
+        axes[0][0].axis("off")
+    fig.tight_layout()
+    fig.savefig(out_dir / "scatter.png", dpi=100)
+    plt.close(fig)
+
+    ks = summary["top_k"]
+    labels = [str(int(k)) if float(k).is_integer() else str(k) for k in ks]
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for rc in others:
+        taus = [summary["stats"][rc]["tau_vs_benchmark_top_k"][lab]["tau"] for lab in labels]
+        _line(ax, ks, taus, f"{rc} vs benchmark", _COLOURS.get(rc), "-o")
+    for rc in recipes:
+        taus = [summary["stats"][rc]["seed_tau_top_k"][lab]["tau"] for lab in labels]
+        if any(t is not None for t in taus):
+            _line(ax, ks, taus, f"{rc}: seed vs seed", _COLOURS.get(rc), ":^")
+    ax.set_xlabel("top-K% of cells (by the reference)")
+    ax.set_ylabel("Kendall tau")
+    ax.invert_xaxis()
+    ax.axhline(0, color="k", lw=0.5)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "too few cells for any tau", ha="center", transform=ax.transAxes)
+    ax.set_title("ranking agreement among the best cells", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "tau_topk.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for rc in recipes:
+        gaps = np.sort(pairwise_gaps([c[rc] for c in cells]))
+        if len(gaps):
+            ax.plot(gaps, np.arange(1, len(gaps) + 1) / len(gaps), label=rc, color=_COLOURS.get(rc))
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("|accuracy gap| between two cells (points)")
+    ax.set_ylabel("fraction of cell pairs")
+    ax.legend(fontsize=8)
+    ax.set_title("pairwise accuracy gaps (CDF)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "gaps.png", dpi=100)
+    plt.close(fig)
+
+
+def _line(ax, ks, taus, label, colour, style):
+    pts = [(k, t) for k, t in zip(ks, taus) if t is not None]
+    if pts:
+        x, y = zip(*pts)
+        ax.plot(x, y, style, label=label, color=colour, ms=4)

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import ArchScaleError
 from ..results import atomic_write_text
+from ..stats import pearson
 
 PREDICTORS = ("shared", "paper-whole", "paper-cell", "segmented", "measured")
 #: coarse grids (one octave apart) per optimizer; the refinement widens them when the best rate is at an end
@@ -306,7 +307,7 @@ def analyse(config: Config | dict, records: list[dict]) -> dict:
                 pred = np.log2([r["predictions"][p] for r in main])
                 err = loo_errors(pred, meas)
                 errors[p] = err
-                r_log = float(np.corrcoef(pred, meas)[0, 1]) if np.std(pred) > 0 and np.std(meas) > 0 else None
+                r_log = pearson(pred, meas, constant="std")
                 entry["predictors"][p] = {"mean_abs_octaves": float(err.mean()),
                                           "se": float(err.std(ddof=1) / math.sqrt(len(err))),
                                           "pearson_r_log": r_log,

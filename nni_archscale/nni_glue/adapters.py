@@ -37,24 +37,22 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from ..formats import NB201_OPS, NB201_TO_NNI_OPS
 from ..graph import ArchGraph, Edge, EdgeKind
 from ..planner import nb201_cell_indices, nb201_edge_module
 from ..run_errors import ExtractionError
-from ..torch_layer.fx_extract import extract_graph, strip_readout
+from ..torch_layer.dag_cell import dag_cell_shape, recognise
+from ..torch_layer.fx_extract import model_graph
 from ..torch_layer.hook import HookConfig, Prepared, apply_rate_rule, prepare_graph, prepare_nb201
 from ..torch_layer.rate_rules import Reference, has_normalisation
 
 log = logging.getLogger("nni_archscale")
 
-#: NNI's NasBench201 op names (and NAS-Bench-201's) -> (kind, kernel size).
+#: NNI's NasBench201 op names (and NAS-Bench-201's) -> (kind, kernel size), derived from the one op table of
+#: :mod:`nni_archscale.formats` (:data:`~nni_archscale.formats.NB201_OPS`, ``NB201_TO_NNI_OPS``).
 NNI_NB201_OPS: dict[str, tuple[EdgeKind, int]] = {
-    "none": (EdgeKind.ZERO, 1),
-    "skip_connect": (EdgeKind.SKIP, 1),
-    "conv_1x1": (EdgeKind.PARAM, 1),
-    "conv_3x3": (EdgeKind.PARAM, 3),
-    "nor_conv_1x1": (EdgeKind.PARAM, 1),
-    "nor_conv_3x3": (EdgeKind.PARAM, 3),
-    "avg_pool_3x3": (EdgeKind.POOL, 3),
+    **{NB201_TO_NNI_OPS[op]: kind for op, kind in NB201_OPS.items()},
+    **NB201_OPS,
 }
 _NB201_KEY = re.compile(r"^(?P<label>.+)/(?P<j>\d+)_(?P<i>\d+)$")
 
@@ -181,7 +179,7 @@ def _nb201_cell_sample(cell: nn.Module, label: str) -> tuple[dict[str, str] | No
             value = _nb201_op_name(op)
             if value is None:
                 return None, (f"layers[{i - 1}][{j}] (edge {j}->{i}) is a {type(op).__name__}, not a frozen "
-                              f"NasBench201 op ({', '.join(k for k in NNI_NB201_OPS if not k.startswith('nor_'))})")
+                              f"NasBench201 op ({', '.join(NB201_TO_NNI_OPS.values())})")
             sample[f"{label}/{j}_{i}"] = value
     return sample, ""
 
@@ -233,14 +231,6 @@ def nb201_sample_from_model(model: nn.Module, label: str = "cell") -> dict[str, 
     return recovered
 
 
-def last_linear(model: nn.Module) -> str | None:
-    name = None
-    for n, m in model.named_modules():
-        if isinstance(m, nn.Linear):
-            name = n
-    return name
-
-
 #: NNI modules whose own forward torch.fx cannot trace (NasBench101's cell branches on tensor shapes): the fx
 #: adapter keeps each whole, as one parameterised layer, and the preparation says so
 UNTRACEABLE = ("_NasBench101CellFixed", "NasBench101Cell")
@@ -253,9 +243,7 @@ def nni_leaf(module: nn.Module, name: str) -> bool:
 def graph_from_model(model: nn.Module) -> tuple[ArchGraph, str | None]:
     """The ``fx`` adapter: the whole frozen network's graph without its readout, and the readout's module name
     (the model's last Linear layer; see the module docstring for why the readout leaves the graph)."""
-    readout = last_linear(model)
-    graph, _ = strip_readout(extract_graph(model, leaf=nni_leaf), readout)
-    return graph, readout
+    return model_graph(model, leaf=nni_leaf)
 
 
 def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str, Any] | None = None,
@@ -299,8 +287,11 @@ def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str,
         prepared = prepare_graph(model, graph, config, "dag", readout, generator, adapter)
     else:
         raise ExtractionError(f"unknown adapter {adapter!r}; use auto, nb201-sample or fx")
-    rule = resolve_rate_rule(config, network_family(model, name))
-    apply_rate_rule(prepared, model, rule, reference, batch, explicit=config.rate_rule != "auto", leaf=nni_leaf)
+    dag_cell = dag_cell_shape(model, graph, readout) if adapter == "fx" else None
+    family = "dag-cell" if dag_cell is not None else network_family(model, name)
+    rule = resolve_rate_rule(config, family)
+    apply_rate_rule(prepared, model, rule, reference, batch, explicit=config.rate_rule != "auto", leaf=nni_leaf,
+                    dag_cell=dag_cell)
     whole = [f"{n} ({type(m).__name__})" for n, m in model.named_modules() if n and nni_leaf(m, n)]
     if adapter == "fx" and whole:
         note = (f"guard: fx cannot trace inside {', '.join(whole[:4])}{' ...' if len(whole) > 4 else ''}: each is "
@@ -319,14 +310,17 @@ SPACE_FAMILIES = {"NasBench201": "nb201", "NasBench101": "cells", "DARTS": "cell
 
 def network_family(model: nn.Module, adapter: str | None = None) -> str:
     """``nb201`` (NNI's NasBench201, by sample or model), ``cells`` (the NAS cell spaces with batch norm, and any
-    other model with normalisation layers), ``mobile`` (ProxylessNAS, MobileNetV3Space, ShuffleNetSpace) or
-    ``plain`` (no normalisation: the paper's setting, where the graph rule is exact)."""
+    other model with normalisation layers), ``mobile`` (ProxylessNAS, MobileNetV3Space, ShuffleNetSpace),
+    ``dag-cell`` (the paper's DAG-cell MLP, :func:`~nni_archscale.torch_layer.dag_cell.recognise`) or ``plain``
+    (no normalisation: the paper's setting, where the graph rule is exact)."""
     if adapter in ("nb201-sample", "nb201-model"):
         return "nb201"
     for cls in type(model).__mro__:
         if cls.__name__ in SPACE_FAMILIES:
             return SPACE_FAMILIES[cls.__name__]
-    return "cells" if has_normalisation(model) else "plain"
+    if has_normalisation(model):
+        return "cells"
+    return "dag-cell" if adapter in (None, "fx") and recognise(model, leaf=nni_leaf) is not None else "plain"
 
 
 def resolve_rate_rule(config: HookConfig, family: str) -> str:
@@ -335,4 +329,4 @@ def resolve_rate_rule(config: HookConfig, family: str) -> str:
         return config.rate_rule
     from ..defaults import default_rate_rule
 
-    return default_rate_rule(family, config.optimizer)
+    return default_rate_rule(family, config.optimizer, config.scheme.value)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..presets import Init
 from ..formats import from_nb201
 from ..torch_layer.calibrate import ZOOM_OCTAVES, Calibration, CalibrationCache, final_loss, log_grid, refine_rate
 from ..torch_layer.data import load_dataset
@@ -109,7 +110,8 @@ def calibrate_space(space: str = "nb201", dataset: str = "digits", data_dir: str
                     cache_path: str | Path | None = None, refresh: bool = False, progress=None, report=print,
                     momentum: float = 0.9, weight_decay: float = 5e-4, options: dict | None = None) -> Calibration:
     """Find (or read from the cache) the base rate ``c`` of ``space`` on ``dataset``: the base network
-    (:func:`base_network`) initialised by ``preset``, one rate for all its parameters, the coarse grid
+    (:func:`base_network`) initialised by ``preset`` (a preset's name, or the init ``exact``:
+    :class:`~nni_archscale.presets.Init`), one rate for all its parameters, the coarse grid
     ``low..high`` in ``points`` rates refined to a quarter octave (:func:`~..torch_layer.calibrate.refine_rate`).
     With ``preset="standard"`` (He init) this is the *shared rate* a user would tune on the base network: the
     baseline of ``archscale search --compare shared-rate``."""
@@ -118,6 +120,7 @@ def calibrate_space(space: str = "nb201", dataset: str = "digits", data_dir: str
     cache = CalibrationCache(cache_path or default_cache_path())
     key = CalibrationCache.key(space_name(space, width, cells_per_stage, options), dataset, optimizer, batch_size,
                                preset)
+    scheme = Init.of(preset)
     recipe = {"preset": preset, "epochs": epochs, "steps": steps, "grid": log_grid(low, high, points),
               "seed": seed, "limit": limit, "momentum": momentum, "weight_decay": weight_decay,
               "criterion": "largest rate within 2% of the lowest final training loss",
@@ -142,7 +145,7 @@ def calibrate_space(space: str = "nb201", dataset: str = "digits", data_dir: str
     def train_one(lr: float):
         torch.manual_seed(seed)
         sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
-        cfg = HookConfig(base_lr=lr, preset=preset, optimizer=optimizer, momentum=momentum,
+        cfg = HookConfig(base_lr=lr, preset=scheme.preset.name, init=scheme.value, optimizer=optimizer, momentum=momentum,
                          weight_decay=weight_decay, scheduler="none", rate_rule="shared")
         prepared = prepare_candidate(model, cfg, sample=sample, generator=torch.Generator().manual_seed(seed))
         model.to(dev)

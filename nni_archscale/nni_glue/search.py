@@ -25,6 +25,7 @@ from pathlib import Path
 from ..results import BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, prepare_out_dir, read_records, write_outputs
 from ..errors import ArchScaleError
 from ..run_errors import SearchError
+from ..torch_layer.hook import HookConfig
 from .calibration import bar_progress, calibrate_space, space_name, space_reference
 from .training_service import experiment_config, trial_code_directory
 
@@ -32,9 +33,8 @@ ENGINES = ("sequential", "ts")
 STRATEGIES = ("evolution", "random", "tpe")
 RUN_FILE = "run.json"
 #: options that define a run: resuming with any of them changed would mix two experiments
-_IDENTITY = ("space", "space_options", "rate_rule", "dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "preset", "strategy", "width",
-             "cells_per_stage", "compare", "seed", "base_lr", "optimizer", "engine", "init", "momentum",
-             "weight_decay", "scheduler", "seeds", "shared_lr")
+_IDENTITY = ("space", "space_options", "dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "strategy",
+             "width", "cells_per_stage", "compare", "seed", "base_lr", "engine", "seeds", "shared_lr")
 #: the comparisons ``compare`` may name (the trial's baseline arms)
 COMPARISONS = tuple(BASELINE_DESCRIPTIONS)
 
@@ -49,8 +49,6 @@ class SearchOptions:
     space: str = "nb201"
     #: the space's own constructor arguments (overriding nni_glue.spaces' CPU-size defaults)
     space_options: dict = field(default_factory=dict)
-    #: the learning-rate rule: auto (the evidence-backed default for the space), graph, segmented, measured, shared
-    rate_rule: str = "auto"
     dataset: str = "digits"
     data_dir: str | None = None
     limit: int | None = None
@@ -59,9 +57,6 @@ class SearchOptions:
     batch_size: int = 128
     engine: str = "sequential"
     device: str | None = None
-    preset: str = "paper"
-    #: "rule": the preset's init; "exact": plus node-sum scalars keeping every cell node's scale
-    init: str = "rule"
     strategy: str = "evolution"
     width: int = 8
     cells_per_stage: int = 1
@@ -71,13 +66,14 @@ class SearchOptions:
     seed: int = 0
     #: every arm trains each candidate once per seed (seed, seed + 1, ...): the noise floor needs 2 or more
     seeds: int = 1
+    #: the base rate c; None: calibrated on the space's base network (cached)
     base_lr: float | None = None
     #: the shared-rate baseline's rate; None: calibrated on the base network like base_lr (cached)
     shared_lr: float | None = None
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    scheduler: str = "cosine"
+    #: what every candidate trains with: preset, init, rate rule (auto: the evidence-backed default for the
+    #: network), optimizer, momentum, weight decay, schedule (torch_layer.hook.HookConfig: the hook's own options,
+    #: defined once). Its base_lr and batch_size are replaced by this search's.
+    hook: HookConfig = field(default_factory=HookConfig)
     resume: bool = False
     cache_path: str | None = None
     calibration_points: int = 9
@@ -237,11 +233,12 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         raise SearchError(f"NNI's TPE cannot search {opts.space} (it fails on spaces with InputChoice or "
                           f"mutable widths); use --strategy evolution or random")
     out = prepare_out_dir(opts.out)
+    rule = opts.hook
     identity = {k: getattr(opts, k) for k in _IDENTITY}
+    identity.update({f"hook.{k}": v for k, v in opts.hook.to_dict().items() if k not in ("base_lr", "batch_size")})
     _check_out_dir(out, identity, opts.resume)
 
     from ..torch_layer.data import load_dataset
-    from ..torch_layer.hook import HookConfig
     from ..torch_layer.train import pick_device
 
     remote = opts.training_service != "local"
@@ -263,10 +260,10 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         bar = tqdm(total=opts.calibration_points, desc=what, unit="lr", disable=not opts.progress)
         try:
             return calibrate_space(opts.space, opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage,
-                                   opts.optimizer, opts.batch_size, preset, seed=opts.seed,
+                                   rule.optimizer, opts.batch_size, preset, seed=opts.seed,
                                    device=None if remote else opts.device, limit=opts.limit,
                                    points=opts.calibration_points, cache_path=opts.cache_path, report=report,
-                                   momentum=opts.momentum, weight_decay=opts.weight_decay,
+                                   momentum=rule.momentum, weight_decay=rule.weight_decay,
                                    progress=bar_progress(bar), options=opts.space_options or None)
         finally:
             bar.close()
@@ -274,7 +271,7 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     base_lr = opts.base_lr
     calibration = None
     if base_lr is None:
-        cal = calibrated(opts.preset, "calibrating base rate")
+        cal = calibrated(rule.scheme.value, "calibrating base rate")
         base_lr = cal.base_lr
         calibration = {"base_lr": cal.base_lr, "source": cal.source, "key": cal.key,
                        "resolution_octaves": cal.resolution_octaves, "widened": cal.widened}
@@ -300,9 +297,7 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     atomic_write_text(out / RUN_FILE, json.dumps({"identity": identity, "run_id": run_id, "base_lr": base_lr,
                                                   "shared_lr": shared_lr, "calibration": calibration}, indent=2)
                       + "\n")
-    hook = {"base_lr": base_lr, "preset": opts.preset, "init": opts.init, "optimizer": opts.optimizer,
-            "momentum": opts.momentum, "rate_rule": opts.rate_rule,
-            "weight_decay": opts.weight_decay, "scheduler": opts.scheduler}
+    hook = {**rule.to_dict(), "base_lr": base_lr, "batch_size": opts.batch_size}
     # the base network's measurements, for the measured and segmented rules (cheap: one step on one batch)
     try:
         reference = space_reference(opts.space, data, HookConfig(**hook), opts.width, opts.cells_per_stage,
@@ -369,13 +364,13 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         code_dir.__exit__(None, None, None)
     seconds = time.perf_counter() - t0
     meta = {"space": space_name(opts.space, opts.width, opts.cells_per_stage, opts.space_options or None),
-            "rate_rule": opts.rate_rule, "reference": reference, "dataset": opts.dataset,
+            "rate_rule": rule.rate_rule, "reference": reference, "dataset": opts.dataset,
             "engine": opts.engine, "training_service": opts.training_service if opts.engine == "ts" else None,
-            "concurrency": opts.concurrency, "strategy": opts.strategy, "preset": opts.preset, "init": opts.init,
+            "concurrency": opts.concurrency, "strategy": opts.strategy, "preset": rule.preset, "init": rule.scheme.value,
             "trials": opts.trials,
             "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "seeds": opts.seeds,
             "base_lr": base_lr, "calibration": calibration,
-            "optimizer": opts.optimizer, "device": device, "compare": opts.compare, "run_id": run_id,
+            "optimizer": rule.optimizer, "device": device, "compare": opts.compare, "run_id": run_id,
             "search_seconds": round(seconds, 2), "interrupted": interrupted,
             "baseline": opts.compare, "baseline_recipe": BASELINE_DESCRIPTIONS.get(opts.compare),
             "shared_lr": shared_lr if opts.compare == "shared-rate" else None}

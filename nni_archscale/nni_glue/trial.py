@@ -127,7 +127,7 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
     arms = {OURS: hook}
     if baseline == "shared-rate":
         # He's init and one rate: the "standard" preset at the tuned shared rate, same optimizer and schedule
-        arms[baseline] = HookConfig(**{**hook.to_dict(), "preset": "standard", "init": "rule",
+        arms[baseline] = HookConfig(**{**hook.to_dict(), "preset": "standard", "init": None,
                                        "base_lr": float(cfg["shared_lr"]), "rate_rule": "shared"})
     # the base network's measurements (the measured and segmented rules) and the batch the measured rule uses,
     # on the CPU where the hook runs (the model moves to the device after it is prepared)

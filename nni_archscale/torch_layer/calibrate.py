@@ -41,6 +41,16 @@ def log_grid(low: float, high: float, points: int) -> list[float]:
     return [float(f"{low * math.exp(i * r):.6g}") for i in range(points)]
 
 
+def log2_grid(lo: float, hi: float, per_octave: int = 4) -> list[float]:
+    """Rates ``2^(k / per_octave)`` from ``lo`` to ``hi`` inclusive (quarter-octave by default): the fixed lattice
+    of the maximal-rate measurements (:mod:`nni_archscale.experiments.maxlr`), unrounded, so that grids with
+    different ends share their rates."""
+    if not (0 < lo < hi):
+        raise ValueError(f"grid needs 0 < lo < hi, got lo={lo}, hi={hi}")
+    a, b = math.ceil(math.log2(lo) * per_octave - 1e-9), math.floor(math.log2(hi) * per_octave + 1e-9)
+    return [2.0 ** (k / per_octave) for k in range(a, b + 1)]
+
+
 @dataclass
 class Calibration:
     key: str
@@ -67,7 +77,9 @@ class Calibration:
 
 
 def choose_rate(losses: dict[float, float], tolerance: float = 0.02) -> float:
-    """The largest rate whose loss is within ``tolerance`` (relative) of the lowest loss."""
+    """The largest rate whose loss is within ``tolerance`` (relative) of the lowest loss (the paper's "maximal
+    learning rate which achieves the smallest training loss"; ``tolerance=0``: exactly the lowest). Non-finite
+    losses (diverged) never count."""
     finite = {lr: v for lr, v in losses.items() if math.isfinite(v)}
     if not finite:
         raise CalibrationError(

@@ -321,3 +321,21 @@ def strip_readout(graph: ArchGraph, readout_module: str | None) -> tuple[ArchGra
     if e.module != readout_module or e.kind is not EdgeKind.PARAM or e.src != out - 1 or graph.num_nodes < 3:
         return graph, False
     return ArchGraph(graph.num_nodes - 1, [x for x in graph.edges if x is not e]), True
+
+
+def last_linear(model: nn.Module) -> str | None:
+    """The name of the model's last ``nn.Linear`` (in module order): the readout the rules treat apart."""
+    name = None
+    for n, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            name = n
+    return name
+
+
+def model_graph(model: nn.Module, leaf: Callable[[nn.Module, str], bool] | None = None
+                ) -> tuple[ArchGraph, str | None]:
+    """The whole model's graph without its readout (:func:`strip_readout`), and the readout's module name (the
+    model's last Linear layer)."""
+    readout = last_linear(model)
+    graph, _ = strip_readout(extract_graph(model, leaf=leaf), readout)
+    return graph, readout

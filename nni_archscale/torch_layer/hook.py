@@ -16,19 +16,22 @@ from torch import nn
 
 from ..graph import ArchGraph
 from ..planner import InitPlan, graph_plan, module_rates, nb201_cell_indices, nb201_output_scales, nb201_plan
-from ..rules import PRESETS, Scaling, scale
+from ..presets import Init, preset_of
+from ..rules import Scaling, scale
 from ..errors import RuleError
 from .apply import InitReport, apply_init
 from .node_scales import apply_output_scales
 from .param_groups import OPTIMIZERS, build_param_groups, make_optimizer, make_scheduler
-from .rate_rules import RATE_RULES, Reference, clamp_octaves, rule_rate, unmodelled_layers
+from .dag_cell import DagCellShape
+from .rate_rules import DEFAULT_CELL_BATCH, RATE_RULES, Reference, clamp_octaves, rule_rate, unmodelled_layers
 
 log = logging.getLogger("nni_archscale")
 
 
 @dataclass(frozen=True)
 class HookConfig:
-    """What the hook applies: preset, base rate ``c`` and the optimizer the scaled rates go into."""
+    """What the hook applies: the preset (init and path-count convention, :mod:`nni_archscale.presets`), the init,
+    the rate rule, the base rate ``c`` and the optimizer the scaled rates go into."""
 
     base_lr: float = 0.1
     preset: str = "paper"
@@ -38,22 +41,31 @@ class HookConfig:
     weight_decay: float = 5e-4
     scheduler: str = "cosine"
     per_edge: bool = False
-    #: "rule": the preset's init; "exact": plus fixed node-sum scalars keeping every node's scale (NB201 cells)
-    init: str = "rule"
+    #: the init (:class:`nni_archscale.presets.Init`): None, the preset's own; "exact", the paper's plus fixed
+    #: node-sum scalars keeping every node's scale (NB201 cells); a preset's name must match ``preset``
+    init: str | None = None
     #: the learning-rate rule (torch_layer.rate_rules): "auto" (the evidence-backed default for the network's
     #: family, nni_archscale.defaults.default_rate_rule), "graph" (eq. 8/9 path counts), "segmented",
-    #: "measured" or "shared"
+    #: "measured", "shared", or a DAG-cell rule ("readout-limited-sgd", "feature", "feature-sgd", "feature-adam")
     rate_rule: str = "auto"
+    #: the training batch size (the readout-limited rule's cap is linear in it); None: 32, the batch of every
+    #: measurement behind that rule
+    batch_size: int | None = None
 
     def __post_init__(self):
         if self.rate_rule not in ("auto", *RATE_RULES):
             raise RuleError(f"unknown rate rule {self.rate_rule!r}; use auto or one of {', '.join(RATE_RULES)}")
-        if self.init not in ("rule", "exact"):
-            raise RuleError(f"unknown init {self.init!r}; use 'rule' (the preset's) or 'exact'")
-        if self.preset not in PRESETS:
-            raise RuleError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
+        preset = preset_of(self.preset)
+        if self.init is not None and Init.of(self.init).preset is not preset:
+            raise RuleError(f"init {self.init!r} starts from preset {Init.of(self.init).preset}, not {preset}; pass "
+                            f"preset={Init.of(self.init).preset.name!r} (or leave init unset for the preset's own)")
         if self.optimizer not in OPTIMIZERS:
             raise RuleError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+
+    @property
+    def scheme(self) -> Init:
+        """The :class:`~nni_archscale.presets.Init` applied: ``init``, or the preset's own."""
+        return Init.of(self.init or self.preset)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,7 +127,7 @@ def prepare_nb201(model: nn.Module, cell: ArchGraph, cells_per_stage: int, confi
     t0 = time.perf_counter()
     scaling = scale(cell, config.base_lr, config.preset, "nb201-cell", per_edge=config.per_edge)
     plan = nb201_plan(cell, config.preset, cells_per_stage)
-    hooks = apply_output_scales(model, nb201_output_scales(cell, cells_per_stage)) if config.init == "exact" else []
+    hooks = apply_output_scales(model, nb201_output_scales(cell, cells_per_stage)) if config.scheme.node_scales else []
     rates = {}
     if config.per_edge:
         cells, _ = nb201_cell_indices(cells_per_stage)
@@ -130,7 +142,7 @@ def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, contex
                   adapter: str = "graph") -> Prepared:
     """Re-initialise a model whose searched graph is ``graph`` (edges name their modules) and build its groups."""
     t0 = time.perf_counter()
-    if config.init == "exact":
+    if config.scheme.node_scales:
         raise RuleError("init 'exact' is implemented for NAS-Bench-201 cells (their ReLU-Conv-BN edges fix the "
                         "moments); for other models use init 'rule'")
     scaling = scale(graph, config.base_lr, config.preset, context, per_edge=config.per_edge)
@@ -140,7 +152,7 @@ def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, contex
 
 
 def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: Reference | None = None,
-                    batch=None, explicit: bool = True, leaf=None) -> Prepared:
+                    batch=None, explicit: bool = True, leaf=None, dag_cell: DagCellShape | None = None) -> Prepared:
     """Set the rates ``rule`` gives (see :mod:`.rate_rules`) on a prepared candidate, with the guard rails: a
     rate more than ``MAX_OCTAVES`` from the base rate is clamped, and it and any layer the extractor cannot
     model are reported (``prepared.notes`` and a log warning naming the layer or parameter group).
@@ -148,7 +160,7 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
     A rule chosen by default (``explicit=False``) that lacks what it needs (the measured rule without a batch
     or a reference) falls back to one shared rate, with a note saying what to pass; a rule the user named
     raises instead. The segmented rule without a reference compares with the graph rule's base (one layer per
-    segment)."""
+    segment). The DAG-cell rules need ``dag_cell`` (:func:`.dag_cell.recognise`)."""
     t0 = time.perf_counter()
     cfg = prepared.config
     notes: list[str] = []
@@ -174,7 +186,11 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
             notes.append("segmented rule without the base network's reference: compared with the graph rule's base "
                          "(every segment one layer of kernel 3, cost 1); pass reference= to compare with a "
                          "calibrated base network")
-        rate = rule_rate(rule, model, cfg.base_lr, reference, batch, cfg.optimizer, leaf)
+        if rule == "readout-limited-sgd" and cfg.batch_size is None:
+            notes.append(f"{rule}'s readout cap is linear in the training batch size, which the hook was not given "
+                         f"(HookConfig.batch_size); computed at batch {DEFAULT_CELL_BATCH}")
+        rate = rule_rate(rule, model, cfg.base_lr, reference, batch, cfg.optimizer, leaf, dag_cell,
+                         cfg.scheme.value, cfg.batch_size)
         rate, note = clamp_octaves(rate, cfg.base_lr, f"{type(model).__name__} (all parameters)")
         notes += [note] if note else []
         prepared.groups = build_param_groups(model, rate, None, cfg.weight_decay)

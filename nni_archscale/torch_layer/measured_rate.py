@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fx_extract import last_linear
 from ..errors import RuleError
 
 #: update directions the measurement knows (the optimizer's first step)
@@ -43,14 +44,11 @@ RELATIVE_STEP = 1e-3
 
 def last_linear_module(model: nn.Module) -> nn.Module:
     """The model's readout: its last ``nn.Linear`` in module order."""
-    found = None
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            found = m
-    if found is None:
+    name = last_linear(model)
+    if name is None:
         raise RuleError(f"{type(model).__name__} has no nn.Linear readout; pass readout= (the module whose input "
                         f"is the features the rule should hold steady)")
-    return found
+    return model.get_submodule(name)
 
 
 def _first_output(out):

@@ -9,7 +9,12 @@ A *rate rule* then decides the rate actually applied:
   base network: ``base_lr · f(candidate) / f(base)``;
 * ``measured``: the first step's change of the readout's input, relative to the base network's
   (:mod:`.measured_rate`): ``base_lr · m_base / m``; needs a batch;
-* ``shared``: ``base_lr`` for every candidate (one rate, tuned once on the base network).
+* ``shared``: ``base_lr`` for every candidate (one rate, tuned once on the base network);
+* the DAG-cell rules ``readout-limited-sgd``, ``feature-sgd``/``feature-adam`` (``feature`` picks by optimizer):
+  the evidence-backed rules of :mod:`nni_archscale.defaults` for the paper's DAG-cell MLP
+  (:func:`nni_archscale.scaling_rules.cell_rate`); they apply to a model recognised as one (:mod:`.dag_cell`),
+  with ``base_lr`` calibrated on the base cell ``0_00_000_2000``, or on the reference's base network when it is
+  itself a DAG-cell MLP.
 
 Which one is the default for which network is decided by measurement (``reports/spaces-maxlr/``), not here:
 see :mod:`nni_archscale.defaults`. Guard rails: a rate more than :data:`MAX_OCTAVES` octaves from the base rate
@@ -26,13 +31,19 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import RuleError
+from ..formats import from_text, to_text
 from ..run_errors import ExtractionError
+from ..scaling_rules import cell_rate
+from .dag_cell import DagCellShape, recognise
 from .measured_rate import first_step_change
 from .segments import segment_rate_factor
 
-from ..space_names import RATE_RULE_NAMES  # noqa: E402
+from ..space_names import CELL_RULE_NAMES, RATE_RULE_NAMES  # noqa: E402
 
-RATE_RULES = RATE_RULE_NAMES[1:]  # "auto" is resolved by the caller (nni_glue.adapters.resolve_rate_rule)
+#: every rate rule the hook applies ("auto" is resolved by the caller, nni_glue.adapters.resolve_rate_rule)
+RATE_RULES = (*RATE_RULE_NAMES[1:], *CELL_RULE_NAMES)
+#: the readout-limited rule's batch size when none is given: the batch of every measurement behind it
+DEFAULT_CELL_BATCH = 32
 #: a rate further than this from the base rate (in octaves, either way) is clamped and reported
 MAX_OCTAVES = 4.0
 
@@ -48,13 +59,17 @@ class Reference:
     optimizer: str
     change: float | None = None          # first_step_change of the base network (the measured rule)
     segment_factor: float | None = None  # segment_rate_factor of the base network (the segmented rule)
+    #: the base network's cell (formats.to_text) when it is the paper's DAG-cell MLP (the DAG-cell rules)
+    anchor_cell: str | None = None
 
     def to_dict(self) -> dict:
-        return {"optimizer": self.optimizer, "change": self.change, "segment_factor": self.segment_factor}
+        return {"optimizer": self.optimizer, "change": self.change, "segment_factor": self.segment_factor,
+                "anchor_cell": self.anchor_cell}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Reference | None":
-        return None if d is None else cls(d["optimizer"], d.get("change"), d.get("segment_factor"))
+        return None if d is None else cls(d["optimizer"], d.get("change"), d.get("segment_factor"),
+                                          d.get("anchor_cell"))
 
 
 def reference_of(base_model: nn.Module, batch, optimizer: str, leaf=None) -> Reference:
@@ -66,14 +81,25 @@ def reference_of(base_model: nn.Module, batch, optimizer: str, leaf=None) -> Ref
         factor = segment_rate_factor(base_model, leaf=leaf)
     except ExtractionError:
         factor = None
-    return Reference(optimizer, change, factor)
+    shape = recognise(base_model, leaf=leaf)
+    return Reference(optimizer, change, factor, to_text(shape.cell) if shape is not None else None)
 
 
 def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference | None = None, batch=None,
-              optimizer: str = "sgd", leaf=None) -> float:
-    """The global rate ``rule`` gives ``model`` (not for ``graph``, whose rates come from the graph)."""
+              optimizer: str = "sgd", leaf=None, dag_cell: DagCellShape | None = None, init: str = "paper",
+              batch_size: int | None = None) -> float:
+    """The global rate ``rule`` gives ``model`` (not for ``graph``, whose rates come from the graph). The DAG-cell
+    rules need ``dag_cell`` (:func:`.dag_cell.recognise`), the init and the training ``batch_size``."""
     if rule == "shared":
         return base_lr
+    if rule in CELL_RULE_NAMES:
+        if dag_cell is None:
+            raise RuleError(f"rate rule {rule} applies to the paper's DAG-cell MLP (a Linear+ReLU stem, a cell of "
+                            f"width-to-width Linear edges, a Linear readout, no normalisation), and "
+                            f"{type(model).__name__} is not one; use graph, segmented, measured or shared")
+        anchor = from_text(reference.anchor_cell) if reference is not None and reference.anchor_cell else None
+        return cell_rate(rule, base_lr, dag_cell.cell, init, optimizer, dag_cell.width, dag_cell.in_features,
+                         dag_cell.num_classes, batch_size or DEFAULT_CELL_BATCH, anchor)
     if rule not in ("segmented", "measured"):
         raise RuleError(f"unknown rate rule {rule!r}; use one of {', '.join(RATE_RULES)}")
     if rule == "segmented" and reference is None:

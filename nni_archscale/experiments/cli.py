@@ -1,4 +1,9 @@
-"""``archscale experiment lr-prediction``: how well each rule predicts maximal learning rates (paper §4)."""
+"""``archscale experiment ...``: the research package's command line (lr-prediction, nb201, nb201-lr, space-lr).
+
+The product's ``archscale`` command (:mod:`nni_archscale.cli.main`) names this module in its table of subcommands
+and loads it by name: the one reference from the product to the research package. Every runner imports its
+experiment (and torch) only when it runs.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .main import positive_int
+from ..cli.main import positive_int
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -14,7 +19,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..experiments.names import DATASETS, FAMILIES  # torch-free: the runners import torch in run
+    from .names import DATASETS, FAMILIES  # torch-free: the runners import torch in run
 
     p = sub.add_parser("experiment", help="reproduce the paper's experiments and measure the rules")
     exp = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=type(p))
@@ -57,8 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_lr_prediction(args: argparse.Namespace) -> int:
-    from ..experiments.lr_prediction import Config, run
-    from ..experiments.report import write_lr_report
+    from .lr_prediction import Config, run
+    from .report import write_lr_report
 
     cfg = Config(family=args.family, activation=args.act, convention=args.convention, data=args.data,
                  width=args.width, cells=args.cells, seeds=args.seeds, inits=args.inits,
@@ -85,8 +90,8 @@ def _percentages(text: str) -> tuple[float, ...]:
 
 def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
     """``archscale experiment nb201``: NAS-Bench-201 fair retraining (paper §4.3, App. E.3, E.4)."""
-    from ..experiments.names import RECIPES, TOP_K
-    from .main import positive_float
+    from .names import RECIPES, TOP_K
+    from ..cli.main import positive_float
 
     p = exp.add_parser(
         "nb201",
@@ -132,8 +137,9 @@ def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
 
 
 def run_nb201(args: argparse.Namespace) -> int:
-    from ..experiments.nb201 import Config, reanalyse, run
-    from ..experiments.nb201_report import write_nb201_report
+    from .nb201 import reanalyse, run
+    from .nb201_training import Config
+    from .nb201_report import write_nb201_report
 
     out = Path(args.out)
     if args.report_only:
@@ -167,7 +173,7 @@ def _three_arm(out: Path, summary: dict, quiet: bool = False) -> None:
     import sys
 
     if {"shared", "archscale"} <= set(summary.get("recipes", ())):
-        from ..experiments.three_arm import score, verdict, write_report
+        from .three_arm import score, verdict, write_report
 
         stats = score(out / "runs.csv")
         write_report(out, stats, f"Run: `{summary.get('command', '')}`")
@@ -191,7 +197,7 @@ def add_nb201_lr_parser(exp: argparse._SubParsersAction) -> None:
 
 
 def run_nb201_lr(args: argparse.Namespace) -> int:
-    from ..experiments.nb201_maxlr import Config, run
+    from .nb201_maxlr import Config, run
     from ..errors import RuleError
     from ..rules import PRESETS
 
@@ -208,7 +214,7 @@ def run_nb201_lr(args: argparse.Namespace) -> int:
 
 
 def add_space_lr_parser(exp: argparse._SubParsersAction) -> None:
-    from ..experiments.names import SPACE_LR_SPACES
+    from .names import SPACE_LR_SPACES
 
     p = exp.add_parser(
         "space-lr",
@@ -230,8 +236,8 @@ def add_space_lr_parser(exp: argparse._SubParsersAction) -> None:
 
 def run_space_lr(args: argparse.Namespace) -> int:
     from ..errors import RuleError
-    from ..experiments.names import SPACE_LR_SPACES
-    from ..experiments.space_maxlr import Config, combine, run
+    from .names import SPACE_LR_SPACES
+    from .space_maxlr import Config, combine, run
 
     if args.combine:
         summary = combine([Path(d) for d in args.combine], Path(args.out))

@@ -1,0 +1,116 @@
+"""The evidence-backed DAG-cell rules reach the hook: a model recognised as the paper's DAG-cell MLP trains at the rate
+``defaults.DEFAULT_RULES`` names for its init and optimizer (issue 16, item 1)."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from nni_archscale.errors import RuleError
+from nni_archscale.formats import from_paper_code, to_text
+from nni_archscale.nni_glue.adapters import network_family, prepare_candidate
+from nni_archscale.paths import live_edges_only, path_statistics
+from nni_archscale.scaling_rules import (READOUT_LIMIT, base_cell, first_step_kernel, network_spec,
+                                         second_step_multiplier)
+from nni_archscale.torch_layer.dag_cell import DagCellMLP, recognise
+from nni_archscale.torch_layer.hook import HookConfig
+from nni_archscale.torch_layer.rate_rules import Reference, reference_of
+
+IN, WIDTH, CLASSES = 64, 32, 10
+CODES = ["2_12_112_1112", "2_12_002_0012", "2_22_222_2222", "0_00_000_2000", "2_02_002_2000"]
+
+
+def _net(code: str, width: int = WIDTH) -> DagCellMLP:
+    torch.manual_seed(0)
+    return DagCellMLP(from_paper_code(code), IN, width, CLASSES)
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_a_dag_cell_mlp_is_recognised_with_its_cell_and_sizes(code):
+    shape = recognise(_net(code))
+    cell = from_paper_code(code)
+    assert shape is not None
+    if shape.cell.num_nodes == cell.num_nodes:  # no dead node: the very graph (up to isomorphism)
+        assert shape.cell == live_edges_only(cell)
+    # fx drops dead nodes; what the rules read is the same: paths and every kernel term
+    assert path_statistics(shape.cell).output == path_statistics(cell).output
+    for init in ("paper", "exact", "release"):
+        k1 = first_step_kernel(network_spec(shape.cell, "mlp", init, WIDTH, IN, CLASSES))
+        k2 = first_step_kernel(network_spec(cell, "mlp", init, WIDTH, IN, CLASSES))
+        assert (k1.centered2, k1.centered1, k1.output_second_moment) == pytest.approx(
+            (k2.centered2, k2.centered1, k2.output_second_moment), rel=1e-12)
+    assert (shape.in_features, shape.width, shape.num_classes) == (IN, WIDTH, CLASSES)
+
+
+def test_other_networks_are_not_dag_cells():
+    assert recognise(nn.Sequential(nn.Flatten(), nn.Linear(IN, WIDTH), nn.BatchNorm1d(WIDTH), nn.ReLU(),
+                                   nn.Linear(WIDTH, CLASSES))) is None  # normalisation
+    assert recognise(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, CLASSES))) is None
+    assert recognise(nn.Sequential(nn.Flatten(), nn.Linear(IN, WIDTH), nn.ReLU(), nn.Linear(WIDTH, 2 * WIDTH),
+                                   nn.ReLU(), nn.Linear(2 * WIDTH, CLASSES))) is None  # a cell edge changes width
+    assert recognise(_net("1_00_000_0001")) is None  # no parameterised edge: nothing to recognise a width from
+    assert network_family(_net(CODES[0])) == "dag-cell"
+
+
+def _second_step(cell, init, width=WIDTH):
+    spec = ("mlp", init, width, IN, CLASSES)
+    return second_step_multiplier(first_step_kernel(network_spec(cell, *spec)), cell)
+
+
+@pytest.mark.parametrize("code", CODES[:3])
+def test_paper_sgd_trains_at_readout_limited_sgd_by_default(code):
+    """Written out from the rule's definition (defaults.py): min(base_lr x second-step ratio, readout cap)."""
+    cell = from_paper_code(code)
+    base_lr, batch = 0.05, 16
+    p = prepare_candidate(_net(code), HookConfig(base_lr=base_lr, batch_size=batch), sample={}, adapter="fx",
+                          generator=torch.Generator().manual_seed(0))
+    assert p.rate_rule == "readout-limited-sgd"
+    hidden = base_lr * _second_step(cell, "paper") / _second_step(base_cell("mlp"), "paper")
+    kernel = first_step_kernel(network_spec(cell, "mlp", "paper", WIDTH, IN, CLASSES))
+    cap = READOUT_LIMIT * batch / kernel.readout_centered2
+    assert p.learning_rate == pytest.approx(min(hidden, cap), rel=1e-9)
+    assert {g["lr"] for g in p.groups} == {p.learning_rate}
+
+
+def test_the_default_rule_follows_the_init_and_optimizer(caplog):
+    net = lambda: _net(CODES[0])  # noqa: E731
+    cases = {("paper", "adam"): "feature-sgd", ("standard", "sgd"): "shared", ("release", "sgd"): "graph",
+             ("paper", "sgd"): "readout-limited-sgd"}
+    for (preset, optimizer), rule in cases.items():
+        with caplog.at_level(logging.WARNING, logger="nni_archscale"):
+            p = prepare_candidate(net(), HookConfig(base_lr=0.01, preset=preset, optimizer=optimizer), sample={},
+                                  adapter="fx", generator=torch.Generator().manual_seed(0))
+        assert p.rate_rule == rule, (preset, optimizer)
+    # readout-limited-sgd without the training batch size says which it assumed
+    assert any("batch 32" in n for n in p.notes)
+
+
+def test_an_explicit_cell_rule_on_another_network_is_refused():
+    seq = nn.Sequential(nn.Flatten(), nn.Linear(IN, WIDTH), nn.BatchNorm1d(WIDTH), nn.ReLU(), nn.Linear(WIDTH, 10))
+    with pytest.raises(RuleError, match="DAG-cell MLP"):
+        prepare_candidate(seq, HookConfig(rate_rule="feature"), sample={}, adapter="fx")
+
+
+def test_the_reference_anchors_the_rate_on_the_calibrated_base_network():
+    """base_lr calibrated on another cell's network: the rule's rate is relative to that cell, not to 0_00_000_2000."""
+    anchor_code, code = "2_02_002_2000", "2_12_112_1112"
+    ref = reference_of(_net(anchor_code), None, "adam")
+    assert ref.anchor_cell == to_text(recognise(_net(anchor_code)).cell)
+    assert Reference.from_dict(ref.to_dict()) == ref  # travels to NNI trials as JSON
+    cfg = HookConfig(base_lr=0.002, optimizer="adam", rate_rule="feature")
+    anchored = prepare_candidate(_net(code), cfg, sample={}, adapter="fx", reference=ref)
+    plain = prepare_candidate(_net(code), cfg, sample={}, adapter="fx")
+    from nni_archscale.scaling_rules import rule_multiplier
+
+    m = rule_multiplier("feature-sgd", from_paper_code(anchor_code), "mlp", "paper", "adam", width=WIDTH,
+                        in_features=IN, num_classes=CLASSES)
+    assert anchored.learning_rate == pytest.approx(plain.learning_rate / m, rel=1e-9)
+    # the reference of the base cell's own network changes nothing
+    base_ref = reference_of(_net("0_00_000_2000"), None, "adam")
+    same = prepare_candidate(_net(code), cfg, sample={}, adapter="fx", reference=base_ref)
+    assert same.learning_rate == pytest.approx(plain.learning_rate, rel=1e-9)
+    assert math.isfinite(anchored.learning_rate)
