@@ -1,4 +1,5 @@
-"""benchmarks/gpu_check.py: CPU-only CI runs its no-GPU path (a message, exit status 0, nothing measured)."""
+"""benchmarks/gpu_check.py: CPU-only CI runs its no-GPU path (a message, exit status 0, nothing measured) and its
+--dry-run, every phase of the device run on the CPU at tiny sizes."""
 
 import os
 import subprocess
@@ -20,7 +21,8 @@ def test_gpu_check_without_cuda_exits_cleanly():
 def test_gpu_check_help_lists_its_options():
     done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
-    for option in ("--width", "--cells", "--batch-size", "--search-trials", "--data-dir", "--json"):
+    for option in ("--width", "--cells", "--batch-size", "--search-trials", "--data-dir", "--json", "--out",
+                   "--budget-s", "--dry-run", "--concurrency", "--no-compile", "--peak-tflops"):
         assert option in done.stdout
 
 
@@ -34,3 +36,48 @@ def test_the_grid_check_compares_two_devices(monkeypatch):
     out = gpu_check.grid_check(torch.device("cpu"), width=8, quick=True)
     assert out["max_abs_loss_diff"] == 0.0 and out["same_divergence"]
     assert out["cpu_best_rates"] == out["cuda_best_rates"] and len(out["cpu_best_rates"]) == 2
+
+
+def test_gpu_check_dry_run_measures_every_phase_and_writes_its_report(tmp_path):
+    """--dry-run: every phase of the device run on the CPU at tiny sizes (C=4 N=1, batches 8/16, 2 interleaved
+    rounds, torch.compile with the eager backend, 2 trainer processes), written as JSON and markdown under --out."""
+    import json
+
+    out = tmp_path / "report"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--out", str(out), "--concurrency", "1,2",
+                           "--json", str(tmp_path / "copy.json")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    f = json.loads((out / "gpu_check.json").read_text())
+    assert f["errors"] == [] and json.loads((tmp_path / "copy.json").read_text()) == f
+    assert f["gflop_per_image"] > 0 and f["rounds"] == 2
+    names = [r["variant"] for r in f["variants"]]
+    assert names == ["eager fp32 b8", "eager bf16+cl b16 (A)", "eager bf16+cl b16 (A')",
+                     "eager bf16+cl b16 hook off", "compile bf16+cl b16"]
+    for r in f["variants"]:
+        assert r["images_per_s"] > 0 and 0 < r["ratio_to_best"] <= 1 and r["cifar10_200_epochs_min"] > 0
+        assert r["optimizer_kernel"] == "fused"
+    assert max(r["ratio_to_best"] for r in f["variants"]) == 1.0
+    for key in ("aa_ratio", "hook_on_off"):
+        assert len(f[key]["per_round"]) == 2 and f[key]["min"] <= f[key]["median"] <= f[key]["max"]
+    e = f["end_to_end"]
+    assert e["status"] == "ok" and len(e["epoch_s"]) == 2 and e["images_per_s"] > 0 and "augment" in e["speed"]
+    rows = {r["k"]: r for r in f["concurrency"]["rows"]}
+    assert set(rows) == {1, 2} and len(rows[2]["per_process"]) == 2 and rows[1]["vs_k1"] == 1.0
+    assert all(r["aggregate_images_per_s"] > 0 for r in rows.values())
+    assert f["hook_ms"] and f["peak_bf16_tflops"] is None  # the CPU has no bf16 peak in the table
+    md = (out / "gpu_check.md").read_text()
+    for text in ("| variant | batch | images/s (median)", "ratio to best", "A/A", "Hook on/off",
+                 "fast path end to end", "| K | aggregate images/s"):
+        assert text in md, text
+
+
+def test_peak_figures_and_card_names(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import gpu_check
+
+    assert gpu_check.peak_tflops("NVIDIA H200", None)[0] == 989.4
+    assert gpu_check.peak_tflops("NVIDIA H200 NVL", None)[0] == 835.5
+    assert gpu_check.peak_tflops("Some GPU", None)[0] is None and gpu_check.peak_tflops("x", 100.0)[0] == 100.0
+    assert gpu_check.card_slug("NVIDIA H200") == "h200"

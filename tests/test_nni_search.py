@@ -126,3 +126,19 @@ def test_tpe_maximises_accuracy_and_is_seeded():
         params = tuner.generate_parameters(0)
         tuner.receive_trial_result(0, params, 0.9)  # accuracy 0.9: recorded as loss -0.9 (better than 0.5)
         assert [r.loss for records in tuner._history.values() for r in records] == [-0.9, -0.9]  # op1, op2
+
+
+@pytest.mark.nni
+def test_search_with_on_device_augmentation_records_the_trainer_path(tmp_path):
+    """--augment (issue 15): the trials train through the fast path (on the CPU in fp32, with NAS-Bench-201's crop
+    and flip) and each record says which path trained it; augmentation is part of the run's identity."""
+    out, cache = tmp_path / "aug", tmp_path / "cal.json"
+    assert main(_args(out, cache, "--augment", "--base-lr", "0.3")) == 0
+    records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    trained = [r for r in records if r.get("mode") == "archscale" and r.get("status") == "ok"]
+    assert trained and all("augment(pad 4, flip)" in r["speed"] and "fp32" in r["speed"] for r in trained)
+    assert main(_args(out, cache, "--base-lr", "0.3", "--resume")) == 2  # resumed without --augment: refused
+    plain = tmp_path / "plain"
+    assert main(_args(plain, cache, "--base-lr", "0.3")) == 0
+    records = [json.loads(line) for line in (plain / "trials.jsonl").read_text().splitlines()]
+    assert all(r["speed"] == "plain loop" for r in records if r.get("mode") == "archscale" and "speed" in r)

@@ -64,6 +64,19 @@ def test_remote_config_uses_the_workers_python_and_skips_the_checkout(tmp_path):
     assert gpu.trial_gpu_number == 1 and all(m.use_active_gpu for m in gpu.training_service.machine_list)
 
 
+def test_local_gpu_trials_share_the_card(tmp_path):
+    """--concurrency K on one GPU: NNI's local service lets K trials use it at once (its default is one per GPU,
+    which would serialise them), and cuda:N pins them to card N. Built and canonicalised by NNI, nothing started."""
+    from nni_archscale.nni_glue.training_service import experiment_config
+
+    gpu = experiment_config("ts", "local", 8, 3, "cuda:1", tmp_path / "nni").canonical_copy()
+    ts = gpu.training_service
+    assert gpu.trial_gpu_number == 1 and ts.use_active_gpu
+    assert ts.max_trial_number_per_gpu == 3 and ts.gpu_indices == [1]
+    cpu = experiment_config("ts", "local", 8, 3, "cpu", tmp_path / "nni").canonical_copy()
+    assert not cpu.trial_gpu_number
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

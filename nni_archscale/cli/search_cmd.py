@@ -76,7 +76,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "with --training-service remote)")
     p.add_argument("--training-service", choices=("local", "remote"), default="local",
                    help="ts engine: where trials run; remote: on SSH hosts (docs/clusters.md)")
-    p.add_argument("--concurrency", type=positive_int, default=1, help="ts engine: trials at once (default 1)")
+    p.add_argument("--concurrency", type=positive_int, default=1,
+                   help="ts engine: trials at once (default 1); on a GPU the trials share it")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="GPU: torch.compile each candidate (default: on for runs of at least 5,000 steps)")
+    p.add_argument("--augment", action="store_true",
+                   help="NAS-Bench-201's random crop (4-pixel padding) and flip, on the training device")
     p.add_argument("--remote-host", default=None, help="remote: the SSH host (one machine; else --machines)")
     p.add_argument("--remote-port", type=port_number, default=22, help="remote: SSH port (default 22)")
     p.add_argument("--remote-user", default=None, help="remote: SSH user (default $USER)")
@@ -159,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, engine=engine, device=args.device,
         strategy=args.strategy, width=args.width, cells_per_stage=args.cells, out=args.out, compare=args.compare,
         seeds=args.seeds, shared_lr=args.shared_lr, seed=args.seed, base_lr=args.base_lr, resume=args.resume, cache_path=args.calibration_cache,
-        progress=not args.no_progress, training_service=args.training_service, concurrency=args.concurrency,
+        progress=not args.no_progress, training_service=args.training_service, concurrency=args.concurrency, compile=args.compile, augment=args.augment,
         machines=machines, manager_ip=args.manager_ip, manager_port=args.manager_port,
     )
     summary = run_search(opts)

@@ -34,7 +34,7 @@ STRATEGIES = ("evolution", "random", "tpe")
 RUN_FILE = "run.json"
 #: options that define a run: resuming with any of them changed would mix two experiments
 _IDENTITY = ("space", "space_options", "dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "strategy",
-             "width", "cells_per_stage", "compare", "seed", "base_lr", "engine", "seeds", "shared_lr")
+             "width", "cells_per_stage", "compare", "seed", "base_lr", "engine", "seeds", "shared_lr", "augment")
 #: the comparisons ``compare`` may name (the trial's baseline arms)
 COMPARISONS = tuple(BASELINE_DESCRIPTIONS)
 
@@ -84,7 +84,11 @@ class SearchOptions:
     threads: int | None = None
     quiet_nni: bool = True       # NNI's INFO lines: <out>/nni/<experiment id>/log/experiment.log only
     training_service: str = "local"   # ts engine: local | remote (see training_service.py)
-    concurrency: int = 1              # ts engine: trials at once
+    concurrency: int = 1              # ts engine: trials at once (on a GPU they share it)
+    #: GPU trainer path (torch_layer.fast_train): torch.compile each candidate (None: on for runs of >= 5,000
+    #: steps on CUDA); NAS-Bench-201's crop + flip augmentation on the training device
+    compile: bool | None = None
+    augment: bool = False
     machines: list = field(default_factory=list)   # remote: RemoteMachine list
     manager_ip: str | None = None     # remote: the address workers connect back to (NNI's nni_manager_ip)
     manager_port: int | None = None   # ts: the nnimanager's port (default: a free one); workers must reach it
@@ -311,7 +315,7 @@ def run_search(opts: SearchOptions, report=print) -> dict:
                  "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": device,
                  "hook": hook, "reference": reference, "compare": opts.compare, "shared_lr": shared_lr, "seeds": opts.seeds,
                  "resume": True, "run_id": run_id,
-                 "threads": opts.threads}
+                 "threads": opts.threads, "speed": {"compile": opts.compile, "augment": opts.augment}}
     if opts.resume:
         done = {(r["arch"], r["mode"], r.get("replica", 0)) for r in read_records(out / RECORDS)
                 if r.get("run") == run_id and r["mode"] != "start"}

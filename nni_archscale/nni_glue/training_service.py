@@ -185,6 +185,11 @@ def experiment_config(engine: str, training_service: str, trials: int, concurren
             if gpu:
                 config.trial_gpu_number = 1
                 config.training_service.use_active_gpu = True
+                # several trials share the GPU (NNI's default is one trial per GPU, which would run --concurrency K
+                # trials one at a time); cuda:N pins them to card N
+                config.training_service.max_trial_number_per_gpu = concurrency
+                if ":" in str(device):
+                    config.training_service.gpu_indices = [int(str(device).split(":")[1])]
         else:
             from nni.experiment.config import RemoteMachineConfig
 

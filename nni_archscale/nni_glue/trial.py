@@ -37,6 +37,7 @@ import torch
 from ..errors import NoPathError
 from ..formats import to_nb201
 from ..results import BASELINE_DESCRIPTIONS, OURS, RECORDS, START_MODE, append_record, read_records
+from ..torch_layer.fast_train import speed_for
 from ..torch_layer.data import load_dataset
 from ..torch_layer.hook import HookConfig
 from ..torch_layer.rate_rules import Reference
@@ -120,6 +121,7 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
                         int(cfg.get("seed", 0))).to(device)
     epochs, batch_size = int(cfg.get("epochs", 1)), int(cfg.get("batch_size", 128))
     steps_total = epochs * -(-len(data.train) // batch_size)
+    speed = speed_for(device, **(cfg.get("speed") or {}))
     chance = 1.0 / data.num_classes
     pristine = copy.deepcopy(model)  # every arm and seed starts from the network NNI built
     records: list[dict] = []
@@ -148,16 +150,17 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
                                          "status": "started", "run": cfg.get("run_id"), "time": time.time(),
                                          "pid": os.getpid(), "sample": sample})
             net = model if (mode, replica) == (OURS, 0) else copy.deepcopy(pristine)
-            extra: dict[str, Any] = {"sample": sample, "replica": replica, "seed": seed}
+            extra: dict[str, Any] = {"sample": sample, "replica": replica, "seed": seed,
+                                     "speed": speed.describe(device, steps_total) if speed else "plain loop"}
             cb = None
             if report_intermediate and mode == OURS and replica == 0:
                 cb = lambda e, m: report_intermediate(m.get("val_acc", 0.0))  # noqa: E731
             if mode == "nni-default":
                 _reset_default_init(net, seed, replica)
-                rec = _train_default(net, data, device, epochs, batch_size, seed, cfg, arch, extra)
+                rec = _train_default(net, data, device, epochs, batch_size, seed, cfg, arch, extra, speed)
             else:
                 rec = _train_prepared(net, sample, arms[mode], data, device, epochs, batch_size, seed, steps_total,
-                                      cfg, arch, mode, extra, chance, cb, reference, measure_batch)
+                                      cfg, arch, mode, extra, chance, cb, reference, measure_batch, speed)
             append_record(records_path, rec)
             records.append(rec)
     return records
@@ -175,7 +178,7 @@ def _reset_default_init(model: torch.nn.Module, seed: int, replica: int) -> None
 
 
 def _train_prepared(model, sample, hook: HookConfig, data, device, epochs, batch, seed, steps_total, cfg, arch,
-                    mode, extra, chance, on_epoch, reference=None, measure_batch=None) -> dict:
+                    mode, extra, chance, on_epoch, reference=None, measure_batch=None, speed=None) -> dict:
     """Re-initialise ``model`` and set its rates by ``hook`` (the rule, or the shared-rate baseline), train it,
     and return its record."""
     gen = torch.Generator().manual_seed(seed)
@@ -196,30 +199,32 @@ def _train_prepared(model, sample, hook: HookConfig, data, device, epochs, batch
         opt = prepared.make_optimizer()
         return opt, prepared.make_scheduler(opt, steps_total)
 
-    result = _train(model, data, device, build, epochs, batch, seed, on_epoch)
+    result = _train(model, data, device, build, epochs, batch, seed, on_epoch, speed)
     return _record(cfg, arch, mode, result, result.status, result.accuracy, extra)
 
 
-def _train_default(model, data, device, epochs, batch, seed, cfg, arch, extra) -> dict:
+def _train_default(model, data, device, epochs, batch, seed, cfg, arch, extra, speed=None) -> dict:
     """NNI Classification's defaults (:data:`DEFAULT_RECIPE`) on the network as built."""
 
     def build(m):
         groups = build_param_groups(m, DEFAULT_RECIPE["learning_rate"], weight_decay=DEFAULT_RECIPE["weight_decay"])
         return make_optimizer(DEFAULT_RECIPE["optimizer"], groups), None
 
-    result = _train(model, data, device, build, epochs, batch, seed, None)
+    result = _train(model, data, device, build, epochs, batch, seed, None, speed)
     return _record(cfg, arch, "nni-default", result, result.status, result.accuracy,
                    {**extra, "learning_rate": DEFAULT_RECIPE["learning_rate"]})
 
 
-def _train(model, data, device, build, epochs, batch, seed, on_epoch) -> TrainResult:
-    """Move the model, build its optimizer (``build(model) -> (optimizer, scheduler)``) and train it; running out
-    of memory at any of these steps is the defined outcome ``oom``, not a crash."""
+def _train(model, data, device, build, epochs, batch, seed, on_epoch, speed=None) -> TrainResult:
+    """Move the model, build its optimizer (``build(model) -> (optimizer, scheduler)``) and train it (``speed``: the
+    fast path's options, :mod:`..torch_layer.fast_train`; None: the plain loop); running out of memory at any of
+    these steps is the defined outcome ``oom``, not a crash."""
     try:
         model.to(device)
         opt, sched = build(model)
         return train_classifier(model, data.train, data.val, opt, epochs=epochs, batch_size=batch, scheduler=sched,
-                                seed=seed, num_classes=data.num_classes, on_epoch=on_epoch)
+                                seed=seed, num_classes=data.num_classes, on_epoch=on_epoch,
+                                speed=speed if speed is not None else False)
     except BaseException as exc:  # OOM outside the loop (moving the model, building the optimizer)
         if not is_oom(exc):
             raise

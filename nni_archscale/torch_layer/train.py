@@ -3,6 +3,11 @@
 Whole datasets sit on the device as tensors (:class:`~.data.ArrayData`); an epoch is a seeded permutation cut
 into batches. A NaN/inf loss stops training with status ``diverged``; running out of memory stops it with status
 ``oom``; both are outcomes, not crashes, so that a NAS search can report them and go on.
+
+``speed=`` chooses the loop: by default the plain loop below on the CPU (its results are the reference) and the
+fast path of :mod:`.fast_train` on CUDA (bf16, channels_last, fused optimizer steps, ``torch.compile`` for long
+runs, no host synchronisation inside the step loop); a :class:`~.fast_train.TrainSpeed` forces the fast path
+with those options anywhere, ``speed=False`` forces the plain loop.
 """
 
 from __future__ import annotations
@@ -88,13 +93,23 @@ def train_classifier(
     num_classes: int | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    speed=None,
 ) -> TrainResult:
     """Train with cross-entropy; returns accuracy, loss, throughput and an outcome status.
 
     ``scheduler`` is stepped once per optimisation step (build it with the total step count).
     ``on_step(step, loss)`` sees every step's loss (calibration records them); ``on_epoch(epoch, metrics)`` gets
     ``{"train_loss", "val_acc", "val_loss"}`` after each epoch (the NNI glue reports intermediate results).
+    ``speed``: None (the plain loop on the CPU, the fast defaults on CUDA), False / "off" (the plain loop), True /
+    "fast" / a dict / a :class:`~.fast_train.TrainSpeed` (the fast path, :func:`.fast_train.fast_train`; with
+    it ``on_step`` gets every step's loss at the sync points, every ``speed.log_every`` steps).
     """
+    from .fast_train import fast_train, model_device, resolve_speed
+
+    chosen = resolve_speed(speed, model_device(model, train.y.device))
+    if chosen is not None:
+        return fast_train(model, train, val, optimizer, epochs, batch_size, scheduler, seed, max_steps,
+                          num_classes, on_epoch, on_step, chosen)
     device = train.y.device
     gen = torch.Generator(device="cpu").manual_seed(seed)
     n = len(train)
