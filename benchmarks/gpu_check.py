@@ -552,26 +552,22 @@ def grid_check(dev, width: int = 64, quick: bool = False) -> dict:
     on ``dev``: the losses must agree to float32 accumulation error and the chosen rates must match."""
     import torch
 
-    from nni_archscale.experiments.batched import CellNetSpec
-    from nni_archscale.experiments.cellnet_init import layer_variances
     from nni_archscale.experiments.maxlr import train_grid
     from nni_archscale.formats import from_paper_code
-
-    try:
-        from nni_archscale.torch_layer.calibrate import log2_grid
-    except ImportError:  # before the grid moved to calibrate
-        from nni_archscale.experiments.maxlr import log2_grid
+    from nni_archscale.networks import CellNetwork
+    from nni_archscale.scaling_rules import cell_init
+    from nni_archscale.torch_layer.calibrate import log2_grid
 
     g = torch.Generator().manual_seed(0)
     n = 512 if quick else 3000
     x = torch.randn(n, 196, generator=g)
     y = (x[:, :10].argmax(1)).long()
-    spec = CellNetSpec(from_paper_code("2_12_112_1112"), 196, width, 10)
+    init = cell_init(CellNetwork(from_paper_code("2_12_112_1112"), 196, width, 10), "exact")
     rates = log2_grid(2.0**-4, 2.0**(7 / 4), 2)
     out = {}
     for name, device in (("cpu", torch.device("cpu")), ("cuda", dev)):
         t0 = time.perf_counter()
-        res = train_grid(spec, layer_variances(spec, "exact"), x.to(device), y.to(device), rates, [0, 1], "sgd", 32)
+        res = train_grid(init, x.to(device), y.to(device), rates, [0, 1], "sgd", 32)
         if device.type == "cuda":
             torch.cuda.synchronize()
         out[name] = (res, time.perf_counter() - t0)

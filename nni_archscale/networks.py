@@ -105,6 +105,46 @@ class Network:
         return ArchGraph(offset + 1, edges)
 
 
+@dataclass(frozen=True)
+class CellNetwork:
+    """The paper's DAG-cell network (§4.1 MLP, §4.2 CNN) with its sizes: what the first-step rules
+    (:func:`nni_archscale.scaling_rules.cell_init`), the batched maximal-rate experiments and the torch models are
+    built from. ``in_features``: the flattened input size (MLP) or input channels (CNN); ``kernel_size``: the CNN
+    stem's kernel (cell edges carry their own); ``convention``: ``linear-act`` (the release's Linear-then-activation
+    edges) or ``eq1`` (activation then Linear, eq. 1)."""
+
+    cell: ArchGraph
+    in_features: int
+    width: int
+    num_classes: int
+    kind: str = "mlp"
+    kernel_size: int = 3
+    convention: str = "linear-act"
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("mlp", "cnn"):
+            raise ValueError(f"network kind must be 'mlp' or 'cnn', got {self.kind!r}")
+        if self.convention not in ("linear-act", "eq1"):
+            raise ValueError(f"convention must be 'linear-act' or 'eq1', got {self.convention!r}")
+        if self.activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu' or 'gelu', got {self.activation!r}")
+
+    @property
+    def network(self) -> Network:
+        """The blocks: stem, cell, readout (:func:`dag_cell_network`)."""
+        return dag_cell_network(self.cell, self.kind, self.kernel_size if self.kind == "cnn" else None)
+
+    def fan_in(self, layer: str, edge: Edge | None = None) -> int:
+        """``fan_in`` of ``layer`` (``stem``, ``edge`` with its ``edge``, or ``readout``): inputs x kernel taps."""
+        if layer == "stem":
+            return self.in_features * (self.kernel_size**2 if self.kind == "cnn" else 1)
+        if layer == "readout":
+            return self.width
+        q = edge.kernel_size if self.kind == "cnn" else 1
+        return self.width * q * q
+
+
 def bare(graph: ArchGraph) -> Network:
     """The paper's bare DAG (eq. 1): the graph alone, read in context ``dag``."""
     return Network("dag", (Block("cell", graph, "cell"),), {"context": "dag"})

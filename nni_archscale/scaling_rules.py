@@ -85,6 +85,7 @@ from typing import Callable, Mapping, Sequence
 from .errors import RuleError
 from .graph import ArchGraph, Edge, EdgeKind
 from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
+from .networks import CellNetwork
 from .presets import Context, Init
 from .rules import edge_init, readout_init
 
@@ -135,19 +136,24 @@ def _derivative_mean(activation: str, v: float) -> float:
 
 
 @dataclass(frozen=True)
-class NetworkSpec:
-    """A DAG-cell network as the rules see it: stem (``in_features -> width``), cell, readout."""
+class CellInit:
+    """What an init gives every layer of a :class:`~nni_archscale.networks.CellNetwork`: the gain ``Var W *
+    fan_in`` of the stem and of every parameterised cell edge, the readout's variance, and (``exact``) the node-sum
+    scalars. Built by :func:`cell_init`; the rules read it (:func:`first_step_kernel`), the batched experiments
+    draw their weights from it (:meth:`variance`)."""
 
-    cell: ArchGraph
-    width: int
-    in_features: int
+    net: CellNetwork
     gains: Mapping[Edge, float]  # Var W_e * fan_in of every parameterised cell edge
     stem_gain: float  # Var W_stem * fan_in
     readout_variance: float
     node_scales: tuple[float, ...] | None = None
-    convention: str = "linear-act"
-    activation: str = "relu"
-    kind: str = "mlp"
+
+    def variance(self, layer: str, edge: Edge | None = None) -> float:
+        """``Var W`` of ``layer`` (``stem``, ``edge`` with its ``edge``, ``readout``)."""
+        if layer == "readout":
+            return self.readout_variance
+        gain = self.stem_gain if layer == "stem" else self.gains[edge]
+        return gain / self.net.fan_in(layer, edge)
 
 
 @dataclass(frozen=True)
@@ -184,21 +190,22 @@ def node0_moments(stem_gain: float, convention: str, activation: str) -> tuple[f
     return stem_output(1.0, stem_gain, activation)
 
 
-def first_step_kernel(net: NetworkSpec) -> Kernel:
+def first_step_kernel(init: CellInit) -> Kernel:
     """The SGD and Adam first-step kernels of a DAG-cell network at init (see the module docstring).
 
     Notation: ``u_v`` is node ``v``'s raw sum, ``z_v = alpha_v u_v`` the node, ``G_v = df/dz_v``.
     """
+    net = init.net
     g, n, act = net.cell, net.width, net.activation
     eq1 = net.convention == "eq1"
-    mean0, second0 = node0_moments(net.stem_gain, net.convention, act)
-    fm = forward_moments(g, net.gains, convention=net.convention, activation=act, input_second_moment=second0,
-                         input_mean=mean0, node_scales=net.node_scales)
+    mean0, second0 = node0_moments(init.stem_gain, net.convention, act)
+    fm = forward_moments(g, init.gains, convention=net.convention, activation=act, input_second_moment=second0,
+                         input_mean=mean0, node_scales=init.node_scales)
     alpha = fm.node_scales
     params = list(g.parameterised_edges)
     atom = {e: 1 + i for i, e in enumerate(params)}
     var = [0.0] * (1 + len(params))
-    var[0] = net.readout_variance  # G_out = the readout's row
+    var[0] = init.readout_variance  # G_out = the readout's row
     out = g.output_node
     coeff: list[list[float]] = [[0.0] * len(var) for _ in range(g.num_nodes)]
     coeff[out][0] = 1.0
@@ -220,8 +227,8 @@ def first_step_kernel(net: NetworkSpec) -> Kernel:
         for e in g.in_edges[v]:
             if e.kind is EdgeKind.PARAM:
                 # eq. 1: act(z_s) with z_s ~ N(0, K_s); Linear-then-act: act(h), h ~ N(0, gain * E[z_s^2])
-                pre[e] = (fm.second_moment[e.src] - fm.mean[e.src] ** 2) if eq1 else net.gains[e] * fm.second_moment[e.src]
-                var[atom[e]] = net.gains[e] * _derivative_second_moment(act, pre[e]) * gsum
+                pre[e] = (fm.second_moment[e.src] - fm.mean[e.src] ** 2) if eq1 else init.gains[e] * fm.second_moment[e.src]
+                var[atom[e]] = init.gains[e] * _derivative_second_moment(act, pre[e]) * gsum
     q2 = lambda e: (e.kernel_size**2 if net.kind == "cnn" else 1)  # noqa: E731
     parts2, parts1 = {}, {}
     abs_mean = lambda second: math.sqrt(2 / math.pi * second)  # noqa: E731  E|X| of a centred Gaussian
@@ -254,8 +261,8 @@ def first_step_kernel(net: NetworkSpec) -> Kernel:
         centered2 += q2(e) * (n * a2c) * (n * d2)
         centered1 += q2(e) * (n * abs_mean(a2c)) * (n * d1)
     # stem: df/dW_stem = x outer (act'(h_0) * G_0) (Linear-then-act) or x outer G_0 (eq. 1); E[x^2] = 1
-    d_act2 = 1.0 if eq1 else _derivative_second_moment(act, net.stem_gain)
-    d_act1 = 1.0 if eq1 else _derivative_mean(act, net.stem_gain)
+    d_act2 = 1.0 if eq1 else _derivative_second_moment(act, init.stem_gain)
+    d_act1 = 1.0 if eq1 else _derivative_mean(act, init.stem_gain)
     parts2["stem"] = net.in_features * n * d_act2 * back[0]
     parts1["stem"] = net.in_features * abs_mean(1.0) * n * d_act1 * abs_mean(back[0])
     # readout: df/dW_readout = z_out for the logit it produces
@@ -268,26 +275,34 @@ def first_step_kernel(net: NetworkSpec) -> Kernel:
                   n * var_out, n * abs_mean(var_out), fm.second_moment[out])
 
 
-def network_spec(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
-                 convention: str = "linear-act", activation: str = "relu") -> NetworkSpec:
-    """The layer variances each init scheme gives a DAG-cell network (same schemes as the experiments)."""
-    context = Context.of_cell_network(kind).value
+def cell_init(net: CellNetwork, init: str | Init) -> CellInit:
+    """What ``init`` (:class:`~nni_archscale.presets.Init`: a preset's own init, or ``exact``) gives every layer of
+    ``net``: the preset's edge and readout rules (:mod:`nni_archscale.rules`) and, for ``exact``, the node-sum
+    scalars (:func:`nni_archscale.moments.exact_node_scales`)."""
+    context = Context.of_cell_network(net.kind).value
     scheme = Init.of(init)
     preset = scheme.preset
     gains = {}
-    for item in edge_init(cell, preset, context):
+    for item in edge_init(net.cell, preset, context):
         # fan_out = fan_in for width -> width layers, so the gain is Var * fan_in either way
         gains[item.edge] = float(item.gain)
     ro = readout_init(preset, context)
-    readout = ro.variance(num_classes if ro.fan == "fan_out" else width)
+    readout = ro.variance(net.num_classes if ro.fan == "fan_out" else net.width)
     # the stem's He gain 2 over its fan: 2 / fan_in, or the release's 2 / fan_out (Var * fan_in = 2 in / width)
-    stem_gain = 2.0 * in_features / width if preset.fan[context] == "fan_out" else 2.0
+    stem_gain = 2.0 * net.in_features / net.width if preset.fan[context] == "fan_out" else 2.0
     scales = None
     if scheme.node_scales:
-        mean, sec = node0_moments(stem_gain, convention, activation)
-        scales = exact_node_scales(cell, gains, convention=convention, activation=activation,
+        mean, sec = node0_moments(stem_gain, net.convention, net.activation)
+        scales = exact_node_scales(net.cell, gains, convention=net.convention, activation=net.activation,
                                    input_second_moment=sec, input_mean=mean)
-    return NetworkSpec(cell, width, in_features, gains, stem_gain, readout, scales, convention, activation, kind)
+    return CellInit(net, gains, stem_gain, readout, scales)
+
+
+def dag_cell_init(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
+                  convention: str = "linear-act", activation: str = "relu") -> CellInit:
+    """:func:`cell_init` of the DAG-cell network of ``cell`` with these sizes."""
+    return cell_init(CellNetwork(cell, in_features, width, num_classes, kind, convention=convention,
+                                 activation=activation), init)
 
 
 @dataclass(frozen=True)
@@ -369,7 +384,7 @@ def multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str, init: str, op
     kr = _kernel_rule(rule, optimizer)
 
     def kernel_of(other: ArchGraph) -> Kernel:
-        return first_step_kernel(network_spec(other, kind, init, width, in_features, num_classes, convention,
+        return first_step_kernel(dag_cell_init(other, kind, init, width, in_features, num_classes, convention,
                                               activation))
 
     context = RuleContext(kernel_of, base_cell(kind))
@@ -391,7 +406,7 @@ def readout_rate_limit(cell: ArchGraph, kind: str, init: str, width: int, in_fea
     if kind != "mlp":
         raise RuleError(f"readout-limited-sgd's cap was fitted on MLP cells only, not {kind!r} cells; use "
                         f"second-step-sgd, or the default one shared rate for CNN cells")
-    k = first_step_kernel(network_spec(cell, kind, init, width, in_features, num_classes, convention, activation))
+    k = first_step_kernel(dag_cell_init(cell, kind, init, width, in_features, num_classes, convention, activation))
     return READOUT_LIMIT * batch_size / k.readout_centered2
 
 
@@ -402,8 +417,8 @@ def readout_limits(base_lr: float, cell: ArchGraph, kind: str, init: str, width:
     (:func:`readout_limited_rate`)."""
     spec = (kind, init, width, in_features, num_classes, convention, activation)
     base = base_cell(kind)
-    hidden = base_lr * (second_step_multiplier(first_step_kernel(network_spec(cell, *spec)), cell)
-                        / second_step_multiplier(first_step_kernel(network_spec(base, *spec)), base))
+    hidden = base_lr * (second_step_multiplier(first_step_kernel(dag_cell_init(cell, *spec)), cell)
+                        / second_step_multiplier(first_step_kernel(dag_cell_init(base, *spec)), base))
     return hidden, readout_rate_limit(cell, kind, init, width, in_features, num_classes, batch_size, convention,
                                       activation)
 
@@ -490,8 +505,8 @@ def cell_rate(rule: str, base_lr: float, cell: ArchGraph, init: str, optimizer: 
         if anchor is not None:  # base_lr is the anchor's rate: move it to the base cell the multiplier is relative to
             spec = ("mlp", init, width, in_features, num_classes)
             base = base_cell("mlp")
-            ratio = (second_step_multiplier(first_step_kernel(network_spec(anchor, *spec)), anchor)
-                     / second_step_multiplier(first_step_kernel(network_spec(base, *spec)), base))
+            ratio = (second_step_multiplier(first_step_kernel(dag_cell_init(anchor, *spec)), anchor)
+                     / second_step_multiplier(first_step_kernel(dag_cell_init(base, *spec)), base))
         return readout_limited_rate(base_lr / ratio, cell, "mlp", init, width, in_features, num_classes, batch_size)
     ratio = 1.0 if anchor is None else rule_multiplier(name, anchor, *args)
     return base_lr * rule_multiplier(name, cell, *args) / ratio

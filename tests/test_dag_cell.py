@@ -14,7 +14,7 @@ from nni_archscale.errors import RuleError
 from nni_archscale.formats import from_paper_code, to_text
 from nni_archscale.nni_glue.adapters import network_family, prepare_candidate
 from nni_archscale.paths import live_edges_only, path_statistics
-from nni_archscale.scaling_rules import (READOUT_LIMIT, base_cell, first_step_kernel, network_spec,
+from nni_archscale.scaling_rules import (READOUT_LIMIT, base_cell, first_step_kernel, dag_cell_init,
                                          second_step_multiplier)
 from nni_archscale.torch_layer.dag_cell import DagCellMLP, recognise
 from nni_archscale.torch_layer.hook import HookConfig
@@ -39,8 +39,8 @@ def test_a_dag_cell_mlp_is_recognised_with_its_cell_and_sizes(code):
     # fx drops dead nodes; what the rules read is the same: paths and every kernel term
     assert path_statistics(shape.cell).output == path_statistics(cell).output
     for init in ("paper", "exact", "release"):
-        k1 = first_step_kernel(network_spec(shape.cell, "mlp", init, WIDTH, IN, CLASSES))
-        k2 = first_step_kernel(network_spec(cell, "mlp", init, WIDTH, IN, CLASSES))
+        k1 = first_step_kernel(dag_cell_init(shape.cell, "mlp", init, WIDTH, IN, CLASSES))
+        k2 = first_step_kernel(dag_cell_init(cell, "mlp", init, WIDTH, IN, CLASSES))
         assert (k1.centered2, k1.centered1, k1.output_second_moment) == pytest.approx(
             (k2.centered2, k2.centered1, k2.output_second_moment), rel=1e-12)
     assert (shape.in_features, shape.width, shape.num_classes) == (IN, WIDTH, CLASSES)
@@ -58,7 +58,7 @@ def test_other_networks_are_not_dag_cells():
 
 def _second_step(cell, init, width=WIDTH):
     spec = ("mlp", init, width, IN, CLASSES)
-    return second_step_multiplier(first_step_kernel(network_spec(cell, *spec)), cell)
+    return second_step_multiplier(first_step_kernel(dag_cell_init(cell, *spec)), cell)
 
 
 @pytest.mark.parametrize("code", CODES[:3])
@@ -70,7 +70,7 @@ def test_paper_sgd_trains_at_readout_limited_sgd_by_default(code):
                           generator=torch.Generator().manual_seed(0))
     assert p.rate_rule == "readout-limited-sgd"
     hidden = base_lr * _second_step(cell, "paper") / _second_step(base_cell("mlp"), "paper")
-    kernel = first_step_kernel(network_spec(cell, "mlp", "paper", WIDTH, IN, CLASSES))
+    kernel = first_step_kernel(dag_cell_init(cell, "mlp", "paper", WIDTH, IN, CLASSES))
     cap = READOUT_LIMIT * batch / kernel.readout_centered2
     assert p.learning_rate == pytest.approx(min(hidden, cap), rel=1e-9)
     assert {g["lr"] for g in p.groups} == {p.learning_rate}

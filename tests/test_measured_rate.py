@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nni_archscale.errors import RuleError
-from nni_archscale.experiments.batched import CellNetSpec
+from nni_archscale.networks import CellNetwork
 from nni_archscale.experiments.mup_cellnet import CellNet
 from nni_archscale.graph import ArchGraph, Edge, EdgeKind
 from nni_archscale.paths import path_statistics, power_sum
@@ -38,7 +38,7 @@ CELLS = {
 def paper_net(cell: ArchGraph, width: int, seed: int, in_features: int = 64) -> CellNet:
     """The paper's DAG-cell MLP with its init (§3.2): He fan-in variance over the target's in-degree, mean-field
     readout (variance 1/n^2), zero biases."""
-    net = CellNet(CellNetSpec(cell, in_features, width, 10), mup_readout=False)
+    net = CellNet(CellNetwork(cell, in_features, width, 10), mup_readout=False)
     g = torch.Generator().manual_seed(seed)
     indeg = {v: sum(1 for e in cell.in_edges[v] if e.kind is not EdgeKind.ZERO) for v in range(cell.num_nodes)}
     with torch.no_grad():

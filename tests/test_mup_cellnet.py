@@ -6,8 +6,9 @@ import torch
 
 from nni_archscale import from_paper_code
 from nni_archscale.errors import RuleError
-from nni_archscale.experiments.batched import BatchedCellNet, CellNetSpec, ReplicaOptimizer
-from nni_archscale.experiments.cellnet_init import layer_variances
+from nni_archscale.experiments.batched import BatchedCellNet, ReplicaOptimizer
+from nni_archscale.networks import CellNetwork
+from nni_archscale.scaling_rules import cell_init
 
 mup = pytest.importorskip("mup")
 from nni_archscale.experiments.mup_cellnet import (  # noqa: E402
@@ -17,7 +18,7 @@ from nni_archscale.experiments.mup_cellnet import (  # noqa: E402
 
 def _spec(kind="mlp", width=16, code="2_12_112", convention="linear-act", activation="relu"):
     q = 3 if kind == "cnn" else 1
-    return CellNetSpec(from_paper_code(code, kernel_size=q), 1 if kind == "cnn" else 12, width, 4, kind=kind,
+    return CellNetwork(from_paper_code(code, kernel_size=q), 1 if kind == "cnn" else 12, width, 4, kind=kind,
                        kernel_size=q, convention=convention, activation=activation)
 
 
@@ -29,7 +30,7 @@ def test_batched_training_equals_the_mup_package(kind, optimizer, convention, ac
     batched trainer fed with mup_parametrization's numbers give the same outputs after every step."""
     torch.manual_seed(0)
     spec = _spec(kind, convention=convention, activation=activation)
-    base = CellNet(CellNetSpec(spec.cell, spec.in_features, spec.width // 2, spec.num_classes, spec.kind,
+    base = CellNet(CellNetwork(spec.cell, spec.in_features, spec.width // 2, spec.num_classes, spec.kind,
                                spec.kernel_size, convention, activation))
     model = CellNet(spec)
     mup.set_base_shapes(model, base)  # rescales the readout, as basic usage does
@@ -69,9 +70,9 @@ def test_the_package_gives_the_documented_mup_rules():
     assert all(adam.lr_multipliers[f"edge_w.{i}"] == 0.5 for i in range(len(spec.cell.parameterised_edges)))
     assert adam.lr_multipliers["stem_w"] == adam.lr_multipliers["readout_w"] == 1
     # init: the standard He fan-in init, readout weight rescaled by sqrt(width_mult) (variance x 2)
-    std = layer_variances(spec, "standard")
-    assert sgd.variances.stem == std.stem and sgd.variances.edges == std.edges
-    assert sgd.variances.readout == pytest.approx(2 * std.readout)
+    std = cell_init(spec, "standard")
+    assert sgd.init.stem_gain == std.stem_gain and sgd.init.gains == std.gains
+    assert sgd.init.readout_variance == pytest.approx(2 * std.readout_variance)
 
 
 def test_a_base_width_that_is_not_narrower_is_refused():

@@ -9,11 +9,11 @@ import torch
 
 from nni_archscale import from_paper_code
 from nni_archscale.errors import RuleError
-from nni_archscale.experiments.batched import BatchedCellNet, CellNetSpec, ReplicaOptimizer
-from nni_archscale.experiments.cellnet_init import layer_variances
+from nni_archscale.experiments.batched import BatchedCellNet, ReplicaOptimizer
+from nni_archscale.networks import CellNetwork
 from nni_archscale.experiments.maxlr import train_grid
 from nni_archscale.experiments.rule_variants import multiplier
-from nni_archscale.scaling_rules import first_step_kernel, network_spec
+from nni_archscale.scaling_rules import cell_init, dag_cell_init, first_step_kernel
 from nni_archscale.torch_layer.calibrate import log2_grid
 
 CELLS = ["0_00_000_2000", "2_02_002_0002", "2_12_112_1112", "2_22_222_2222", "1_21_011_2102"]
@@ -21,9 +21,9 @@ CELLS = ["0_00_000_2000", "2_02_002_0002", "2_12_112_1112", "2_22_222_2222", "1_
 
 def measured_kernels(cell, convention, activation, init, width=512, replicas=8, inputs=4, seed=0):
     torch.manual_seed(seed)
-    spec = CellNetSpec(cell, 64, width, 10, convention=convention, activation=activation)
+    spec = CellNetwork(cell, 64, width, 10, convention=convention, activation=activation)
     model = BatchedCellNet(spec, replicas)
-    model.initialise(layer_variances(spec, init), list(range(replicas)))
+    model.initialise(cell_init(spec, init), list(range(replicas)))
     weights = [p for name, p in model.named_parameters() if "_w" in name]
     x = torch.randn(inputs, 64)
     t2 = t1 = 0.0
@@ -45,7 +45,7 @@ def test_relu_kernels_match_autograd_at_width_512(code, convention, init):
     """Tolerance 30%: 8 inits x 4 inputs at width 512; the worst of these 30 cases was 25% off (the readout
     term n E[z_out^2] dominates and fluctuates with the one draw of the readout), the median about 5%."""
     cell = from_paper_code(code)
-    k = first_step_kernel(network_spec(cell, "mlp", init, 512, 64, 10, convention, "relu"))
+    k = first_step_kernel(dag_cell_init(cell, "mlp", init, 512, 64, 10, convention, "relu"))
     t2, t1 = measured_kernels(cell, convention, "relu", init)
     assert t2 == pytest.approx(k.theta2, rel=0.3)
     assert t1 == pytest.approx(k.theta1, rel=0.3)
@@ -54,20 +54,20 @@ def test_relu_kernels_match_autograd_at_width_512(code, convention, init):
 @pytest.mark.parametrize("code, init", [("2_02_002_0002", "paper"), ("2_12_112_1112", "exact")])
 def test_gelu_sgd_kernel_matches_autograd(code, init):
     cell = from_paper_code(code)
-    k = first_step_kernel(network_spec(cell, "mlp", init, 512, 64, 10, "linear-act", "gelu"))
+    k = first_step_kernel(dag_cell_init(cell, "mlp", init, 512, 64, 10, "linear-act", "gelu"))
     t2, _ = measured_kernels(cell, "linear-act", "gelu", init)
     assert t2 == pytest.approx(k.theta2, rel=0.3)
 
 
 def test_exact_init_makes_the_sgd_kernel_nearly_topology_free():
-    thetas = [first_step_kernel(network_spec(from_paper_code(c), "mlp", "exact", 128, 64, 10)).theta2 for c in CELLS]
-    paper = [first_step_kernel(network_spec(from_paper_code(c), "mlp", "paper", 128, 64, 10)).theta2 for c in CELLS]
+    thetas = [first_step_kernel(dag_cell_init(from_paper_code(c), "mlp", "exact", 128, 64, 10)).theta2 for c in CELLS]
+    paper = [first_step_kernel(dag_cell_init(from_paper_code(c), "mlp", "paper", 128, 64, 10)).theta2 for c in CELLS]
     assert max(thetas) / min(thetas) < 1.2 < max(paper) / min(paper)
 
 
 def test_multiplier_is_inverse_kernel_and_checks_its_rule():
     cell = from_paper_code("2_12_112_1112")
-    k = first_step_kernel(network_spec(cell, "mlp", "paper", 128, 64, 10))
+    k = first_step_kernel(dag_cell_init(cell, "mlp", "paper", 128, 64, 10))
     assert multiplier("moment-sgd", cell, "mlp", "paper", "sgd") == pytest.approx(1 / k.theta2)
     assert multiplier("moment", cell, "mlp", "paper", "adam") == pytest.approx(1 / k.theta1)
     with pytest.raises(RuleError, match="unknown rule"):
@@ -75,9 +75,9 @@ def test_multiplier_is_inverse_kernel_and_checks_its_rule():
 
 
 def test_replicas_are_independent_and_share_init_per_seed():
-    spec = CellNetSpec(from_paper_code("2_12"), 8, 16, 3)
+    spec = CellNetwork(from_paper_code("2_12"), 8, 16, 3)
     model = BatchedCellNet(spec, 4)
-    model.initialise(layer_variances(spec, "paper"), [0, 0, 1, 1])
+    model.initialise(cell_init(spec, "paper"), [0, 0, 1, 1])
     assert torch.equal(model.edge_w[0][0], model.edge_w[0][1])
     assert not torch.equal(model.edge_w[0][0], model.edge_w[0][2])
     x, y = torch.randn(5, 8), torch.tensor([0, 1, 2, 0, 1])
@@ -93,9 +93,9 @@ def test_replicas_are_independent_and_share_init_per_seed():
 
 
 def test_cnn_replicas_match_a_plain_convolution():
-    spec = CellNetSpec(from_paper_code("2_12", kernel_size=3), 1, 4, 3, kind="cnn", kernel_size=3)
+    spec = CellNetwork(from_paper_code("2_12", kernel_size=3), 1, 4, 3, kind="cnn", kernel_size=3)
     model = BatchedCellNet(spec, 2)
-    model.initialise(layer_variances(spec, "paper"), [0, 1])
+    model.initialise(cell_init(spec, "paper"), [0, 1])
     x = torch.randn(2, 1, 6, 6)
     out = model(x)
     # replica 1 by hand
@@ -111,9 +111,9 @@ def test_grid_search_finds_a_finite_interior_rate_and_flags_divergence():
     torch.manual_seed(0)
     x = torch.randn(256, 16)
     y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
-    spec = CellNetSpec(from_paper_code("2_02"), 16, 32, 3)
+    spec = CellNetwork(from_paper_code("2_02"), 16, 32, 3)
     rates = log2_grid(2.0**-6, 2.0**12, per_octave=1)
-    res = train_grid(spec, layer_variances(spec, "paper"), x, y, rates, [0, 1], batch_size=16)
+    res = train_grid(cell_init(spec, "paper"), x, y, rates, [0, 1], batch_size=16)
     assert res.losses.shape == (2, len(rates))
     assert np.isinf(res.losses[:, -1]).all()  # 4096 diverges
     assert not res.at_grid_edge and all(math.isfinite(r) for r in res.best_rates)
@@ -122,11 +122,11 @@ def test_grid_search_finds_a_finite_interior_rate_and_flags_divergence():
 
 def test_centred_kernels_drop_the_feature_means():
     cell = from_paper_code("2_22_222_2222")
-    k = first_step_kernel(network_spec(cell, "mlp", "paper", 128, 64, 10))
+    k = first_step_kernel(dag_cell_init(cell, "mlp", "paper", 128, 64, 10))
     assert 0 < k.centered2 < k.theta2 and 0 < k.centered1 < k.theta1
     # eq. 1 with a symmetric node 0 and ReLU: only the ReLU's own mean is removed, a fixed fraction 1 - 1/pi
     # of every hidden activation's second moment (v/2 - v/(2 pi)); the stem term keeps its full size
-    k1 = first_step_kernel(network_spec(from_paper_code("2"), "mlp", "paper", 128, 64, 10, "eq1"))
+    k1 = first_step_kernel(dag_cell_init(from_paper_code("2"), "mlp", "paper", 128, 64, 10, "eq1"))
     hidden = k1.parts2["0->1"]
     readout_var = k1.parts2["readout"]  # node 1 is zero-mean in eq. 1: centring changes nothing there
     assert k1.centered2 == pytest.approx(hidden * (1 - 1 / math.pi) + k1.parts2["stem"] + readout_var)
@@ -142,7 +142,7 @@ def test_depth_factor_averages_over_paths():
     wide = from_paper_code("2_21")  # two paths with k = 1: 0->2 (Linear) and 0->1 (Linear) ->2 (skip)
     assert path_mean_depth_factor(wide) == pytest.approx(4 ** -1.5)  # the mean of L^3 = 64, not the sum 128
     cell = from_paper_code("2_12_112_1112")
-    k = first_step_kernel(network_spec(cell, "mlp", "exact", 128, 64, 10))
+    k = first_step_kernel(dag_cell_init(cell, "mlp", "exact", 128, 64, 10))
     assert multiplier("depth-centered-sgd", cell, "mlp", "exact", "sgd") == pytest.approx(
         path_mean_depth_factor(cell) / k.centered2)
 
@@ -162,9 +162,9 @@ def test_path_mean_depth_is_the_depth_factor_alone_relative_to_the_base_cell():
 def measured_hidden_kernel(cell, init, width=512, replicas=8, inputs=4, seed=0):
     """sum over the stem and cell weights (not the readout) of (df/dtheta)^2, by autograd."""
     torch.manual_seed(seed)
-    spec = CellNetSpec(cell, 64, width, 10)
+    spec = CellNetwork(cell, 64, width, 10)
     model = BatchedCellNet(spec, replicas)
-    model.initialise(layer_variances(spec, init), list(range(replicas)))
+    model.initialise(cell_init(spec, init), list(range(replicas)))
     weights = [p for name, p in model.named_parameters() if "_w" in name and "readout" not in name]
     x = torch.randn(inputs, 64)
     x = x / x.norm(dim=1, keepdim=True) * 8  # E[x^2] = 1 exactly: the hidden kernel scales with |x|^2
@@ -181,7 +181,7 @@ def test_hidden_kernel_matches_autograd_without_the_readout(code, init):
     """The feature rules use only the stem and cell terms, which the total kernel's test hardly sees (the
     readout's term dominates it at mean-field scale); checked on their own here."""
     cell = from_paper_code(code)
-    k = first_step_kernel(network_spec(cell, "mlp", init, 512, 64, 10))
+    k = first_step_kernel(dag_cell_init(cell, "mlp", init, 512, 64, 10))
     hidden = k.theta2 - k.parts2["readout"]
     assert hidden < 0.1 * k.theta2  # why the readout term hides it
     assert measured_hidden_kernel(cell, init) == pytest.approx(hidden, rel=0.12)
@@ -189,7 +189,7 @@ def test_hidden_kernel_matches_autograd_without_the_readout(code, init):
 
 def test_feature_rules_drop_the_readout_term_and_scale_by_the_output_feature():
     cell = from_paper_code("2_12_112_1112")
-    k = first_step_kernel(network_spec(cell, "mlp", "paper", 128, 64, 10))
+    k = first_step_kernel(dag_cell_init(cell, "mlp", "paper", 128, 64, 10))
     assert k.readout_centered2 == pytest.approx(128 * (k.output_second_moment - (k.parts1["readout"] / 128) ** 2))
     assert k.hidden_centered2 == pytest.approx(k.centered2 - k.readout_centered2) and k.hidden_centered2 > 0
     assert multiplier("feature", cell, "mlp", "paper", "sgd") == pytest.approx(
@@ -224,7 +224,7 @@ def test_second_step_rule_is_the_root_of_the_hidden_kernel_times_the_mean_path_l
 
     cell = from_paper_code("2_12_112_1112")  # 8 paths with k = 0, 0, 1, 1, 2, 2, 2, 4: mean 1.5
     assert path_mean_length(cell) == pytest.approx(1.5 + 3)
-    k = first_step_kernel(network_spec(cell, "mlp", "exact", 128, 64, 10))
+    k = first_step_kernel(dag_cell_init(cell, "mlp", "exact", 128, 64, 10))
     assert multiplier("second-step-sgd", cell, "mlp", "exact", "sgd") == pytest.approx(
         (k.hidden_centered2 * 4.5) ** -0.5)
     # along a chain it falls about as 1/L, like the feature rule, not as L^(-1/2)
@@ -243,8 +243,8 @@ def test_readout_capped_rule_is_the_tighter_of_the_second_step_and_readout_limit
     cell, width = from_paper_code(code), 512
     capped = rule_multiplier("readout-capped-sgd", cell, "mlp", init, "sgd", width=width, in_features=196)
     second = rule_multiplier("second-step-sgd", cell, "mlp", init, "sgd", width=width, in_features=196)
-    var = first_step_kernel(network_spec(cell, "mlp", init, width, 196, 10)).readout_centered2
-    var_base = first_step_kernel(network_spec(base_cell(), "mlp", init, width, 196, 10)).readout_centered2
+    var = first_step_kernel(dag_cell_init(cell, "mlp", init, width, 196, 10)).readout_centered2
+    var_base = first_step_kernel(dag_cell_init(base_cell(), "mlp", init, width, 196, 10)).readout_centered2
     assert capped == pytest.approx(min(second, var_base / var))
     if code in ("0_00_000_2000", "2_02_002_0002", "2_00_000_0200"):  # chains: Var(z_out) is the base cell's
         assert var == pytest.approx(var_base) and capped == pytest.approx(second)
@@ -268,7 +268,7 @@ def test_readout_limited_rate_is_the_tighter_of_two_absolute_limits():
     args = ("mlp", "paper", 256, 196, 10)
     for code in CELLS + ["1_12_112_1211"]:
         cell = from_paper_code(code)
-        k = first_step_kernel(network_spec(cell, "mlp", "paper", 256, 196, 10))
+        k = first_step_kernel(dag_cell_init(cell, "mlp", "paper", 256, 196, 10))
         cap = readout_rate_limit(cell, *args, batch_size=32)
         assert cap == pytest.approx(READOUT_LIMIT * 32 / k.readout_centered2)
         assert readout_rate_limit(cell, *args, batch_size=64) == pytest.approx(2 * cap)  # linear in B
@@ -297,7 +297,7 @@ def test_the_product_offers_only_its_rules_and_the_research_variants_give_the_sa
     for name in rule_variants.VARIANTS:
         with pytest.raises(RuleError, match="research variants .* nni_archscale.experiments.rule_variants"):
             scaling_rules.multiplier(name, cell, "mlp", "paper", "sgd")
-    k = first_step_kernel(network_spec(cell, "mlp", "exact", 128, 64, 10))
+    k = first_step_kernel(dag_cell_init(cell, "mlp", "exact", 128, 64, 10))
     obj = rule_variants.VARIANTS["second-step-sgd"]
     assert scaling_rules.multiplier(obj, cell, "mlp", "exact", "sgd") == pytest.approx(
         scaling_rules.second_step_multiplier(k, cell))

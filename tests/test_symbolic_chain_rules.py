@@ -7,7 +7,7 @@ import sympy as sp
 
 from nni_archscale.networks import chain
 from nni_archscale.experiments.rule_variants import rule_multiplier
-from nni_archscale.scaling_rules import first_step_kernel, network_spec
+from nni_archscale.scaling_rules import first_step_kernel, dag_cell_init
 from symbolic.chain_rules import (L, chain_feature_rate, chain_hidden_kernel, chain_second_step_rate, d, depth_exponent,
                                   n)
 
@@ -18,7 +18,7 @@ def test_closed_form_matches_the_numeric_kernel_and_rule(optimizer, width, input
     closed = chain_hidden_kernel(optimizer)
     rate = chain_feature_rate(optimizer)
     for depth in range(1, 7):
-        k = first_step_kernel(network_spec(chain(depth), "mlp", "paper", width, inputs, 10))
+        k = first_step_kernel(dag_cell_init(chain(depth), "mlp", "paper", width, inputs, 10))
         numeric = k.hidden_centered2 if optimizer == "sgd" else k.hidden_centered1
         assert float(closed.subs({L: depth, n: width, d: inputs})) == pytest.approx(numeric, rel=1e-9)
         assert k.output_second_moment == pytest.approx(1.0)

@@ -99,7 +99,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     """``--network``: the cell inside the paper's DAG-cell network, with an init and an optimizer."""
     from ..defaults import default_rule
     from ..moments import forward_moments
-    from ..scaling_rules import (READOUT_LIMIT, network_spec, node0_moments, readout_limits, resolve_rule,
+    from ..scaling_rules import (READOUT_LIMIT, dag_cell_init, node0_moments, readout_limits, resolve_rule,
                                  rule_multiplier)
 
     if args.context:
@@ -134,7 +134,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
                                          args.in_features, args.num_classes)
         formula = (f"eta = base_lr * m(cell) / m(0_00_000_2000) = {base_lr:g} * {rate / base_lr:.6g} = {rate:.6g}"
                    f"   [rule {rule}; base_lr calibrated on cell 0_00_000_2000]")
-    spec = network_spec(graph, args.network, init, width, args.in_features, args.num_classes)
+    spec = dag_cell_init(graph, args.network, init, width, args.in_features, args.num_classes)
     mean0, second0 = node0_moments(spec.stem_gain, "linear-act", "relu")
     fm = forward_moments(graph, spec.gains, convention="linear-act", input_mean=mean0, input_second_moment=second0,
                          node_scales=spec.node_scales)
@@ -165,10 +165,10 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
 
 def _rule_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
     """What a kernel rule (:mod:`nni_archscale.scaling_rules`) multiplies, for the cell and for the base cell."""
-    from ..scaling_rules import base_cell, first_step_kernel, network_spec
+    from ..scaling_rules import base_cell, first_step_kernel, dag_cell_init
 
     base = base_cell(args.network)
-    base_spec = network_spec(base, args.network, args.init or "paper", spec.width, spec.in_features, args.num_classes)
+    base_spec = dag_cell_init(base, args.network, args.init or "paper", spec.net.width, spec.net.in_features, args.num_classes)
     terms = {}
     for prefix, s, cell in (("", spec, graph), ("base_", base_spec, base)):
         k = first_step_kernel(s)

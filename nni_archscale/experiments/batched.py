@@ -16,59 +16,17 @@ linear readout (after global average pooling for CNNs).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..graph import ArchGraph, Edge, EdgeKind
+from ..graph import Edge, EdgeKind
+from ..networks import CellNetwork
+from ..scaling_rules import CellInit
 
 
-@dataclass(frozen=True)
-class LayerVariances:
-    """Init variance of each layer of a DAG-cell network (weights ~ N(0, var), biases 0)."""
-
-    stem: float
-    edges: Mapping[Edge, float]
-    readout: float
-    node_scales: tuple[float, ...] | None = None
-
-
-@dataclass
-class CellNetSpec:
-    """What to build: the cell, the network kind, widths and the edge convention."""
-
-    cell: ArchGraph
-    in_features: int  # MLP: flattened input size; CNN: input channels
-    width: int
-    num_classes: int
-    kind: str = "mlp"  # "mlp" or "cnn"
-    kernel_size: int = 3  # CNN stem kernel (cell edges carry their own)
-    convention: str = "linear-act"
-    activation: str = "relu"
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("mlp", "cnn"):
-            raise ValueError(f"network kind must be 'mlp' or 'cnn', got {self.kind!r}")
-        if self.convention not in ("linear-act", "eq1"):
-            raise ValueError(f"convention must be 'linear-act' or 'eq1', got {self.convention!r}")
-        if self.activation not in ("relu", "gelu"):
-            raise ValueError(f"activation must be 'relu' or 'gelu', got {self.activation!r}")
-
-
-def fan_in(spec: CellNetSpec, layer: str, edge: Edge | None = None) -> int:
-    """fan_in of a layer: inputs x kernel taps."""
-    if layer == "stem":
-        return spec.in_features * (spec.kernel_size**2 if spec.kind == "cnn" else 1)
-    if layer == "readout":
-        return spec.width
-    q = edge.kernel_size if spec.kind == "cnn" else 1
-    return spec.width * q * q
-
-
-def cell_forward(spec: CellNetSpec, stem_out: torch.Tensor, linear, act,
+def cell_forward(spec: CellNetwork, stem_out: torch.Tensor, linear, act,
                  node_scales: torch.Tensor | None = None) -> torch.Tensor:
     """The cell's last node, from the stem's output (before its activation). ``linear(edge, z)`` applies a
     parameterised edge's Linear/Conv; the convention decides where the activation goes (after it for the
@@ -95,7 +53,7 @@ def cell_forward(spec: CellNetSpec, stem_out: torch.Tensor, linear, act,
 class BatchedCellNet(torch.nn.Module):
     """``replicas`` independent copies of a DAG-cell network in one module (see the module docstring)."""
 
-    def __init__(self, spec: CellNetSpec, replicas: int):
+    def __init__(self, spec: CellNetwork, replicas: int):
         super().__init__()
         self.spec = spec
         self.replicas = replicas
@@ -120,8 +78,9 @@ class BatchedCellNet(torch.nn.Module):
 
     # ------------------------------------------------------------------ init
     @torch.no_grad()
-    def initialise(self, variances: LayerVariances, seeds: Sequence[int]) -> None:
-        """Draw weights: replica ``r`` uses ``seeds[r]``; replicas with equal seeds get equal weights."""
+    def initialise(self, init: CellInit, seeds: Sequence[int]) -> None:
+        """Draw weights from ``init``'s variances (:func:`nni_archscale.scaling_rules.cell_init`): replica ``r``
+        uses ``seeds[r]``; replicas with equal seeds get equal weights."""
         if len(seeds) != self.replicas:
             raise ValueError(f"need one seed per replica ({self.replicas}), got {len(seeds)}")
         drawn: dict[int, list[torch.Tensor]] = {}
@@ -129,10 +88,10 @@ class BatchedCellNet(torch.nn.Module):
             if seed not in drawn:
                 gen = torch.Generator().manual_seed(int(seed))
                 drawn[seed] = [
-                    torch.randn(self._one(self.stem_w).shape, generator=gen) * math.sqrt(variances.stem),
-                    *(torch.randn(self._one(w).shape, generator=gen) * math.sqrt(variances.edges[e])
+                    torch.randn(self._one(self.stem_w).shape, generator=gen) * math.sqrt(init.variance("stem")),
+                    *(torch.randn(self._one(w).shape, generator=gen) * math.sqrt(init.variance("edge", e))
                       for e, w in zip(self.edges, self.edge_w)),
-                    torch.randn(self.readout_w.shape[1:], generator=gen) * math.sqrt(variances.readout),
+                    torch.randn(self.readout_w.shape[1:], generator=gen) * math.sqrt(init.readout_variance),
                 ]
             stem, *edges, readout = drawn[seed]
             self._one(self.stem_w, r).copy_(stem)
@@ -141,8 +100,8 @@ class BatchedCellNet(torch.nn.Module):
             self.readout_w[r].copy_(readout)
         for b in [self.stem_b, self.readout_b, *self.edge_b]:
             b.zero_()
-        if variances.node_scales is not None:
-            self.node_scales.copy_(torch.tensor(variances.node_scales, dtype=self.node_scales.dtype))
+        if init.node_scales is not None:
+            self.node_scales.copy_(torch.tensor(init.node_scales, dtype=self.node_scales.dtype))
 
     def _one(self, w: torch.Tensor, r: int | None = None) -> torch.Tensor:
         """The slice of a parameter that belongs to replica ``r`` (shape of one replica when r is None)."""

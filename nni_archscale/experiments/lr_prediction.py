@@ -33,8 +33,8 @@ from ..paths import has_input_output_path
 from ..scaling_rules import ABSOLUTE_RULES, BASE_CELL_CODE, readout_limited_rate
 from ..stats import pearson
 from ..torch_layer.calibrate import log2_grid
-from .batched import CellNetSpec
-from .cellnet_init import layer_variances
+from ..networks import CellNetwork
+from ..scaling_rules import cell_init
 from .data import load_train_set
 from .maxlr import best_index, train_grid
 from .names import FAMILIES  # re-exported; defined torch-free for the command line
@@ -43,7 +43,7 @@ BASE_CELL = BASE_CELL_CODE  # one Linear/Conv edge from the cell's input to its 
 
 
 # --------------------------------------------------------------------------- rules as predictors
-def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetSpec, init: str, optimizer: str) -> float:
+def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetwork, init: str, optimizer: str) -> float:
     """The rate a rule gives ``cell`` relative to the base cell, for this experiment's network. ``mup`` gives
     every network the same rate: muP transfers a rate across width, and says nothing about topology."""
     from .rule_variants import rule_multiplier as multiplier
@@ -119,7 +119,7 @@ class Config:
         for opt in self.optimizers:
             if opt not in ("sgd", "adam"):
                 raise RuleError(f"unknown optimizer {opt!r}; use sgd or adam")
-        from .cellnet_init import INITS
+        from ..presets import INITS
         from .mup_cellnet import INSTALL_HINT, mup_available, resolve_base_width
 
         for init in self.inits:
@@ -193,7 +193,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
     t0 = time.time()
     bar = tqdm(jobs, desc=f"lr-prediction {config.family}", unit="grid", disable=progress is not None)
     for (cell, q), init, opt in bar:
-        spec = CellNetSpec(cell, in_features, config.width, data.num_classes, kind=kind, kernel_size=q,
+        spec = CellNetwork(cell, in_features, config.width, data.num_classes, kind=kind, kernel_size=q,
                            convention=config.convention, activation=config.activation)
         lo, hi = config.sgd_grid if opt == "sgd" else config.adam_grid
         grid = log2_grid(lo, hi, config.per_octave)
@@ -201,11 +201,11 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
             from .mup_cellnet import mup_parametrization
 
             par = mup_parametrization(spec, opt, config.mup_base_width)
-            res = train_grid(spec, par.variances, x, labels, grid, seeds, opt, config.batch_size,
+            res = train_grid(par.init, x, labels, grid, seeds, opt, config.batch_size,
                              config.epochs, lr_multipliers=par.lr_multipliers,
                              readout_multiplier=par.readout_multiplier)
         else:
-            res = train_grid(spec, layer_variances(spec, init), x, labels, grid, seeds, opt,
+            res = train_grid(cell_init(spec, init), x, labels, grid, seeds, opt,
                              config.batch_size, config.epochs)
         m = Measurement(to_paper_code(cell), q, init, opt, res.best_rates, res.losses.tolist(), res.at_grid_edge)
         measurements.append(m)
@@ -281,14 +281,14 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
                 continue
             preds, ok = [], True
             try:
-                spec0 = CellNetSpec(base_cell, in_features, config.width, num_classes, kind, base_q,
+                spec0 = CellNetwork(base_cell, in_features, config.width, num_classes, kind, base_q,
                                     config.convention, config.activation)
                 absolute = rule in ABSOLUTE_RULES  # a rate, not a multiplier relative to the base cell
                 if absolute and opt != "sgd":  # an SGD rate: its absolute cap says nothing about Adam's rates
                     continue
                 base_mult = None if absolute else rule_multiplier(rule, base_cell, spec0, init, opt)
                 for cell, q in targets:
-                    spec = CellNetSpec(cell, in_features, config.width, num_classes, kind, q, config.convention,
+                    spec = CellNetwork(cell, in_features, config.width, num_classes, kind, q, config.convention,
                                        config.activation)
                     if absolute:
                         preds.append(readout_limited_rate(base.max_lr, cell, kind, init, config.width, in_features,

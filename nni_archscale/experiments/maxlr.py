@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from ..torch_layer.calibrate import choose_rate
-from .batched import BatchedCellNet, CellNetSpec, LayerVariances, ReplicaOptimizer
+from ..scaling_rules import CellInit
+from .batched import BatchedCellNet, ReplicaOptimizer
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,7 @@ class MaxLRResult:
 
 
 def train_grid(
-    spec: CellNetSpec,
-    variances: LayerVariances,
+    init: CellInit,
     x: torch.Tensor,
     y: torch.Tensor,
     rates: Sequence[float],
@@ -60,7 +60,8 @@ def train_grid(
     lr_multipliers: Mapping[str, float] | None = None,
     readout_multiplier: float = 1.0,
 ) -> MaxLRResult:
-    """Train ``len(seeds) * len(rates)`` replicas for ``epochs`` epochs and measure the final training loss.
+    """Train ``len(seeds) * len(rates)`` replicas of ``init.net`` (weights drawn from ``init``,
+    :func:`nni_archscale.scaling_rules.cell_init`) for ``epochs`` epochs and measure the final training loss.
 
     Every replica sees the same batches (shuffled with ``data_seed``); training runs on ``x``'s device (weights
     are drawn on the CPU, so a seed gives the same init everywhere). ``loss`` is ``"ce"`` (cross-entropy, what
@@ -71,8 +72,8 @@ def train_grid(
     s, k = len(seeds), len(rates)
     replicas = s * k
     device = x.device
-    model = BatchedCellNet(spec, replicas)
-    model.initialise(variances, [seed for seed in seeds for _ in range(k)])  # drawn on the CPU: same on any device
+    model = BatchedCellNet(init.net, replicas)
+    model.initialise(init, [seed for seed in seeds for _ in range(k)])  # drawn on the CPU: same on any device
     model.to(device)
     model.readout_multiplier = float(readout_multiplier)
     lrs = torch.tensor([rate for _ in seeds for rate in rates], device=device)

@@ -15,7 +15,7 @@ with the package's own optimizer and the batched copy with these numbers, and as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import torch
@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import RuleError
-from .batched import CellNetSpec, LayerVariances, cell_forward
+from ..networks import CellNetwork
+from ..scaling_rules import CellInit
+from .batched import cell_forward
 
 INSTALL_HINT = ("the mup init needs the mup package: pip install --no-deps mup==1.0.0 (plain 'pip install mup' "
                 "also pulls torchvision and a CUDA torch), or drop 'mup' from --inits")
@@ -43,7 +45,7 @@ class CellNet(nn.Module):
     ``readout`` is ``mup.MuReadout`` when ``mup_readout`` is true (μP), else ``nn.Linear``.
     """
 
-    def __init__(self, spec: CellNetSpec, mup_readout: bool = True):
+    def __init__(self, spec: CellNetwork, mup_readout: bool = True):
         super().__init__()
         self.spec = spec
         n, cnn = spec.width, spec.kind == "cnn"
@@ -86,7 +88,7 @@ class MupParametrization:
     standard He fan-in init, which μP keeps; the readout's is rescaled by ``set_base_shapes``), a learning-rate
     multiplier per parameter (BatchedCellNet names) and the readout's forward multiplier."""
 
-    variances: LayerVariances
+    init: CellInit
     lr_multipliers: Mapping[str, float]
     readout_multiplier: float
     base_width: int
@@ -102,21 +104,20 @@ def resolve_base_width(width: int, base_width: int | None = None) -> int:
     return base
 
 
-def mup_model(spec: CellNetSpec, base_width: int) -> CellNet:
+def mup_model(spec: CellNetwork, base_width: int) -> CellNet:
     """A :class:`CellNet` with μP base shapes from a copy of width ``base_width`` (the package's basic usage)."""
     if not mup_available():
         raise RuleError(INSTALL_HINT)
     from mup import set_base_shapes
 
     resolve_base_width(spec.width, base_width)
-    base = CellNet(CellNetSpec(spec.cell, spec.in_features, base_width, spec.num_classes, spec.kind,
-                               spec.kernel_size, spec.convention, spec.activation), mup_readout=True)
+    base = CellNet(replace(spec, width=base_width), mup_readout=True)
     model = CellNet(spec, mup_readout=True)
     set_base_shapes(model, base, rescale_params=False)
     return model
 
 
-def mup_parametrization(spec: CellNetSpec, optimizer: str, base_width: int | None = None) -> MupParametrization:
+def mup_parametrization(spec: CellNetwork, optimizer: str, base_width: int | None = None) -> MupParametrization:
     """Read μP's per-parameter learning-rate multipliers, readout rescale and readout multiplier off the package
     (``set_base_shapes`` then ``MuSGD``/``MuAdam`` at rate 1; App. E.3's setup). ``base_width`` defaults to
     half the width, as the NAS-Bench-201 μP recipe does."""
@@ -135,11 +136,11 @@ def mup_parametrization(spec: CellNetSpec, optimizer: str, base_width: int | Non
     lr_of = {id(p): group["lr"] for group in opt.param_groups for p in group["params"]}
     multipliers = {batched_name(name): float(lr_of[id(p)]) for name, p in model.named_parameters()}
     readout_multiplier = float(model.readout.output_mult / model.readout.width_mult())
-    from .cellnet_init import layer_variances
+    from ..scaling_rules import cell_init
 
-    standard = layer_variances(spec, "standard")
-    variances = LayerVariances(standard.stem, standard.edges, standard.readout * readout_rescale)
-    return MupParametrization(variances, multipliers, readout_multiplier, base_width)
+    standard = cell_init(spec, "standard")
+    init = replace(standard, readout_variance=standard.readout_variance * readout_rescale)
+    return MupParametrization(init, multipliers, readout_multiplier, base_width)
 
 
 def copy_into_batched(model: CellNet, batched, replica: int = 0) -> None:

@@ -17,6 +17,8 @@ import torch
 from ..errors import NoPathError
 from ..formats import from_nb201
 from ..paths import has_input_output_path
+from ..presets import Init
+from ..run_options import RunOptions
 from .mup_cellnet import mup_available
 from .names import DEFAULT_RECIPES, RECIPES, TOP_K
 from .nb201_cells import Candidate, ExperimentError, nni_sample
@@ -27,32 +29,29 @@ from .published_table import PUBLISHED_COLUMNS
 #: ``archscale`` is what the product applies to NNI's NasBench201 (``prepare_candidate``, rate rule ``auto``:
 #: the evidence-backed default of ``nni_archscale.defaults``); paper / release / exact are the paper's rule
 FAIR_RECIPES = ("shared", "archscale", "paper", "release", "exact")
-#: the preset whose init (and calibration) a fair recipe uses ("exact" = paper + node-sum scalars)
-RECIPE_PRESET = {"shared": "standard", "archscale": "paper", "paper": "paper", "release": "release",
-                 "exact": "paper"}
+#: the init a fair recipe trains with (:class:`nni_archscale.presets.Init`); its preset's init is also the one
+#: its base rate is calibrated under ("exact" = the paper's preset + node-sum scalars, calibrated as "paper")
+RECIPE_INIT = {"shared": Init.STANDARD, "archscale": Init.PAPER, "paper": Init.PAPER, "release": Init.RELEASE,
+               "exact": Init.EXACT}
 #: a run's outcomes (:mod:`.nb201` defines each)
 STATUSES = ("ok", "no-path", "diverged", "oom")
 
 
 @dataclass
-class Config:
-    dataset: str = "digits"
-    data_dir: str | None = None
-    limit: int | None = None
+class Config(RunOptions):
+    """The experiment's options: the data, size, base rate (``--base-lr``; None: calibrated per preset) and device
+    of :class:`~nni_archscale.run_options.RunOptions`, and the experiment's own."""
+
     cells: int = 12
     seeds: int = 2
     sample_seed: int = 0
     recipes: tuple[str, ...] | None = None   # None: all, mup dropped (with a note) when not installed
-    width: int = 8
-    cells_per_stage: int = 1
     epochs: int = 4
     batch_size: int = 64
     bench_lr: float = 0.1
     bench_init: str = "pytorch"              # pytorch (NAS-Bench-201's code) | standard (He fan-in)
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    base_lr: float | None = None             # c for paper/release; None: calibrate
-    calibration_points: int = 9
     calibration_low: float = 1e-3
     calibration_high: float = 10.0
     calibration_dir: str | None = None       # default: the output directory
@@ -61,8 +60,6 @@ class Config:
     mup_base_width: int | None = None        # default: width // 2
     augment: bool | None = None              # None: flip + crop for CIFAR / ImageNet16, none for digits
     top_k: tuple[float, ...] = TOP_K
-    device: str | None = None
-    threads: int | None = None
     notes: list[str] = field(default_factory=list)
 
     def resolved_recipes(self) -> tuple[str, ...]:
@@ -265,12 +262,12 @@ class Trainer:
                     opt = prepared.make_optimizer()
                     lr = prepared.learning_rate
                 else:
-                    preset = "standard" if recipe == "benchmark" else RECIPE_PRESET[recipe]
+                    scheme = Init.STANDARD if recipe == "benchmark" else RECIPE_INIT[recipe]
                     base = cfg.bench_lr if recipe == "benchmark" else self.base_lrs[recipe]
                     model = self._build(sample)
-                    hook = HookConfig(base_lr=base, preset=preset, optimizer="sgd", momentum=cfg.momentum,
+                    hook = HookConfig(base_lr=base, preset=scheme.preset.name, optimizer="sgd", momentum=cfg.momentum,
                                       nesterov=True, weight_decay=cfg.weight_decay, scheduler="cosine",
-                                      init="exact" if recipe == "exact" else None)
+                                      init=scheme.value)
                     try:
                         prepared = prepare_nb201(model, cell, cfg.cells_per_stage, hook,
                                                  torch.Generator().manual_seed(init_seed), adapter="nb201-experiment")
@@ -310,7 +307,7 @@ def base_rates(config: Config, recipes: Sequence[str], out_dir: Path, report: Ca
 
     cal_dir = Path(config.calibration_dir).expanduser() if config.calibration_dir else out_dir
     rates, details = {}, {}
-    for preset in dict.fromkeys(RECIPE_PRESET[r] for r in fair):
+    for preset in dict.fromkeys(RECIPE_INIT[r].preset.name for r in fair):
         bar = tqdm(total=config.calibration_points, desc=f"calibrating c ({preset})", unit="lr", leave=False,
                    disable=not progress)
         with warnings.catch_warnings():
@@ -329,4 +326,5 @@ def base_rates(config: Config, recipes: Sequence[str], out_dir: Path, report: Ca
                            "losses": {str(k): (v if v is not None and math.isfinite(v) else None)
                                       for k, v in cal.losses.items()}}
         report(f"nb201: base rate c ({preset}) = {cal.base_lr:g} ({cal.source})")
-    return {"rates": {r: rates[RECIPE_PRESET[r]] for r in fair}, "source": "calibration", "details": details}
+    return {"rates": {r: rates[RECIPE_INIT[r].preset.name] for r in fair}, "source": "calibration",
+            "details": details}

@@ -22,6 +22,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..run_options import RunOptions
 from ..results import BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, prepare_out_dir, read_records, write_outputs
 from ..errors import ArchScaleError
 from ..run_errors import SearchError
@@ -44,30 +45,25 @@ class SearchInterrupted(KeyboardInterrupt):
 
 
 @dataclass
-class SearchOptions:
+class SearchOptions(RunOptions):
+    """A search: the data, size, base rate and device of :class:`~nni_archscale.run_options.RunOptions`, the
+    hook's options (``hook``), and what NNI searches and how."""
+
     #: the NNI model space (nni_glue.spaces.SPACE_NAMES); nb201 takes width and cells_per_stage
     space: str = "nb201"
     #: the space's own constructor arguments (overriding nni_glue.spaces' CPU-size defaults)
     space_options: dict = field(default_factory=dict)
-    dataset: str = "digits"
-    data_dir: str | None = None
-    limit: int | None = None
     trials: int = 12
     epochs: int = 2
     batch_size: int = 128
     engine: str = "sequential"
-    device: str | None = None
     strategy: str = "evolution"
-    width: int = 8
-    cells_per_stage: int = 1
     out: str = "archscale-search"
     #: None, or the baseline arm every candidate is also trained with: "shared-rate" or "nni-default"
     compare: str | None = None
     seed: int = 0
     #: every arm trains each candidate once per seed (seed, seed + 1, ...): the noise floor needs 2 or more
     seeds: int = 1
-    #: the base rate c; None: calibrated on the space's base network (cached)
-    base_lr: float | None = None
     #: the shared-rate baseline's rate; None: calibrated on the base network like base_lr (cached)
     shared_lr: float | None = None
     #: what every candidate trains with: preset, init, rate rule (auto: the evidence-backed default for the
@@ -76,12 +72,7 @@ class SearchOptions:
     hook: HookConfig = field(default_factory=HookConfig)
     resume: bool = False
     cache_path: str | None = None
-    calibration_points: int = 9
     progress: bool = True
-    #: torch intra-op threads (None: torch's default, one per core). The NAS-Bench-201 candidates on digits are
-    #: tiny: on a 2-core machine shared with other work, 1 thread ran the 12-trial main job 3-5x faster than 2
-    #: (OpenMP threads wait on each other whenever another process holds a core). Also OMP_NUM_THREADS=1.
-    threads: int | None = None
     quiet_nni: bool = True       # NNI's INFO lines: <out>/nni/<experiment id>/log/experiment.log only
     training_service: str = "local"   # ts engine: local | remote (see training_service.py)
     concurrency: int = 1              # ts engine: trials at once (on a GPU they share it)
