@@ -24,7 +24,7 @@ import numpy as np
 
 from nni_archscale.formats import from_paper_code
 from nni_archscale.experiments.rule_variants import rule_multiplier
-from nni_archscale.scaling_rules import BASE_CELL_CODE, first_step_kernel, network_spec
+from nni_archscale.scaling_rules import BASE_CELL_CODE, first_step_kernel, dag_cell_init
 from nni_archscale.stats import pearson
 
 IN_FEATURES = {"mnist14": 196, "mnist": 784, "digits": 64}
@@ -80,7 +80,7 @@ def divergence_errors(run_dir: Path, pair: str) -> dict[str, float]:
 
     def predictors(code: str) -> dict[str, float]:
         cell = from_paper_code(code)
-        k = first_step_kernel(network_spec(cell, "mlp", init, width, in_features, 10))
+        k = first_step_kernel(dag_cell_init(cell, "mlp", init, width, in_features, 10))
         rules = {r: rule_multiplier(r, cell, "mlp", init, optimizer, width=width, in_features=in_features)
                  for r in ("feature-sgd", "second-step-sgd")}
         return {"1/sqrt(Theta_h)": k.hidden_centered2 ** -0.5, **rules}
@@ -110,7 +110,7 @@ def slopes(run_dirs: list[Path], pair: str) -> tuple[float, float, float, int]:
             archs = list(dict.fromkeys(row["arch"] for row in csv.DictReader(fh)))
 
         def second_moment(code: str) -> float:
-            spec = network_spec(from_paper_code(code), "mlp", init, width, in_features, 10)
+            spec = dag_cell_init(from_paper_code(code), "mlp", init, width, in_features, 10)
             return first_step_kernel(spec).output_second_moment
 
         base = second_moment(BASE_CELL_CODE)
