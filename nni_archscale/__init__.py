@@ -28,6 +28,8 @@ from .formats import (
 )
 from .graph import ArchGraph, Edge, EdgeKind
 from .paths import PathStatistics, compose_moments, path_statistics
+from .networks import CellNetwork, Network, bare, dag_cell_network, nb201_network
+from .presets import Init, Preset
 from .rules import PRESETS, Scaling, learning_rate, scale
 
 __version__ = "0.1.0"
@@ -39,4 +41,5 @@ __all__ = [
     "from_edges", "from_json", "from_nb201", "from_networkx", "from_paper_code", "from_text",
     "parse_architecture", "to_json", "to_nb201", "to_networkx", "to_paper_code", "to_text",
     "path_statistics", "compose_moments", "learning_rate", "scale",
+    "Init", "Preset", "Network", "CellNetwork", "bare", "dag_cell_network", "nb201_network",
 ]

@@ -76,7 +76,7 @@ the test was stated by more than twice the standard error of the paired differen
 from __future__ import annotations
 
 from .errors import RuleError
-from .presets import INITS, Init  # noqa: F401  (INITS: the init names, re-exported)
+from .presets import Init
 
 DEFAULT_RULES: dict[tuple[str, str], str] = {
     ("exact", "sgd"): "readout-limited-sgd",

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 from .errors import ArchitectureParseError, NoPathError, RuleError, shorten
 from .graph import ArchGraph, Edge
 from .paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
-from .presets import PRESETS, Context as ContextName, Preset, preset_of
+from .presets import PRESETS, Context as ContextName, Preset, preset_of  # noqa: F401  (PRESETS: re-exported)
 
 if TYPE_CHECKING:
     from .networks import Network

@@ -63,6 +63,7 @@ def test_one_init_vocabulary():
     with pytest.raises(RuleError, match="unknown preset"):
         preset_of("exact")
     assert HookConfig(init="exact").scheme is Init.EXACT
+    assert HookConfig(preset=RELEASE, init=Init.RELEASE).to_dict()["preset"] == "release"  # objects or names
     assert HookConfig(preset="release").scheme is Init.RELEASE
     with pytest.raises(RuleError, match="starts from preset paper"):
         HookConfig(preset="release", init="exact")

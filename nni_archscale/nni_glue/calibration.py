@@ -15,10 +15,9 @@ from pathlib import Path
 import torch
 
 from ..presets import Init
-from ..formats import from_nb201
 from ..torch_layer.calibrate import ZOOM_OCTAVES, Calibration, CalibrationCache, final_loss, log_grid, refine_rate
 from ..torch_layer.data import load_dataset
-from ..torch_layer.hook import HookConfig, prepare_nb201
+from ..torch_layer.hook import HookConfig
 from ..torch_layer.train import pick_device, train_classifier
 
 BASE_CELL = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"

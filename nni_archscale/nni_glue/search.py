@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..run_options import RunOptions

@@ -56,6 +56,9 @@ class HookConfig:
         if self.rate_rule not in ("auto", *RATE_RULES):
             raise RuleError(f"unknown rate rule {self.rate_rule!r}; use auto or one of {', '.join(RATE_RULES)}")
         preset = preset_of(self.preset)
+        object.__setattr__(self, "preset", preset.name)  # a Preset object is kept by name (JSON for NNI trials)
+        if self.init is not None:
+            object.__setattr__(self, "init", Init.of(self.init).value)
         if self.init is not None and Init.of(self.init).preset is not preset:
             raise RuleError(f"init {self.init!r} starts from preset {Init.of(self.init).preset}, not {preset}; pass "
                             f"preset={Init.of(self.init).preset.name!r} (or leave init unset for the preset's own)")
