@@ -88,7 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="every phase on the CPU at tiny sizes (tests)")
     p.add_argument("--no-search", action="store_true", help="skip the search timing")
     p.add_argument("--no-grid", action="store_true", help="skip the CPU-vs-CUDA grid check")
-    # a concurrency worker (started by phase 4): trains until its window closes, prints one JSON line
+    # a concurrency worker (started by phase 3): trains until its window closes, prints one JSON line
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-seconds", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
@@ -408,6 +408,14 @@ def end_to_end(args, dev, clock: Clock, figures: dict, save) -> None:
 
 
 # --------------------------------------------------------------------------- phase 3: concurrency
+def _publish(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a temporary file renamed): a polling worker never reads it half
+    written."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.rename(path)
+
+
 def worker(args) -> int:
     """One trainer process of the concurrency phase: build, warm up, say ready; then for each round the parent
     opens (a file ``round-R`` holding K), train for the window if this worker's index is below K and write its
@@ -475,9 +483,9 @@ def concurrency(args, dev, clock: Clock, figures: dict, save) -> None:
             for rnd, k in enumerate(ks):
                 if time.perf_counter() + args.concurrency_seconds + 5 > deadline and rows:
                     rows.append({"k": k, "skipped": "budget"})
-                    (sync_dir / f"round-{rnd}").write_text("0")
+                    _publish(sync_dir / f"round-{rnd}", "0")
                     continue
-                (sync_dir / f"round-{rnd}").write_text(str(k))
+                _publish(sync_dir / f"round-{rnd}", str(k))
                 t_round = time.perf_counter()
                 while len(list(sync_dir.glob(f"result-{rnd}-*"))) < k:
                     if any(p.poll() is not None for p in procs) or \
@@ -490,7 +498,7 @@ def concurrency(args, dev, clock: Clock, figures: dict, save) -> None:
                              "per_process": [round(o["images_per_s"], 1) for o in outs]})
                 print(f"gpu_check: concurrency K={k}: {agg:,.0f} images/s in all", flush=True)
         finally:
-            (sync_dir / "stop").write_text("")
+            _publish(sync_dir / "stop", "")
             for p in procs:
                 try:
                     p.communicate(timeout=30)

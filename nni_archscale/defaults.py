@@ -135,10 +135,10 @@ def default_rate_rule(family: str, optimizer: str, init: str = "paper") -> str:
     ``dag-cell`` (a model recognised as the paper's DAG-cell MLP, :mod:`nni_archscale.torch_layer.dag_cell`):
     :func:`default_rule` for the init and optimizer, where a preset's name reads as its rate rule (``standard``:
     one shared rate; ``paper``/``release``: eq. 8/9, ``graph``). ``graph`` (eq. 8/9) for other networks without
-    normalisation, and for optimizers the measurement did not cover."""
+    normalisation, and for optimizers the measurement did not cover (AdamW on a DAG cell too)."""
     if family not in FAMILIES:
         raise RuleError(f"unknown network family {family!r}; use one of {', '.join(FAMILIES)}")
-    if family == "dag-cell":
+    if family == "dag-cell" and optimizer in OPTIMIZERS:
         rule = default_rule(init, optimizer, "mlp")
         return {"standard": "shared", "paper": "graph", "release": "graph"}.get(rule, rule)
     return SPACE_RATE_RULES.get((family, optimizer), "graph")

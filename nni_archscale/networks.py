@@ -21,6 +21,7 @@ from typing import Sequence
 
 from .graph import ArchGraph, Edge, EdgeKind
 from .paths import Moments, chain_moments, depth_range, path_statistics, power_sum
+from .errors import RuleError
 from .presets import Context
 
 
@@ -57,7 +58,7 @@ class Network:
         for b in self.blocks:
             if b.role == "cell":
                 return b.graph
-        raise ValueError(f"network {self.name!r} has no block of role 'cell'; give one block role='cell'")
+        raise RuleError(f"network {self.name!r} has no block of role 'cell'; give one block role='cell'")
 
     @property
     def layers_before_cell(self) -> int:

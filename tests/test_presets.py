@@ -9,13 +9,14 @@ import pytest
 
 from nni_archscale.errors import RuleError
 from nni_archscale.formats import from_paper_code
-from nni_archscale.networks import bare, dag_cell_network, nb201_network, single_layer
+from nni_archscale.networks import CellNetwork, bare, dag_cell_network, nb201_network, single_layer
 from nni_archscale.presets import INITS, PAPER, PRESETS, RELEASE, STANDARD, Context, Init, preset_of
 from nni_archscale.rules import scale
 from nni_archscale.scaling_rules import base_cell
 from nni_archscale.torch_layer.hook import HookConfig
 
 CELL = from_paper_code("2_12_112_1112")
+SIZED = CellNetwork(CELL, 64, 32, 10)
 NETWORKS = {Context.DAG: bare(CELL), Context.MLP_CELL: dag_cell_network(CELL, "mlp"),
             Context.CNN_CELL: dag_cell_network(CELL, "cnn"), Context.NB201_CELL: nb201_network(CELL, 2)}
 
@@ -85,9 +86,19 @@ def test_search_calibrate_and_inspect_accept_the_same_names():
     assert _choices("search", "--space") == _choices("inspect", "--space") == _choices("calibrate", "--space")
 
 
+def test_a_bare_network_of_several_blocks_is_read_whole():
+    """stacked()/network_from_blocks() carry no cell context: scale reads the whole chain, not its first block."""
+    from nni_archscale.networks import chain, stacked
+
+    net = stacked(chain(1), 3)
+    assert scale(net, 1.0).learning_rate.value == pytest.approx(scale(net.flatten(), 1.0).learning_rate.value)
+    assert scale(net, 1.0).learning_rate.value == pytest.approx(3 ** -1.5)  # one path of 3 layers: (3^3)^(-1/2)
+    assert SIZED.network.cell == CELL and SIZED.network.context is Context.MLP_CELL  # a sized network's blocks
+
+
 def test_a_network_without_a_cell_block_says_so():
     from nni_archscale.networks import Block, Network
 
-    with pytest.raises(ValueError, match="role='cell'"):
+    with pytest.raises(RuleError, match="role='cell'"):
         Network("stem only", (Block("stem", single_layer(), "stem"),)).cell
     assert dag_cell_network(base_cell("mlp")).cell == base_cell("mlp")

@@ -62,8 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a constructor argument of the space, repeatable (e.g. --space-arg width=16 "
                         "--space-arg num_cells=8 for darts)")
     p.add_argument("--rate-rule", choices=(*RATE_RULE_NAMES, *CELL_RULE_NAMES), default="auto",
-                   help="learning-rate rule: auto (the default measured best for the space), graph (eq. 8/9 path "
-                        "counts), segmented, measured, shared (one rate)")
+                   help="learning-rate rule: auto (the default measured best for the network), graph (eq. 8/9 path "
+                        "counts), segmented, measured, shared (one rate); for a DAG-cell MLP also "
+                        "readout-limited-sgd, feature (feature-sgd / feature-adam)")
     p.add_argument("--dataset", choices=("digits", "mnist", "cifar10", "cifar100", "imagenet16-120"), default="digits",
                    help="digits ships inside scikit-learn; the others are read from --data-dir (never downloaded)")
     p.add_argument("--data-dir", default=None, help="directory holding the extracted CIFAR / ImageNet16 files")

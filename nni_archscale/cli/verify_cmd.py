@@ -28,7 +28,6 @@ from ..graph import ArchGraph, Edge, EdgeKind
 from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS
 from .main import UsageError, positive_float, positive_int
 
-#: NAS-Bench-201's five operations, as its strings name them.
 #: What each class count of a many-graph run means (the --json summary's field names).
 EQUIVALENCES = {
     "canonical_classes": "isomorphism: relabellings of the inner nodes that keep the input, the output and every "

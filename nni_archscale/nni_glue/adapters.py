@@ -287,8 +287,8 @@ def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str,
         prepared = prepare_graph(model, graph, config, "dag", readout, generator, adapter)
     else:
         raise ExtractionError(f"unknown adapter {adapter!r}; use auto, nb201-sample or fx")
-    dag_cell = dag_cell_shape(model, graph, readout) if adapter == "fx" else None
-    family = "dag-cell" if dag_cell is not None else network_family(model, name)
+    dag_cell = dag_cell_shape(model, graph, readout, nni_leaf) if adapter == "fx" else None
+    family = "dag-cell" if dag_cell is not None else network_family(model, name, recognised=False)
     rule = resolve_rate_rule(config, family)
     apply_rate_rule(prepared, model, rule, reference, batch, explicit=config.rate_rule != "auto", leaf=nni_leaf,
                     dag_cell=dag_cell)
@@ -308,11 +308,12 @@ SPACE_FAMILIES = {"NasBench201": "nb201", "NasBench101": "cells", "DARTS": "cell
                   "ProxylessNAS": "mobile", "MobileNetV3Space": "mobile", "ShuffleNetSpace": "mobile"}
 
 
-def network_family(model: nn.Module, adapter: str | None = None) -> str:
+def network_family(model: nn.Module, adapter: str | None = None, recognised: bool | None = None) -> str:
     """``nb201`` (NNI's NasBench201, by sample or model), ``cells`` (the NAS cell spaces with batch norm, and any
     other model with normalisation layers), ``mobile`` (ProxylessNAS, MobileNetV3Space, ShuffleNetSpace),
     ``dag-cell`` (the paper's DAG-cell MLP, :func:`~nni_archscale.torch_layer.dag_cell.recognise`) or ``plain``
-    (no normalisation: the paper's setting, where the graph rule is exact)."""
+    (no normalisation: the paper's setting, where the graph rule is exact). ``recognised``: whether the model was
+    already recognised as a DAG-cell MLP (None: find out, which traces it once more)."""
     if adapter in ("nb201-sample", "nb201-model"):
         return "nb201"
     for cls in type(model).__mro__:
@@ -320,7 +321,9 @@ def network_family(model: nn.Module, adapter: str | None = None) -> str:
             return SPACE_FAMILIES[cls.__name__]
     if has_normalisation(model):
         return "cells"
-    return "dag-cell" if adapter in (None, "fx") and recognise(model, leaf=nni_leaf) is not None else "plain"
+    if recognised is None:
+        recognised = adapter in (None, "fx") and recognise(model, leaf=nni_leaf) is not None
+    return "dag-cell" if recognised else "plain"
 
 
 def resolve_rate_rule(config: HookConfig, family: str) -> str:

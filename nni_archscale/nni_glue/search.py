@@ -230,7 +230,8 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     out = prepare_out_dir(opts.out)
     rule = opts.hook
     identity = {k: getattr(opts, k) for k in _IDENTITY}
-    identity.update({f"hook.{k}": v for k, v in opts.hook.to_dict().items() if k not in ("base_lr", "batch_size")})
+    identity.update({f"hook.{k}": v for k, v in rule.to_dict().items() if k not in ("base_lr", "batch_size")})
+    identity["hook.init"] = rule.scheme.value  # --init paper and no --init are the same run
     _check_out_dir(out, identity, opts.resume)
 
     from ..torch_layer.data import load_dataset
@@ -266,7 +267,7 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     base_lr = opts.base_lr
     calibration = None
     if base_lr is None:
-        cal = calibrated(rule.scheme.value, "calibrating base rate")
+        cal = calibrated(rule.preset, "calibrating base rate")  # exact: calibrated as its preset (paper), as the experiments do
         base_lr = cal.base_lr
         calibration = {"base_lr": cal.base_lr, "source": cal.source, "key": cal.key,
                        "resolution_octaves": cal.resolution_octaves, "widened": cal.widened}
@@ -302,8 +303,11 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         report(f"archscale: warning: the base network could not be measured ({exc}); the measured rule falls "
                f"back to one shared rate and the segmented rule to the graph rule's base")
     data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None  # trials run elsewhere
+    # ts on a local GPU pins the trials to card N (CUDA_VISIBLE_DEVICES=N, training_service.experiment_config):
+    # inside a trial that card is cuda:0, so the trials are told "cuda"
+    trial_device = "cuda" if opts.engine == "ts" and not remote and str(device).startswith("cuda:") else device
     trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": data_dir, "limit": opts.limit,
-                 "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": device,
+                 "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": trial_device,
                  "hook": hook, "reference": reference, "compare": opts.compare, "shared_lr": shared_lr, "seeds": opts.seeds,
                  "resume": True, "run_id": run_id,
                  "threads": opts.threads, "speed": {"compile": opts.compile, "augment": opts.augment}}

@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..graph import ArchGraph, Edge, EdgeKind
-from ..networks import Network, dag_cell_network
+from ..run_errors import ExtractionError
+from .fx_extract import model_graph, trace
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -32,10 +34,6 @@ class DagCellShape:
     in_features: int
     width: int
     num_classes: int
-
-    @property
-    def network(self) -> Network:
-        return dag_cell_network(self.cell, "mlp")
 
 
 class DagCellMLP(nn.Module):
@@ -72,13 +70,16 @@ def _key(e: Edge) -> str:
     return f"e{e.src}_{e.dst}"
 
 
-def dag_cell_shape(model: nn.Module, graph: ArchGraph, readout_module: str | None) -> DagCellShape | None:
+def dag_cell_shape(model: nn.Module, graph: ArchGraph, readout_module: str | None,
+                   leaf=None) -> DagCellShape | None:
     """``model`` read as the paper's DAG-cell MLP, or None when it is not one.
 
-    ``graph`` is the model's fx graph without its readout (:func:`nni_archscale.nni_glue.adapters.graph_from_model`).
-    It is one when: the input feeds exactly one edge, a Linear (the stem) into node 1, which nothing else feeds; every
-    other parameterised edge is a ``width -> width`` Linear; the readout is a Linear from ``width``; and the model has
-    no convolution and no normalisation layer. The cell is the graph from node 1 on.
+    ``graph`` is the model's fx graph without its readout (:func:`.fx_extract.model_graph`). It is one when: the
+    input feeds exactly one edge, a Linear (the stem) into node 1, which nothing else feeds; every other
+    parameterised edge is a ``width -> width`` Linear; the stem and every such Linear feed a ReLU and nothing else
+    (the rules' kernels assume ReLU); the readout is a Linear from ``width``; and the model has no convolution and
+    no normalisation layer. The cell is the graph from node 1 on. A plain equal-width ReLU MLP is one (its cell
+    is a chain). ``leaf``: modules fx keeps whole, as for the graph.
     """
     modules = dict(model.named_modules())
     if readout_module is None or not isinstance(modules.get(readout_module), nn.Linear):
@@ -111,16 +112,43 @@ def dag_cell_shape(model: nn.Module, graph: ArchGraph, readout_module: str | Non
     readout = modules[readout_module]
     if readout.in_features != width:
         return None
+    layers = {stem_edge.module} | {e.module for e in cell_edges if e.kind is EdgeKind.PARAM}
+    if not _relu_follows(model, layers, leaf):
+        return None
     return DagCellShape(ArchGraph(graph.num_nodes - 1, cell_edges), stem.in_features, width, readout.out_features)
 
 
 def recognise(model: nn.Module, leaf=None) -> DagCellShape | None:
     """:func:`dag_cell_shape` of ``model``'s own fx graph (None when fx cannot trace it)."""
-    from ..run_errors import ExtractionError
-    from .fx_extract import model_graph
-
     try:
         graph, readout = model_graph(model, leaf=leaf)
     except ExtractionError:
         return None
-    return dag_cell_shape(model, graph, readout)
+    return dag_cell_shape(model, graph, readout, leaf)
+
+
+_RELU_FUNCTIONS = (torch.relu, torch.relu_, F.relu)
+
+
+def _relu_follows(model: nn.Module, layers: set, leaf=None) -> bool:
+    """Whether every module named in ``layers`` feeds a ReLU and nothing else, in ``model``'s fx graph."""
+    try:
+        graph = trace(model, leaf)
+    except ExtractionError:
+        return False
+    modules = dict(model.named_modules())
+
+    def is_relu(node) -> bool:
+        if node.op == "call_module":
+            return isinstance(modules.get(node.target), nn.ReLU)
+        if node.op == "call_function":
+            return node.target in _RELU_FUNCTIONS
+        return node.op == "call_method" and node.target in ("relu", "relu_")
+
+    found = set()
+    for node in graph.nodes:
+        if node.op == "call_module" and node.target in layers:
+            found.add(node.target)
+            if not node.users or not all(is_relu(u) for u in node.users):
+                return False
+    return found == layers

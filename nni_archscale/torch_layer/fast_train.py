@@ -150,7 +150,7 @@ def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.T
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     """NAS-Bench-201's training augmentation on a batch (random crop with ``pad``-pixel zero padding, horizontal
     flip with probability 1/2), drawn from ``generator`` (on ``x``'s device) in the order dy, dx, flip, as
-    ``experiments.nb201.AugmentedArrayData`` draws them. Data that is not N,C,H,W (flat features) is returned
+    ``experiments.nb201_training.AugmentedArrayData`` draws them. Data that is not N,C,H,W (flat features) is returned
     unchanged. Zero padding after normalisation: the padded pixels are the data's mean."""
     if x.dim() != 4:
         return x
@@ -352,9 +352,12 @@ def fast_train(
                 b = int(idx.shape[0])
                 full = b == batch_size
                 net = step_model if (compiled_ok and full) else model
-                try:
+                try:  # forward and backward: inductor compiles the backward at its first call
                     with _autocast(device, speed.bf16):
                         out = net(x)
+                    loss = nn.functional.cross_entropy(out.float(), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
                 except Exception as exc:  # noqa: BLE001 - a compile failure falls back to eager, once
                     if net is model or is_oom(exc):
                         raise
@@ -364,9 +367,8 @@ def fast_train(
                     optimizer.zero_grad(set_to_none=True)
                     with _autocast(device, speed.bf16):
                         out = model(x)
-                loss = nn.functional.cross_entropy(out.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                    loss = nn.functional.cross_entropy(out.float(), y)
+                    loss.backward()
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()

@@ -176,19 +176,25 @@ def _is_zero_const(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x == 0
 
 
-def extract_graph(model: nn.Module, leaf: Callable[[nn.Module, str], bool] | None = None,
-                  classify: Callable[[nn.Module, str], OpSpec] = classify_module,
-                  concrete_args: dict | None = None) -> ArchGraph:
-    """Trace ``model`` and build its architecture graph (see the module docstring for the rules)."""
+def trace(model: nn.Module, leaf: Callable[[nn.Module, str], bool] | None = None,
+          concrete_args: dict | None = None) -> fx.Graph:
+    """``model``'s torch.fx graph, keeping ``leaf`` modules whole; an :class:`ExtractionError` saying what to do
+    when fx cannot trace it."""
     try:
-        tracer = _LeafTracer(leaf)
-        fx_graph = tracer.trace(model, concrete_args=concrete_args)
+        return _LeafTracer(leaf).trace(model, concrete_args=concrete_args)
     except Exception as exc:  # fx raises many types for untraceable code
         raise ExtractionError(
             f"torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
             f"freeze NNI spaces before tracing, make data-dependent control flow a leaf module (leaf=...), "
             f"or build the ArchGraph yourself"
         ) from None
+
+
+def extract_graph(model: nn.Module, leaf: Callable[[nn.Module, str], bool] | None = None,
+                  classify: Callable[[nn.Module, str], OpSpec] = classify_module,
+                  concrete_args: dict | None = None) -> ArchGraph:
+    """Trace ``model`` and build its architecture graph (see the module docstring for the rules)."""
+    fx_graph = trace(model, leaf, concrete_args)
     modules = dict(model.named_modules())
     b = _Builder()
     env: dict[str, object] = {}

@@ -147,7 +147,7 @@ def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, contex
     t0 = time.perf_counter()
     if config.scheme.node_scales:
         raise RuleError("init 'exact' is implemented for NAS-Bench-201 cells (their ReLU-Conv-BN edges fix the "
-                        "moments); for other models use init 'rule'")
+                        "moments); for other models use init 'paper' (or leave init unset: the preset's own)")
     scaling = scale(graph, config.base_lr, config.preset, context, per_edge=config.per_edge)
     plan = graph_plan(graph, config.preset, context, readout_module)
     rates = module_rates(graph, scaling.edge_learning_rates) if config.per_edge else {}
