@@ -28,3 +28,10 @@ def test_run_all_quick_startup_prints_the_times_and_a_verdict():
     assert out.returncode == 0, out.stderr
     assert "startup: archscale inspect NB201, seconds" in out.stdout and "summary" in out.stdout
     assert "PASS: " in out.stdout or "FAIL: " in out.stdout  # the verdict is printed, not asserted
+
+
+def test_the_dag_cell_hook_benchmark_measures_every_rule():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--only",
+                          "dag-cell-hook"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "hook readout-limited-sgd ms" in out.stdout and "readout-limited-sgd hook / training step" in out.stdout
