@@ -39,6 +39,16 @@ class _Named(str, enum.Enum):
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
 
+    @classmethod
+    def of(cls, name):
+        """The member ``name`` names (a member is returned as is); a :class:`RuleError` listing the names
+        otherwise (``unknown context ...``, ``unknown init ...``: the class's name)."""
+        try:
+            return cls(name)
+        except ValueError:
+            raise RuleError(f"unknown {cls.__name__.lower()} {name!r}; use one of "
+                            f"{', '.join(m.value for m in cls)}") from None
+
 
 class Context(_Named):
     """What a graph is inside (see :mod:`nni_archscale.rules`' table): the paper's bare DAG (eq. 1), one
@@ -48,13 +58,6 @@ class Context(_Named):
     NB201_CELL = "nb201-cell"
     MLP_CELL = "mlp-cell"
     CNN_CELL = "cnn-cell"
-
-    @classmethod
-    def of(cls, name: "str | Context") -> "Context":
-        try:
-            return cls(name)
-        except ValueError:
-            raise RuleError(f"unknown context {name!r}; use one of {', '.join(c.value for c in cls)}") from None
 
     @classmethod
     def of_cell_network(cls, kind: str) -> "Context":
@@ -187,13 +190,6 @@ class Init(_Named):
     EXACT = "exact"
     RELEASE = "release"
     STANDARD = "standard"
-
-    @classmethod
-    def of(cls, name: "str | Init") -> "Init":
-        try:
-            return cls(name)
-        except ValueError:
-            raise RuleError(f"unknown init {name!r}; use one of {', '.join(i.value for i in cls)}") from None
 
     @property
     def preset(self) -> Preset:

@@ -293,7 +293,7 @@ def fast_train(
 ):
     """Train as :func:`.train.train_classifier` does (same data order for the same ``seed``, same outcomes:
     ``ok`` / ``diverged`` / ``oom``, same :class:`.train.TrainResult`), under ``speed``."""
-    from .train import TrainResult, is_oom
+    from .train import TrainResult, close_epoch, finished, is_oom, out_of_memory
 
     speed = speed or TrainSpeed()
     device = model_device(model, train.y.device)
@@ -309,7 +309,7 @@ def fast_train(
     steps, seen = 0, 0
     t0 = time.perf_counter()
     train_time = 0.0
-    acc, last_loss = chance, float("nan")
+    last_loss = float("nan")
     aug_gen = torch.Generator(device=device).manual_seed(seed) if speed.augment else None
     log_every = int(speed.log_every)
     try:
@@ -392,24 +392,15 @@ def fast_train(
                 return TrainResult("diverged", chance, float("nan"), epoch, bad[0], time.perf_counter() - t0,
                                    seen / max(train_time, 1e-9), f"loss became {bad[1]} at step {bad[0]}", history)
             last_loss = epoch_loss / max(count, 1)
-            metrics = {"epoch": epoch + 1, "train_loss": last_loss}
-            if val is not None:
-                acc, vloss = evaluate_fast(model, val, speed, device, max(512, batch_size))
-                metrics.update(val_acc=acc, val_loss=vloss)
-                if not math.isfinite(vloss):
-                    return TrainResult("diverged", chance, float("nan"), epoch + 1, steps, time.perf_counter() - t0,
-                                       seen / max(train_time, 1e-9), "validation loss is not finite", history)
-            history.append(metrics)
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
+            validate = (lambda: evaluate_fast(model, val, speed, device, max(512, batch_size))) if val is not None \
+                else None
+            failed = close_epoch(epoch, last_loss, validate, history, on_epoch, chance, steps, t0, seen, train_time)
+            if failed is not None:
+                return failed
             if max_steps is not None and steps >= max_steps:
                 break
     except BaseException as exc:  # noqa: BLE001 - only OOM is an outcome; everything else propagates
         if not is_oom(exc):
             raise
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        return TrainResult("oom", chance, float("nan"), len(history), steps, time.perf_counter() - t0, 0.0,
-                           f"out of memory: {str(exc).splitlines()[0][:200]}", history)
-    return TrainResult("ok", acc, last_loss, len(history), steps, time.perf_counter() - t0,
-                       seen / max(train_time, 1e-9), "", history)
+        return out_of_memory(exc, device, chance, history, steps, t0)
+    return finished(history, chance, last_loss, steps, t0, seen, train_time)

@@ -64,6 +64,43 @@ class TrainResult:
 
 
 @torch.no_grad()
+def close_epoch(epoch: int, train_loss: float, validate: Callable[[], tuple[float, float]] | None,
+                history: list[dict], on_epoch: Callable[[int, dict], None] | None, chance: float, steps: int,
+                t0: float, seen: int, train_time: float) -> TrainResult | None:
+    """The end of an epoch, in both training loops: validate (``validate() -> (accuracy, loss)``; None without
+    validation data), record the epoch's metrics and report them to ``on_epoch``. A non-finite validation loss is
+    the outcome ``diverged`` (returned); otherwise None."""
+    metrics = {"epoch": epoch + 1, "train_loss": train_loss}
+    if validate is not None:
+        acc, vloss = validate()
+        metrics.update(val_acc=acc, val_loss=vloss)
+        if not math.isfinite(vloss):
+            return TrainResult("diverged", chance, float("nan"), epoch + 1, steps, time.perf_counter() - t0,
+                               seen / max(train_time, 1e-9), "validation loss is not finite", history)
+    history.append(metrics)
+    if on_epoch is not None:
+        on_epoch(epoch, metrics)
+    return None
+
+
+def out_of_memory(exc: BaseException, device: torch.device, chance: float, history: list[dict], steps: int,
+                  t0: float) -> TrainResult:
+    """Running out of memory is the outcome ``oom`` (the CUDA cache is emptied); call it for an OOM exception only
+    (:func:`is_oom`)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return TrainResult("oom", chance, float("nan"), len(history), steps, time.perf_counter() - t0, 0.0,
+                       f"out of memory: {str(exc).splitlines()[0][:200]}", history)
+
+
+def finished(history: list[dict], chance: float, last_loss: float, steps: int, t0: float, seen: int,
+             train_time: float) -> TrainResult:
+    """The outcome ``ok``: the last epoch's validation accuracy (chance without validation data)."""
+    acc = history[-1].get("val_acc", chance) if history else chance
+    return TrainResult("ok", acc, last_loss, len(history), steps, time.perf_counter() - t0,
+                       seen / max(train_time, 1e-9), "", history)
+
+
 def evaluate(model: nn.Module, data: ArrayData, batch_size: int = 512) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of ``model`` on ``data``."""
     was = model.training
@@ -118,7 +155,7 @@ def train_classifier(
     steps, seen = 0, 0
     t0 = time.perf_counter()
     train_time = 0.0
-    acc, last_loss = chance, float("nan")
+    last_loss = float("nan")
     model.train()
     try:
         for epoch in range(epochs):
@@ -150,24 +187,14 @@ def train_classifier(
                 count += int(idx.shape[0])
             train_time += time.perf_counter() - te
             last_loss = loss_sum / max(count, 1)
-            metrics = {"epoch": epoch + 1, "train_loss": last_loss}
-            if val is not None:
-                acc, vloss = evaluate(model, val)
-                metrics.update(val_acc=acc, val_loss=vloss)
-                if not math.isfinite(vloss):
-                    return TrainResult("diverged", chance, float("nan"), epoch + 1, steps, time.perf_counter() - t0,
-                                       seen / max(train_time, 1e-9), "validation loss is not finite", history)
-            history.append(metrics)
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
+            validate = (lambda: evaluate(model, val)) if val is not None else None
+            failed = close_epoch(epoch, last_loss, validate, history, on_epoch, chance, steps, t0, seen, train_time)
+            if failed is not None:
+                return failed
             if max_steps is not None and steps >= max_steps:
                 break
     except BaseException as exc:  # noqa: BLE001 - only OOM is an outcome; everything else propagates
         if not is_oom(exc):
             raise
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        return TrainResult("oom", chance, float("nan"), len(history), steps, time.perf_counter() - t0, 0.0,
-                           f"out of memory: {str(exc).splitlines()[0][:200]}", history)
-    return TrainResult("ok", acc, last_loss, len(history), steps, time.perf_counter() - t0,
-                       seen / max(train_time, 1e-9), "", history)
+        return out_of_memory(exc, device, chance, history, steps, t0)
+    return finished(history, chance, last_loss, steps, t0, seen, train_time)
