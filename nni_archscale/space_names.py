@@ -4,7 +4,10 @@ the learning-rate rules (:mod:`nni_archscale.torch_layer.rate_rules`)."""
 
 SPACE_NAMES = ("nb201", "nb101", "darts", "enas", "nasnet", "amoebanet", "pnas", "proxylessnas", "mobilenetv3",
                "shufflenet")
-RATE_RULE_NAMES = ("auto", "graph", "segmented", "measured", "shared")
+from .rate_registry import REGISTRY  # noqa: E402  (torch-free)
+
+#: "auto" and every registered rule that applies to any network (:mod:`nni_archscale.rate_registry`)
+RATE_RULE_NAMES = ("auto", *(n for n, r in REGISTRY.items() if r.families is None))
 #: the DAG-cell rules (:mod:`nni_archscale.scaling_rules`): they apply to a model the hook recognises as the paper's
 #: DAG-cell MLP (:mod:`nni_archscale.torch_layer.dag_cell`); the defaults of :mod:`nni_archscale.defaults`
-CELL_RULE_NAMES = ("feature", "feature-sgd", "feature-adam", "readout-limited-sgd")
+CELL_RULE_NAMES = tuple(n for n, r in REGISTRY.items() if r.families == ("dag-cell",))

@@ -11,6 +11,10 @@ Student's t quantile (both imported where used, so that importing this module st
 * :func:`seed_tau`: the noise floor of a ranking: the mean tau between the rankings two seeds of one recipe give.
 * Rankings among the best candidates (NAS-Bench-201, paper Fig. 4): :func:`mean_gain`, :func:`top_k_indices`,
   :func:`tau_top_k`, :func:`seed_tau_top_k` (the noise floor among the top-K%), :func:`pairwise_gaps`.
+* Deciding several comparisons at once: :func:`normal_sf` (the one-sided p of a z statistic), :func:`holm_adjust`
+  and :func:`holm` (Holm's step-down correction, Holm 1979).
+* Fitting a predictor's constant without seeing the sample it is scored on: :func:`loo_centres` (each value's
+  mean or median of the *other* values).
 """
 
 from __future__ import annotations
@@ -21,25 +25,21 @@ from typing import Sequence
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Kendall's tau-b; None when fewer than 2 pairs or a constant variable."""
+    """Kendall's tau-b; None when fewer than 2 pairs or a constant variable. Vectorised over the n(n-1)/2 pairs
+    (numpy sign matrices), so a bootstrap can call it thousands of times."""
+    import numpy as np
+
     n = len(x)
     if n != len(y) or n < 2:
         return None
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx = (x[i] > x[j]) - (x[i] < x[j])
-            dy = (y[i] > y[j]) - (y[i] < y[j])
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif dx == dy:
-                concordant += 1
-            else:
-                discordant += 1
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    dx = np.sign(a[None, :] - a[:, None])[upper]
+    dy = np.sign(b[None, :] - b[:, None])[upper]
+    prod = dx * dy
+    concordant, discordant = int(np.sum(prod > 0)), int(np.sum(prod < 0))
+    ties_x = int(np.sum((dx == 0) & (dy != 0)))
+    ties_y = int(np.sum((dy == 0) & (dx != 0)))
     denom = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
     return None if denom == 0 else (concordant - discordant) / denom
 
@@ -184,3 +184,61 @@ def seed_tau_top_k(per_seed: Sequence[Sequence[float]], ks: Sequence[float],
 def pairwise_gaps(values: Sequence[float]) -> list[float]:
     """|v_i - v_j| over every pair of candidates (paper Fig. 4 right)."""
     return [abs(a - b) for a, b in itertools.combinations(values, 2)]
+
+
+def normal_sf(z: float) -> float:
+    """``1 - Phi(z)``, the standard normal upper tail: the one-sided p of a z statistic, ``erfc(z / sqrt 2) / 2``
+    (exact in the tails, where ``1 - cdf`` would round to 0). ``normal_sf(2) = 0.02275``: "more than twice the
+    standard error" read as a one-sided z test."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values, in the order given (S. Holm, "A simple sequentially rejective multiple test
+    procedure", Scandinavian Journal of Statistics 6(2):65-70, 1979).
+
+    With the ``m`` p-values sorted, ``p_(1) <= ... <= p_(m)``, the adjusted value of the ``i``-th smallest is
+
+        p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)),
+
+    so that ``p~_(i) <= alpha`` exactly when Holm's step-down test rejects ``H_(i)``: it rejects ``H_(1)``,
+    ``H_(2)``, ... while ``p_(j) <= alpha / (m - j + 1)`` and stops at the first ``j`` where that fails. The
+    family-wise error rate is at most ``alpha`` whatever the dependence between the tests. One p-value is left
+    as it is (``m = 1``); no p-values give an empty list."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))
+        adjusted[i] = running
+    return adjusted
+
+
+def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
+    """Holm's step-down decisions at family-wise level ``alpha`` (:func:`holm_adjust`), in the order given: True
+    where the hypothesis is rejected. Strict (adjusted p below ``alpha``), so that one test at
+    ``alpha = normal_sf(k)`` is exactly the rule "the z statistic exceeds k"."""
+    return [p < alpha for p in holm_adjust(p_values)]
+
+
+def loo_centres(values: Sequence[float], centre: str = "mean"):
+    """For each ``i``, the mean (``centre="mean"``) or the median (``"median"``) of the values other than
+    ``values[i]`` (a numpy array): a leave-one-out constant, fitted without the sample it is then scored on.
+
+    The leave-one-out mean is ``(sum - x_i) / (n - 1)``: it moves by ``(mean - x_i) / (n - 1)``, smoothly and
+    the same way for any predictor. The leave-one-out median of values on a coarse grid (quarter octaves) can jump
+    by a whole grid step depending on which side of the median ``x_i`` lies, and whether it jumps depends on how
+    many values tie at the median, i.e. on the predictor: it can manufacture a difference between two predictors
+    that does not exist (issue 23.5)."""
+    import numpy as np
+
+    x = np.asarray(values, float)
+    n = len(x)
+    if n < 2:
+        raise ValueError(f"a leave-one-out centre needs at least 2 values, got {n}")
+    if centre == "mean":
+        return (x.sum() - x) / (n - 1)
+    if centre == "median":
+        return np.array([np.median(np.delete(x, i)) for i in range(n)])
+    raise ValueError(f"centre must be 'mean' or 'median', got {centre!r}")

@@ -96,7 +96,14 @@ def test_prepare_candidate_applies_the_rule_it_names(rule):
     else:
         # the rule's rate is computed after the init, on the initialised model
         assert rates == {p.learning_rate}
-        assert p.learning_rate == pytest.approx(rule_rate(rule, model, 0.1, ref, BATCH, "sgd"), rel=1e-6)
+        if rule == "shortest-path":  # a registered rule with its own rate (rate_registry): L_min^(-3/2)
+            from nni_archscale.shortest_path import shortest_path_rate
+
+            want = shortest_path_rate(p.graph, 0.1, p.scaling.preset, p.scaling.context,
+                                      float(p.scaling.learning_rate.kernel_factor))
+            assert p.learning_rate == pytest.approx(want, rel=1e-9)
+        else:
+            assert p.learning_rate == pytest.approx(rule_rate(rule, model, 0.1, ref, BATCH, "sgd"), rel=1e-6)
     assert all(abs(math.log2(r / 0.1)) <= MAX_OCTAVES + 1e-9 for r in rates)
 
 
@@ -147,10 +154,13 @@ def test_families_and_auto():
 
 
 def test_auto_applies_the_measured_defaults():
-    """reports/spaces-maxlr decided: normalised cell networks train with segments under SGD and one shared rate
-    under Adam; NNI's NasBench201 with one shared rate; networks without normalisation keep eq. 8/9."""
+    """reports/spaces-maxlr decided (as re-scored by issue 23.5): normalised cell networks train with one shared
+    rate under SGD and Adam; NNI's NasBench201 with one shared rate; networks without normalisation keep eq. 8/9.
+    The segmented rule, the SGD default on cells before the re-scoring, is still applied when named."""
     bn = conv_net(3)
     p = prepare_candidate(bn, HookConfig(base_lr=0.1), sample={}, adapter="fx")
+    assert p.rate_rule == "shared" and p.learning_rate == 0.1
+    p = prepare_candidate(conv_net(3), HookConfig(base_lr=0.1, rate_rule="segmented"), sample={}, adapter="fx")
     assert p.rate_rule == "segmented" and p.learning_rate == pytest.approx(0.1 * segment_rate_factor(bn))
     p = prepare_candidate(conv_net(3), HookConfig(base_lr=0.1, optimizer="adam"), sample={}, adapter="fx")
     assert p.rate_rule == "shared" and p.learning_rate == 0.1

@@ -7,17 +7,53 @@ import numpy as np
 import pytest
 
 from nni_archscale.errors import ArchScaleError
-from nni_archscale.experiments.space_maxlr import analyse, combine, loo_errors, report
+from nni_archscale.experiments.decision import decide
+from nni_archscale.experiments.space_maxlr import (PREREGISTERED, analyse, combine, in_sample_errors, loo_errors,
+                                                   loo_offsets, report, rescore)
 
 
 def test_loo_errors_fit_the_constant_on_the_other_samples():
     meas = np.log2([0.1, 0.2, 0.4, 0.8])
     exact = meas - 3.0  # right up to a constant: no error at all
-    assert np.allclose(loo_errors(exact, meas), 0.0)
-    const = np.zeros(4)  # one shared rate: median of the others' logs
+    for constant in ("loo-mean", "loo-median"):
+        assert np.allclose(loo_errors(exact, meas, constant), 0.0)
+    const = np.zeros(4)  # one shared rate: the mean (default) or the median of the others' logs
     errs = loo_errors(const, meas)
+    med = loo_errors(const, meas, "loo-median")
     for i in range(4):
-        assert errs[i] == pytest.approx(abs(np.median(np.delete(meas, i)) - meas[i]))
+        assert errs[i] == pytest.approx(abs(np.mean(np.delete(meas, i)) - meas[i]))
+        assert med[i] == pytest.approx(abs(np.median(np.delete(meas, i)) - meas[i]))
+    assert loo_offsets(const, meas, "loo-median") == pytest.approx([np.median(np.delete(meas, i)) for i in range(4)])
+    with pytest.raises(ArchScaleError, match="unknown constant"):
+        loo_errors(const, meas, "median")
+
+
+def _quantised():
+    """Twenty maximal rates on a quarter-octave grid, half at 2^-5 and half at 2^-4.75; one shared rate (a
+    constant prediction) and a predictor that is that constant plus quarter-octave noise unrelated to the rates
+    (+0.25 on two samples of each level)."""
+    meas = np.array([-5.0] * 10 + [-4.75] * 10)
+    noisy = np.zeros(20)
+    noisy[[0, 1, 10, 11]] = 0.25
+    return meas, np.zeros(20), noisy
+
+
+def test_the_loo_median_manufactures_a_win_on_quantised_rates_and_the_loo_mean_does_not():
+    """Issue 23.5's case in miniature. Leaving one sample out moves the shared arm's median a quarter octave away
+    from it (ten values on each side of the median), while the noisy predictor's residuals tie at the median (ten
+    of twenty at -5), which stays put: with the median, noise "beats" one shared rate by far more than twice the
+    standard error. In-sample the two are level, and with the mean the noise loses, as it should."""
+    meas, shared, noisy = _quantised()
+    med_shared, med_noisy = loo_errors(shared, meas, "loo-median"), loo_errors(noisy, meas, "loo-median")
+    assert med_shared == pytest.approx(np.full(20, 0.25))  # every sample scored against the far level
+    assert med_noisy.mean() == pytest.approx(0.125)
+    manufactured = decide(list(med_shared), list(med_noisy))
+    assert manufactured.replace and manufactured.mean_difference == pytest.approx(0.125)
+    assert (in_sample_errors(shared, meas, "loo-median").mean()
+            == pytest.approx(in_sample_errors(noisy, meas, "loo-median").mean()))  # no difference in-sample
+    honest = decide(list(loo_errors(shared, meas)), list(loo_errors(noisy, meas)))
+    assert not honest.replace and honest.mean_difference < 0  # the noise is worse than one rate, as it is
+    assert abs(honest.mean_difference) < manufactured.mean_difference / 5
 
 
 def _records(n=12, seed=0):
@@ -46,6 +82,55 @@ def test_analyse_decides_by_the_paired_rule():
     json.dumps(s)  # everything JSON-able (numpy booleans included)
     text = report(s)
     assert "darts/sgd: default `measured`" in text
+
+
+def test_analyse_records_its_scoring_and_holm_corrects_across_every_decision():
+    recs = _records()
+    cfg = {"spaces": ("darts",), "optimizers": ("sgd",), "samples": 12, "batch_size": 64}
+    s = analyse(cfg, recs)
+    assert s["scoring"] == {"constant": "loo-mean", "holm": True, "alpha": pytest.approx(0.02275, abs=1e-5),
+                            "decisions": 3}
+    d = s["results"]["darts/sgd"]["decisions"]["measured"]
+    assert d["holm_p"] >= d["p_one_sided"] and "Holm-adjusted over 3 decisions" in d["text"]
+    pre = analyse(cfg, recs, **PREREGISTERED)
+    assert pre["scoring"]["constant"] == "loo-median" and pre["scoring"]["holm"] is False
+    assert pre["results"]["darts/sgd"]["decisions"]["measured"]["text"].endswith(
+        "(a change needs more than twice the standard error)")
+    assert "Decisions (the pre-registered rule" in report(pre)
+    assert "Holm-corrected across all 3 decisions" in report(s)
+
+
+def test_the_quantised_case_through_analyse():
+    """The same miniature through the experiment's scoring: the pre-registered scoring makes the noisy predictor
+    the default, the corrected one keeps one shared rate."""
+    meas, _, noisy = _quantised()
+    recs = [{"space": "darts", "seed": i + 1, "init_seed": i + 1, "optimizer": "sgd", "max_lr": 2 ** m,
+             "predictions": {"shared": 1.0, "segmented": 2 ** n}} for i, (m, n) in enumerate(zip(meas, noisy))]
+    cfg = {"spaces": ("darts",), "optimizers": ("sgd",)}
+    assert analyse(cfg, recs, **PREREGISTERED)["results"]["darts/sgd"]["default"] == "segmented"
+    assert analyse(cfg, recs)["results"]["darts/sgd"]["default"] == "shared"
+
+
+def test_rescore_shows_both_scorings_and_keeps_the_hand_written_reading(tmp_path):
+    recs = _records()
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    cfg = {"spaces": ["darts"], "optimizers": ["sgd"], "samples": 12, "batch_size": 64}
+    pre = analyse(cfg, recs, **PREREGISTERED)
+    (out / "summary.json").write_text(json.dumps(pre))
+    (out / "README.md").write_text(report(pre) + "\n## Reading (written after the runs)\n\n- by hand\n")
+    s = rescore(out)
+    assert s["scoring"]["constant"] == "loo-mean" and s["preregistered"]["scoring"]["constant"] == "loo-median"
+    assert s["preregistered"]["results"] == json.loads(json.dumps(pre["results"]))  # the old figures, unchanged
+    text = (out / "README.md").read_text()
+    assert text.index("## Re-scored (issue 23.5)") < text.index("## As pre-registered") < text.index("- by hand")
+    assert "**Which decisions survive:** `measured` on darts/sgd" in text
+    assert json.loads((out / "summary.json").read_text())["preregistered"]["scoring"]["holm"] is False
+    per_space = (out / "darts.md").read_text()
+    assert "corrected scoring" in per_space and "pre-registered scoring" in per_space
+    assert per_space.count("| sgd |") == 24  # every sample under each scoring
+    assert not (out / "darts.png").exists()  # plots are left as they are
 
 
 def test_no_winner_keeps_one_shared_rate():

@@ -20,6 +20,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("inspect", "nni_archscale.cli.inspect_cmd"),
     ("search", "nni_archscale.cli.search_cmd"),
     ("calibrate", "nni_archscale.cli.calibrate_cmd"),
+    ("fairness", "nni_archscale.cli.fairness_cmd"),
     ("experiment", "nni_archscale.experiments.cli"),  # the research package: its one reference here
     ("verify", "nni_archscale.cli.verify_cmd"),
 )

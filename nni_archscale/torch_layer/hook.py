@@ -23,7 +23,8 @@ from .apply import InitReport, apply_init
 from .node_scales import apply_output_scales
 from .param_groups import OPTIMIZERS, build_param_groups, make_optimizer, make_scheduler
 from .dag_cell import DagCellShape
-from .rate_rules import DEFAULT_CELL_BATCH, RATE_RULES, Reference, clamp_octaves, rule_rate, unmodelled_layers
+from .. import rate_registry
+from .rate_rules import DEFAULT_CELL_BATCH, Reference, clamp_octaves, rule_rate, unmodelled_layers
 
 log = logging.getLogger("nni_archscale")
 
@@ -53,8 +54,8 @@ class HookConfig:
     batch_size: int | None = None
 
     def __post_init__(self):
-        if self.rate_rule not in ("auto", *RATE_RULES):
-            raise RuleError(f"unknown rate rule {self.rate_rule!r}; use auto or one of {', '.join(RATE_RULES)}")
+        if self.rate_rule != "auto":
+            rate_registry.get(self.rate_rule)  # an unknown name is a RuleError listing the registered rules
         preset = preset_of(self.preset)
         object.__setattr__(self, "preset", preset.name)  # a Preset object is kept by name (JSON for NNI trials)
         if self.init is not None:
@@ -192,8 +193,14 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
         if rule == "readout-limited-sgd" and cfg.batch_size is None:
             notes.append(f"{rule}'s readout cap is linear in the training batch size, which the hook was not given "
                          f"(HookConfig.batch_size); computed at batch {DEFAULT_CELL_BATCH}")
-        rate = rule_rate(rule, model, cfg.base_lr, reference, batch, cfg.optimizer, leaf, dag_cell,
-                         cfg.scheme.value, cfg.batch_size)
+        entry = rate_registry.get(rule)
+        if entry.rate is not None:  # a registered rule that computes its own rate
+            rate = entry.rate(rate_registry.RuleInputs(
+                model, prepared.graph, prepared.scaling.context, prepared.scaling.preset, cfg.base_lr,
+                prepared.scaling, cfg.optimizer, reference, batch, cfg.batch_size))
+        else:
+            rate = rule_rate(rule, model, cfg.base_lr, reference, batch, cfg.optimizer, leaf, dag_cell,
+                             cfg.scheme.value, cfg.batch_size)
         rate, note = clamp_octaves(rate, cfg.base_lr, f"{type(model).__name__} (all parameters)")
         notes += [note] if note else []
         prepared.groups = build_param_groups(model, rate, None, cfg.weight_decay)

@@ -1,0 +1,119 @@
+"""The learning-rate rules, one object each, in one registry (torch-free: the CLI reads it before importing torch).
+
+A :class:`RateRule` says what a rule is (name, one-line summary, equation, source), what it needs (a reference
+network, a measurement batch, the training batch size, a DAG-cell MLP), which network families it applies to,
+and where its evidence is. Rules whose rate the hook computes itself (``graph``, ``segmented``, ``measured``,
+``shared`` and the DAG-cell rules, :mod:`nni_archscale.torch_layer.rate_rules`) are registered with ``rate=None``;
+any other rule brings its own ``rate(inputs) -> float`` (:class:`RuleInputs`), so a rival rule is one module
+plus one :func:`register` call: the hook, ``search --rate-rule``, ``inspect --rate-rule`` and ``archscale
+fairness`` all read this registry. ``auto`` is not a rule: it is the lookup in :mod:`nni_archscale.defaults`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class RuleInputs:
+    """What a registered rule's ``rate`` gets for one prepared candidate: the model (torch), its graph and the
+    context the graph rule counted it in, the preset, the base rate, the graph rule's own result (``scaling``,
+    :class:`nni_archscale.rules.Scaling`), and the optional measurements."""
+
+    model: Any
+    graph: Any
+    context: str
+    preset: str
+    base_lr: float
+    scaling: Any
+    optimizer: str = "sgd"
+    reference: Any = None
+    batch: Any = None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class RateRule:
+    name: str
+    summary: str
+    equation: str
+    source: str
+    #: what it needs beyond the network: "reference" (the base network's measurements), "batch" (a training
+    #: batch), "batch_size", "dag-cell" (a model recognised as the paper's DAG-cell MLP)
+    needs: tuple[str, ...] = ()
+    #: the network families it applies to (nni_archscale.defaults.FAMILIES); None: any
+    families: tuple[str, ...] | None = None
+    evidence: str | None = None
+    #: the rule's rate for a prepared candidate; None: computed by the hook (torch_layer.rate_rules)
+    rate: Callable[[RuleInputs], float] | None = None
+
+    def applies_to(self, family: str) -> bool:
+        return self.families is None or family in self.families
+
+
+REGISTRY: dict[str, RateRule] = {}
+
+
+def register(rule: RateRule) -> RateRule:
+    """Add ``rule`` (its name must be new and not ``auto``); returns it."""
+    if rule.name == "auto" or rule.name in REGISTRY:
+        raise ValueError(f"rate rule name {rule.name!r} is taken; choose another")
+    REGISTRY[rule.name] = rule
+    return rule
+
+
+def unregister(name: str) -> None:
+    """Remove a rule (tests register toy rules and take them out again)."""
+    REGISTRY.pop(name, None)
+
+
+def rule_names() -> tuple[str, ...]:
+    """Every registered rule, in registration order."""
+    return tuple(REGISTRY)
+
+
+def get(name: str) -> RateRule:
+    from .errors import RuleError
+
+    if name not in REGISTRY:
+        raise RuleError(f"unknown rate rule {name!r}; use auto or one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def _shortest_path_rate(inputs: RuleInputs) -> float:
+    from .shortest_path import shortest_path_rate
+
+    return shortest_path_rate(inputs.graph, inputs.base_lr, inputs.preset, inputs.context,
+                              float(inputs.scaling.learning_rate.kernel_factor))
+
+
+_DAG = ("dag-cell",)
+for _rule in (
+    RateRule("graph", "the paper's path sum on the adapter's graph", "eta = c (sum_p L_p^3)^(-1/2) q^(-1)",
+             "Chen et al. ICLR 2024, eq. 8/9", evidence="reports/lr-prediction-*"),
+    RateRule("segmented", "eq. 8/9 inside the blocks normalisation layers delimit, relative to the base network",
+             "eta = c f(candidate) / f(base), f = prod over segments of (sum_p L_p^3)^(-1/2)",
+             "this project (torch_layer/segments.py)", needs=("reference",), evidence="reports/spaces-maxlr"),
+    RateRule("measured", "the first step's change of the readout's input, relative to the base network's",
+             "eta = c m_base / m(candidate) (eq. 8's condition measured by autograd)",
+             "this project (torch_layer/measured_rate.py)", needs=("reference", "batch"),
+             evidence="reports/spaces-maxlr"),
+    RateRule("shared", "one rate for every candidate", "eta = c", "the NAS default"),
+    RateRule("feature", "feature-sgd or feature-adam by optimizer", "see feature-sgd / feature-adam",
+             "this project (scaling_rules.cell_rate)", needs=("dag-cell",), families=_DAG,
+             evidence="reports/beyond-paper"),
+    RateRule("feature-sgd", "the hidden features' first-step change held at the base cell's (SGD form)",
+             "scaling_rules.cell_rate", "this project", needs=("dag-cell",), families=_DAG,
+             evidence="reports/beyond-paper"),
+    RateRule("feature-adam", "the hidden features' first-step change held at the base cell's (Adam form)",
+             "scaling_rules.cell_rate", "this project", needs=("dag-cell",), families=_DAG,
+             evidence="reports/beyond-paper"),
+    RateRule("readout-limited-sgd", "the feature rule capped by the readout's first-step limit (linear in batch)",
+             "scaling_rules.cell_rate", "this project", needs=("dag-cell", "batch_size"), families=_DAG,
+             evidence="reports/beyond-paper"),
+    RateRule("shortest-path", "the fewest parameterised layers on any input-output path sets the rate",
+             "eta = c (L_min,base / L_min)^(3/2) q^(-1)", "arXiv 2510.04327 (the rival rule, issue 23)",
+             evidence="reports/fairness", rate=_shortest_path_rate),
+):
+    register(_rule)
