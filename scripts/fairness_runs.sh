@@ -19,5 +19,5 @@ $py -m nni_archscale fairness --space nb201 --dataset mnist --limit 1500 --candi
     --cells 1 --benchmark-lr 0.1 --published "${NB201_TABLE:-../shared/data/nb201_accuracies.csv}" \
     "${common[@]}" --out "$d" $(resume "$d")
 d="$out/darts"
-$py -m nni_archscale fairness --space darts --dataset digits --candidates 20 --epochs 2 --benchmark-lr 0.025 \
+$py -m nni_archscale fairness --space darts --dataset digits --limit 600 --candidates 20 --epochs 2 --benchmark-lr 0.025 \
     --seeds 2 --batch-size 64 --optimizer sgd --init paper --workers 2 --no-progress --out "$d" $(resume "$d")

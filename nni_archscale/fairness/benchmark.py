@@ -136,9 +136,12 @@ def rule_rates(opts: FairnessOptions, payload: dict, specs: list[CandidateSpec],
                 for spec in specs:
                     model, sample = build_candidate(payload, spec.to_dict(), data.num_classes, in_features)
                     cfg = HookConfig(**{**hook, "base_lr": c, "rate_rule": rule})
-                    prepared = prepare_candidate(model, cfg, sample=sample, batch=batch, reference=reference,
-                                                 generator=torch.Generator().manual_seed(opts.seed),
-                                                 adapter=adapter or ("auto" if sample is not None else "fx"))
+                    try:
+                        prepared = prepare_candidate(model, cfg, sample=sample, batch=batch, reference=reference,
+                                                     generator=torch.Generator().manual_seed(opts.seed),
+                                                     adapter=adapter or ("auto" if sample is not None else "fx"))
+                    except (RuleError, ExtractionError, NoPathError) as exc:
+                        raise type(exc)(f"candidate {spec.key}: {exc}") from exc
                     out[spec.key] = float(prepared.learning_rate)
                 per_level[level] = out
         except (RuleError, ExtractionError, NoPathError) as exc:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
-from ..formats import from_paper_code, to_nb201
-from ..paths import has_input_output_path
+from ..formats import from_paper_code, to_nb201, to_paper_code
+from ..paths import depth_range, has_input_output_path, live_edges_only
 
 #: the DAG-cell space's base network: one Linear edge from input to output (the rate ``c`` is calibrated on it)
 DAG_BASE_CELL = "0_00_000_2000"
@@ -46,7 +46,11 @@ class CandidateSpec:
 
 
 def sample_dag_cells(count: int, seed: int = 0) -> list[CandidateSpec]:
-    """``count`` distinct five-node cells with an input-output path (the base cell excluded), uniformly."""
+    """``count`` distinct five-node cells, uniformly among the codes of the 3^10 space, each reduced to its live
+    edges (those on an input-output path: dead-end branches compute nothing the output sees, so the network is
+    the same) and kept when at least one parameterised edge lies on an input-output path: a cell whose every path
+    is skips is the base network's stem and readout in disguise (a scaled identity), which the hook does not
+    recognise as a DAG cell and which no rate rule tells apart. The base cell and repeats are excluded."""
     rng = random.Random(seed)
     seen: set[str] = set()
     out: list[CandidateSpec] = []
@@ -55,8 +59,12 @@ def sample_dag_cells(count: int, seed: int = 0) -> list[CandidateSpec]:
         tries += 1
         if tries > 100_000:
             raise ValueError(f"could not draw {count} distinct DAG cells with a path; ask for fewer")
-        code = "_".join("".join(rng.choice("012") for _ in range(i)) for i in range(1, 5))
-        if code in seen or code == DAG_BASE_CELL or not has_input_output_path(from_paper_code(code)):
+        drawn = from_paper_code("_".join("".join(rng.choice("012") for _ in range(i)) for i in range(1, 5)))
+        if not has_input_output_path(drawn):
+            continue
+        live = live_edges_only(drawn)
+        code = to_paper_code(live)
+        if code in seen or code == DAG_BASE_CELL or depth_range(live)[1] < 1:
             continue
         seen.add(code)
         out.append(CandidateSpec(key=code, code=code))
