@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ArchScaleError, NoPathError
-from ..results import append_record, read_records
+from ..results import append_record
 from .candidates import BASE_KEY, DAG_BASE_CELL, CandidateSpec
 
 #: the grid: lattice points 2^(j/2); a widening stops at these lattice bounds
@@ -181,7 +181,8 @@ def train_job(opts: dict, spec: dict, mode: str, rate: float, replica: int) -> d
     epochs, batch = opts["epochs"], opts["batch_size"]
     steps_total = epochs * -(-len(data.train) // batch)
     hook = dict(opts["hook"])
-    record = {"key": spec["key"], "mode": mode, "rate": rate, "replica": replica, "seed": seed}
+    # "arch" as in search records (results.read_records keeps records with arch, mode and status)
+    record = {"key": spec["key"], "arch": spec["key"], "mode": mode, "rate": rate, "replica": replica, "seed": seed}
     if mode == "benchmark":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -209,11 +210,29 @@ def train_job(opts: dict, spec: dict, mode: str, rate: float, replica: int) -> d
     speed = speed_for(device, compile=opts["compile"], augment=opts["augment"])
     result = _train(model, data, device, build, epochs, batch, seed, None, speed)
     return {**record, "status": result.status, "accuracy": float(result.accuracy),
+            "speed": speed.describe(device, steps_total) if speed else "plain loop",
             "train_loss": None if result.train_loss != result.train_loss else float(result.train_loss),
             "seconds": round(time.perf_counter() - t0, 3), "message": result.message}
 
 
 # ------------------------------------------------------------------------------------------------ the run
+def read_runs(path: Path) -> list[dict]:
+    """The training records in ``path`` (a torn or foreign line is skipped, never trusted)."""
+    if not Path(path).exists():
+        return []
+    out = []
+    for line in Path(path).read_bytes().decode("utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("mode"), str) \
+                and isinstance(rec.get("rate"), (int, float)) and isinstance(rec.get("replica"), int) \
+                and isinstance(rec.get("accuracy"), (int, float)):
+            out.append(rec)
+    return out
+
+
 def _job_key(key: str, mode: str, rate: float, replica: int) -> tuple:
     return key, mode, round(lattice_index(rate), 6) if mode == "grid" else float(f"{rate:.12g}"), replica
 
@@ -226,9 +245,8 @@ class Runner:
         self.opts, self.out = opts, out
         self.path = out / RECORDS
         self.done = {}
-        for r in read_records(self.path):
-            if "key" in r:
-                self.done[_job_key(r["key"], r["mode"], r["rate"], r["replica"])] = r
+        for r in read_runs(self.path):
+            self.done[_job_key(r["key"], r["mode"], r["rate"], r["replica"])] = r
         self.payload = {**asdict(opts), "hook": _hook_dict(opts)}
         self.pool = ProcessPoolExecutor(opts.workers, initializer=_worker_init, initargs=(1,)) \
             if opts.workers > 1 else None
