@@ -175,3 +175,8 @@ def default_rate_rule(family: str, optimizer: str, init: str = "paper") -> str:
         rule = default_rule(init, optimizer, "mlp")
         return {"standard": "shared", "paper": "graph", "release": "graph"}.get(rule, rule)
     return SPACE_RATE_RULES.get((family, optimizer), "graph")
+
+
+#: how ``archscale search`` calibrates its base rate (and the shared-rate baseline) when none is given:
+#: "maxlr", "accuracy" or "population" (nni_archscale/fairness/objectives.py). Decided by reports/fairness/.
+BASE_RATE_OBJECTIVE = "maxlr"

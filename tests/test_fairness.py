@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: F401
 
 from nni_archscale.fairness.curves import (Curve, crossfit_shift, fit_shift, off_grid, oracle, population_shift,
                                            read_arm, read_at, seed_noise_at_oracle)
@@ -196,3 +197,39 @@ def test_fairness_help_says_what_it_measures_and_costs(capsys):
         main(["fairness", "--help"])
     text = capsys.readouterr().out
     assert "oracle" in text and "headroom" in text and "Cost:" in text and "--resume" in text
+
+
+# ------------------------------------------------------------------------------------------------ base-rate objectives
+def test_calibrate_objectives_train_at_the_search_budget_and_are_cached(tmp_path, capsys):
+    from nni_archscale.cli.main import main
+    from nni_archscale.torch_layer.calibrate import CalibrationCache
+
+    cache = tmp_path / "cal.json"
+    common = ["calibrate", "--space", "nb201", "--dataset", "digits", "--limit", "96", "--epochs", "1",
+              "--cache", str(cache), "--no-progress", "--json"]
+    assert main([*common, "--objective", "accuracy"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["key"].endswith(":accuracy") and first["base_lr"] > 0
+    # every rate tried is a half-octave lattice point, and the chosen one has the lowest validation error
+    errors = {float(k): v for k, v in first["losses"].items()}
+    assert first["base_lr"] == pytest.approx(min(errors, key=lambda r: (errors[r], r)), rel=1e-4)
+    assert all(abs(2 * math.log2(r) - round(2 * math.log2(r))) < 1e-3 for r in errors)
+    assert main([*common, "--objective", "accuracy"]) == 0            # cached: nothing trains again
+    assert json.loads(capsys.readouterr().out)["source"] == "cache"
+    assert main([*common, "--objective", "population", "--candidates", "2"]) == 0
+    pop = json.loads(capsys.readouterr().out)
+    assert pop["key"].endswith(":population") and pop["base_lr"] > 0
+    assert CalibrationCache(cache).get(pop["key"], CalibrationCache(cache)._read()[pop["key"]]["recipe"])
+
+
+@pytest.mark.nni
+@pytest.mark.usefixtures("no_leaked_nnimanager", "one_thread")
+def test_search_calibrates_by_the_objective_it_is_given(tmp_path, capsys):
+    from nni_archscale.cli.main import main
+
+    out, cache = tmp_path / "s", tmp_path / "cal.json"
+    assert main(["search", "--trials", "1", "--epochs", "1", "--limit", "64", "--width", "4", "--no-progress", "--out", str(out),
+                 "--calibration-cache", str(cache), "--calibration-objective", "accuracy"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["identity"]["calibration_objective"] == "accuracy"
+    assert run["calibration"]["key"].endswith(":accuracy")

@@ -36,7 +36,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=PRESETS, default=None, help="default: the init's preset, else paper")
     p.add_argument("--init", choices=INITS, default=None,
                    help="the init (default: the preset's own; exact: the paper's plus node-sum scalars)")
-    p.add_argument("--epochs", type=positive_int, default=1, help="training epochs per grid point (default 1)")
+    p.add_argument("--objective", choices=("maxlr", "accuracy", "population"), default="maxlr",
+                   help="maxlr: the paper's one-epoch maximal rate of the base network (default); accuracy: the "
+                   "base network's best validation accuracy after --epochs (the search's); population: the best mean "
+                   "validation accuracy of --candidates sampled candidates (reports/fairness decides the default)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="training epochs per grid point (default 1 for maxlr; the search's epochs, 2, otherwise)")
+    p.add_argument("--seeds", type=positive_int, default=2, help="accuracy/population: seeds per rate (default 2)")
+    p.add_argument("--candidates", type=positive_int, default=5, help="population: how many candidates (default 5)")
     p.add_argument("--steps", type=positive_int, default=None, help="stop each grid point after this many steps")
     p.add_argument("--low", type=positive_float, default=1e-3)
     p.add_argument("--high", type=positive_float, default=10.0)
@@ -75,10 +82,25 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix(lr=f"{lr:.3g}", loss="diverged" if not math.isfinite(loss) else f"{loss:.4f}")
 
     try:
-        cal = calibrate_space(args.space, args.dataset, args.data_dir, args.width, args.cells, args.optimizer,
-                              args.batch_size, init, args.epochs, args.steps, args.low, args.high, args.points,
-                              args.seed, args.device, args.limit, args.cache, args.refresh, progress,
-                              weight_decay=args.weight_decay)
+        if args.objective == "maxlr":
+            cal = calibrate_space(args.space, args.dataset, args.data_dir, args.width, args.cells, args.optimizer,
+                                  args.batch_size, init, args.epochs or 1, args.steps, args.low, args.high,
+                                  args.points, args.seed, args.device, args.limit, args.cache, args.refresh, progress,
+                                  weight_decay=args.weight_decay)
+        else:
+            bar.close()
+            from ..fairness.objectives import budget_rate, calibration_options
+            from ..presets import Init
+
+            scheme = Init.of(init)
+            opts = calibration_options(
+                args.space, args.dataset, args.epochs or 2, args.batch_size,
+                {"optimizer": args.optimizer, "weight_decay": args.weight_decay, "preset": scheme.preset.name,
+                 "init": scheme.value}, seeds=max(2, args.seeds), candidates=args.candidates,
+                data_dir=args.data_dir, limit=args.limit, width=args.width, cells_per_stage=args.cells,
+                seed=args.seed, device=None if args.device == "auto" else args.device)
+            cal = budget_rate(opts, args.objective, 0.1, args.cache or default_cache_path(),
+                              progress=not args.no_progress, refresh=args.refresh)
     finally:
         bar.close()
     if args.json:
@@ -90,5 +112,6 @@ def run(args: argparse.Namespace) -> int:
         for lr, loss in sorted(((float(k), v) for k, v in cal.losses.items())):
             mark = "  <- c" if math.isclose(lr, cal.base_lr) else ""
             shown = "diverged" if loss is None or not math.isfinite(loss) else f"{loss:.4f}"
-            print(f"  lr {lr:<10.4g} final training loss {shown}{mark}")
+            what = "final training loss" if args.objective == "maxlr" else "validation error"
+            print(f"  lr {lr:<10.4g} {what} {shown}{mark}")
     return 0

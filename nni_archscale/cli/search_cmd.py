@@ -116,6 +116,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=positive_int, default=1,
                    help="train every arm of each candidate with this many seeds (default 1; the ranking noise "
                    "floor needs 2 or more)")
+    p.add_argument("--calibration-objective", choices=("maxlr", "accuracy", "population"), default=None,
+                   help="how --base-lr and --shared-lr are calibrated when not given: maxlr (the paper's one-epoch "
+                   "maximal rate of the base network), accuracy (its best validation accuracy after this search's "
+                   "epochs) or population (the best mean over 5 sampled candidates); default: the measured default "
+                   "(nni_archscale/defaults.py BASE_RATE_OBJECTIVE, decided by reports/fairness)")
     p.add_argument("--shared-lr", type=positive_float, default=None,
                    help="--compare shared-rate: the shared rate (default: calibrated on the base network, cached)")
     p.add_argument("--out", default="archscale-search", help="output directory (default ./archscale-search)")
@@ -164,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, trials=args.trials, epochs=args.epochs,
         batch_size=args.batch_size, engine=engine, device=args.device,
         strategy=args.strategy, width=args.width, cells_per_stage=args.cells, out=args.out, compare=args.compare,
-        seeds=args.seeds, shared_lr=args.shared_lr, seed=args.seed, base_lr=args.base_lr, resume=args.resume, cache_path=args.calibration_cache,
+        seeds=args.seeds, shared_lr=args.shared_lr, calibration_objective=args.calibration_objective, seed=args.seed, base_lr=args.base_lr, resume=args.resume, cache_path=args.calibration_cache,
         progress=not args.no_progress, training_service=args.training_service, concurrency=args.concurrency, compile=args.compile, augment=args.augment,
         machines=machines, manager_ip=args.manager_ip, manager_port=args.manager_port,
     )

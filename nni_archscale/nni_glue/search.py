@@ -35,7 +35,8 @@ STRATEGIES = ("evolution", "random", "tpe")
 RUN_FILE = "run.json"
 #: options that define a run: resuming with any of them changed would mix two experiments
 _IDENTITY = ("space", "space_options", "dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "strategy",
-             "width", "cells_per_stage", "compare", "seed", "base_lr", "engine", "seeds", "shared_lr", "augment")
+             "width", "cells_per_stage", "compare", "seed", "base_lr", "engine", "seeds", "shared_lr", "augment",
+             "calibration_objective")
 #: the comparisons ``compare`` may name (the trial's baseline arms)
 COMPARISONS = tuple(BASELINE_DESCRIPTIONS)
 
@@ -72,6 +73,10 @@ class SearchOptions(RunOptions):
     hook: HookConfig = field(default_factory=HookConfig)
     resume: bool = False
     cache_path: str | None = None
+    #: how base_lr and shared_lr are calibrated when not given: "maxlr" (the paper's one-epoch maximal rate of
+    #: the base network), "accuracy" (its best validation accuracy after this search's epochs) or "population"
+    #: (the best mean over a few sampled candidates); None: defaults.BASE_RATE_OBJECTIVE (fairness/objectives.py)
+    calibration_objective: str | None = None
     progress: bool = True
     quiet_nni: bool = True       # NNI's INFO lines: <out>/nni/<experiment id>/log/experiment.log only
     training_service: str = "local"   # ts engine: local | remote (see training_service.py)
@@ -253,6 +258,24 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         """The refined calibration on the base network under ``preset`` (cached), with a progress bar."""
         from tqdm import tqdm
 
+        from ..defaults import BASE_RATE_OBJECTIVE
+
+        objective = opts.calibration_objective or BASE_RATE_OBJECTIVE
+        if objective != "maxlr":
+            from ..fairness.objectives import budget_rate, calibration_options
+            from ..presets import Init
+
+            scheme = Init.of(preset)
+            fo = calibration_options(
+                opts.space, opts.dataset, opts.epochs, opts.batch_size,
+                {**rule.to_dict(), "preset": scheme.preset.name, "init": scheme.value}, data_dir=opts.data_dir,
+                limit=opts.limit, width=opts.width, cells_per_stage=opts.cells_per_stage, seed=opts.seed,
+                space_options=opts.space_options or {}, device=None if remote else opts.device)
+            from .calibration import default_cache_path
+
+            report(f"archscale: {what} by objective {objective} (the search's {opts.epochs} epoch(s))")
+            return budget_rate(fo, objective, 0.1, opts.cache_path or default_cache_path(), progress=opts.progress,
+                               report=report)
         bar = tqdm(total=opts.calibration_points, desc=what, unit="lr", disable=not opts.progress)
         try:
             return calibrate_space(opts.space, opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage,
