@@ -25,6 +25,7 @@ BENCHMARKS = {
     "startup": "bench_startup",  # `archscale --help` and `inspect` wall time vs `python -c pass` (goal < 0.5 s)
     "space-hook": "bench_space_hook",  # the hook on NNI spaces per rate rule vs one epoch (goal < 1%)
     "dag-cell-hook": "bench_dag_cell_hook",  # the hook on the paper's DAG-cell MLP per rule vs a training step
+    "fairness": "bench_fairness",  # the fairness grid: engine trainings/s (1 and 2 workers) vs search one at a time
 }
 
 

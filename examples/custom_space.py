@@ -6,8 +6,9 @@ sequential engine, about a minute on 2 CPU cores.
 Every candidate is frozen by NNI, handed to ``train_candidate`` (a FunctionalEvaluator function), and there one
 call, ``prepare_for_trial``, reads the candidate's graph with the ``fx`` adapter, re-initialises it by the paper's
 init and returns an optimizer at the rate the network's default rate rule gives. These spaces use batch norm, so
-with SGD the default is the segmented rule (eq. 8 inside the blocks batch norm delimits; measured in
-``reports/spaces-maxlr``); ``{"rate_rule": "graph"}`` in the hook applies eq. 8 to the whole network without its
+the default is one shared rate (no rule beat it on NNI's batch-norm spaces once every rule's constant was fitted
+the same way: ``reports/spaces-maxlr``, re-scored); ``{"rate_rule": "segmented"}`` applies eq. 8 inside the
+blocks batch norm delimits, and ``{"rate_rule": "graph"}`` in the hook applies eq. 8 to the whole network without its
 readout instead (the stem conv counts as the first layer of every path; see ``nni_archscale.nni_glue.adapters``).
 
 * ``chain``: two LayerChoice blocks in a row (TPE works on it: LayerChoice only);
