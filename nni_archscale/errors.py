@@ -31,6 +31,19 @@ class CanonicalFormError(ArchScaleError, RuntimeError):
     """The canonical form of a graph is too expensive to compute (a highly symmetric graph)."""
 
 
+class InputFileError(ArchScaleError, ValueError):
+    """A file given as input cannot be read safely: it is not a regular file (a named pipe would block the read
+    forever, a device such as /dev/zero never ends) or it holds more than the bytes read
+    (:func:`nni_archscale.files.read_regular_file`). ``kind`` names what the path is when it is not a regular
+    file (``"a named pipe (FIFO)"``...); ``size`` is the byte count found when the file is too large (None:
+    more than the limit, the exact size unknown)."""
+
+    def __init__(self, message: str, kind: str | None = None, size: int | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.size = size
+
+
 class NotHeldOutError(ArchScaleError, ValueError):
     """A run cannot be scored as held out for a rule: its record does not prove that the rule and the
     pre-registered statement existed, committed, before it ran (see

@@ -6,7 +6,8 @@ accepted forms; structural problems (cycles, duplicate edges) surface as
 the offending token, never the whole input, and cut any echo to about 60 characters
 (:func:`~nni_archscale.errors.shorten`). Sizes are bounded (:data:`~nni_archscale.graph.MAX_NODES`,
 :data:`~nni_archscale.graph.MAX_EDGES`, :data:`~nni_archscale.graph.MAX_KERNEL_SIZE`); a JSON graph file must be
-UTF-8 text of at most :data:`MAX_JSON_FILE_BYTES` bytes.
+a regular file (a named pipe or a device is refused unread: :func:`~nni_archscale.files.read_regular_file`) of
+UTF-8 text and at most :data:`MAX_JSON_FILE_BYTES` bytes, of which at most one more is ever read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from .errors import ArchitectureParseError, GraphStructureError, shorten
+from .errors import ArchitectureParseError, GraphStructureError, InputFileError, shorten
+from .files import read_regular_file
 from .graph import MAX_EDGES, MAX_KERNEL_SIZE, MAX_NODES, ArchGraph, Edge, EdgeKind, too_many_edges, too_many_nodes
 
 #: The forms :func:`parse_architecture` reads, for error messages.
@@ -459,14 +461,17 @@ def parse_architecture(arch: str, kernel_size: int = 1) -> tuple[ArchGraph, str]
         is_file = False
     if is_file:
         try:
-            size = path.stat().st_size if path.is_file() else 0
-            if size > MAX_JSON_FILE_BYTES:
-                raise ArchitectureParseError(
-                    f"JSON graph file {shorten(s, _PATH_ECHO)} has {size:,} bytes, more than the "
-                    f"{MAX_JSON_FILE_BYTES:,} read (nni_archscale.formats.MAX_JSON_FILE_BYTES); is it a graph? a graph "
-                    f"of {MAX_EDGES:,} edges fits well within"
-                )
-            raw = path.read_bytes()
+            raw = read_regular_file(path, MAX_JSON_FILE_BYTES, "JSON graph file")
+        except InputFileError as exc:
+            if exc.kind is not None:
+                raise ArchitectureParseError(str(exc)) from None  # a pipe or a device: named, never read
+            held = (f"{exc.size:,} bytes, more than the {MAX_JSON_FILE_BYTES:,}" if exc.size is not None else
+                    f"more than the {MAX_JSON_FILE_BYTES:,} bytes")  # unknown: st_size understated it (/proc)
+            raise ArchitectureParseError(
+                f"JSON graph file {shorten(s, _PATH_ECHO)} has {held} read "
+                f"(nni_archscale.formats.MAX_JSON_FILE_BYTES); is it a graph? a graph of {MAX_EDGES:,} edges fits "
+                f"well within"
+            ) from None
         except FileNotFoundError:
             raise ArchitectureParseError(f"JSON graph file {shorten(s, _PATH_ECHO)} does not exist") from None
         except OSError as exc:

@@ -57,7 +57,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Callable, Literal
 
 from .errors import ArchitectureParseError, NoPathError, RuleError, shorten
-from .graph import ArchGraph, Edge
+from .graph import MAX_KERNEL_SIZE, ArchGraph, Edge
 from .paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
 from .presets import PRESETS, Context as ContextName, Preset, preset_of  # noqa: F401  (PRESETS: re-exported)
 
@@ -231,6 +231,7 @@ def learning_rate(
     """The global learning rate of eq. 8 / eq. 9, transferred from ``base_lr`` on the base network."""
     p, ctx = _check(preset, context)
     check_base_lr(base_lr)
+    check_kernel_sizes(kernel_size, base_kernel_size)
     if moments is None:
         moments = path_statistics(graph).output
     if not p.transfers_rate:
@@ -271,6 +272,13 @@ def learning_rate(
     return LearningRate(value, float(base_lr), offset, total, base_sum, kfac, formula, tuple(notes))
 
 
+#: Largest learning rate the commands accept (``--base-lr``, ``--shared-lr``, ``--low``, ``--high``, the
+#: experiments' grids): far above any rate that trains (1e6 already diverges, and is reported so), far below
+#: float32's range, which a larger rate overflows inside the optimizer (the Python API's ``HookConfig`` refuses only
+#: rates past that range: a test may train at 1e12 to see a divergence).
+MAX_LEARNING_RATE = 1e6
+
+
 def check_base_lr(base_lr: object) -> None:
     """Refuse anything but a positive finite real number (a bool is not one: ``True`` would silently mean 1.0)."""
     if isinstance(base_lr, bool) or not isinstance(base_lr, numbers.Real):
@@ -283,6 +291,20 @@ def check_base_lr(base_lr: object) -> None:
             f"base learning rate must be a positive finite number, got {shorten(base_lr)}; pass the rate "
             "calibrated on the base network, e.g. base_lr=0.46"
         )
+
+
+def check_kernel_sizes(kernel_size: object, base_kernel_size: object) -> None:
+    """Each of ``kernel_size`` (q) and ``base_kernel_size`` (q_base) of eq. 9 is None (the default: the graph's
+    own, the base network's) or an integer 1..:data:`~nni_archscale.graph.MAX_KERNEL_SIZE` (not a bool): 0 must
+    not silently mean the default, a negative size would give a negative rate, 2.5 is no kernel."""
+    for name, q in (("kernel_size", kernel_size), ("base_kernel_size", base_kernel_size)):
+        if q is None:
+            continue
+        if isinstance(q, bool) or not isinstance(q, numbers.Integral) or not 1 <= q <= MAX_KERNEL_SIZE:
+            raise RuleError(
+                f"{name} must be an integer in 1..{MAX_KERNEL_SIZE:,} (nni_archscale.graph.MAX_KERNEL_SIZE), got "
+                f"{shorten(q)}; give the side q of the square kernel, e.g. 3 for 3x3, or None for the default"
+            )
 
 
 def edge_learning_rates(
@@ -341,6 +363,7 @@ def scale(
     """
     from .networks import Network
 
+    check_kernel_sizes(kernel_size, base_kernel_size)  # before a string is read with kernel_size
     form = None
     graph = network
     if isinstance(network, Network):

@@ -1,12 +1,17 @@
 """Every class of malformed input gets a typed error whose message names the offending token or edge."""
 
+import os
+import re
+
 import pytest
+from named_pipes import make_fifo, unblocked
 
 from nni_archscale import (
     ArchGraph, ArchitectureParseError, Edge, GraphStructureError, RuleError, from_json, from_nb201, from_paper_code,
     from_text, learning_rate, parse_architecture, scale,
 )
-from nni_archscale.errors import ArchScaleError, shorten
+from nni_archscale.errors import ArchScaleError, InputFileError, shorten
+from nni_archscale.files import read_regular_file
 
 BAD = [
     # NAS-Bench-201 strings
@@ -212,3 +217,71 @@ def test_scale_refuses_what_it_cannot_read(graph, base_lr, error, message):
     if isinstance(graph, str) and graph == GRAPH:  # the same check guards a graph and learning_rate()
         with pytest.raises(error, match=message):
             learning_rate(from_nb201(GRAPH), base_lr)
+
+
+# issue 25: kernel sizes are positive integers up to graph.MAX_KERNEL_SIZE (kernel_size=2.5 raised a TypeError from
+# fractions, -3 gave a negative learning rate, 0 was silently the default, base_kernel_size=99999 a rate of 1807)
+@pytest.mark.parametrize("name, value, shown", [
+    ("kernel_size", 2.5, "2.5"), ("kernel_size", -3, "-3"), ("kernel_size", 0, "0"), ("kernel_size", True, "True"),
+    ("kernel_size", "3", "'3'"), ("kernel_size", 1025, "1025"), ("base_kernel_size", 0, "0"),
+    ("base_kernel_size", -1, "-1"), ("base_kernel_size", 99999, "99999"), ("base_kernel_size", 3.0, "3.0"),
+])
+def test_scale_refuses_kernel_sizes_that_are_not_kernels(name, value, shown):
+    message = (rf"^{name} must be an integer in 1\.\.1,024 \(nni_archscale.graph.MAX_KERNEL_SIZE\), got "
+               rf"{re.escape(shown)}; give the side q of the square kernel, e.g. 3 for 3x3, or None for the default$")
+    for call in (lambda: scale(GRAPH, 0.46, **{name: value}),
+                 lambda: scale("2_02", 1.0, **{name: value}),  # a paper code is read with kernel_size: checked first
+                 lambda: learning_rate(from_nb201(GRAPH), 0.46, **{name: value})):
+        with pytest.raises(RuleError, match=message):
+            call()
+    assert scale(GRAPH, 0.46, kernel_size=1024, base_kernel_size=1024).learning_rate.value > 0
+
+
+# issue 25: a JSON graph path is read only when it is a regular file (a named pipe blocked `inspect` and `verify`
+# forever, also through a symlink named x.json; /dev/zero took all memory), and never past the size limit
+@pytest.mark.parametrize("name", ["fifo", "x.json"])
+def test_a_json_graph_path_that_is_a_pipe_is_refused_unread(tmp_path, name):
+    fifo = make_fifo(tmp_path / "fifo")
+    (tmp_path / "x.json").symlink_to(fifo)
+    path = str(tmp_path / name)
+    with pytest.raises(ArchitectureParseError) as info:
+        unblocked(lambda: parse_architecture(path), fifo)
+    assert str(info.value) == (f"JSON graph file {path!r} is a named pipe (FIFO), not a regular file (reading it could "
+                               f"block or never end); pass the path of a regular file")
+
+
+def test_a_device_or_directory_is_refused_unread(tmp_path):
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(ArchitectureParseError, match=r"^JSON graph file '/dev/zero' is a character device, not a "
+                                                         r"regular file \(reading it could block or never end\); pass"):
+            parse_architecture("/dev/zero")
+    with pytest.raises(ArchitectureParseError, match=r"^JSON graph file '.*' is a directory, not a regular file; pass"):
+        parse_architecture(str(tmp_path))
+
+
+def test_a_json_graph_file_is_read_up_to_its_limit_only(tmp_path, monkeypatch):
+    from nni_archscale import formats
+
+    big = tmp_path / "big.json"
+    big.write_text('{"num_nodes": 2, "edges": [{"src": 0, "dst": 1, "kind": "param"}]}')
+    monkeypatch.setattr(formats, "MAX_JSON_FILE_BYTES", 40)
+    with pytest.raises(ArchitectureParseError, match=r"^JSON graph file '.*big.json' has 66 bytes, more than the "
+                                                     r"40 read \(nni_archscale.formats.MAX_JSON_FILE_BYTES\); is it"):
+        parse_architecture(str(big))
+    # a file whose size the file system understates (under /proc, st_size is 0): at most limit + 1 bytes are read
+    status = "/proc/self/status"
+    if not os.path.exists(status) or os.stat(status).st_size:
+        return
+    read = []
+    real_read = os.read
+
+    def counting_read(fd, n):
+        chunk = real_read(fd, n)
+        read.append(len(chunk))
+        return chunk
+
+    monkeypatch.setattr(os, "read", counting_read)
+    with pytest.raises(InputFileError, match=r"^file '/proc/self/status' holds more than the 100 bytes read; is it "
+                                             r"the right file\?$") as info:
+        read_regular_file(status, 100)
+    assert info.value.size is None and sum(read) <= 101

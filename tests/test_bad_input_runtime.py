@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import re
 
 import numpy as np
 import pytest
 import torch
+from named_pipes import make_fifo, unblocked
 from torch import nn
 
 from nni_archscale.cli.main import main
-from nni_archscale.errors import ArchScaleError, GraphStructureError
+from nni_archscale.errors import ArchScaleError, GraphStructureError, RuleError
 from nni_archscale.nni_glue.adapters import graph_from_nb201_sample, is_nb201_sample, prepare_candidate
 from nni_archscale.run_errors import CacheError, DataError, ExtractionError, SearchError
 from nni_archscale.torch_layer.calibrate import CACHE_FORMAT, Calibration, CalibrationCache
@@ -219,6 +221,7 @@ def test_leaf_fixes_data_dependent_control_flow():
 
 
 # ------------------------------------------------------------------------------------ CLI arguments
+GRAPH201 = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"
 CLI = [
     # search
     (["search", "--trials", "0"], "--trials: expected a positive integer, got '0'"),
@@ -282,6 +285,35 @@ CLI = [
     (["verify", "--random", "-3"], "--random: expected a positive integer, got '-3'"),
     (["verify", "2_02", "--base-lr", "-1e-3"], "--base-lr: expected a positive finite number, got '-1e-3'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    # issue 25: bounds (a hang, overflows and an unsupported device before)
+    (["verify", "--random", "1", "--max-nodes", "100000"],
+     r"--max-nodes: expected 2\.\.64 nodes \(nni_archscale.cli.verify_cmd.MAX_RANDOM_NODES: a dense random graph of 64 "
+     r"nodes verifies in about 10 s\), got '100000'; verify a larger graph as ARCH"),
+    (["verify", "--random", "1", "--max-nodes", "1"], r"--max-nodes: expected 2\.\.64 nodes"),
+    (["search", "--device", "mps"], "--device: expected auto, cpu, cuda or cuda:N, got 'mps'; the trainers support the "
+                                    "CPU and CUDA devices only"),
+    (["calibrate", "--device", "mps"], "--device: expected auto, cpu, cuda or cuda:N, got 'mps'"),
+    (["search", "--seed", "1180591620717411303424"], r"--seed: expected a seed of at most 2\*\*32 - 1 = 4,294,967,295 "
+                                                     r"\(numpy's seed range\), got '1180591620717411303424'"),
+    (["search", "--seed", "4294967296"], r"--seed: expected a seed of at most 2\*\*32 - 1"),
+    (["calibrate", "--seed", "4294967296"], r"--seed: expected a seed of at most 2\*\*32 - 1"),
+    (["inspect", "--space", "nb201", "--seed", "-1"], "--seed: expected an integer >= 0, got '-1'"),
+    (["inspect", "--space", "nb201", "--seed", str(2**70)], r"--seed: expected a seed of at most 2\*\*32 - 1"),
+    (["search", "--base-lr", "1e300"], r"--base-lr: expected a learning rate of at most 1,000,000 "
+                                       r"\(nni_archscale.rules.MAX_LEARNING_RATE: a larger rate only diverges, and "
+                                       r"overflows float32 in the optimizer\), got '1e300'"),
+    (["search", "--compare", "--shared-lr", "1e300"], "--shared-lr: expected a learning rate of at most 1,000,000"),
+    (["calibrate", "--high", "1e300", "--points", "4"], "--high: expected a learning rate of at most 1,000,000"),
+    (["calibrate", "--low", "1e7"], "--low: expected a learning rate of at most 1,000,000"),
+    (["experiment", "lr-prediction", "--sgd-grid", "1", "0.1", "--cells", "1", "--seeds", "1"],
+     r"--sgd-grid needs LO < HI \(a log2 grid from LO up to HI\), got 1 0.1; fix --sgd-grid, e.g. --sgd-grid 0.1 1$"),
+    (["experiment", "lr-prediction", "--adam-grid", "0.01", "0.01"], r"--adam-grid needs LO < HI .* got 0.01 0.01"),
+    (["experiment", "lr-prediction", "--sgd-grid", "1", "1e300"], "--sgd-grid: expected a learning rate of at most"),
+    (["inspect", "2_02_002", "--base-kernel-size", "99999"],
+     r"--base-kernel-size: expected a kernel size of at most 1,024 \(nni_archscale.graph.MAX_KERNEL_SIZE\): the side q "
+     r"of a square kernel, e.g. 3 for 3x3, got '99999'"),
+    (["inspect", "2_02_002", "--base-kernel-size", "0"], "--base-kernel-size: expected a positive integer, got '0'"),
+    (["inspect", GRAPH201, "--kernel-size", "1025"], "--kernel-size: expected a kernel size of at most 1,024"),
 ]
 
 
@@ -493,3 +525,286 @@ def test_bad_machine_list_is_named(text, message, tmp_path):
     path.write_text(text)
     with pytest.raises(SearchError, match=message):
         trial_python(read_machine_list(path), "/usr/bin/python3")
+
+
+# ------------------------------------------------------------------ files that are not files (issue 25: hangs)
+def _one_line(err: str, message: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archscale: error: "), err
+    assert re.search(message, lines[0]), lines[0]
+
+
+PIPE = r"is a named pipe \(FIFO\), not a regular file \(reading it could block or never end\); pass the path of a"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["inspect", "{fifo}"], rf"^archscale: error: JSON graph file '.*fifo' {PIPE} regular file$"),
+    (["verify", "{fifo}"], rf"JSON graph file '.*fifo' {PIPE}"),
+    (["verify", "{link}"], rf"JSON graph file '.*x.json' {PIPE}"),  # a symlink named x.json to the pipe
+    (["inspect", "{link}", "--json"], rf"JSON graph file '.*x.json' {PIPE}"),
+    (["calibrate", "--cache", "{fifo}", "--points", "2"],
+     rf"^archscale: error: calibration cache '.*fifo' {PIPE} regular file \(--cache / --calibration-cache\), or leave "
+     rf"it out for the default cache$"),
+    (["calibrate", "--cache", "{link}", "--points", "2"], rf"calibration cache '.*x.json' {PIPE}"),
+], ids=["inspect", "verify", "verify symlink", "inspect symlink", "calibrate --cache", "calibrate --cache symlink"])
+def test_a_named_pipe_is_refused_unread(argv, message, tmp_path, capsys):
+    fifo = make_fifo(tmp_path / "fifo")
+    (tmp_path / "x.json").symlink_to(fifo)
+    argv = [a.format(fifo=fifo, link=tmp_path / "x.json") for a in argv]
+    assert unblocked(lambda: main(argv), fifo) == 2
+    captured = capsys.readouterr()
+    _one_line(captured.err, message)
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_inspect_of_a_device_is_refused_unread(capsys):
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    assert main(["inspect", "/dev/zero"]) == 2  # it read until memory ran out
+    _one_line(capsys.readouterr().err, r"JSON graph file '/dev/zero' is a character device, not a regular file")
+
+
+def test_a_cache_path_that_is_a_pipe_is_never_opened(tmp_path):
+    fifo = make_fifo(tmp_path / "fifo")
+    with pytest.raises(CacheError, match=rf"^calibration cache '.*fifo' {PIPE} regular file"):
+        unblocked(lambda: CalibrationCache(fifo), fifo)
+
+
+# ----------------------------------------------------------- search: the out folder, the space's arguments
+def _search(out) -> list[str]:
+    return ["search", "--trials", "1", "--epochs", "1", "--limit", "64", "--no-progress", "--base-lr", "0.1",
+            "--out", str(out)]
+
+
+@pytest.mark.parametrize("name, make", [
+    ("trials.jsonl", lambda p: p.mkdir()),
+    ("run.json", lambda p: p.mkdir()),
+    ("run.json", make_fifo),
+], ids=["trials.jsonl a directory", "run.json a directory", "run.json a pipe"])
+def test_resume_refuses_run_files_that_are_not_files(name, make, tmp_path, capsys):
+    """issue 25: --resume with trials.jsonl a directory raised IsADirectoryError; a pipe would block."""
+    out = tmp_path / "out"
+    out.mkdir()
+    make(out / name)
+    assert unblocked(lambda: main([*_search(out), "--resume"]), out / name) == 2
+    kind = "a named pipe \\(FIFO\\)" if name == "run.json" and not (out / name).is_dir() else "a directory"
+    _one_line(capsys.readouterr().err, rf"'.*out/{re.escape(name)}' is {kind}, not archscale's {re.escape(name)} \(a "
+                                       rf"regular file\), so the search in '.*out' cannot be read or continued; move "
+                                       rf"it away, or choose another --out$")
+
+
+def test_resume_checks_the_run_files_before_the_run_is_read(tmp_path):
+    """The path that raised IsADirectoryError: run.json is archscale's and matches, trials.jsonl is a folder."""
+    from nni_archscale.nni_glue.search import _check_out_dir
+
+    identity = {"space": "nb201"}
+    (tmp_path / "run.json").write_text(json.dumps({"identity": identity, "run_id": "1"}))
+    (tmp_path / "trials.jsonl").mkdir()
+    with pytest.raises(SearchError, match=r"trials.jsonl' is a directory, not archscale's trials.jsonl"):
+        _check_out_dir(tmp_path, identity, resume=True)
+
+
+DARTS_INT = (r"must be a positive integer up to 65,536, or a non-empty list of such \(the values to choose from\); "
+             r"e.g. {key}={default} \(--space-arg {key}=VALUE\)$")
+SPACE_ARGS = [
+    ("darts", "width=abc", r"^archscale: error: argument width='abc' of NNI's DARTS \(darts\) "
+     + DARTS_INT.format(key="width", default=8)),
+    ("darts", "width=-1", r"argument width=-1 of NNI's DARTS \(darts\) " + DARTS_INT.format(key="width", default=8)),
+    ("darts", "width=1e308", r"argument width=1e\+308 of NNI's DARTS \(darts\) must be a positive integer"),
+    ("darts", "width=NaN", r"argument width=nan of NNI's DARTS \(darts\) must be a positive integer"),
+    ("darts", "width=[8,0]", r"argument width=\[8, 0\] of NNI's DARTS \(darts\) must be a positive integer"),
+    ("darts", "num_cells=0", r"argument num_cells=0 of NNI's DARTS \(darts\) " + DARTS_INT.format(key="num_cells",
+                                                                                                 default=5)),
+    ("darts", "width=100000", r"argument width=100000 of NNI's DARTS \(darts\) must be a positive integer up to "
+                              r"65,536"),
+    ("darts", "dataset=mnist", r"argument dataset='mnist' of NNI's DARTS \(darts\) must be one of 'cifar', 'imagenet'; "
+                               r"e.g. dataset=\"cifar\""),
+    ("darts", "auxiliary_loss=1", r"argument auxiliary_loss=1 of NNI's DARTS \(darts\) must be true or false"),
+    ("darts", "badkey=1", r"^archscale: error: unknown argument\(s\) badkey for NNI's DARTS \(darts\); valid "
+                          r"arguments: width, num_cells, dataset, auxiliary_loss, drop_path_prob \(--space-arg "
+                          r"KEY=VALUE\)$"),
+    ("nb101", "num_stacks=0", r"argument num_stacks=0 of NNI's NasBench101 \(nb101\) must be a positive integer up to "
+                              r"65,536; e.g. num_stacks=1"),
+]
+
+
+@pytest.mark.parametrize("space, arg, message", SPACE_ARGS, ids=[f"{s} {a}" for s, a, _ in SPACE_ARGS])
+def test_space_arguments_are_checked_up_front(space, arg, message, tmp_path, capsys):
+    """issue 25: TypeError, RuntimeError, ValueError or AssertionError from NNI before; badkey warned that the base
+    network "falls back", then failed for the same cause."""
+    assert main([*_search(tmp_path / "out"), "--space", space, "--space-arg", arg]) == 2
+    captured = capsys.readouterr()
+    _one_line(captured.err, message)
+    assert "warning" not in captured.out and "Traceback" not in captured.err
+
+
+def test_a_space_argument_nni_refuses_is_one_line():
+    """A value of the declared type that NNI's constructor still refuses (ProxylessNAS wants 9 stage widths)."""
+    from nni_archscale.nni_glue.spaces import SpaceError, build_space
+
+    with pytest.raises(SpaceError, match=r"^NNI's ProxylessNAS \(proxylessnas\) refuses base_widths=\[8, 8\] "
+                                         r"\(AssertionError in its constructor\); fix them \(--space-arg\), or leave "
+                                         r"them out for the defaults$"):
+        build_space("proxylessnas", base_widths=[8, 8])
+
+
+# ------------------------------------------------------------------------------ the hook's options (Python API)
+HOOKS = [
+    ({"base_lr": 0}, r"^base learning rate must be a positive finite number, got 0; pass the rate calibrated"),
+    ({"base_lr": -1}, r"^base learning rate must be a positive finite number, got -1;"),
+    ({"base_lr": float("nan")}, r"^base learning rate must be a positive finite number, got nan;"),
+    ({"base_lr": "0.1"}, r"^base learning rate must be a positive finite number, got '0.1' \(str\);"),
+    ({"base_lr": 1e300}, r"^base_lr 1e\+300 does not fit float32 \(at most 3.403e\+38\), in which the optimizer "
+                         r"applies it; pass the rate calibrated on the base network, e.g. 0.1$"),
+    ({"momentum": -5}, r"^momentum must be a number in \[0, 1\), got -5; e.g. 0.9 \(SGD's default here\), or 0 for "
+                       r"plain SGD$"),
+    ({"momentum": 1}, r"^momentum must be a number in \[0, 1\), got 1;"),
+    ({"momentum": float("nan")}, r"^momentum must be a number in \[0, 1\), got nan;"),
+    ({"momentum": "0.9"}, r"^momentum must be a number in \[0, 1\), got '0.9';"),
+    ({"weight_decay": -1}, r"^weight_decay must be a finite number >= 0, got -1; e.g. 5e-4, or 0 for none$"),
+    ({"weight_decay": float("nan")}, r"^weight_decay must be a finite number >= 0, got nan;"),
+    ({"weight_decay": float("inf")}, r"^weight_decay must be a finite number >= 0, got inf;"),
+    ({"batch_size": -3, "rate_rule": "readout-limited-sgd"},
+     r"^batch_size must be a positive integer or None, got -3; pass the training batch size \(None: 32, the batch of "
+     r"the measurements\)$"),
+    ({"batch_size": 0}, r"^batch_size must be a positive integer or None, got 0;"),  # it silently became 32
+    ({"batch_size": 2.5}, r"^batch_size must be a positive integer or None, got 2.5;"),
+    ({"batch_size": True}, r"^batch_size must be a positive integer or None, got True;"),
+]
+
+
+@pytest.mark.parametrize("options, message", HOOKS, ids=[repr(o)[:40] for o, _ in HOOKS])
+def test_hook_config_checks_its_numbers_when_made(options, message):
+    """issue 25: HookConfig checked no numbers: momentum -5 failed in torch, base_lr '0.1' later, weight decay -1
+    and nan reached the optimizer."""
+    for make in (lambda: HookConfig(**options), lambda: HookConfig.from_dict(options), lambda: HookConfig.of(options)):
+        with pytest.raises(RuleError, match=message) as info:
+            make()
+        assert "\n" not in str(info.value)
+    assert HookConfig(momentum=0, weight_decay=0, batch_size=None) and HookConfig(base_lr=1e12, batch_size=64)
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+@pytest.mark.parametrize("model, hook, error, message", [
+    ("mlp", {"lr": 0.3}, RuleError, r"^unknown hook option\(s\) 'lr'; valid options: base_lr, preset, optimizer, "
+                                    r"momentum, nesterov, weight_decay, scheduler, per_edge, init, rate_rule, "
+                                    r"batch_size \(use base_lr for lr\)$"),
+    ("mlp", [0.1], RuleError, r"^the hook's options must be a HookConfig or a dict of its options, got list \[0.1\]; "
+                              r"e.g. \{'base_lr': 0.1\} or HookConfig\(base_lr=0.1\)$"),
+    ("mlp", 0.1, RuleError, r"^the hook's options must be a HookConfig or a dict of its options, got float 0.1;"),
+    ("mlp", {"momentum": -5}, RuleError, r"^momentum must be a number in \[0, 1\)"),
+    (None, {"base_lr": 0.1}, ExtractionError, r"^prepare_for_trial\(\) needs the candidate model, a torch.nn.Module, "
+                                              r"got None; pass the model NNI hands the trial \(the frozen candidate\), "
+                                              r"not its name$"),
+    ("resnet", {"base_lr": 0.1}, ExtractionError,
+     r"^prepare_for_trial\(\) needs the candidate model, .* got 'resnet';"),
+], ids=["unknown key", "list", "float", "momentum", "model None", "model name"])
+def test_prepare_for_trial_names_a_wrong_model_or_hook(model, hook, error, message):
+    from nni_archscale.nni_glue.evaluators import prepare_for_trial
+
+    with pytest.raises(error, match=message) as info:
+        prepare_for_trial(_mlp() if model == "mlp" else model, hook, adapter="fx")
+    assert "\n" not in str(info.value)
+
+
+def test_hooks_take_the_options_as_a_dict_as_the_readme_shows():
+    """issue 25: prepare_candidate(m, {"base_lr": 0.1}) raised "'dict' object has no attribute 'scheme'"."""
+    from nni_archscale.nni_glue.evaluators import ArchScaleCallback
+
+    prepared = prepare_candidate(_mlp(), {"base_lr": 0.1, "rate_rule": "graph"}, adapter="fx")
+    assert prepared.config == HookConfig(base_lr=0.1, rate_rule="graph")
+    with pytest.raises(RuleError, match=r"^unknown hook option\(s\) 'wd'; .* \(use weight_decay for wd\)$"):
+        prepare_candidate(_mlp(), {"wd": 0.1}, adapter="fx")
+    with pytest.raises(ExtractionError, match=r"^prepare_candidate\(\) needs the candidate model, .* got 'resnet';"):
+        prepare_candidate("resnet", {"base_lr": 0.1})
+    with pytest.raises(RuleError, match=r"^unknown hook option\(s\) 'lr'"):  # when made, not at the first candidate
+        ArchScaleCallback(hook={"lr": 0.3})
+    assert ArchScaleCallback(hook={"base_lr": 0.2}).hook == {"base_lr": 0.2}  # the options as given
+
+
+# ------------------------------------------------------------------------------ --debug, help text, the test command
+def test_debug_is_accepted_after_the_subcommand_too(capsys):
+    """issue 25: `archscale inspect ARCH --debug` was refused as an unrecognized argument."""
+    assert main(["inspect", "2_02_002", "--debug"]) == 0
+    assert "preset     paper" in capsys.readouterr().out
+    for argv in (["inspect", "2_02_002", "--debug", "--base-kernel-size", "0"],
+                 ["experiment", "lr-prediction", "--sgd-grid", "1", "0.1", "--debug"]):  # a nested subcommand
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" in err and "UsageError" in err
+    assert main(["inspect", "2_02_002", "--base-kernel-size", "0"]) == 2  # without --debug: still one line
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["calibrate", "search", "inspect", "verify", "fairness", "experiment"])
+def test_help_shows_one_percent_sign(command, capsys):
+    """issue 25: a literal %% showed in calibrate's ("2%%") and search's ("95%%") descriptions: argparse un-escapes
+    %% in help strings only; the CLI's parser treats descriptions the same way."""
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "%%" not in text
+    expected = {"calibrate": "within 2% of the lowest", "search": "with its 95% interval"}
+    assert expected.get(command, "") in text
+
+
+def test_search_options_say_what_they_do_and_their_default():
+    import argparse
+
+    from nni_archscale.cli.main import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    options = commands["search"]._option_string_actions
+    for flag in ("--batch-size", "--strategy", "--optimizer", "--weight-decay", "--scheduler", "--seed"):
+        text = options[flag].help or ""
+        default = "5e-4" if flag == "--weight-decay" else str(options[flag].default)
+        assert f"default {default}" in text, (flag, text)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _test_command_args(tmp_path, *args: str) -> list[str]:
+    """The pytest arguments scripts/test.sh passes on for ``args`` (a copy run beside a stub set-up and a stub
+    python that prints its arguments)."""
+    import shutil
+    import subprocess
+
+    (tmp_path / "scripts").mkdir(exist_ok=True)
+    shutil.copy(os.path.join(ROOT, "scripts", "test.sh"), tmp_path / "scripts" / "test.sh")
+    (tmp_path / "scripts" / "setup.sh").write_text("exit 0\n")
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True, exist_ok=True)
+    python.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
+    python.chmod(0o755)
+    done = subprocess.run(["bash", str(tmp_path / "scripts" / "test.sh"), *args], capture_output=True, text=True,
+                          timeout=60, check=True)
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("args, passed", [
+    ((), ["-m", "pytest", "-m", "not slow and not gpu"]),
+    (("-x",), ["-m", "pytest", "-m", "not slow and not gpu", "-x"]),
+    (("-q", "tests/test_cli.py"), ["-m", "pytest", "-m", "not slow and not gpu", "-q", "tests/test_cli.py"]),
+    (("-m", "slow"), ["-m", "pytest", "-m", "slow"]),
+    (("-x", "-m", "slow or not slow"), ["-m", "pytest", "-x", "-m", "slow or not slow"]),
+    (("-mslow",), ["-m", "pytest", "-mslow"]),
+    (("--markexpr=gpu",), ["-m", "pytest", "--markexpr=gpu"]),
+], ids=["none", "-x", "-q FILE", "-m slow", "-x -m", "-mslow", "--markexpr="])
+def test_the_test_command_keeps_the_fast_selection_unless_given_a_marker(args, passed, tmp_path):
+    """issue 25: `bash scripts/test.sh -x` (or -q) dropped the marker filter and ran the slow tests too."""
+    assert _test_command_args(tmp_path, *args) == passed
+
+
+def test_the_test_command_deselects_slow_tests_with_other_arguments():
+    import subprocess
+
+    done = subprocess.run(["bash", "scripts/test.sh", "-q", "--collect-only", "tests/test_symbolic_cli.py"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "test_nb201_all_passes" not in done.stdout and "(1 deselected)" in done.stdout, done.stdout

@@ -233,3 +233,33 @@ def test_search_calibrates_by_the_objective_it_is_given(tmp_path, capsys):
     run = json.loads((out / "run.json").read_text())
     assert run["identity"]["calibration_objective"] == "accuracy"
     assert run["calibration"]["key"].endswith(":accuracy")
+
+
+# ------------------------------------------------------------------------------------------------ a rival is one object
+def test_a_registered_toy_rule_reaches_the_hook_the_cli_and_the_fairness_benchmark(tmp_path, capsys):
+    """Registering one RateRule (rate_registry) is all a rival needs: search --rate-rule and inspect --rate-rule
+    accept it, the hook applies it, and archscale fairness scores it."""
+    from nni_archscale import rate_registry
+    from nni_archscale.cli.main import build_parser, main
+    from nni_archscale.torch_layer.dag_cell import DagCellMLP
+    from nni_archscale.formats import from_paper_code
+    from nni_archscale.nni_glue.adapters import prepare_candidate
+    from nni_archscale.torch_layer.hook import HookConfig
+
+    rate_registry.register(rate_registry.RateRule(
+        "half-rate", "half the base rate", "eta = c / 2", "a test", rate=lambda inputs: inputs.base_lr / 2))
+    try:
+        parser = build_parser()
+        assert parser.parse_args(["search", "--rate-rule", "half-rate"]).rate_rule == "half-rate"
+        assert parser.parse_args(["inspect", "2_02_002_0002", "--rate-rule", "half-rate"]).rate_rule == "half-rate"
+        model = DagCellMLP(from_paper_code("2_02_002_0002"), 12, 8, 3)
+        p = prepare_candidate(model, HookConfig(base_lr=0.3, rate_rule="half-rate"), adapter="fx")
+        assert p.learning_rate == pytest.approx(0.15) and all(g["lr"] == pytest.approx(0.15) for g in p.groups)
+        out = tmp_path / "toy"
+        args = [a if a != "shortest-path" else "half-rate" for a in TOY]
+        assert main(["fairness", *args, "--out", str(out)]) == 0
+        s = json.loads((out / "summary.json").read_text())
+        assert "half-rate@product" in s["arms"]
+        assert s["rates"]["half-rate"]["product"] == [pytest.approx(r / 2) for r in s["rates"]["shared"]["product"]]
+    finally:
+        rate_registry.unregister("half-rate")

@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 
-from .main import non_negative_float, resolve_init, non_negative_int, positive_float, positive_int
+from .main import non_negative_float, positive_int, positive_rate, resolve_init, seed_number
 from .search_cmd import device_name
 
 
@@ -45,11 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=positive_int, default=2, help="accuracy/population: seeds per rate (default 2)")
     p.add_argument("--candidates", type=positive_int, default=5, help="population: how many candidates (default 5)")
     p.add_argument("--steps", type=positive_int, default=None, help="stop each grid point after this many steps")
-    p.add_argument("--low", type=positive_float, default=1e-3)
-    p.add_argument("--high", type=positive_float, default=10.0)
+    p.add_argument("--low", type=positive_rate, default=1e-3)
+    p.add_argument("--high", type=positive_rate, default=10.0)
     p.add_argument("--points", type=positive_int, default=9)
     p.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--device", type=device_name, default="auto")
     p.add_argument("--cache", default=None, help="cache file (default ~/.cache/nni-archscale/calibration.json)")
     p.add_argument("--refresh", action="store_true", help="recompute even when cached")

@@ -11,8 +11,9 @@ from ..formats import parse_architecture
 from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS, scale
 from ..scaling_rules import ABSOLUTE_RULES, ALIASES, RULES
 from ..presets import INITS, Init
-from ..space_names import CELL_RULE_NAMES, RATE_RULE_NAMES, SPACE_NAMES
-from .main import UsageError, positive_float, positive_int
+from .. import rate_registry
+from ..space_names import SPACE_NAMES
+from .main import UsageError, kernel_size_number, positive_float, positive_int, seed_number
 
 
 #: the product's rules: the presets, the evidence-backed kernel rules and the absolute SGD rule (the research
@@ -30,17 +31,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("arch", metavar="ARCH", nargs="?", default=None)
     p.add_argument("--space", choices=SPACE_NAMES, default=None,
                    help="instead of ARCH: sample NNI's model space with --seed and explain the sampled model's rate")
-    p.add_argument("--seed", type=int, default=0, help="with --space: which sample (default 0)")
-    p.add_argument("--rate-rule", choices=(*RATE_RULE_NAMES, *CELL_RULE_NAMES), default="auto",
+    p.add_argument("--seed", type=seed_number, default=0,
+                   help="with --space: which sample (0..2**32 - 1, numpy's seed range; default 0)")
+    p.add_argument("--rate-rule", choices=("auto", *rate_registry.rule_names()), default="auto",
                    help="with --space: the learning-rate rule (default auto: the space's evidence-backed rule)")
     p.add_argument("--preset", choices=RULE_CHOICES, default=None,
                    help="the rule (default paper; with --network: the evidence-backed rule for the init and "
                         "optimizer, nni_archscale/defaults.py); the rules beyond the paper need --network")
     p.add_argument("--base-lr", type=positive_float, default=None,
                    help="rate calibrated on the base network (default 0.46 for NAS-Bench-201, else 1.0)")
-    p.add_argument("--kernel-size", type=positive_int, default=None,
+    p.add_argument("--kernel-size", type=kernel_size_number, default=None,
                    help="kernel size q of the parameterised edges of a paper code, and q in eq. 9")
-    p.add_argument("--base-kernel-size", type=positive_int, default=None,
+    p.add_argument("--base-kernel-size", type=kernel_size_number, default=None,
                    help="kernel size of the base network (paper preset; default 1 for MLPs, 3 for CNNs)")
     p.add_argument("--context", choices=CONTEXTS, default=None,
                    help="what the graph is (default: nb201-cell for NAS-Bench-201 strings, else dag)")
@@ -211,8 +213,6 @@ def _run_space(args: argparse.Namespace) -> int:
     from ..nni_glue.spaces import sample_model
     from ..torch_layer.data import load_dataset
     from ..torch_layer.hook import HookConfig
-    from ..torch_layer.rate_rules import RATE_RULES
-
     for flag in ("network", "init", "rule", "context", "per_edge", "kernel_size", "width", "batch_size",
                  "base_kernel_size"):
         if getattr(args, flag):
@@ -228,7 +228,7 @@ def _run_space(args: argparse.Namespace) -> int:
     reference = space_reference(args.space, data, cfg)
     sample, model = sample_model(args.space, args.seed, data.num_classes, image_size=data.image_size)
     rates = {}
-    for rule in RATE_RULES:
+    for rule in rate_registry.rule_names():
         _, probe = sample_model(args.space, args.seed, data.num_classes, image_size=data.image_size)
         try:
             p = prepare_candidate(probe, HookConfig(**{**cfg.to_dict(), "rate_rule": rule}), sample=sample,

@@ -14,6 +14,8 @@ import traceback
 from typing import Callable, Sequence
 
 from ..errors import ArchScaleError, shorten
+from ..graph import MAX_KERNEL_SIZE
+from ..rules import MAX_LEARNING_RATE
 
 #: (name, module path) of every subcommand; a module defines ``add_parser(subparsers)`` and ``run(args)``.
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
@@ -37,6 +39,9 @@ NUMBER_LIKE = re.compile(r"^-(\d|\.\d|inf(inity)?$|nan$)", re.IGNORECASE)
 
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
+        for text in ("description", "epilog"):  # "%%" means "%" in every text of this CLI, as in help strings
+            if kwargs.get(text) and "%(prog)" not in kwargs[text]:  # (argparse formats only those with %(prog))
+                kwargs[text] = kwargs[text].replace("%%", "%")
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = NUMBER_LIKE  # argparse's own hook (default: only -1 and -.5)
 
@@ -64,6 +69,29 @@ positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positive
 non_negative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a number >= 0", "a finite number >= 0")
 positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "a positive integer")
 non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "an integer >= 0")
+#: Seeds go to numpy's RandomState (NNI's strategies and samplers), which takes 0..2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
+def _at_most(parse, limit: float, expected: str):
+    """An argparse type: ``parse``, then refuse a value above ``limit`` saying ``expected``."""
+
+    def bounded(text: str):
+        value = parse(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {shorten(text)}")
+        return value
+
+    return bounded
+
+
+positive_rate = _at_most(positive_float, MAX_LEARNING_RATE,
+                         f"a learning rate of at most {MAX_LEARNING_RATE:,.0f} (nni_archscale.rules.MAX_LEARNING_RATE:"
+                         f" a larger rate only diverges, and overflows float32 in the optimizer)")
+seed_number = _at_most(non_negative_int, MAX_SEED, f"a seed of at most 2**32 - 1 = {MAX_SEED:,} (numpy's seed range)")
+kernel_size_number = _at_most(positive_int, MAX_KERNEL_SIZE,
+                              f"a kernel size of at most {MAX_KERNEL_SIZE:,} (nni_archscale.graph.MAX_KERNEL_SIZE): "
+                              f"the side q of a square kernel, e.g. 3 for 3x3")
 
 
 def resolve_init(preset: str | None, init: str | None) -> str:
@@ -87,12 +115,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="archscale",
         description="Architecture-aware initialisation and learning rates (Chen et al., ICLR 2024) for NAS.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, module in SUBCOMMANDS:
         importlib.import_module(module).add_parser(sub)
+    _add_debug(parser)
     return parser
+
+
+DEBUG_HELP = "show tracebacks instead of one-line errors"
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` is accepted after any (sub)command too, as well as before it (``main`` reads it from argv)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                if "--debug" not in child._option_string_actions:
+                    child.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+                _add_debug(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

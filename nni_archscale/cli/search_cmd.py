@@ -7,16 +7,19 @@ from __future__ import annotations
 import argparse
 import json
 
-from .main import non_negative_float, non_negative_int, positive_float, positive_int, resolve_init
+from ..errors import shorten
+from .main import non_negative_float, positive_int, positive_rate, resolve_init, seed_number
 
 
 def device_name(text: str) -> str:
-    """auto, cpu, cuda, cuda:N or mps (checked when parsed; availability is checked when the run starts)."""
+    """auto, cpu, cuda or cuda:N (checked when parsed; availability is checked when the run starts). Other torch
+    devices (mps, xpu...) are refused here: the trainers are written and tested for the CPU and CUDA only."""
     import re
 
-    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
         return text
-    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {shorten(text)}; the trainers support "
+                                     f"the CPU and CUDA devices only")
 
 
 def port_number(text: str) -> int:
@@ -41,7 +44,8 @@ def space_arg(text: str) -> tuple[str, object]:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..rules import PRESETS
     from ..presets import INITS
-    from ..space_names import CELL_RULE_NAMES, RATE_RULE_NAMES, SPACE_NAMES
+    from .. import rate_registry
+    from ..space_names import SPACE_NAMES
 
     p = sub.add_parser(
         "search",
@@ -61,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space-arg", type=space_arg, action="append", default=[], metavar="KEY=VALUE",
                    help="a constructor argument of the space, repeatable (e.g. --space-arg width=16 "
                         "--space-arg num_cells=8 for darts)")
-    p.add_argument("--rate-rule", choices=(*RATE_RULE_NAMES, *CELL_RULE_NAMES), default="auto",
+    p.add_argument("--rate-rule", choices=("auto", *rate_registry.rule_names()), default="auto",
                    help="learning-rate rule: auto (the default measured best for the network), graph (eq. 8/9 path "
                         "counts), segmented, measured, shared (one rate); for a DAG-cell MLP also "
                         "readout-limited-sgd, feature (feature-sgd / feature-adam)")
@@ -71,7 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=positive_int, default=None, help="use only this many training images")
     p.add_argument("--trials", type=positive_int, default=12, help="number of candidates (default 12)")
     p.add_argument("--epochs", type=positive_int, default=2, help="training epochs per candidate (default 2)")
-    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=128,
+                   help="training batch size of every candidate, and of the calibrations (default 128)")
     p.add_argument("--engine", choices=("sequential", "ts"), default=None,
                    help="sequential (default): in-process; ts: nnimanager + one subprocess per trial (the default "
                    "with --training-service remote)")
@@ -96,7 +101,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="ts: the nnimanager's port (default: a free one); open it to the workers")
     p.add_argument("--machines", default=None, metavar="FILE",
                    help="remote: JSON/YAML list of machines (host, user, port, ssh_key_file, python)")
-    p.add_argument("--strategy", choices=("evolution", "random", "tpe"), default="evolution")
+    p.add_argument("--strategy", choices=("evolution", "random", "tpe"), default="evolution",
+                   help="NNI's search strategy: evolution (regularized evolution), random or tpe (tpe: nb201 only); "
+                        "default evolution")
     p.add_argument("--device", type=device_name, default="auto", help="auto (GPU when present), cpu, cuda, cuda:N")
     p.add_argument("--preset", choices=PRESETS, default=None, help="default: the init's preset, else paper")
     p.add_argument("--init", choices=INITS, default=None,
@@ -104,12 +111,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "keep every cell node at its input's scale (NAS-Bench-201's ReLU-Conv-BN moments)")
     p.add_argument("--width", type=positive_int, default=8, help="stem channels C of NAS-Bench-201 (default 8)")
     p.add_argument("--cells", type=positive_int, default=1, help="cells per stage N (default 1)")
-    p.add_argument("--base-lr", type=positive_float, default=None,
-                   help="base rate c; default: calibrate (cached) with the paper's recipe")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
-    p.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
-    p.add_argument("--scheduler", choices=("cosine", "step", "none"), default="cosine")
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--base-lr", type=positive_rate, default=None,
+                   help="base rate c (at most 1e6); default: calibrate (cached) with the paper's recipe")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd",
+                   help="optimizer of every candidate, and of the calibrations (default sgd, momentum 0.9 Nesterov)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=5e-4, help="weight decay (default 5e-4)")
+    p.add_argument("--scheduler", choices=("cosine", "step", "none"), default="cosine",
+                   help="learning-rate schedule over each candidate's training (default cosine)")
+    p.add_argument("--seed", type=seed_number, default=0,
+                   help="seed of the strategy, the data split and the training (0..2**32 - 1; default 0)")
     p.add_argument("--compare", nargs="?", const="shared-rate", default=None, choices=("shared-rate", "nni-default"),
                    help="also train each candidate with a baseline: shared-rate (the default when given without a "
                    "value: one rate for all, tuned on the base network, He init) or nni-default (Adam 1e-3)")
@@ -121,7 +131,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "maximal rate of the base network), accuracy (its best validation accuracy after this search's "
                    "epochs) or population (the best mean over 5 sampled candidates); default: the measured default "
                    "(nni_archscale/defaults.py BASE_RATE_OBJECTIVE, decided by reports/fairness)")
-    p.add_argument("--shared-lr", type=positive_float, default=None,
+    p.add_argument("--shared-lr", type=positive_rate, default=None,
                    help="--compare shared-rate: the shared rate (default: calibrated on the base network, cached)")
     p.add_argument("--out", default="archscale-search", help="output directory (default ./archscale-search)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search in --out")

@@ -23,10 +23,11 @@ import sys
 import time
 from typing import Iterator
 
+from ..errors import shorten
 from ..formats import nb201_cells, parse_architecture, to_text
 from ..graph import ArchGraph, Edge, EdgeKind
 from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS
-from .main import UsageError, positive_float, positive_int
+from .main import UsageError, kernel_size_number, positive_float, positive_int
 
 #: What each class count of a many-graph run means (the --json summary's field names).
 EQUIVALENCES = {
@@ -38,6 +39,23 @@ EQUIVALENCES = {
                             "read as an expression, a skip merging a node into its source, none and dead terms "
                             "dropped, sums compared as multisets; the benchmark's count of unique architectures",
 }
+
+#: Largest ``--max-nodes`` of ``--random``: a dense random graph of 64 nodes verifies in about 10 s, one of 100
+#: nodes in about 45 s (the symbolic derivations grow faster than the square of the edges). Far below the graph
+#: limits (:data:`~nni_archscale.graph.MAX_NODES`, :data:`~nni_archscale.graph.MAX_EDGES`), which bound what can be
+#: read, not what verifies in seconds; verify a larger graph as ARCH.
+MAX_RANDOM_NODES = 64
+
+
+def random_graph_size(text: str) -> int:
+    """``--max-nodes``: an integer in 2..:data:`MAX_RANDOM_NODES` (an input and an output at least)."""
+    value = positive_int(text)
+    if not 2 <= value <= MAX_RANDOM_NODES:
+        raise argparse.ArgumentTypeError(
+            f"expected 2..{MAX_RANDOM_NODES} nodes (nni_archscale.cli.verify_cmd.MAX_RANDOM_NODES: a dense random "
+            f"graph of {MAX_RANDOM_NODES} nodes verifies in about 10 s), got {shorten(text)}; verify a larger "
+            f"graph as ARCH")
+    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,14 +77,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="what a graph is (default: nb201-cell for NAS-Bench-201 strings and --nb201-all, else dag)")
     p.add_argument("--base-lr", type=positive_float, default=None,
                    help="rate calibrated on the base network (default 0.46 for NAS-Bench-201, else 1.0)")
-    p.add_argument("--kernel-size", type=positive_int, default=None,
+    p.add_argument("--kernel-size", type=kernel_size_number, default=None,
                    help="kernel size of the parameterised edges of a paper code")
     p.add_argument("--activation", choices=("relu", "gelu"), default="relu",
                    help="activation for the forward moments (the presets are derived for ReLU)")
     p.add_argument("--pool", choices=("identity", "symbolic"), default="identity",
                    help="average pooling's second-moment factor: 1 (identity-like) or a symbol rho_q")
     p.add_argument("--seed", type=int, default=0, help="seed of --random")
-    p.add_argument("--max-nodes", type=positive_int, default=7, help="largest random graph (nodes)")
+    p.add_argument("--max-nodes", type=random_graph_size, default=7,
+                   help=f"largest random graph (nodes, 2..{MAX_RANDOM_NODES}; default 7)")
     p.add_argument("--no-cache", action="store_true", help="verify isomorphic graphs separately")
     p.add_argument("--fail-on-drift", action="store_true",
                    help="also exit 1 when a rule does not keep some node at the input's second moment")
@@ -93,8 +112,9 @@ def nb201_class_counts() -> dict[str, int]:
 
 def random_graphs(count: int, seed: int, max_nodes: int) -> Iterator[ArchGraph]:
     """``count`` random DAGs with 2..max_nodes nodes, every edge kind, kernel sizes 1 and 3."""
-    if max_nodes < 2:
-        raise UsageError(f"--max-nodes must be at least 2 (an input and an output), got {max_nodes}")
+    if not 2 <= max_nodes <= MAX_RANDOM_NODES:
+        raise UsageError(f"--max-nodes must be in 2..{MAX_RANDOM_NODES} (an input and an output at least; "
+                         f"MAX_RANDOM_NODES verifies in seconds), got {max_nodes}")
     rng = random.Random(seed)
     kinds = (EdgeKind.ZERO, EdgeKind.SKIP, EdgeKind.POOL, EdgeKind.PARAM, EdgeKind.PARAM)
     for _ in range(count):

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli.main import positive_int
+from ..cli.main import UsageError, positive_int, positive_rate
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -45,9 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          "judged as a predictor that gives every network the base network's rate)")
     lr.add_argument("--optimizers", type=_names, default=("sgd",), help="comma list of sgd,adam")
     lr.add_argument("--batch-size", type=positive_int, default=16)
-    lr.add_argument("--sgd-grid", type=float, nargs=2, metavar=("LO", "HI"), default=(2.0**-7, 2.0**4),
+    lr.add_argument("--sgd-grid", type=positive_rate, nargs=2, metavar=("LO", "HI"), default=(2.0**-7, 2.0**4),
                     help="SGD learning-rate grid bounds (default 2^-7 .. 2^4)")
-    lr.add_argument("--adam-grid", type=float, nargs=2, metavar=("LO", "HI"), default=(2.0**-13, 2.0**-1),
+    lr.add_argument("--adam-grid", type=positive_rate, nargs=2, metavar=("LO", "HI"), default=(2.0**-13, 2.0**-1),
                     help="Adam learning-rate grid bounds (default 2^-13 .. 2^-1)")
     lr.add_argument("--per-octave", type=positive_int, default=4, help="grid points per octave (default 4)")
     lr.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
@@ -61,8 +61,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_space_lr_parser(exp)
 
 
+def _check_grid(flag: str, bounds) -> None:
+    """A rate grid's bounds LO HI (each a positive rate, checked when parsed) must rise: refused before any data
+    loads, in the words calibrate uses for its own grid."""
+    lo, hi = bounds
+    if not lo < hi:
+        example = f"{hi:g} {lo:g}" if hi < lo else f"{lo:g} {lo * 16:g}"
+        raise UsageError(f"{flag} needs LO < HI (a log2 grid from LO up to HI), got {lo:g} {hi:g}; fix {flag}, "
+                         f"e.g. {flag} {example}")
+
+
 def run_lr_prediction(args: argparse.Namespace) -> int:
     from .lr_prediction import Config, run
+
+    _check_grid("--sgd-grid", args.sgd_grid)
+    _check_grid("--adam-grid", args.adam_grid)
     from .report import write_lr_report
 
     cfg = Config(family=args.family, activation=args.act, convention=args.convention, data=args.data,

@@ -37,6 +37,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from ..errors import shorten
 from ..formats import NB201_OPS, NB201_TO_NNI_OPS
 from ..graph import ArchGraph, Edge, EdgeKind
 from ..planner import nb201_cell_indices, nb201_edge_module
@@ -246,9 +247,9 @@ def graph_from_model(model: nn.Module) -> tuple[ArchGraph, str | None]:
     return model_graph(model, leaf=nni_leaf)
 
 
-def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str, Any] | None = None,
-                      adapter: str = "auto", generator=None, label: str = "cell", batch=None,
-                      reference: Reference | None = None) -> Prepared:
+def prepare_candidate(model: nn.Module, config: HookConfig | Mapping[str, Any],
+                      sample: Mapping[str, Any] | None = None, adapter: str = "auto", generator=None,
+                      label: str = "cell", batch=None, reference: Reference | None = None) -> Prepared:
     """Pick the adapter, re-initialise ``model``, set its rates by the rate rule and build its param groups; log
     adapter and graph summary.
 
@@ -261,8 +262,12 @@ def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str,
     :func:`~nni_archscale.torch_layer.rate_rules.reference_of`); without them a default ``measured`` falls back
     to one shared rate, with a note. ``segmented`` without ``reference`` compares with the graph rule's base (one
     layer per segment), with a note.
+    ``config`` is a :class:`HookConfig` or a dict of its options (``{"base_lr": 0.1}``, as the README's hooks
+    pass it).
     Raises :class:`~nni_archscale.errors.NoPathError` for a candidate without an input-output path.
     """
+    check_model(model, "prepare_candidate()")
+    config = HookConfig.of(config)
     if sample is None and adapter != "fx":
         sample = current_sample()
     name = adapter
@@ -300,6 +305,14 @@ def prepare_candidate(model: nn.Module, config: HookConfig, sample: Mapping[str,
         prepared.notes.append(note)
     log.info("archscale: %s", prepared.summary())
     return prepared
+
+
+def check_model(model: object, caller: str) -> None:
+    """``model`` must be the candidate itself, a ``torch.nn.Module`` (not a name, not None)."""
+    if not isinstance(model, nn.Module):
+        given = shorten(model) if isinstance(model, str) or model is None else type(model).__name__
+        raise ExtractionError(f"{caller} needs the candidate model, a torch.nn.Module, got {given}; pass the model "
+                              f"NNI hands the trial (the frozen candidate), not its name")
 
 
 #: NNI hub model spaces -> the family whose measurement decides their default rate rule (reports/spaces-maxlr/)

@@ -25,18 +25,24 @@ from nni.nas.evaluator import MutableEvaluator
 from nni.nas.evaluator.pytorch import Lightning
 
 from ..torch_layer.hook import HookConfig, Prepared
-from .adapters import prepare_candidate
+from .adapters import check_model, prepare_candidate
 
 log = logging.getLogger("nni_archscale")
 
 
 def _config(hook: HookConfig | dict | None, **overrides) -> HookConfig:
-    if isinstance(hook, HookConfig):
-        base = hook.to_dict()
-    else:
-        base = dict(hook or {})
+    """``hook`` (a :class:`HookConfig`, a dict of its options or None) with ``overrides``; an unknown key or a
+    value of the wrong kind is refused here, by name (:meth:`HookConfig.from_dict`)."""
+    base = _hook_options(hook)
     base.update({k: v for k, v in overrides.items() if v is not None})
-    return HookConfig(**base)
+    return HookConfig.from_dict(base)
+
+
+def _hook_options(hook: HookConfig | dict | None) -> dict:
+    """The options as given (a dict keeps only its own keys: the evaluator's weight decay falls back on the
+    module's), checked as a :class:`HookConfig` now rather than at the first candidate."""
+    HookConfig.of(hook)
+    return hook.to_dict() if isinstance(hook, HookConfig) else dict(hook or {})
 
 
 def _grouped_configure_optimizers(self):
@@ -70,7 +76,7 @@ class ArchScaleEvaluator(MutableEvaluator):
                 f"for FunctionalEvaluator call prepare_for_trial() inside your function"
             )
         self.evaluator = evaluator
-        self.hook = dict(hook.to_dict() if isinstance(hook, HookConfig) else (hook or {}))
+        self.hook = _hook_options(hook)
         self.adapter = adapter
         self.last_prepared: Prepared | None = None
 
@@ -108,7 +114,7 @@ class ArchScaleCallback(pl.Callback):
 
     def __init__(self, hook: dict | None = None, adapter: str = "auto"):
         super().__init__()
-        self.hook = dict(hook.to_dict() if isinstance(hook, HookConfig) else (hook or {}))
+        self.hook = _hook_options(hook)
         self.adapter = adapter
         self.prepared: Prepared | None = None
 
@@ -155,6 +161,7 @@ def prepare_for_trial(model: torch.nn.Module, hook: HookConfig | dict | None = N
     """For ``FunctionalEvaluator`` functions: re-initialise ``model`` for the current NNI sample and return
     ``(optimizer, scheduler, prepared)`` built on the rule's rates (scheduler is None without ``total_steps``
     or with ``scheduler='none'``)."""
+    check_model(model, "prepare_for_trial()")
     cfg = _config(hook, **overrides)
     prepared = prepare_candidate(model, cfg, sample=sample, adapter=adapter, generator=generator)
     optimizer = prepared.make_optimizer()

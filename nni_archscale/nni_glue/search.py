@@ -25,9 +25,11 @@ from pathlib import Path
 from ..run_options import RunOptions
 from ..results import BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, prepare_out_dir, read_records, write_outputs
 from ..errors import ArchScaleError
+from ..files import file_kind
 from ..run_errors import SearchError
 from ..torch_layer.hook import HookConfig
 from .calibration import bar_progress, calibrate_space, space_name, space_reference
+from .spaces import SpaceError
 from .training_service import experiment_config, trial_code_directory
 
 ENGINES = ("sequential", "ts")
@@ -154,7 +156,19 @@ def _strategy(name: str, trials: int, seed: int):
     raise SearchError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
 
 
+def _check_run_files(out: Path) -> None:
+    """``run.json`` and ``trials.jsonl``, where they exist, must be regular files: a folder in their place cannot
+    be read as a run (IsADirectoryError), a named pipe would block the read forever."""
+    for name in (RUN_FILE, RECORDS):
+        kind = file_kind(out / name)
+        if kind is not None:
+            raise SearchError(f"{str(out / name)!r} is {kind}, not archscale's {name} (a regular file), so the "
+                              f"search in {str(out)!r} cannot be read or continued; move it away, or choose another "
+                              f"--out")
+
+
 def _check_out_dir(out: Path, identity: dict, resume: bool) -> None:
+    _check_run_files(out)
     run_file = out / RUN_FILE
     if resume and not run_file.exists() and not (out / RECORDS).exists():
         raise SearchError(f"nothing to resume in {str(out)!r}: it holds no search ({RUN_FILE} and {RECORDS} are "
@@ -232,6 +246,9 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     if opts.strategy == "tpe" and opts.space != "nb201":
         raise SearchError(f"NNI's TPE cannot search {opts.space} (it fails on spaces with InputChoice or "
                           f"mutable widths); use --strategy evolution or random")
+    from .spaces import check_space_options
+
+    check_space_options(opts.space, opts.space_options or {})  # before the data, the calibration and any trial
     out = prepare_out_dir(opts.out)
     rule = opts.hook
     identity = {k: getattr(opts, k) for k in _IDENTITY}
@@ -321,6 +338,8 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     try:
         reference = space_reference(opts.space, data, HookConfig(**hook), opts.width, opts.cells_per_stage,
                                     opts.space_options or None, opts.seed).to_dict()
+    except SpaceError:  # the space itself cannot be built: every candidate would fail the same way
+        raise
     except ArchScaleError as exc:  # only the measured and segmented rules need it; they say so per candidate
         reference = None
         report(f"archscale: warning: the base network could not be measured ({exc}); the measured rule falls "

@@ -5,6 +5,8 @@ chosen so that a batch of 64 digits images (3x8x8) trains in tens of millisecond
 the search dimensions themselves (operators, cell wiring, depths, kernel sizes, expand ratios) are NNI's own.
 
 * :func:`build_space` - the NNI ``ModelSpace`` (defaults, then ``overrides``), its head sized to ``num_classes``;
+* :func:`check_space_options` - refuses an override NNI's class does not take, or of another type than it declares
+  (an integer must be a positive one up to :data:`MAX_SPACE_INT`), before anything is built;
 * :func:`sample_model` - ``(sample dict, frozen nn.Module)`` for a seed: ``space.random(memo, RandomState(seed))``,
   the weights drawn from a torch generator seeded with ``seed`` too (the global torch RNG is left untouched);
 * :class:`SampleRejected` - NNI refused the seed's sample (NasBench101's cell constraints), with NNI's reason.
@@ -15,14 +17,16 @@ the search dimensions themselves (operators, cell wiring, depths, kernel sizes, 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ArchScaleError
+from ..errors import ArchScaleError, shorten
 
-__all__ = ["SPACE_NAMES", "SPACES", "SpaceSpec", "SampleRejected", "build_space", "sample_model"]
+__all__ = ["SPACE_NAMES", "SPACES", "SpaceSpec", "SampleRejected", "build_space", "check_space_options",
+           "sample_model"]
 
 from ..space_names import SPACE_NAMES  # noqa: E402  (one list, also read by the CLI without importing torch)
 
@@ -139,11 +143,95 @@ def _nni_class(name: str):
     return getattr(hub, SPACES[name].nni_class)
 
 
-def _valid_kwargs(cls) -> list[str]:
+def _parameters(cls) -> dict[str, Any]:
+    """The constructor arguments of NNI's class ``cls`` (but ``num_labels``) with their annotations."""
     import inspect
 
     init = getattr(cls, "_init_wrapped", cls.__init__)  # NNI wraps ModelSpace.__init__
-    return [p for p in inspect.signature(init).parameters if p not in ("self", "num_labels")]
+    return {name: p.annotation for name, p in inspect.signature(init).parameters.items()
+            if name not in ("self", "num_labels")}
+
+
+def _valid_kwargs(cls) -> list[str]:
+    return list(_parameters(cls))
+
+
+#: Largest integer a space's constructor argument may take (a width, a cell count, a depth, a stack count): NNI's
+#: own spaces use at most 1,280; a larger value is a typo, or a network no machine could build.
+MAX_SPACE_INT = 65_536
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` (read from JSON) is what NNI's ``annotation`` declares; an integer must be positive (a
+    width, a count) and at most :data:`MAX_SPACE_INT`, a float finite, a bool a bool. Annotations this check does
+    not know pass (NNI checks them)."""
+    import math
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SPACE_INT
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin is typing.Union:
+        return any(_fits(value, a) for a in args)
+    if origin is typing.Literal:
+        return isinstance(value, str) and value in args
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)) or not value:
+            return False
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis or origin is list:
+            return all(_fits(v, args[0]) for v in value) if args else True
+        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+    return True
+
+
+def _describe(annotation: Any) -> str:
+    """What :func:`_fits` accepts for ``annotation``, in words."""
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    words = {bool: "true or false", int: f"a positive integer up to {MAX_SPACE_INT:,}", float: "a finite number",
+             str: "text"}
+    if annotation in words:
+        return words[annotation]
+    if origin is typing.Union:  # NNI's "X or a tuple of X" (a fixed value, or a choice for the search)
+        scalars = [a for a in args if typing.get_origin(a) not in (tuple, list)]
+        lists = [a for a in args if a not in scalars]
+        if len(scalars) == 1 and all(typing.get_args(a)[:1] == (scalars[0],) for a in lists):
+            return f"{_describe(scalars[0])}, or a non-empty list of such (the values to choose from)"
+        return " or ".join(_describe(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis or origin is list and args:
+        return f"a non-empty list of which each item is {_describe(args[0])}"
+    if origin is tuple:
+        return f"a list of {len(args)} items: " + ", ".join(_describe(a) for a in args)
+    return str(annotation)
+
+
+def check_space_options(name: str, options: dict) -> None:
+    """Refuse, before anything is built or trained, a constructor argument of the ``name`` space that NNI's
+    class does not take or whose value is not of the type it declares (:data:`MAX_SPACE_INT` bounds integers):
+    a :class:`SpaceError` naming the argument, what it must be and the valid arguments."""
+    spec = _spec(name)
+    params = _parameters(_nni_class(name))
+    if "num_labels" in options:
+        raise SpaceError(f"pass num_classes= instead of num_labels= to build the {name} space")
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise SpaceError(f"unknown argument(s) {', '.join(unknown)} for NNI's {spec.nni_class} ({name}); valid "
+                         f"arguments: {', '.join(params)} (--space-arg KEY=VALUE)")
+    for key, value in options.items():
+        if not _fits(value, params[key]):
+            example = spec.defaults.get(key, None)
+            hint = f"; e.g. {key}={json.dumps(example)}" if example is not None else ""
+            raise SpaceError(f"argument {key}={shorten(value)} of NNI's {spec.nni_class} ({name}) must be "
+                             f"{_describe(params[key])}{hint} (--space-arg {key}=VALUE)")
 
 
 def _check_image_size(spec: SpaceSpec, kwargs: dict, image_size: int) -> None:
@@ -165,16 +253,22 @@ def build_space(name: str, num_classes: int = 10, *, image_size: int | None = No
     checked against what the space can take (a ``ValueError`` names the fix)."""
     spec = _spec(name)
     cls = _nni_class(name)
-    valid = _valid_kwargs(cls)
-    if "num_labels" in overrides:
-        raise SpaceError(f"pass num_classes= instead of num_labels= to build the {name} space")
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise SpaceError(f"unknown argument(s) {', '.join(unknown)} for NNI's {spec.nni_class} ({name}); valid "
-                         f"arguments: {', '.join(valid)}")
+    check_space_options(name, overrides)
     kwargs = {**spec.defaults, **overrides}
     if image_size is not None:
         _check_image_size(spec, kwargs, int(image_size))
+    try:
+        return _construct(spec, cls, num_classes, kwargs)
+    except (AssertionError, IndexError, RuntimeError, TypeError, ValueError) as exc:
+        if not overrides:  # the registry's own defaults: a bug here, not the user's input
+            raise
+        given = ", ".join(f"{k}={shorten(v)}" for k, v in overrides.items())
+        raise SpaceError(f"NNI's {spec.nni_class} ({name}) refuses {given} ({type(exc).__name__}"
+                         f"{': ' + shorten(str(exc), 120) if str(exc) else ' in its constructor'}); fix them "
+                         f"(--space-arg), or leave them out for the defaults") from exc
+
+
+def _construct(spec: SpaceSpec, cls, num_classes: int, kwargs: dict):
     with _quiet():
         if spec.nni_class in _NDS_CLASSES:
             natural = 10 if kwargs.get("dataset", "cifar") == "cifar" else 1000

@@ -23,6 +23,8 @@ from typing import Callable
 from filelock import FileLock, Timeout
 from torch import nn
 
+from ..errors import InputFileError
+from ..files import file_kind, not_regular_message, read_regular_file
 from ..results import atomic_write_text
 from ..run_errors import CalibrationError, CacheError
 
@@ -30,6 +32,8 @@ CACHE_FORMAT = "nni-archscale/calibration@1"
 
 #: how long a write waits for another process's write to the same cache (each holds the lock for milliseconds)
 LOCK_TIMEOUT_S = 60
+#: largest cache file read (an entry is about a kilobyte): anything larger is not a cache, and is reported corrupt
+MAX_CACHE_BYTES = 64 * 2**20
 
 
 def log_grid(low: float, high: float, points: int) -> list[float]:
@@ -46,7 +50,8 @@ def log2_grid(lo: float, hi: float, per_octave: int = 4) -> list[float]:
     of the maximal-rate measurements (:mod:`nni_archscale.experiments.maxlr`), unrounded, so that grids with
     different ends share their rates."""
     if not (0 < lo < hi):
-        raise ValueError(f"grid needs 0 < lo < hi, got lo={lo}, hi={hi}")
+        raise CalibrationError(f"a log2 grid needs 0 < lo < hi, got lo={lo:g}, hi={hi:g}; fix the grid's bounds "
+                               f"(--sgd-grid / --adam-grid LO HI)")
     a, b = math.ceil(math.log2(lo) * per_octave - 1e-9), math.floor(math.log2(hi) * per_octave + 1e-9)
     return [2.0 ** (k / per_octave) for k in range(a, b + 1)]
 
@@ -205,9 +210,13 @@ class CalibrationCache:
         self.path = Path(path).expanduser()
         self.strict = strict
         self.problems: list[str] = []
-        if self.path.is_dir():
+        kind = file_kind(self.path)
+        if kind == "a directory":
             raise CacheError(f"calibration cache {str(self.path)!r} is a directory; pass a file path such as "
                              f"{str(self.path / 'calibration.json')!r} (--cache / --calibration-cache)")
+        if kind is not None:  # a named pipe would block the read forever; the next write would replace it
+            raise CacheError(f"{not_regular_message('calibration cache', self.path, kind)} (--cache / "
+                             f"--calibration-cache), or leave it out for the default cache")
         self._entries = self._read()
 
     def _problem(self, message: str) -> None:
@@ -221,8 +230,8 @@ class CalibrationCache:
         if not self.path.exists():
             return {}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(read_regular_file(self.path, MAX_CACHE_BYTES, "calibration cache").decode("utf-8"))
+        except (OSError, InputFileError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             problem(f"calibration cache {str(self.path)!r} is corrupt ({type(exc).__name__}); it is not "
                     f"trusted and will be rewritten (delete it, or pass --refresh)")
             return {}

@@ -8,8 +8,11 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -17,8 +20,8 @@ from torch import nn
 from ..graph import ArchGraph
 from ..planner import InitPlan, graph_plan, module_rates, nb201_cell_indices, nb201_output_scales, nb201_plan
 from ..presets import Init, preset_of
-from ..rules import Scaling, scale
-from ..errors import RuleError
+from ..rules import Scaling, check_base_lr, scale
+from ..errors import RuleError, shorten
 from .apply import InitReport, apply_init
 from .node_scales import apply_output_scales
 from .param_groups import OPTIMIZERS, build_param_groups, make_optimizer, make_scheduler
@@ -27,6 +30,9 @@ from .. import rate_registry
 from .rate_rules import DEFAULT_CELL_BATCH, Reference, clamp_octaves, rule_rate, unmodelled_layers
 
 log = logging.getLogger("nni_archscale")
+
+#: Largest float32, the type of the parameters a rate multiplies: a larger rate overflows inside the optimizer.
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class HookConfig:
     batch_size: int | None = None
 
     def __post_init__(self):
+        self._check_numbers()
         if self.rate_rule != "auto":
             rate_registry.get(self.rate_rule)  # an unknown name is a RuleError listing the registered rules
         preset = preset_of(self.preset)
@@ -66,6 +73,50 @@ class HookConfig:
         if self.optimizer not in OPTIMIZERS:
             raise RuleError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
 
+    def _check_numbers(self) -> None:
+        """Refuse, when the config is made, numbers the optimizer would refuse later or take silently: a base rate
+        that is not a positive finite number within float32's range (a string is not one), a momentum outside
+        [0, 1), a negative or non-finite weight decay, a batch size that is not a positive integer."""
+        check_base_lr(self.base_lr)
+        if self.base_lr > FLOAT32_MAX:  # a huge rate that fits still trains, to a "diverged" outcome
+            raise RuleError(f"base_lr {shorten(self.base_lr)} does not fit float32 (at most {FLOAT32_MAX:.4g}), in "
+                            f"which the optimizer applies it; pass the rate calibrated on the base network, e.g. 0.1")
+        if not (_real(self.momentum) and 0 <= self.momentum < 1):
+            raise RuleError(f"momentum must be a number in [0, 1), got {shorten(self.momentum)}; e.g. 0.9 (SGD's "
+                            f"default here), or 0 for plain SGD")
+        if not (_real(self.weight_decay) and self.weight_decay >= 0):
+            raise RuleError(f"weight_decay must be a finite number >= 0, got {shorten(self.weight_decay)}; e.g. "
+                            f"5e-4, or 0 for none")
+        if self.batch_size is not None and not (isinstance(self.batch_size, numbers.Integral)
+                                                and not isinstance(self.batch_size, bool) and self.batch_size >= 1):
+            raise RuleError(f"batch_size must be a positive integer or None, got {shorten(self.batch_size)}; pass "
+                            f"the training batch size (None: {DEFAULT_CELL_BATCH}, the batch of the measurements)")
+
+    @classmethod
+    def from_dict(cls, options: Mapping) -> "HookConfig":
+        """A config from a dict of its fields, as the README's hooks pass it (``{"base_lr": 0.1}``); a key that
+        is not a field is refused naming the valid ones (an unknown key would otherwise be a bare TypeError)."""
+        valid = [f.name for f in fields(cls)]
+        unknown = [k for k in options if k not in valid]
+        if unknown:
+            hints = [f"{_ALIASES[k]} for {k}" for k in unknown if k in _ALIASES]
+            raise RuleError(f"unknown hook option(s) {', '.join(shorten(k) for k in unknown)}; valid options: "
+                            f"{', '.join(valid)}" + (f" (use {', '.join(hints)})" if hints else ""))
+        return cls(**options)
+
+    @classmethod
+    def of(cls, hook: "HookConfig | Mapping | None") -> "HookConfig":
+        """``hook`` as a config: a :class:`HookConfig` as it is, a dict by :meth:`from_dict`, None the defaults;
+        anything else is refused."""
+        if hook is None:
+            return cls()
+        if isinstance(hook, HookConfig):
+            return hook
+        if isinstance(hook, Mapping):
+            return cls.from_dict(hook)
+        raise RuleError(f"the hook's options must be a HookConfig or a dict of its options, got "
+                        f"{type(hook).__name__} {shorten(hook)}; e.g. {{'base_lr': 0.1}} or HookConfig(base_lr=0.1)")
+
     @property
     def scheme(self) -> Init:
         """The :class:`~nni_archscale.presets.Init` applied: ``init``, or the preset's own."""
@@ -73,6 +124,16 @@ class HookConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: Keys people write for a hook option, and the option they mean (for :meth:`HookConfig.from_dict`'s message).
+_ALIASES = {"lr": "base_lr", "learning_rate": "base_lr", "rate": "base_lr", "wd": "weight_decay",
+            "init_preset": "preset", "rule": "rate_rule", "batch": "batch_size", "schedule": "scheduler"}
+
+
+def _real(value: object) -> bool:
+    """A finite real number (a bool or a string is not one)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass

@@ -33,8 +33,9 @@ def pick_device(requested: str | None = None) -> torch.device:
         dev = torch.device(requested)
     except (RuntimeError, TypeError, ValueError):
         raise SearchError(f"unknown device {requested!r}; use --device auto, cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise SearchError(f"device {requested!r} is not supported here; use --device auto, cpu, cuda or cuda:N")
+    if dev.type not in ("cpu", "cuda"):  # mps, xpu...: the trainers are written and tested for the CPU and CUDA
+        raise SearchError(f"device {requested!r} is not supported; use --device auto, cpu, cuda or cuda:N (the "
+                          f"trainers support the CPU and CUDA devices only)")
     if dev.type == "cuda" and not torch.cuda.is_available():
 
         raise SearchError(f"device {requested!r} requested but CUDA is not available; use --device cpu or auto")

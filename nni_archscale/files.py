@@ -1,0 +1,94 @@
+"""Reading a file the user names without hanging or filling memory.
+
+A path on the command line may be anything: a named pipe (FIFO) blocks a read until some other process writes
+to it, which is forever; a terminal waits for typing; a device such as ``/dev/zero`` never ends, and a file
+under ``/proc`` reports a size of 0 whatever it holds. :func:`read_regular_file` follows symlinks, refuses
+anything but a regular file before reading a byte (it opens without blocking and checks the open file, so a
+path swapped for a pipe after a check cannot block either), and reads at most ``limit + 1`` bytes, so a file
+larger than the limit is refused, never read whole. Pure Python: this module imports neither torch nor NNI.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .errors import InputFileError, shorten
+
+#: How much of a path messages echo (a path's end names the file).
+PATH_ECHO = 200
+#: What a path is, by its ``stat`` file type, for messages (a regular file needs no name).
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+_CHUNK = 1 << 20
+
+
+def kind_of(mode: int) -> str | None:
+    """What a file of ``st_mode`` ``mode`` is when it is not a regular file ("a named pipe (FIFO)"...); None
+    for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def file_kind(path: str | Path) -> str | None:
+    """What ``path`` is (symlinks followed) when it exists and is not a regular file; None for a regular file or
+    a path that does not exist (or cannot be examined: reading it then says why)."""
+    try:
+        return kind_of(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return None
+
+
+def not_regular_message(what: str, path: str | Path, kind: str) -> str:
+    """The message for ``what`` at ``path`` that is ``kind``, not a regular file, and what to pass instead."""
+    why = "" if kind == "a directory" else " (reading it could block or never end)"
+    return f"{what} {shorten(str(path), PATH_ECHO)} is {kind}, not a regular file{why}; pass the path of a regular file"
+
+
+def read_regular_file(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of the regular file at ``path`` (symlinks followed), if it holds at most ``limit`` bytes.
+
+    Raises :class:`~nni_archscale.errors.InputFileError` for anything but a regular file (``kind`` set), before
+    reading, and for a file of more than ``limit`` bytes (``size`` set when known), after reading at most
+    ``limit + 1`` bytes; ``OSError`` (``FileNotFoundError``, ``PermissionError``...) as ``open`` raises it.
+    ``what`` names the file in messages ("JSON graph file").
+    """
+    real = os.path.realpath(path)
+    kind = file_kind(real)
+    if kind is not None:  # a socket cannot even be opened: name it before trying
+        raise InputFileError(not_regular_message(what, path, kind), kind=kind)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(real, flags)  # O_NONBLOCK: opening a pipe returns at once, without a writer
+    try:
+        info = os.fstat(fd)  # the file opened, not the path: nothing can be swapped in between
+        kind = kind_of(info.st_mode)
+        if kind is not None:
+            raise InputFileError(not_regular_message(what, path, kind), kind=kind)
+        if info.st_size > limit:
+            raise _too_large(what, path, limit, info.st_size)
+        os.set_blocking(fd, True)
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:  # st_size said less (a growing file, /proc): refused without reading on
+            raise _too_large(what, path, limit, None)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _too_large(what: str, path: str | Path, limit: int, size: int | None) -> InputFileError:
+    held = f"{size:,} bytes, more than the {limit:,}" if size is not None else f"more than the {limit:,} bytes"
+    return InputFileError(f"{what} {shorten(str(path), PATH_ECHO)} holds {held} read; is it the right file?",
+                          size=size)
