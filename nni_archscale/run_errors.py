@@ -21,15 +21,6 @@ class InitPlanError(ArchScaleError, ValueError):
     """An init plan does not fit the model it is applied to (a planned module is missing, a fan is zero)."""
 
 
-class DivergenceError(ArchScaleError, FloatingPointError):
-    """Training produced a NaN or infinite loss."""
-
-    def __init__(self, message: str, step: int | None = None, loss: float | None = None):
-        super().__init__(message)
-        self.step = step
-        self.loss = loss
-
-
 class CalibrationError(ArchScaleError, RuntimeError):
     """The base learning rate could not be calibrated (every grid point diverged, bad grid)."""
 

@@ -19,8 +19,6 @@ from .nb201_training import FAIR_RECIPES
 #: the recipes that are the paper's rule (compared with the paper's numbers); shared / archscale are not
 PAPER_RECIPES = ("paper", "release", "exact")
 
-#: Mean test-accuracy gain of the paper's fair recipe over the NAS-Bench-201 numbers (§4.3), in points.
-PAPER_GAINS = {"cifar10": 0.44, "cifar100": 1.24, "imagenet16-120": 2.09}
 #: Approximate values read off Fig. 4 middle and Fig. 9 (low confidence: machine-extracted figure data).
 PAPER_TAU_ALL = "about 0.85-0.9"
 PAPER_TAU_TOP = "about 0.3-0.5 (K about 1-10%)"

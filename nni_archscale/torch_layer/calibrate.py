@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Callable
 
 from filelock import FileLock, Timeout
-from torch import nn
 
 from ..errors import InputFileError
 from ..files import file_kind, not_regular_message, read_regular_file
@@ -302,7 +301,3 @@ class CalibrationCache:
             raise CacheError(f"cannot write the calibration cache {str(self.path)!r} ({exc.strerror or exc}); "
                              f"pass a writable file with --cache / --calibration-cache") from None
         self._entries = entries
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
