@@ -282,11 +282,14 @@ def analyse(opts, specs, curves, rates, rule_notes, trained, trained_acc, consta
                               "off_grid": metrics[f"shared@{level}"]["off_grid"] > 0, "maxlr_regret": old})
     objective = decide_all(objective) if objective else []
     headroom = metrics.get("shared@product", {}).get("regret")
+    from ..stats import kendall_tau
+
+    oracle_published = {n: kendall_tau(orc.accuracy.tolist(), t.tolist()) for n, t in published.items()}
     return {
         "space": opts.space, "family": family_of(opts.space), "how_sampled": how, "candidates": keys,
         "options": {k: v for k, v in opts.identity().items()}, "constants": constants,
         "default_rule": default, "rule_notes": {k: v for k, v in rule_notes.items() if k != "default"},
-        "headroom": headroom, "noise_floor": floor,
+        "headroom": headroom, "noise_floor": floor, "oracle_published_tau": oracle_published,
         "oracle": {"log2_rate": orc.log_rate.tolist(), "accuracy": orc.accuracy.tolist(),
                    "in_sample_accuracy": orc.in_sample.tolist(), "interior": orc.interior.tolist(),
                    "winners_curse": float(np.mean(orc.in_sample - orc.accuracy))},

@@ -51,6 +51,26 @@ def table(summary: dict) -> list[str]:
     return lines
 
 
+def published_table(summary: dict) -> list[str]:
+    """Kendall tau of each product-level and trained arm's ranking with the published tables (NB201), beside the
+    oracle's own and the seed-vs-seed noise floor."""
+    arms = summary["arms"]
+    names = sorted({k[len("tau_published_"):] for m in arms.values() for k in m if k.startswith("tau_published_")})
+    if not names:
+        return []
+    rows = [a for a in arms if a.endswith("@product") or arms[a]["level"] == "fixed"]
+    lines = ["## Rankings against the published table (tau with each column; 95% bootstrap intervals)", "",
+             "| arm | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for a in rows:
+        lines.append(f"| {a} | " + " | ".join(_ci(arms[a][f"tau_published_{n}"], ".2f") for n in names) + " |")
+    oracle = summary.get("oracle_published_tau")
+    if oracle:
+        lines.append("| oracle | " + " | ".join(_fmt(oracle.get(n), ".2f") for n in names) + " |")
+    lines += ["", f"Noise floor: two seeds of one arm agree with tau {_fmt(summary['noise_floor']['all'], '.2f')}.",
+              ""]
+    return lines
+
+
 def render(summary: dict) -> str:
     o = summary["options"]
     floor = summary["noise_floor"]
@@ -75,6 +95,7 @@ def render(summary: dict) -> str:
              f"{o['population']} candidates, read on the others; `hindsight` = the best level for these candidates "
              "(the rule's shape alone), fitted the same way for every arm, cross-fitted over seeds. "
              "Intervals: 95% bootstrap over candidates.", "", *table(summary), "",
+             *published_table(summary),
              "## Decisions (pre-registered rule: regret lower than shared@product by more than 2 paired SE, Holm "
              "across the decisions listed)", "",
              "| rule | shared minus rule regret (points) | SE | z | p (one-sided) | Holm threshold | adopt |",
