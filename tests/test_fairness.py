@@ -11,7 +11,7 @@ import pytest
 from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: F401
 
 from nni_archscale.fairness.curves import (Curve, crossfit_shift, fit_shift, off_grid, oracle, population_shift,
-                                           read_arm, read_at, seed_noise_at_oracle)
+                                           read_at, seed_noise_at_oracle)
 from nni_archscale.fairness.score import ALPHA_2SE, Arm, arm_metrics, bootstrap_interval, decide_all
 
 

@@ -18,7 +18,6 @@ Arms (each rule under the product's init, read off the grid; ``level`` says wher
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -27,12 +26,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ArchScaleError, NoPathError, RuleError
+from ..errors import NoPathError, RuleError
 from ..run_errors import ExtractionError
 from .candidates import BASE_KEY, CandidateSpec, sample_dag_cells, sample_nb201, sample_space
-from .curves import Curve, crossfit_shift, off_grid, oracle, population_shift, read_arm, seed_noise_at_oracle
+from .curves import crossfit_shift, off_grid, oracle, population_shift, read_arm, seed_noise_at_oracle
 from .engine import (FairnessError, FairnessOptions, Runner, base_spec, build_candidate, grid_curve, initial_grid,
-                     lattice, train_until_interior, write_run_file)
+                     train_until_interior, write_run_file)
 from .score import Arm, arm_metrics, decide_all, noise_floor, top_quarter
 
 LEVELS = ("product", "maxlr", "population", "hindsight")
@@ -156,8 +155,6 @@ def rule_rates(opts: FairnessOptions, payload: dict, specs: list[CandidateSpec],
 def run_fairness(opts: FairnessOptions, out: str | Path, resume: bool = False, progress: bool = True,
                  report: Callable[[str], None] = print) -> dict:
     """Run (or resume) a fairness benchmark into ``out`` and write its report; returns the summary."""
-    import torch
-
     from ..torch_layer.data import load_dataset
     from .engine import _hook_dict
 
@@ -167,8 +164,6 @@ def run_fairness(opts: FairnessOptions, out: str | Path, resume: bool = False, p
         raise FairnessError("--out must name a folder for the run (not the current directory)")
     out.mkdir(parents=True, exist_ok=True)
     run = write_run_file(out, opts, resume)
-    if not (out / "run.json").exists():
-        raise FairnessError(f"could not write {out / 'run.json'}")
     t0 = time.perf_counter()
     data = load_dataset(opts.dataset, opts.data_dir, opts.limit, opts.seed)
     from dataclasses import asdict

@@ -20,7 +20,6 @@ epochs, batch, data and seeds (:func:`nni_archscale.nni_glue.trial._seed_for`), 
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -323,6 +322,13 @@ def train_until_interior(runner: Runner, specs: list[CandidateSpec], grids: dict
                 pts.insert(0, pts[0] - 1)
                 grown = True
         if not grown:
+            for s in specs:
+                mean = grid_curve(runner, s, grids[s.key]).mean()
+                j = int(np.flatnonzero(mean == mean.max())[0])
+                if j in (0, len(grids[s.key]) - 1):
+                    report(f"archscale fairness: {s.key}: the best rate is still at the grid's edge "
+                           f"({lattice(grids[s.key][j]):.4g}; {len(grids[s.key])} rates, at most {MAX_POINTS}): its "
+                           f"oracle is a bound, not an optimum")
             return grids
 
 
@@ -360,7 +366,3 @@ def write_run_file(out: Path, opts: FairnessOptions, resume: bool) -> dict:
     run = {"experiment": "fairness", "options": ident, **provenance(), "pid": os.getpid()}
     path.write_text(json.dumps(run, indent=2))
     return run
-
-
-def _cpu_copy(model):
-    return copy.deepcopy(model)

@@ -10,8 +10,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-
 from ..results import atomic_write_text
 
 
