@@ -52,6 +52,6 @@ def test_decide_pairs_the_rule_with_one_shared_rate_network_by_network(tmp_path,
         rows.append((f"n{i}", "paper", "sgd", "readout-limited-sgd", 2 ** ours, 1.0))  # |error| = ours octaves
         rows.append((f"n{i}", "paper", "sgd", "standard", 2 ** shared, 1.0))
     run = write_run(tmp_path / "run", rows)
-    assert load().main(["--pair", "paper/sgd", "--decide", str(run)]) == 0
+    assert load().main(["--pair", "paper/sgd", "--rule", "readout-limited-sgd", "--decide", str(run)]) == 0
     out = capsys.readouterr().out
     assert "decision: readout-limited-sgd replaces standard" in out and "over 4 cells" in out

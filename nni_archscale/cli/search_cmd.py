@@ -130,7 +130,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="how --base-lr and --shared-lr are calibrated when not given: maxlr (the paper's one-epoch "
                    "maximal rate of the base network), accuracy (its best validation accuracy after this search's "
                    "epochs) or population (the best mean over 5 sampled candidates); default: the measured default "
-                   "(nni_archscale/defaults.py BASE_RATE_OBJECTIVE, decided by reports/fairness)")
+                   "(nni_archscale/defaults.py BASE_RATE_OBJECTIVES per network family, decided by reports/fairness)")
     p.add_argument("--shared-lr", type=positive_rate, default=None,
                    help="--compare shared-rate: the shared rate (default: calibrated on the base network, cached)")
     p.add_argument("--out", default="archscale-search", help="output directory (default ./archscale-search)")

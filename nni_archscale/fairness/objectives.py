@@ -12,7 +12,7 @@
 Both train exactly as ``archscale search`` trains a candidate (:func:`.engine.train_job`) and are cached in the
 calibration cache (their ``losses`` are validation *errors*, 1 - accuracy, per rate) with their trainings kept
 under ``<cache folder>/runs/`` so that an interrupted calibration resumes. Which objective is the default is
-decided by ``reports/fairness/`` (see :data:`nni_archscale.defaults.BASE_RATE_OBJECTIVE`).
+decided by ``reports/fairness/`` (see :data:`nni_archscale.defaults.BASE_RATE_OBJECTIVES`).
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class SearchOptions(RunOptions):
     cache_path: str | None = None
     #: how base_lr and shared_lr are calibrated when not given: "maxlr" (the paper's one-epoch maximal rate of
     #: the base network), "accuracy" (its best validation accuracy after this search's epochs) or "population"
-    #: (the best mean over a few sampled candidates); None: defaults.BASE_RATE_OBJECTIVE (fairness/objectives.py)
+    #: (the best mean over a few sampled candidates); None: the space's family's (defaults.base_rate_objective)
     calibration_objective: str | None = None
     progress: bool = True
     quiet_nni: bool = True       # NNI's INFO lines: <out>/nni/<experiment id>/log/experiment.log only
@@ -275,9 +275,12 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         """The refined calibration on the base network under ``preset`` (cached), with a progress bar."""
         from tqdm import tqdm
 
-        from ..defaults import BASE_RATE_OBJECTIVE
+        from ..defaults import base_rate_objective
+        from .adapters import SPACE_FAMILIES
+        from .spaces import SPACES
 
-        objective = opts.calibration_objective or BASE_RATE_OBJECTIVE
+        objective = opts.calibration_objective or base_rate_objective(SPACE_FAMILIES.get(SPACES[opts.space].nni_class,
+                                                                                         "cells"))
         if objective != "maxlr":
             from ..fairness.objectives import budget_rate, calibration_options
             from ..presets import Init
