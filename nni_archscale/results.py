@@ -95,9 +95,9 @@ def append_record(path: Path, record: dict) -> None:
 RECORD_FIELDS = ("arch", "mode", "status")
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path, fields: tuple[str, ...] = RECORD_FIELDS) -> list[dict]:
     """Records of a run; a torn line (a run killed mid-write), undecodable bytes and lines that are not
-    records are skipped, never trusted."""
+    records (a dict whose ``fields`` are all strings) are skipped, never trusted."""
     path = Path(path)
     if not path.exists():
         return []
@@ -110,7 +110,7 @@ def read_records(path: Path) -> list[dict]:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(rec, dict) and all(isinstance(rec.get(k), str) for k in RECORD_FIELDS):
+        if isinstance(rec, dict) and all(isinstance(rec.get(k), str) for k in fields):
             out.append(rec)
     return out
 

@@ -27,24 +27,24 @@ from typing import Callable
 import numpy as np
 
 from ..errors import NoPathError, RuleError
+from ..results import atomic_write_text
+from ..stats import kendall_tau
 from ..run_errors import ExtractionError
 from .candidates import BASE_KEY, CandidateSpec, sample_dag_cells, sample_nb201, sample_space
-from .curves import crossfit_shift, off_grid, oracle, population_shift, read_arm, seed_noise_at_oracle
+from .curves import best_rate, crossfit_shift, off_grid, oracle, population_shift, read_arm, seed_noise_at_oracle
 from .engine import (FairnessError, FairnessOptions, Runner, base_spec, build_candidate, grid_curve, initial_grid,
                      train_until_interior, write_run_file)
-from .score import Arm, arm_metrics, decide_all, noise_floor, top_quarter
+from .engine import payload as worker_payload
+from .score import Arm, arm_metrics, decide_all, noise_floor, paired_difference, top_quarter
 
 LEVELS = ("product", "maxlr", "population", "hindsight")
 CANDIDATES_FILE = "candidates.json"
 
 
 def family_of(space: str) -> str:
-    from ..nni_glue.adapters import SPACE_FAMILIES
-    from ..nni_glue.spaces import SPACES
+    from ..nni_glue.adapters import space_family
 
-    if space == "dagcell":
-        return "dag-cell"
-    return SPACE_FAMILIES.get(SPACES[space].nni_class, "cells")
+    return "dag-cell" if space == "dagcell" else space_family(space)
 
 
 def choose_candidates(opts: FairnessOptions, num_classes: int) -> tuple[list[CandidateSpec], str]:
@@ -93,7 +93,7 @@ def cached(out: Path, name: str, compute: Callable[[], dict]) -> dict:
     if path.exists():
         return json.loads(path.read_text())
     value = compute()
-    path.write_text(json.dumps(value, indent=2))
+    atomic_write_text(path, json.dumps(value, indent=2))
     return value
 
 
@@ -105,19 +105,15 @@ def rule_rates(opts: FairnessOptions, payload: dict, specs: list[CandidateSpec],
     import torch
 
     from .. import rate_registry
-    from ..nni_glue.adapters import nni_leaf, prepare_candidate, resolve_rate_rule
-    from ..nni_glue.calibration import measurement_batch
+    from ..nni_glue.adapters import prepare_candidate, resolve_rate_rule
+    from ..nni_glue.calibration import measurement_batch, model_reference
     from ..torch_layer.hook import HookConfig
-    from ..torch_layer.rate_rules import reference_of
 
     in_features = int(np.prod(data.train.x.shape[1:]))
     hook = payload["hook"]
     batch = measurement_batch(data, opts.seed)
     base_model, base_sample = build_candidate(payload, base_spec(opts).to_dict(), data.num_classes, in_features)
-    prepare_candidate(base_model, HookConfig(**{**hook, "base_lr": 1.0, "rate_rule": "shared"}), sample=base_sample,
-                      generator=torch.Generator().manual_seed(opts.seed),
-                      adapter="auto" if base_sample is not None else "fx")
-    reference = reference_of(base_model, batch, hook["optimizer"], leaf=nni_leaf)
+    reference = model_reference(base_model, base_sample, data, HookConfig(**hook), opts.seed)
     # "feature" only picks feature-sgd or feature-adam by optimizer: both are arms already
     names = list(opts.rules) if opts.rules else [n for n, r in rate_registry.REGISTRY.items()
                                                  if r.applies_to(family) and n != "feature"]
@@ -156,7 +152,6 @@ def run_fairness(opts: FairnessOptions, out: str | Path, resume: bool = False, p
                  report: Callable[[str], None] = print) -> dict:
     """Run (or resume) a fairness benchmark into ``out`` and write its report; returns the summary."""
     from ..torch_layer.data import load_dataset
-    from .engine import _hook_dict
 
     opts.validate()
     out = Path(out)
@@ -166,9 +161,7 @@ def run_fairness(opts: FairnessOptions, out: str | Path, resume: bool = False, p
     run = write_run_file(out, opts, resume)
     t0 = time.perf_counter()
     data = load_dataset(opts.dataset, opts.data_dir, opts.limit, opts.seed)
-    from dataclasses import asdict
-
-    payload = {**asdict(opts), "hook": _hook_dict(opts)}
+    payload = worker_payload(opts)
     family = family_of(opts.space)
 
     def pick():
@@ -193,8 +186,7 @@ def run_fairness(opts: FairnessOptions, out: str | Path, resume: bool = False, p
         grids = cached(out, "base_grid", lambda: {BASE_KEY: initial_grid(c_maxlr, [])})
         grids = train_until_interior(runner, [base], {BASE_KEY: list(grids[BASE_KEY])}, report)
         base_curve = grid_curve(runner, base, grids[BASE_KEY])
-        mean = base_curve.mean()
-        c_product = float(2.0 ** base_curve.log_rates[int(np.flatnonzero(mean == mean.max())[0])])
+        c_product = best_rate(base_curve)
         report(f"archscale fairness: the base network's best rate at this budget {c_product:.4g}")
         rates, rule_notes = rule_rates(opts, payload, specs, data, {"product": c_product, "maxlr": c_maxlr}, family,
                                        report)
@@ -272,13 +264,11 @@ def analyse(opts, specs, curves, rates, rule_notes, trained, trained_acc, consta
         old = metrics["shared@maxlr"]["regret"]
         for level in ("product", "population"):
             diff = (orc.accuracy - by_name["shared@maxlr"].accuracy) - (orc.accuracy - by_name[f"shared@{level}"].accuracy)
-            se = float(np.std(diff, ddof=1) / math.sqrt(len(diff)))
-            objective.append({"name": f"shared@{level} vs shared@maxlr", "difference": float(np.mean(diff)), "se": se,
+            mean, se = paired_difference(diff)
+            objective.append({"name": f"shared@{level} vs shared@maxlr", "difference": mean, "se": se,
                               "off_grid": metrics[f"shared@{level}"]["off_grid"] > 0, "maxlr_regret": old})
     objective = decide_all(objective) if objective else []
     headroom = metrics.get("shared@product", {}).get("regret")
-    from ..stats import kendall_tau
-
     oracle_published = {n: kendall_tau(orc.accuracy.tolist(), t.tolist()) for n, t in published.items()}
     return {
         "space": opts.space, "family": family_of(opts.space), "how_sampled": how, "candidates": keys,

@@ -82,6 +82,11 @@ def best_index(values: np.ndarray) -> int:
     return int(np.flatnonzero(values == values.max())[0])
 
 
+def best_rate(curve: Curve) -> float:
+    """The grid rate with the best mean accuracy over all seeds (:func:`best_index`'s tie rule)."""
+    return float(2.0 ** curve.log_rates[best_index(curve.mean())])
+
+
 @dataclass(frozen=True)
 class Oracle:
     """Per candidate: the best grid log2-rate on all seeds, its accuracy read on the same seeds (``in_sample``,

@@ -32,8 +32,9 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ArchScaleError, NoPathError
-from ..results import append_record
+from ..results import append_record, atomic_write_text, read_records
 from .candidates import BASE_KEY, DAG_BASE_CELL, CandidateSpec
+from .curves import Curve, best_index
 
 #: the grid: lattice points 2^(j/2); a widening stops at these lattice bounds
 LATTICE_LOW, LATTICE_HIGH = -28, 10
@@ -115,10 +116,11 @@ def lattice_index(rate: float) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ building
-def _hook_dict(opts: FairnessOptions) -> dict:
+def payload(opts: FairnessOptions) -> dict:
+    """The options as a worker gets them (JSON-able), the hook's options completed by :class:`HookConfig`."""
     from ..torch_layer.hook import HookConfig
 
-    return HookConfig(**{**opts.hook, "batch_size": opts.batch_size}).to_dict()
+    return {**asdict(opts), "hook": HookConfig(**{**opts.hook, "batch_size": opts.batch_size}).to_dict()}
 
 
 def build_candidate(opts: dict, spec: dict, num_classes: int, in_features: int):
@@ -216,20 +218,11 @@ def train_job(opts: dict, spec: dict, mode: str, rate: float, replica: int) -> d
 
 # ------------------------------------------------------------------------------------------------ the run
 def read_runs(path: Path) -> list[dict]:
-    """The training records in ``path`` (a torn or foreign line is skipped, never trusted)."""
-    if not Path(path).exists():
-        return []
-    out = []
-    for line in Path(path).read_bytes().decode("utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("mode"), str) \
-                and isinstance(rec.get("rate"), (int, float)) and isinstance(rec.get("replica"), int) \
-                and isinstance(rec.get("accuracy"), (int, float)):
-            out.append(rec)
-    return out
+    """The training records in ``path`` (:func:`nni_archscale.results.read_records`, keyed by ``key`` as the first
+    runs wrote them, before records carried ``arch``), those with a numeric rate, replica and accuracy."""
+    return [r for r in read_records(path, ("key", "mode", "status"))
+            if isinstance(r.get("rate"), (int, float)) and isinstance(r.get("replica"), int)
+            and isinstance(r.get("accuracy"), (int, float))]
 
 
 def _job_key(key: str, mode: str, rate: float, replica: int) -> tuple:
@@ -246,7 +239,7 @@ class Runner:
         self.done = {}
         for r in read_runs(self.path):
             self.done[_job_key(r["key"], r["mode"], r["rate"], r["replica"])] = r
-        self.payload = {**asdict(opts), "hook": _hook_dict(opts)}
+        self.payload = payload(opts)
         self.pool = ProcessPoolExecutor(opts.workers, initializer=_worker_init, initargs=(1,)) \
             if opts.workers > 1 else None
         self.bar = None
@@ -292,9 +285,7 @@ class Runner:
             self.bar.close()
 
 
-def grid_curve(runner: Runner, spec: CandidateSpec, points: list[int]):
-    from .curves import Curve
-
+def grid_curve(runner: Runner, spec: CandidateSpec, points: list[int]) -> Curve:
     seeds = runner.opts.seeds
     acc = [[runner.accuracy(spec.key, "grid", lattice(j), s) for j in points] for s in range(seeds)]
     return Curve(spec.key, np.array([j / 2.0 for j in points]), np.array(acc))
@@ -311,8 +302,7 @@ def train_until_interior(runner: Runner, specs: list[CandidateSpec], grids: dict
         grown = False
         for s in specs:
             pts = grids[s.key]
-            mean = grid_curve(runner, s, pts).mean()
-            j = int(np.flatnonzero(mean == mean.max())[0])
+            j = best_index(grid_curve(runner, s, pts).mean())
             if len(pts) >= MAX_POINTS:
                 continue
             if j == len(pts) - 1 and pts[-1] < LATTICE_HIGH:
@@ -323,8 +313,7 @@ def train_until_interior(runner: Runner, specs: list[CandidateSpec], grids: dict
                 grown = True
         if not grown:
             for s in specs:
-                mean = grid_curve(runner, s, grids[s.key]).mean()
-                j = int(np.flatnonzero(mean == mean.max())[0])
+                j = best_index(grid_curve(runner, s, grids[s.key]).mean())
                 if j in (0, len(grids[s.key]) - 1):
                     report(f"archscale fairness: {s.key}: the best rate is still at the grid's edge "
                            f"({lattice(grids[s.key][j]):.4g}; {len(grids[s.key])} rates, at most {MAX_POINTS}): its "
@@ -361,8 +350,8 @@ def write_run_file(out: Path, opts: FairnessOptions, resume: bool) -> dict:
             raise FairnessError(f"{out} holds a run with other options ({', '.join(changed)}); resume with the same "
                                 f"options or choose another --out")
         old.setdefault("resumed", []).append(provenance())
-        path.write_text(json.dumps(old, indent=2))
+        atomic_write_text(path, json.dumps(old, indent=2))
         return old
     run = {"experiment": "fairness", "options": ident, **provenance(), "pid": os.getpid()}
-    path.write_text(json.dumps(run, indent=2))
+    atomic_write_text(path, json.dumps(run, indent=2))
     return run

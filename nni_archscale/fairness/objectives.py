@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .candidates import BASE_KEY
-from .curves import fit_shift
+from .curves import best_rate, fit_shift
 from .engine import FairnessOptions, Runner, base_spec, grid_curve, initial_grid, train_until_interior
 
 OBJECTIVES = ("maxlr", "accuracy", "population")
@@ -76,8 +76,8 @@ def budget_rate(opts: FairnessOptions, objective: str, start: float, cache_path:
     finally:
         runner.close()
     if objective == "accuracy":
+        rate = best_rate(curves[0])
         mean = curves[0].mean()
-        rate = float(2.0 ** curves[0].log_rates[int(np.flatnonzero(mean == mean.max())[0])])
         errors = {f"{2.0 ** x:.6g}": float(1 - m) for x, m in zip(curves[0].log_rates, mean)}
     else:
         rate = float(2.0 ** fit_shift(curves, np.zeros(len(curves))))

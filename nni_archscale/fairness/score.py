@@ -85,6 +85,12 @@ def _with_interval(stat: Callable[[np.ndarray], float | None], n: int) -> dict:
     return {"value": None if full is None else float(full), "ci95": bootstrap_interval(stat, n)}
 
 
+def paired_difference(diff: np.ndarray) -> tuple[float, float]:
+    """The mean of per-candidate paired differences and its standard error (sample sd / sqrt n)."""
+    n = len(diff)
+    return float(np.mean(diff)), float(np.std(diff, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+
+
 def arm_metrics(arm: Arm, oracle_acc: np.ndarray, oracle_log_rate: np.ndarray, shared: Arm | None = None,
                 published: dict[str, np.ndarray] | None = None) -> dict:
     """Every metric of the module docstring for one arm, each ``{"value", "ci95"}``."""
@@ -116,8 +122,8 @@ def arm_metrics(arm: Arm, oracle_acc: np.ndarray, oracle_log_rate: np.ndarray, s
 
         out["share_of_headroom"] = _with_interval(share, n)
         diff = base - regret   # > 0: the arm's regret is lower than one shared rate's
-        se = float(np.std(diff, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-        out["regret_vs_shared"] = {"difference": float(np.mean(diff)), "se": se,
+        mean, se = paired_difference(diff)
+        out["regret_vs_shared"] = {"difference": mean, "se": se,
                                    "ci95": bootstrap_interval(lambda i: float(np.mean(diff[i])), n)}
     for name, table in (published or {}).items():
         out[f"tau_published_{name}"] = _with_interval(

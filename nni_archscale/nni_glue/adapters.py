@@ -321,6 +321,13 @@ SPACE_FAMILIES = {"NasBench201": "nb201", "NasBench101": "cells", "DARTS": "cell
                   "ProxylessNAS": "mobile", "MobileNetV3Space": "mobile", "ShuffleNetSpace": "mobile"}
 
 
+def space_family(space: str) -> str:
+    """The family of one of ``archscale search``'s spaces (:data:`SPACE_FAMILIES` of its NNI class)."""
+    from .spaces import SPACES
+
+    return SPACE_FAMILIES.get(SPACES[space].nni_class, "cells")
+
+
 def network_family(model: nn.Module, adapter: str | None = None, recognised: bool | None = None) -> str:
     """``nb201`` (NNI's NasBench201, by sample or model), ``cells`` (the NAS cell spaces with batch norm, and any
     other model with normalisation layers), ``mobile`` (ProxylessNAS, MobileNetV3Space, ShuffleNetSpace),

@@ -91,10 +91,15 @@ def space_reference(space: str, data, config: HookConfig, width: int = 8, cells_
                     options: dict | None = None, seed: int = 0):
     """The base network's :class:`~..torch_layer.rate_rules.Reference` (its first-step change on the measurement
     batch and its segment factor), initialised by ``config``'s preset as every candidate is."""
+    sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
+    return model_reference(model, sample, data, config, seed)
+
+
+def model_reference(model: torch.nn.Module, sample: dict | None, data, config: HookConfig, seed: int = 0):
+    """:func:`space_reference` of a base network already built (``sample``: its NNI sample, or None)."""
     from ..torch_layer.rate_rules import reference_of
     from .adapters import nni_leaf, prepare_candidate
 
-    sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
     base_cfg = HookConfig(**{**config.to_dict(), "base_lr": 1.0, "rate_rule": "shared"})
     prepare_candidate(model, base_cfg, sample=sample,  # auto: the NB201 cell rule for nb201, else fx
                       generator=torch.Generator().manual_seed(seed))  # the init is drawn on the CPU

@@ -276,11 +276,9 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         from tqdm import tqdm
 
         from ..defaults import base_rate_objective
-        from .adapters import SPACE_FAMILIES
-        from .spaces import SPACES
+        from .adapters import space_family
 
-        objective = opts.calibration_objective or base_rate_objective(SPACE_FAMILIES.get(SPACES[opts.space].nni_class,
-                                                                                         "cells"))
+        objective = opts.calibration_objective or base_rate_objective(space_family(opts.space))
         if objective != "maxlr":
             from ..fairness.objectives import budget_rate, calibration_options
             from ..presets import Init
