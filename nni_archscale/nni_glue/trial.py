@@ -108,6 +108,12 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
     if baseline == "shared-rate" and not cfg.get("shared_lr"):
         raise ValueError("the shared-rate comparison needs cfg['shared_lr'], the rate tuned on the base network")
     replicas = max(1, int(cfg.get("seeds") or 1))
+    # the hook's options, checked before any data loads (a bad weight decay or batch size is refused here, by
+    # HookConfig, naming the option); a rule that needs the training batch size gets the one this trial trains with
+    hook_options = dict(cfg.get("hook") or {})
+    if hook_options.get("batch_size") is None:
+        hook_options["batch_size"] = cfg.get("batch_size", 128)
+    hook = HookConfig.of(hook_options)
     modes = [OURS] + ([baseline] if baseline else [])
     done: dict[tuple[str, int], dict] = {}
     if cfg.get("resume"):
@@ -125,7 +131,6 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
     chance = 1.0 / data.num_classes
     pristine = copy.deepcopy(model)  # every arm and seed starts from the network NNI built
     records: list[dict] = []
-    hook = HookConfig(**cfg.get("hook", {}))
     arms = {OURS: hook}
     if baseline == "shared-rate":
         # He's init and one rate: the "standard" preset at the tuned shared rate, same optimizer and schedule

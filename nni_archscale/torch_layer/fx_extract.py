@@ -240,11 +240,43 @@ def extract_graph(model: nn.Module, leaf: Callable[[nn.Module, str], bool] | Non
         last = b.new_node()
         b.add_edge(out_val.anchor, last, out_val)
     if b.num_nodes < 2:
+        _refuse_single_layer(model)
         raise ExtractionError(
             f"{type(model).__name__} has no layer between its input and output (no Linear, Conv or pooling: "
             f"an identity network); there is nothing to scale: check that the model is the frozen candidate"
         )
     return ArchGraph(b.num_nodes, b.edges)
+
+
+def _refuse_single_layer(model: nn.Module) -> None:
+    """A model that is itself one layer (``nn.Linear(8, 3)``), or computes with its own parameters through
+    functional calls, traces to one operation: say that, not "no Linear", and what to do.
+
+    The rules need a hidden layer: eq. 4 sets hidden layers' variances by in-degree, eq. 8 counts the Linear/Conv +
+    ReLU layers on each input-output path, and the readout (eq. 2's mean-field ``1/n^2`` layer) is not one of them.
+    """
+    name = type(model).__name__
+    if isinstance(model, nn.Linear):
+        raise ExtractionError(
+            f"{name}({model.in_features}, {model.out_features}) is only a readout layer: the rules need at least one "
+            f"hidden layer (Linear/Conv + ReLU) before it (eq. 4 scales hidden layers by in-degree, eq. 8 counts "
+            f"them on each path), so there is nothing to scale. Pass the whole network, e.g. nn.Sequential("
+            f"nn.Linear({model.in_features}, width), nn.ReLU(), nn.Linear(width, {model.out_features})), or train this "
+            f"layer without archscale (its own init, one learning rate)")
+    if isinstance(model, _POOL_TYPES):
+        raise ExtractionError(f"{name} is a single pooling layer: it has no weights, so there is nothing to scale; "
+                              f"pass the whole network")
+    if isinstance(model, _PARAM_TYPES):
+        raise ExtractionError(
+            f"{name} is a single layer with no readout: the rules need hidden layers between an input and a readout "
+            f"Linear, so there is nothing to scale. Pass the whole network (e.g. nn.Sequential({name}(...), "
+            f"nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes)))")
+    own = [n for n, _ in model.named_parameters(recurse=False)]
+    if own:
+        raise ExtractionError(
+            f"{name} computes with its own parameters ({', '.join(own)}) through functional calls, which fx sees "
+            f"as plain operations, not Linear or Conv layers: make each layer a submodule (nn.Linear, nn.Conv2d), "
+            f"or build the ArchGraph yourself")
 
 
 def _apply(b: _Builder, v: _Val, spec: OpSpec, op: str) -> _Val:

@@ -3,6 +3,19 @@
 ``prepare_nb201`` handles NNI's NAS-Bench-201 network (cell graph from the sample, whole-network init plan from
 :mod:`nni_archscale.planner`); ``prepare_graph`` handles any model whose searched graph names its modules
 (``Edge.module``), e.g. a graph from the fx extractor. Neither imports NNI.
+
+The order is: initialise (eq. 4 with the target's in-degree for hidden layers, eq. 2's mean-field ``1/n^2``
+readout), compute the rate by the chosen rate rule (eq. 8/9's path sum for ``graph``, the registry's rule
+otherwise), then build the optimizer's param groups once, with that rate (:func:`apply_rate_rule`; a
+``Prepared`` used without a rule builds them on first use with the graph rule's rates).
+
+Weights that are not the hook's to set: frozen tensors (``requires_grad=False``, a pretrained backbone) are
+neither re-initialised nor put in a param group, and a tensor tied between two modules (an input embedding
+shared with the readout) is initialised once, by its input-side use, and sits in one group
+(:mod:`.apply`); the notes say so. Freezing does not change the graph: a frozen Linear/Conv still adds into its
+target node, so the trainable layers beside and after it keep eq. 4's in-degree scaling with it counted, and
+its paths stay in eq. 8's sum; what the rules then assume, that the frozen layers are as the rule would
+initialise them, the note states.
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ from ..planner import InitPlan, graph_plan, module_rates, nb201_cell_indices, nb
 from ..presets import Init, preset_of
 from ..rules import Scaling, check_base_lr, scale
 from ..errors import RuleError, shorten
-from .apply import InitReport, apply_init
+from .apply import InitReport, apply_init, group_names
 from .node_scales import apply_output_scales
 from .param_groups import OPTIMIZERS, build_param_groups, make_optimizer, make_scheduler
 from .dag_cell import DagCellShape
@@ -138,13 +151,16 @@ def _real(value: object) -> bool:
 
 @dataclass
 class Prepared:
-    """What the hook did to one candidate: the graph and rule result, the init applied, the param groups."""
+    """What the hook did to one candidate: the graph and rule result, the init applied, the param groups.
+
+    The param groups are built once: by :func:`apply_rate_rule`, with the rate of the rule it applies, or, when no
+    rule is applied (``prepare_nb201`` / ``prepare_graph`` alone), on first use of :attr:`groups`, with the graph
+    rule's rates (eq. 8/9; per module with ``per_edge``)."""
 
     graph: ArchGraph
     scaling: Scaling
     plan: InitPlan
     init: InitReport
-    groups: list[dict]
     config: HookConfig
     adapter: str
     seconds: float
@@ -154,6 +170,22 @@ class Prepared:
     #: the rate rule applied (:func:`apply_rate_rule`), and its global rate when it is not the graph's
     rate_rule: str = "graph"
     rate: float | None = None
+    #: the prepared model (whose parameters the groups hold) and the graph rule's per-module rates (``per_edge``)
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+    module_rates: dict = field(default_factory=dict, repr=False)
+    _groups: list[dict] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def groups(self) -> list[dict]:
+        """The optimizer's param groups (built on first use with the graph rule's rates when no rule set them)."""
+        if self._groups is None:
+            self._groups = _build_groups(self.model, self.init, self.scaling.learning_rate.value, self.module_rates,
+                                         self.config.weight_decay)
+        return self._groups
+
+    @groups.setter
+    def groups(self, value: list[dict]) -> None:
+        self._groups = value
 
     @property
     def learning_rate(self) -> float:
@@ -176,11 +208,46 @@ class Prepared:
         )
 
 
+def _build_groups(model: nn.Module, init: InitReport, rate: float, module_rates, weight_decay: float) -> list[dict]:
+    """The param groups at ``rate`` (per module ``module_rates``): frozen tensors left out, a tied tensor once,
+    under the name of the use that initialised it (:func:`.apply.group_names`)."""
+    if model is None:
+        raise RuleError("this preparation holds no model to build param groups from; prepare it with "
+                        "prepare_graph or prepare_nb201")
+    return build_param_groups(model, rate, module_rates, weight_decay, names=group_names(model, init))
+
+
+def weight_notes(model: nn.Module, init: InitReport) -> list[str]:
+    """The notes on the tensors the init left to themselves: one line for the frozen ones (how many; that the
+    graph-derived init and rates assume every layer is as the rule initialises it; that a frozen Linear/Conv still
+    counts in its successor's in-degree, eq. 4, and in eq. 8/9's paths), and one per tied tensor (its names and
+    the rule its input-side use applied)."""
+    notes: list[str] = []
+    if init.frozen:
+        layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+                  and not m.weight.requires_grad]
+        shown = ", ".join(init.frozen[:4]) + (f" and {len(init.frozen) - 4} more" if len(init.frozen) > 4 else "")
+        note = (f"frozen: left {len(init.frozen)} tensor(s) with requires_grad=False alone ({shown}): not "
+                f"re-initialised and in no param group; the graph-derived init and rates (eq. 4, eq. 8/9) assume "
+                f"the rest of the network is as the rule initialises it, which these frozen values need not be")
+        if layers:
+            more = f" and {len(layers) - 3} more" if len(layers) > 3 else ""
+            note += (f"; the frozen layer(s) {', '.join(layers[:3])}{more} stay in the graph: they still add into "
+                     f"their target nodes, so the trainable layers beside and after them keep eq. 4's in-degree "
+                     f"scaling with them counted, and their paths stay in eq. 8's sum")
+        notes.append(note)
+    notes += [t.describe() for t in init.tied]
+    return notes
+
+
 def _finish(model, graph, scaling, plan, config, adapter, generator, t0, rates) -> Prepared:
+    """Initialise ``model`` by ``plan`` and record it; the param groups are built later, once (see Prepared)."""
     init = apply_init(model, plan, generator)
-    groups = build_param_groups(model, scaling.learning_rate.value, rates, config.weight_decay)
-    return Prepared(graph, scaling, plan, init, groups, config, adapter, time.perf_counter() - t0,
-                    list(scaling.learning_rate.notes))
+    notes = weight_notes(model, init)
+    for note in notes:
+        log.warning("archscale: %s", note)
+    return Prepared(graph, scaling, plan, init, config, adapter, time.perf_counter() - t0,
+                    list(scaling.learning_rate.notes) + notes, model=model, module_rates=dict(rates or {}))
 
 
 def prepare_nb201(model: nn.Module, cell: ArchGraph, cells_per_stage: int, config: HookConfig,
@@ -222,6 +289,11 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
     rate more than ``MAX_OCTAVES`` from the base rate is clamped, and it and any layer the extractor cannot
     model are reported (``prepared.notes`` and a log warning naming the layer or parameter group).
 
+    The rate comes first, then the param groups are built once with it: for ``graph``, eq. 8/9's rate from the
+    preparation (per module with ``per_edge``), each group clamped by name; for any other rule, the rule's one
+    rate for every trainable parameter. (Groups already read from ``prepared.groups`` before the rule is applied
+    are built again for a rule other than ``graph``.)
+
     A rule chosen by default (``explicit=False``) that lacks what it needs (the measured rule without a batch
     or a reference) falls back to one shared rate, with a note saying what to pass; a rule the user named
     raises instead. The segmented rule without a reference compares with the graph rule's base (one layer per
@@ -236,7 +308,7 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
                      f"optimizer), batch=(x, y))); trained with the shared base rate {cfg.base_lr:g} instead")
         rule = "shared"
     if rule == "graph":
-        for g in prepared.groups:
+        for g in prepared.groups:  # the one build: the graph rule's rates, then each group clamped
             lr, note = clamp_octaves(g["lr"], cfg.base_lr, f"parameter group {g.get('name', '?')}")
             if note:
                 g["lr"] = lr
@@ -264,7 +336,7 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
                              cfg.scheme.value, cfg.batch_size)
         rate, note = clamp_octaves(rate, cfg.base_lr, f"{type(model).__name__} (all parameters)")
         notes += [note] if note else []
-        prepared.groups = build_param_groups(model, rate, None, cfg.weight_decay)
+        prepared.groups = _build_groups(model, prepared.init, rate, None, cfg.weight_decay)  # the one build
         prepared.rate = rate
     layers = unmodelled_layers(model)
     if layers:

@@ -1,7 +1,10 @@
 """Optimizer param groups carrying a rule's learning rate(s), optimizers and schedulers built on them.
 
-One global rate (the paper's rule) gives one group; per-module rates (``per_edge``) give one group per distinct
-rate. Every group is named after the modules it holds, so a log or a test can read what the optimizer uses.
+One global rate (the paper's rule, eq. 8/9: one rate for all hidden weights) gives one group; per-module rates
+(``per_edge``) give one group per distinct rate. Every group is named after the modules it holds, so a log or a
+test can read what the optimizer uses. A frozen parameter (``requires_grad=False``) is in no group; a tensor
+shared by several modules (a tied weight) is in exactly one: torch's optimizers refuse a parameter that appears
+in two groups.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ def _owner(name: str, rates: Mapping[str, float]) -> str | None:
 
 
 def build_param_groups(model: nn.Module, rate: float, module_rates: Mapping[str, float] | None = None,
-                       weight_decay: float = 0.0, decay_norms_and_biases: bool = True) -> list[dict]:
+                       weight_decay: float = 0.0, decay_norms_and_biases: bool = True,
+                       names: Mapping[int, str] | None = None) -> list[dict]:
     """Param groups: each parameter gets the rate of the longest ``module_rates`` prefix owning it, else ``rate``.
 
+    Frozen parameters (``requires_grad=False``) are left out. Each tensor appears once, under the first name
+    ``model.named_parameters()`` gives it, or ``names[id(p)]`` when given (a tied weight goes by the use that
+    initialised it, :func:`.apply.group_names`, so its per-module rate is that use's rate too).
     With ``decay_norms_and_biases=False`` biases and normalisation parameters go to groups without weight decay.
     """
     if not (math.isfinite(rate) and rate > 0):
@@ -42,9 +49,11 @@ def build_param_groups(model: nn.Module, rate: float, module_rates: Mapping[str,
         for m in model.modules():
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
                 norm_params.update(id(p) for p in m.parameters(recurse=False))
-    for name, p in model.named_parameters():
+    names = names or {}
+    for name, p in model.named_parameters():  # each tensor once, even when several modules hold it
         if not p.requires_grad:
             continue
+        name = names.get(id(p), name)
         module = name.rsplit(".", 1)[0] if "." in name else ""
         owner = _owner(module, module_rates)
         lr = module_rates[owner] if owner is not None else rate
