@@ -92,3 +92,40 @@ def _too_large(what: str, path: str | Path, limit: int, size: int | None) -> Inp
     held = f"{size:,} bytes, more than the {limit:,}" if size is not None else f"more than the {limit:,} bytes"
     return InputFileError(f"{what} {shorten(str(path), PATH_ECHO)} holds {held} read; is it the right file?",
                           size=size)
+
+
+def out_dir_problem(path) -> str | None:
+    """What is wrong with ``path`` as a search's output folder, or None: it must name a folder of its own, not be
+    empty (which means the current directory) nor the current directory itself, where the run's files
+    (results.csv, summary.json, trials.jsonl, run.json, nni/) would mix with whatever is there."""
+    text = str(path) if path is not None else ""
+    if not text.strip():
+        return "got an empty path, which means the current directory"
+    try:
+        here = Path.cwd().resolve()
+        if Path(text).expanduser().resolve() == here:
+            return f"got {text!r}, the current directory itself ({here})"
+    except OSError:  # the current directory was removed: any other folder is fine
+        pass
+    return None
+
+
+def output_directory(text: str | Path, flag: str = "--out", *, force: bool = False, resume: bool = False) -> Path:
+    """The folder a command writes into, checked before anything runs: :func:`out_dir_problem`'s refusals, a path
+    that exists and is not a folder, and a folder that already holds files unless ``force`` (the caller overwrites
+    them) or ``resume`` (the caller continues the run they hold): a default output never lands on committed
+    results or on the files beside the user."""
+    problem = out_dir_problem(text)
+    if problem:
+        raise InputFileError(f"{flag} must name a folder of its own for the results, {problem}; pass e.g. "
+                             f"{flag} out/run1")
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputFileError(f"{flag} {shorten(str(text), PATH_ECHO)} exists and is not a folder; name a folder")
+    if path.is_dir() and not (force or resume) and any(path.iterdir()):
+        held = sorted(p.name for p in path.iterdir())
+        shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+        raise InputFileError(f"{flag} {shorten(str(text), PATH_ECHO)} already holds results ({shown}); pass "
+                             f"--force to overwrite them, --resume where the command can continue them, or "
+                             f"another {flag}")
+    return path

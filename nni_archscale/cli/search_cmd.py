@@ -41,6 +41,39 @@ def space_arg(text: str) -> tuple[str, object]:
         return key, value
 
 
+def out_folder(text: str) -> str:
+    """--out: a folder of its own (not empty, which means the current directory, nor the current directory)."""
+    from ..files import out_dir_problem
+
+    problem = out_dir_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"expected a folder of its own for the search's files (results.csv, "
+                                         f"summary.json, trials.jsonl, run.json, nni/), {problem}; pass e.g. "
+                                         f"--out archscale-search")
+    return text
+
+
+EPILOG = (
+    "Files. In --out: results.csv, summary.json, accuracy.png (the results); trials.jsonl (one line per training "
+    "run) and run.json (the run's options, for --resume); nni/ (NNI's experiment working directory: its "
+    "experiment folders with their logs and checkpoint, and nni/console.log, what NNI would have printed on the "
+    "console; nothing of NNI's reaches stdout); .archscale-search.lock (held while a search runs there: a second "
+    "search on the same --out is refused with the first one's pid; the lock goes with its process, so a killed "
+    "search never blocks the next one; the empty file stays). A search that fails or is interrupted before it "
+    "wrote anything removes the --out folders it created, and a new search that fails before any trial recorded a "
+    "result removes its run.json (the next attempt needs no --resume; NNI's log of the failure stays in nni/); a "
+    "folder holding any result is never removed. "
+    "Outside --out: NNI 3.0 records every experiment in its registry ~/nni-experiments/.experiment (its Python "
+    "side and its nnimanager write it whatever the working directory); archscale removes its run's entry when the "
+    "run ends, so only a search killed outright (SIGKILL, power loss) leaves one, removed by the next search that "
+    "ends in the same --out. NNI writes nothing else under ~/nni-experiments on this machine for a search (remote "
+    "workers keep NNI's trial files in their temporary folder, e.g. /tmp/nni-experiments/<experiment id>). "
+    "Resume. --resume continues a search in --out with the same options; --trials may be raised to extend a "
+    "finished search (the seeded strategy replays the candidates already trained from their records, then "
+    "proposes new ones); lowering --trials, or any other change, is refused."
+)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..rules import PRESETS
     from ..presets import INITS
@@ -59,6 +92,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "candidate N times; the summary gives the mean gain with its 95%% interval, the Kendall tau between the "
         "arms' rankings and the tau between two seeds of one arm (the noise floor). "
         "Outputs: OUT/results.csv, OUT/summary.json, OUT/accuracy.png.",
+        epilog=EPILOG,
     )
     p.add_argument("--space", choices=SPACE_NAMES, default="nb201",
                    help="NNI model space (nni.nas.hub.pytorch) to search (default nb201)")
@@ -71,7 +105,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "readout-limited-sgd, feature (feature-sgd / feature-adam)")
     p.add_argument("--dataset", choices=("digits", "mnist", "cifar10", "cifar100", "imagenet16-120"), default="digits",
                    help="digits ships inside scikit-learn; the others are read from --data-dir (never downloaded)")
-    p.add_argument("--data-dir", default=None, help="directory holding the extracted CIFAR / ImageNet16 files")
+    p.add_argument("--data-dir", default=None, help="directory holding the extracted CIFAR / ImageNet16 files (only "
+                   "with those data sets: digits and mnist ship inside Python packages)")
     p.add_argument("--limit", type=positive_int, default=None, help="use only this many training images")
     p.add_argument("--trials", type=positive_int, default=12, help="number of candidates (default 12)")
     p.add_argument("--epochs", type=positive_int, default=2, help="training epochs per candidate (default 2)")
@@ -85,7 +120,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=positive_int, default=1,
                    help="ts engine: trials at once (default 1); on a GPU the trials share it")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="GPU: torch.compile each candidate (default: on for runs of at least 5,000 steps)")
+                   help="torch.compile each candidate's full training batches (default: on for CUDA runs of at "
+                   "least 5,000 steps; --compile on the CPU compiles too, about a minute per candidate); recorded "
+                   "in run.json")
     p.add_argument("--augment", action="store_true",
                    help="NAS-Bench-201's random crop (4-pixel padding) and flip, on the training device")
     p.add_argument("--remote-host", default=None, help="remote: the SSH host (one machine; else --machines)")
@@ -133,8 +170,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(nni_archscale/defaults.py BASE_RATE_OBJECTIVES per network family, decided by reports/fairness)")
     p.add_argument("--shared-lr", type=positive_rate, default=None,
                    help="--compare shared-rate: the shared rate (default: calibrated on the base network, cached)")
-    p.add_argument("--out", default="archscale-search", help="output directory (default ./archscale-search)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted search in --out")
+    p.add_argument("--out", type=out_folder, default="archscale-search",
+                   help="output folder, one per search: not the current directory, nor a folder holding files git "
+                   "tracks (default ./archscale-search)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted search in --out, or extend a finished one with a larger --trials")
     p.add_argument("--calibration-cache", default=None, help="calibration cache file "
                    "(default ~/.cache/nni-archscale/calibration.json)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -147,13 +187,25 @@ def run(args: argparse.Namespace) -> int:
 
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
     logging.getLogger("nni").setLevel(logging.WARNING)
-    from ..results import prepare_out_dir
+    from pathlib import Path
+
+    from ..results import missing_dirs, prepare_out_dir, remove_created_dirs
     from ..run_errors import SearchError
+    from ..run_options import data_dir_problem
 
     if args.shared_lr is not None and args.compare != "shared-rate":
         raise SearchError("--shared-lr only applies with --compare shared-rate")
+    problem = data_dir_problem(args.dataset, args.data_dir)
+    if problem:
+        raise SearchError(problem)
     init = resolve_init(args.preset, args.init)
-    prepare_out_dir(args.out)  # a folder that cannot be written is refused before NNI, torch and the data load
+    # a folder that cannot be written is refused before NNI, torch and the data load; the folders this check
+    # creates go again at once (run_search creates them for the run, and removes them if it fails early)
+    created = missing_dirs(args.out)
+    try:
+        prepare_out_dir(args.out)
+    finally:
+        remove_created_dirs(created)
     from ..nni_glue.search import SearchOptions, run_search
     from ..presets import Init
     from ..torch_layer.hook import HookConfig
@@ -185,10 +237,10 @@ def run(args: argparse.Namespace) -> int:
     )
     summary = run_search(opts)
     keys = ("candidates", "statuses", "best", "best_accuracy", "mean_accuracy", "baseline", "shared_lr", "seeds",
-            "compared", "mean_gain", "gain_ci95", "kendall_tau", "kendall_tau_per_seed", "seed_tau",
+            "compared", "too_small", "mean_gain", "gain_ci95", "kendall_tau", "kendall_tau_per_seed", "seed_tau",
             "search_seconds")
     print(json.dumps({k: summary.get(k) for k in keys if k in summary}, indent=2))
     if summary.get("verdict"):
         print(f"archscale: against {summary['baseline']}: {summary['verdict']}")
-    print(f"archscale: wrote {args.out}/results.csv, summary.json, accuracy.png")
+    print(f"archscale: wrote {Path(args.out) / 'results.csv'}, summary.json, accuracy.png")
     return 0

@@ -7,7 +7,12 @@ on the sequential engine (in-process) or the ``ts`` engine (nnimanager + one sub
 training service). The nnimanager is always stopped in ``finally``; trials append their outcomes to
 ``<out>/trials.jsonl``, from which ``results.csv``, ``summary.json`` and ``accuracy.png`` are written (also after
 an interruption). ``resume`` replays the seeded strategy and reports finished candidates from their records,
-so an interrupted search continues where it stopped.
+so an interrupted search continues where it stopped, and a larger ``trials`` extends a finished one.
+
+While it runs, the search holds a lock on ``<out>`` (:class:`OutDirLock`: a second search there is refused);
+NNI's experiment working directory is ``<out>/nni``, its console lines go to ``<out>/nni/console.log``
+(:class:`_NniConsole`), and the run's entry in NNI's registry ``~/nni-experiments/.experiment`` is removed when
+it ends (:func:`forget_nni_experiments`). A run that fails before writing anything removes the folders it created.
 """
 
 from __future__ import annotations
@@ -16,17 +21,20 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..run_options import RunOptions
-from ..results import BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, prepare_out_dir, read_records, write_outputs
+from ..run_options import RunOptions, data_dir_problem
+from ..results import (BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, missing_dirs, prepare_out_dir,
+                       read_records, remove_created_dirs, write_outputs)
 from ..errors import ArchScaleError
-from ..files import file_kind
-from ..run_errors import SearchError
+from ..files import file_kind, out_dir_problem
+from ..run_errors import OutputError, SearchError
 from ..torch_layer.hook import HookConfig
 from .calibration import bar_progress, calibrate_space, space_name, space_reference
 from .spaces import SpaceError
@@ -35,7 +43,21 @@ from .training_service import experiment_config, trial_code_directory
 ENGINES = ("sequential", "ts")
 STRATEGIES = ("evolution", "random", "tpe")
 RUN_FILE = "run.json"
-#: options that define a run: resuming with any of them changed would mix two experiments
+#: held (``filelock``, an OS lock the kernel drops when its process ends) while a search runs in its --out: a
+#: second search on the same folder is refused instead of mixing its records into the first one's
+LOCK_FILE = ".archscale-search.lock"
+#: who holds the lock (JSON: pid, host, process start, start time, command), for the refusal's message; removed
+#: when the run ends
+OWNER_FILE = ".archscale-search.owner"
+LOCK_FILES = (LOCK_FILE, OWNER_FILE)
+#: seconds to look again before a lock whose owner no longer runs is taken over
+STALE_RECHECK_S = 1.0
+#: NNI's own folders under --out: its experiment working directory (experiment_working_directory)
+NNI_DIR = "nni"
+#: what NNI would print on the console during a search (its INFO lines and up), under NNI_DIR
+NNI_CONSOLE_LOG = "console.log"
+#: options that define a run: resuming with any of them changed would mix two experiments (``trials`` may grow
+#: on resume: the search is extended, see _check_out_dir)
 _IDENTITY = ("space", "space_options", "dataset", "data_dir", "limit", "trials", "epochs", "batch_size", "strategy",
              "width", "cells_per_stage", "compare", "seed", "base_lr", "engine", "seeds", "shared_lr", "augment",
              "calibration_objective")
@@ -80,7 +102,8 @@ class SearchOptions(RunOptions):
     #: (the best mean over a few sampled candidates); None: the space's family's (defaults.base_rate_objective)
     calibration_objective: str | None = None
     progress: bool = True
-    quiet_nni: bool = True       # NNI's INFO lines: <out>/nni/<experiment id>/log/experiment.log only
+    #: NNI's console lines go to <out>/nni/console.log (and its experiment.log) only; False: also to stderr
+    quiet_nni: bool = True
     training_service: str = "local"   # ts engine: local | remote (see training_service.py)
     concurrency: int = 1              # ts engine: trials at once (on a GPU they share it)
     #: GPU trainer path (torch_layer.fast_train): torch.compile each candidate (None: on for runs of >= 5,000
@@ -109,30 +132,251 @@ def nnimanager_pids() -> list[int]:
     return pids
 
 
-class _QuietNniConsole:
-    """While the search runs, NNI's console handlers show warnings and errors only; its INFO lines (one per sampled
-    candidate and metric) would tear the progress bar apart. The experiment's own ``experiment.log`` (under
-    ``<out>/nni``) keeps every INFO line. Only handler levels are touched (importing nni resets the ``nni``
-    logger's level to INFO, so setting that level beforehand does not help), and they are restored afterwards.
+class _NniConsole:
+    """While the search runs, NNI's console logging goes to ``<out>/nni/console.log`` (and, with ``echo``, to
+    stderr at that level), never to stdout: stdout carries the search's own lines and its JSON summary.
+
+    NNI installs its console handler (a ``StreamHandler`` on ``sys.stdout``, colouring every line with colorama)
+    on the ``nni`` logger when nni is first imported. The former ``_QuietNniConsole`` only raised that handler's
+    level to WARNING, so NNI's warnings and errors still reached stdout in colour: "Timeout, retry..." while the
+    nnimanager of a successful ``--engine ts`` run starts, "Model N fails to be executed" on a failing one. Here
+    the handler is taken off the logger for the run (nni is imported first, so it cannot be installed after us)
+    and put back afterwards; NNI's ``experiment.log`` under ``<out>/nni/<experiment id>/log`` keeps its own copy.
     """
 
-    def __init__(self, level: int = logging.WARNING):
-        self.level = level
-        self.saved: list[tuple[logging.Handler, int]] = []
+    def __init__(self, log_file: Path, echo: int | None = None):
+        self.log_file, self.echo = Path(log_file), echo
+        self.removed: list[logging.Handler] = []
+        self.added: list[logging.Handler] = []
 
     def __enter__(self):
-        for name in ("nni", ""):
-            for h in logging.getLogger(name).handlers:
-                if type(h) is logging.StreamHandler and h.level < self.level:
-                    self.saved.append((h, h.level))
-                    h.setLevel(self.level)
+        import nni  # noqa: F401  (importing nni installs its console handler: before it is taken off)
+
+        logger = logging.getLogger("nni")
+        self.removed = [h for h in logger.handlers
+                        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+        for h in self.removed:
+            logger.removeHandler(h)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        fmt = logging.Formatter("[%(asctime)s] %(levelname)s (%(name)s) %(message)s", "%Y-%m-%d %H:%M:%S")
+        to_file = logging.FileHandler(self.log_file, encoding="utf-8")
+        to_file.setLevel(logging.INFO)
+        self.added = [to_file]
+        if self.echo is not None:
+            to_stderr = logging.StreamHandler(sys.stderr)
+            to_stderr.setLevel(self.echo)
+            self.added.append(to_stderr)
+        for h in self.added:
+            h.setFormatter(fmt)
+            logger.addHandler(h)
         return self
 
     def __exit__(self, *exc):
-        for h, level in self.saved:
-            h.setLevel(level)
-        self.saved.clear()
+        logger = logging.getLogger("nni")
+        for h in self.added:
+            logger.removeHandler(h)
+            h.close()
+        for h in self.removed:
+            if h not in logger.handlers:
+                logger.addHandler(h)
+        self.added, self.removed = [], []
         return False
+
+
+def forget_nni_experiments(nni_dir: Path, ids=(), report=print) -> list[str]:
+    """Remove the entries of the experiments run in ``nni_dir`` (and ``ids``) from NNI's experiment registry,
+    ``~/nni-experiments/.experiment``. NNI 3.0 writes an entry for every experiment whatever its
+    ``experiment_working_directory`` (its Python side for the sequential engine and when it starts the
+    nnimanager, which updates it under ``os.homedir()``) and never removes one; the search's own folders live
+    in ``nni_dir``. Earlier runs in the same folder that were killed before they could clean up are removed
+    too. Returns the ids removed; a registry that cannot be read or written is a note, not a failure."""
+    try:
+        from nni.tools.nnictl.config_utils import Experiments
+
+        registry = Experiments()
+        here = os.path.realpath(os.path.expanduser(str(nni_dir)))
+        mine = [i for i, e in registry.get_all_experiments().items()
+                if i in set(ids) or (isinstance(e, dict) and isinstance(e.get("logDir"), str)
+                                     and os.path.realpath(os.path.expanduser(e["logDir"])) == here)]
+        for i in mine:
+            registry.remove_experiment(i)
+        return mine
+    except Exception as exc:  # NNI's bookkeeping must never fail a finished search
+        report(f"archscale: note: could not remove this run from NNI's registry ~/nni-experiments/.experiment "
+               f"({type(exc).__name__}: {exc})")
+        return []
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (``/proc/<pid>/stat`` field 22), to tell it from a later process that
+    got the same pid; None where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _running(pid, start) -> bool:
+    """Whether process ``pid`` (started at ``start``, when known) still runs on this machine."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if os.path.isdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return False
+        if fields[0] in ("Z", "X"):  # a zombie: ended, not yet reaped
+            return False
+        return start is None or fields[19] == start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutDirLock:
+    """The lock on a search's output folder, held while the search runs (:data:`LOCK_FILE`, an OS lock through
+    ``filelock``; :data:`OWNER_FILE` says who holds it).
+
+    A second search on the same folder gets a one-line error naming the first one's pid. The kernel drops the
+    lock when its process ends, however it ends, so a search that died never blocks the next one; a lock still
+    held although the process that took it is gone from this machine (a child that inherited it) is set aside,
+    with a note. ``release(remove=...)`` removes the folders a failed run created while the lock is still held,
+    if they hold nothing but the lock's files."""
+
+    def __init__(self, out: Path, report=print):
+        self.out, self.report = Path(out), report
+        self.lock = None
+
+    def _owner(self) -> dict | None:
+        try:
+            owner = json.loads((self.out / OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        return owner if isinstance(owner, dict) else None
+
+    def _busy(self, owner: dict | None) -> SearchError:
+        where = f"{str(self.out)!r}"
+        if owner is None:
+            return SearchError(f"another process holds the lock {str(self.out / LOCK_FILE)!r} of {where}; wait for "
+                               f"the search running there to finish, or choose another --out")
+        host = owner.get("host")
+        on = f" on {host}" if host and host != socket.gethostname() else ""
+        started = f", started {owner['started']}" if owner.get("started") else ""
+        return SearchError(f"another archscale search (pid {owner.get('pid')}{on}{started}) is running in {where}; "
+                           f"wait for it to finish, or choose another --out")
+
+    def _stale(self, owner: dict | None) -> bool:
+        return (owner is not None and owner.get("host") == socket.gethostname()
+                and not _running(owner.get("pid"), owner.get("start")))
+
+    def _try(self, path: str):
+        """The lock, or None while another process holds it (retried for up to 2 s while that process has not
+        written its owner file yet: it just took the lock, or is releasing it)."""
+        from filelock import FileLock, Timeout
+
+        for _ in range(20):
+            lock = FileLock(path, timeout=0)  # one try each: a busy folder is an error, not a wait
+            try:
+                lock.acquire()
+                return lock
+            except Timeout:
+                if self._owner() is not None:
+                    return None
+            time.sleep(0.1)
+        return None
+
+    def acquire(self) -> "OutDirLock":
+        path = str(self.out / LOCK_FILE)
+        try:
+            lock = self._try(path)
+            if lock is None:
+                owner = self._owner()
+                if not self._stale(owner):
+                    raise self._busy(owner)
+                # held, but the pid that took it no longer runs here: a child of it keeps the lock open, or a run
+                # that has just taken the lock has not replaced a dead run's owner file yet: look again
+                time.sleep(STALE_RECHECK_S)
+                lock = self._try(path)
+                if lock is None:
+                    later = self._owner()
+                    if later != owner or not self._stale(later):
+                        raise self._busy(later)
+                    try:  # set the held file aside (its holder keeps its copy) and lock a new one
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                    lock = self._try(path)
+                    if lock is None:
+                        raise self._busy(self._owner())
+                    self.report(f"archscale: note: the lock of {self.out} was left by pid {owner.get('pid')}, which "
+                                f"no longer runs; taken over")
+        except NotImplementedError:  # a file system without flock (some network mounts)
+            self.report(f"archscale: warning: the file system of {self.out} cannot lock files; make sure no other "
+                        f"search writes there at the same time")
+            lock = None
+        except OSError as exc:
+            raise OutputError(f"cannot lock the output folder {str(self.out)!r} "
+                              f"({exc.strerror or type(exc).__name__}); choose another --out") from None
+        self.lock = lock
+        atomic_write_text(self.out / OWNER_FILE, json.dumps({
+            "pid": os.getpid(), "host": socket.gethostname(), "start": _process_start(os.getpid()),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}) + "\n")
+        return self
+
+    def release(self, remove: list[Path] | tuple = ()) -> list[Path]:
+        removed: list[Path] = []
+        try:
+            owner = self._owner()
+            if owner is not None and owner.get("pid") == os.getpid():
+                try:
+                    (self.out / OWNER_FILE).unlink()
+                except OSError:
+                    pass
+            if remove:
+                removed = remove_created_dirs(remove, ignore=LOCK_FILES)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+        return removed
+
+
+def tracked_by_git(path: Path) -> list[str]:
+    """The files under ``path`` that git tracks (``git ls-files``, read-only), or [] when there are none, git is
+    not installed or ``path`` is not in a work tree."""
+    path = Path(path)
+    try:
+        done = subprocess.run(["git", "-C", str(path if path.is_dir() else path.parent), "ls-files", "-z", "--",
+                               str(path)], capture_output=True, timeout=20,
+                              env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if done.returncode != 0:
+        return []
+    return [n for n in done.stdout.decode("utf-8", errors="replace").split("\0") if n]
+
+
+def _check_not_tracked(out: Path) -> None:
+    """A new search never writes into a folder holding files git tracks (a checkout's own files, or a committed
+    search): its results.csv, summary.json... would overwrite them or mix with them. Resuming a committed search
+    stays allowed."""
+    try:
+        entries = [e for e in os.listdir(out) if e not in LOCK_FILES]
+    except OSError:
+        return
+    if not entries:
+        return
+    tracked = tracked_by_git(out)
+    if tracked:
+        raise SearchError(f"{str(out)!r} holds {len(tracked)} file(s) tracked by git (e.g. {tracked[0]!r}); a new "
+                          f"search there would overwrite or mix with them: choose another --out (a new folder, or "
+                          f"one git ignores)")
 
 
 def _free_port() -> int:
@@ -142,6 +386,9 @@ def _free_port() -> int:
 
 
 def _strategy(name: str, trials: int, seed: int):
+    """NNI's strategy for a search of ``trials`` candidates (an extended search passes the trials it started with:
+    the evolution's population keeps its size, so the seeded strategy proposes what it proposed before, then
+    goes on)."""
     from nni.nas import strategy
 
     if name == "evolution":
@@ -167,7 +414,13 @@ def _check_run_files(out: Path) -> None:
                               f"--out")
 
 
-def _check_out_dir(out: Path, identity: dict, resume: bool) -> None:
+def _check_out_dir(out: Path, identity: dict, resume: bool) -> dict | None:
+    """Whether the search can start (or resume) in ``out``; returns the run's ``run.json`` when it resumes one.
+
+    Resuming with any option of the run's identity changed is refused, except ``trials`` raised: the search is
+    extended (the seeded strategy replays the candidates already trained from their records, then proposes new
+    ones). Lowering ``trials`` is refused: the records already hold more candidates than asked for, and the
+    summary would report them all."""
     _check_run_files(out)
     run_file = out / RUN_FILE
     if resume and not run_file.exists() and not (out / RECORDS).exists():
@@ -188,17 +441,28 @@ def _check_out_dir(out: Path, identity: dict, resume: bool) -> None:
                 f"cannot resume the search in {str(out)!r}: {RUN_FILE} is unreadable or not archscale's, so the "
                 f"options cannot be checked; remove {RUN_FILE} and {RECORDS} to start over, or choose another --out"
             )
-        if previous.get("identity") != identity:
-            changed = sorted(k for k in identity if (previous.get("identity") or {}).get(k) != identity[k])
-            raise SearchError(
-                f"cannot resume the search in {str(out)!r}: options changed ({', '.join(changed)}); rerun with the "
-                f"same options, or choose another --out"
-            )
+        before = previous["identity"]
+        if before != identity:
+            changed = sorted(k for k in set(identity) | set(before)
+                             if k != "trials" and before.get(k) != identity.get(k))
+            if changed:
+                raise SearchError(
+                    f"cannot resume the search in {str(out)!r}: options changed ({', '.join(changed)}); rerun with "
+                    f"the same options (--trials may grow, to extend the search), or choose another --out"
+                )
+            was, now = before.get("trials"), identity.get("trials")
+            if isinstance(was, int) and isinstance(now, int) and now < was:
+                raise SearchError(
+                    f"cannot resume the search in {str(out)!r} with --trials {now}: it is a search of --trials "
+                    f"{was}, which may grow but not shrink; resume with --trials {was}, or more to extend it"
+                )
+        return previous
     elif (out / RECORDS).exists():
         # without run.json the records' options (and run id) are unknown: resuming would mix them into this run
         raise SearchError(f"{str(out)!r} holds trial records ({RECORDS}) of an unknown run but no {RUN_FILE}, so "
                           f"{'they cannot be resumed' if resume else 'they would be mixed with this run'}; "
                           f"move {RECORDS} away to start over there, or choose another --out")
+    return None
 
 
 class _Progress(threading.Thread):
@@ -249,12 +513,62 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     from .spaces import check_space_options
 
     check_space_options(opts.space, opts.space_options or {})  # before the data, the calibration and any trial
-    out = prepare_out_dir(opts.out)
+    problem = data_dir_problem(opts.dataset, opts.data_dir)
+    if problem:
+        raise SearchError(problem)
+    problem = out_dir_problem(opts.out)
+    if problem:
+        raise OutputError(f"--out must name a folder of its own for the search's files (results.csv, summary.json, "
+                          f"trials.jsonl, run.json, nni/), {problem}; pass e.g. --out archscale-search")
+    created = missing_dirs(opts.out)  # removed again if the run fails before anything is written there
+    try:
+        out = prepare_out_dir(opts.out)
+    except BaseException:
+        remove_created_dirs(created)
+        raise
+    if not opts.resume:
+        try:
+            _check_not_tracked(out)
+        except BaseException:
+            remove_created_dirs(created)
+            raise
+    lock = OutDirLock(out, report)
+    try:
+        lock.acquire()
+    except BaseException:
+        remove_created_dirs(created)  # a lock file there may be another run's: then the folder stays
+        raise
+    state: dict = {}
+    try:
+        summary = _run_locked(opts, out, report, state)
+    except BaseException:
+        if state.get("run_file") and not (out / RECORDS).exists():
+            # a new search that failed before any trial recorded anything: its run.json would only make the next
+            # attempt ask for --resume (NNI's logs of the failure stay, under nni/)
+            try:
+                (out / RUN_FILE).unlink()
+            except OSError:
+                pass
+        lock.release(remove=created)
+        raise
+    lock.release()
+    return summary
+
+
+def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
+    """The search in ``out``, whose lock this process holds; ``state["run_file"]`` is set once it wrote a new
+    search's run.json."""
     rule = opts.hook
     identity = {k: getattr(opts, k) for k in _IDENTITY}
     identity.update({f"hook.{k}": v for k, v in rule.to_dict().items() if k not in ("base_lr", "batch_size")})
     identity["hook.init"] = rule.scheme.value  # --init paper and no --init are the same run
-    _check_out_dir(out, identity, opts.resume)
+    previous = _check_out_dir(out, identity, opts.resume) or {}
+    was = (previous.get("identity") or {}).get("trials")
+    # the trials the strategy is sized for: those the search started with (an extended search replays it)
+    strategy_trials = previous.get("strategy_trials") or was or opts.trials
+    if isinstance(was, int) and opts.trials > was:
+        report(f"archscale: extending the search in {out} from {was} to {opts.trials} candidates (--trials); the "
+               f"candidates already trained are reused")
 
     from ..torch_layer.data import load_dataset
     from ..torch_layer.train import pick_device
@@ -270,6 +584,12 @@ def run_search(opts: SearchOptions, report=print) -> dict:
         torch.set_num_threads(opts.threads)  # calibration and sequential-engine trials run in this process
     data = load_dataset(opts.dataset, opts.data_dir, opts.limit, opts.seed)
     report(f"archscale: data {data.describe()}; device {device}; engine {opts.engine}; strategy {opts.strategy}")
+    if opts.compile and len(data.train) < opts.batch_size:
+        report(f"archscale: note: --compile has no effect here: {len(data.train)} training images make no full "
+               f"batch of {opts.batch_size}, and only full batches run compiled")
+    elif opts.compile and str(device) == "cpu":
+        report("archscale: note: --compile on the CPU compiles every candidate with torch.compile (fp32), about a "
+               "minute each before it trains, which these small networks rarely win back; drop it to train eagerly")
 
     def calibrated(preset: str, what: str):
         """The refined calibration on the base network under ``preset`` (cached), with a progress bar."""
@@ -322,18 +642,14 @@ def run_search(opts: SearchOptions, report=print) -> dict:
                            shared_resolution_octaves=cal.resolution_octaves)
         report(f"archscale: shared rate (baseline) = {cal.describe()}; {cal.key}")
 
-    previous = {}
-    if (out / RUN_FILE).exists():
-        try:
-            previous = json.loads((out / RUN_FILE).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            previous = {}
-        if not isinstance(previous, dict):
-            previous = {}
     run_id = previous.get("run_id") or f"{int(time.time())}-{os.getpid()}"
+    # compile: as asked (None: auto, on CUDA runs of at least 5,000 steps); not part of the identity (speed only)
     atomic_write_text(out / RUN_FILE, json.dumps({"identity": identity, "run_id": run_id, "base_lr": base_lr,
-                                                  "shared_lr": shared_lr, "calibration": calibration}, indent=2)
+                                                  "shared_lr": shared_lr, "calibration": calibration,
+                                                  "strategy_trials": strategy_trials, "compile": opts.compile,
+                                                  "device": str(device)}, indent=2)
                       + "\n")
+    state["run_file"] = not previous
     hook = {**rule.to_dict(), "base_lr": base_lr, "batch_size": opts.batch_size}
     # the base network's measurements, for the measured and segmented rules (cheap: one step on one batch)
     try:
@@ -359,8 +675,14 @@ def run_search(opts: SearchOptions, report=print) -> dict:
                 if r.get("run") == run_id and r["mode"] != "start"}
         report(f"archscale: resuming {out}: {len(done)} training run(s) already done are reused")
 
+    console = _NniConsole(out / NNI_DIR / NNI_CONSOLE_LOG, None if opts.quiet_nni else logging.INFO)
+    console.__enter__()
     code_dir = trial_code_directory(out, opts.training_service)
-    code_dir.__enter__()
+    try:
+        code_dir.__enter__()
+    except BaseException:
+        console.__exit__(None, None, None)
+        raise
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -375,35 +697,40 @@ def run_search(opts: SearchOptions, report=print) -> dict:
                              **overrides}
             space = build_space(opts.space, data.num_classes, image_size=data.image_size, **overrides)
             evaluator = FunctionalEvaluator(search_trial, config=trial_cfg)
-            strategy = _strategy(opts.strategy, opts.trials, opts.seed)
+            strategy = _strategy(opts.strategy, strategy_trials, opts.seed)
             config = experiment_config(opts.engine, opts.training_service, opts.trials, opts.concurrency, device,
-                                       out / "nni", opts.machines, manager_ip=opts.manager_ip)
+                                       out / NNI_DIR, opts.machines, manager_ip=opts.manager_ip)
             exp = NasExperiment(space, evaluator, strategy, config)
     except BaseException:
         code_dir.__exit__(None, None, None)
+        console.__exit__(None, None, None)
         raise
 
     progress = _Progress(out / RECORDS, opts.trials, opts.progress, run_id)
     progress.start()
     interrupted = False
     t0 = time.perf_counter()
-    try:  # code_dir was entered above (before the experiment was built); a second ``with`` would re-enter it
-        with _QuietNniConsole(logging.WARNING if opts.quiet_nni else logging.NOTSET):
-            try:
-                # NNI catches Ctrl-C itself (logs "KeyboardInterrupt detected", stops) and then returns None
-                # instead of True: that is an interruption too, to be continued with --resume
-                if exp.run(port=opts.manager_port or _free_port()) is None:
-                    interrupted = True
-            except KeyboardInterrupt:
+    try:  # code_dir and console were entered above (before the experiment was built)
+        try:
+            # NNI catches Ctrl-C itself (logs "KeyboardInterrupt detected", stops) and then returns None
+            # instead of True: that is an interruption too, to be continued with --resume
+            if exp.run(port=opts.manager_port or _free_port()) is None:
                 interrupted = True
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            try:
+                exp.stop()
             finally:
-                try:
-                    exp.stop()
-                finally:
-                    progress.stop_event.set()
-                    progress.join(timeout=5)
+                progress.stop_event.set()
+                progress.join(timeout=5)
+                # NNI registered the experiment in ~/nni-experiments/.experiment and never unregisters it
+                forget_nni_experiments(out / NNI_DIR, [exp.id], report)
     finally:
-        code_dir.__exit__(None, None, None)
+        try:
+            code_dir.__exit__(None, None, None)
+        finally:
+            console.__exit__(None, None, None)
     seconds = time.perf_counter() - t0
     meta = {"space": space_name(opts.space, opts.width, opts.cells_per_stage, opts.space_options or None),
             "rate_rule": rule.rate_rule, "reference": reference, "dataset": opts.dataset,
@@ -411,14 +738,14 @@ def run_search(opts: SearchOptions, report=print) -> dict:
             "concurrency": opts.concurrency, "strategy": opts.strategy, "preset": rule.preset, "init": rule.scheme.value,
             "trials": opts.trials,
             "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "seeds": opts.seeds,
-            "base_lr": base_lr, "calibration": calibration,
+            "base_lr": base_lr, "calibration": calibration, "compile": opts.compile,
             "optimizer": rule.optimizer, "device": device, "compare": opts.compare, "run_id": run_id,
             "search_seconds": round(seconds, 2), "interrupted": interrupted,
             "baseline": opts.compare, "baseline_recipe": BASELINE_DESCRIPTIONS.get(opts.compare),
             "shared_lr": shared_lr if opts.compare == "shared-rate" else None}
     records = [r for r in read_records(out / RECORDS) if r.get("run") == run_id]
     if not records:
-        raise SearchError(f"no candidate finished (see the NNI logs under {out / 'nni'}); nothing to report")
+        raise SearchError(f"no candidate finished (see the NNI logs under {out / NNI_DIR}); nothing to report")
     summary = write_outputs(out, meta, opts.compare)
     if interrupted:
         raise SearchInterrupted("partial results written; continue with the same command plus --resume")
