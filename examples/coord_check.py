@@ -13,8 +13,9 @@ of the rule's rates over the graphs, so both runs use the same typical rate.
 
 Families: chains (depth 1..48, one path), complete DAGs (every pair joined: 2^(m-2) paths of depths
 1..m-1) and parallel branches (P paths of depth 2). Run ``python examples/coord_check.py`` to write
-``examples/output/coord_check.png`` and print the spreads (max / min over graphs); the tests import
-:func:`run` with smaller settings.
+``out/examples/coord_check.png`` (``--output PATH`` elsewhere; the committed figure is
+``examples/output/coord_check.png``) and print the spreads (max / min over graphs); the tests import :func:`run`
+with smaller settings.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from nni_archscale.graph import ArchGraph, Edge, EdgeKind
 from nni_archscale.networks import chain
 from nni_archscale.rules import edge_init, learning_rate
 
-OUTPUT = Path(__file__).resolve().parent / "output" / "coord_check.png"
+#: the default plot: under the repository's ignored ``out/``, never over the committed examples/output figure
+OUTPUT = Path(__file__).resolve().parents[1] / "out" / "examples" / "coord_check.png"
 
 
 def complete_dag(m: int) -> ArchGraph:
@@ -155,9 +157,9 @@ def plot(results: list[Result], fixed: float, path: Path = OUTPUT) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, default=512)
-    parser.add_argument("--seeds", type=int, default=4)
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--width", type=int, default=512, help="units per node (default 512)")
+    parser.add_argument("--seeds", type=int, default=4, help="seeds averaged per graph (default 4)")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"where the plot goes (default {OUTPUT})")
     args = parser.parse_args()
     results, fixed = run(args.width, args.seeds)
     print(f"{'graph':<18} {'paths':>6} {'sum L^3':>8} {'rule lr':>9} {'rule dz':>9} {'fixed dz':>9}")

@@ -3,6 +3,8 @@ sequential engine, about a minute on 2 CPU cores.
 
     python examples/custom_space.py [chain|skip|cell|dagcell] [--strategy random|evolution|tpe] [--trials 4]
 
+(``--strategy tpe`` on ``chain`` and ``dagcell`` only: NNI's TPE samples LayerChoice only.)
+
 Every candidate is frozen by NNI, handed to ``train_candidate`` (a FunctionalEvaluator function), and there one
 call, ``prepare_for_trial``, reads the candidate's graph with the ``fx`` adapter, re-initialises it by the paper's
 init and returns an optimizer at the rate the network's default rate rule gives. These spaces use batch norm, so
@@ -40,6 +42,8 @@ from nni.nas.evaluator import FunctionalEvaluator  # noqa: E402
 from nni.nas.experiment import NasExperiment, NasExperimentConfig  # noqa: E402
 from nni.nas.nn.pytorch import Cell, InputChoice, LayerChoice, ModelSpace  # noqa: E402
 from nni.nas.strategy import TPE, Random, RegularizedEvolution  # noqa: E402
+
+from nni_archscale.cli.main import positive_int, positive_rate  # noqa: E402  (argument checks, as archscale's)
 from torch import nn  # noqa: E402
 
 from nni_archscale.nni_glue import prepare_for_trial  # noqa: E402
@@ -160,6 +164,11 @@ def train_candidate(model, epochs: int = 1, base_lr: float = 0.5, limit: int | N
     nni.report_final_result(result.accuracy)
 
 
+#: NNI's TPE samples LayerChoice only: it raises NotImplementedError on a space with an InputChoice (``skip``) or
+#: NNI's ``Cell`` (``cell``), so the example offers it on these two
+TPE_SPACES = ("chain", "dagcell")
+
+
 def strategy(name: str, seed: int = 0):
     if name == "random":
         return Random(seed=seed, dedup=True)
@@ -198,11 +207,15 @@ def search(space: str = "cell", strategy_name: str = "evolution", trials: int = 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("space", nargs="?", default="cell", choices=sorted(SPACES))
-    ap.add_argument("--strategy", default="evolution", choices=("random", "evolution", "tpe"))
-    ap.add_argument("--trials", type=int, default=4)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--base-lr", type=float, default=0.5)
+    ap.add_argument("--strategy", default="evolution", choices=("random", "evolution", "tpe"),
+                    help=f"NNI's strategy (default evolution; tpe only on {' and '.join(TPE_SPACES)})")
+    ap.add_argument("--trials", type=positive_int, default=4, help="candidates to train (default 4)")
+    ap.add_argument("--epochs", type=positive_int, default=2, help="epochs per candidate (default 2)")
+    ap.add_argument("--base-lr", type=positive_rate, default=0.5, help="the base rate c (default 0.5)")
     args = ap.parse_args()
+    if args.strategy == "tpe" and args.space not in TPE_SPACES:
+        ap.error(f"NNI's TPE samples LayerChoice only and refuses the {args.space} space (it has an InputChoice or "
+                 f"a Cell); use --strategy random or evolution, or the space {' or '.join(TPE_SPACES)}")
     nni.runtime.log.silence_stdout()  # NNI's INFO lines; they stay in the experiment's log file
     torch.set_num_threads(1)          # tiny models: one thread is faster than two busy ones
     top = search(args.space, args.strategy, args.trials, epochs=args.epochs, base_lr=args.base_lr)

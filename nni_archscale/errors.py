@@ -27,6 +27,11 @@ class RuleError(ArchScaleError, ValueError):
     """A scaling rule cannot be applied to this graph or these options."""
 
 
+class RateUnderflowError(RuleError):
+    """Eq. 8's rate ``base_lr * sqrt(S_base / sum_p L_p^3)`` is below the smallest normal float64 (a graph with
+    more than about 10^300 weighted paths): no optimizer can take such a step, so the rule refuses the graph."""
+
+
 class CanonicalFormError(ArchScaleError, RuntimeError):
     """The canonical form of a graph is too expensive to compute (a highly symmetric graph)."""
 

@@ -234,6 +234,16 @@ def from_text(text: str) -> ArchGraph:
         raise ArchitectureParseError(f"a text graph must be a string, got {type(text).__name__}")
     head, sep, body = text.partition(";")
     m = re.fullmatch(r"\s*n\s*=\s*([0-9]+)\s*", head)
+    if m and not sep:  # 'n=1': the count, no edges (a graph of fewer than 2 nodes has no input and output)
+        if len(m.group(1)) < 3 and int(m.group(1)) < 2:
+            raise ArchitectureParseError(
+                f"text graph {shorten(text.strip())} has {int(m.group(1))} node(s); a graph needs at least 2 nodes, "
+                "an input and an output, e.g. 'n=2; 0->1:param'"
+            )
+        raise ArchitectureParseError(
+            f"text graph {shorten(text.strip())} lists no edges; add them after a ';', e.g. "
+            "'n=3; 0->1:param/3, 1->2:skip'"
+        )
     if not sep or not m:
         raise ArchitectureParseError(
             f"text graph {shorten(head.strip() if sep else text.strip())} must start with the node count, "

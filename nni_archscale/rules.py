@@ -52,11 +52,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Callable, Literal
 
-from .errors import ArchitectureParseError, NoPathError, RuleError, shorten
+from .errors import ArchitectureParseError, NoPathError, RateUnderflowError, RuleError, shorten
 from .graph import MAX_KERNEL_SIZE, ArchGraph, Edge
 from .paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
 from .presets import PRESETS, Context as ContextName, Preset, preset_of  # noqa: F401  (PRESETS: re-exported)
@@ -263,13 +264,34 @@ def learning_rate(
             "whose learning rate the rule could set; add a Linear/Conv edge on some path"
         )
     kfac, kdesc = KERNEL_FACTORS[p.kernel_factor[ctx]](graph, ctx.value, kernel_size, base_kernel_size)
-    value = float(base_lr) * math.sqrt(base_sum / total) * float(kfac)
+    value = transferred_rate(base_lr, base_sum, total, kfac)
     depth = "k_p" if offset == 0 else f"k_p + {offset}"
     formula = (
-        f"eta = base_lr * sqrt(S_base / sum_p L_p^3) * ({kdesc}) = {base_lr:g} * sqrt({base_sum} / {total}) "
+        f"eta = base_lr * sqrt(S_base / sum_p L_p^3) * ({kdesc}) = {base_lr:g} * sqrt({base_sum} / "
+        f"{big_int_text(total)}) "
         f"* {float(kfac):g} = {value:.6g}   [eq. 8/9; L_p = {depth}]"
     )
     return LearningRate(value, float(base_lr), offset, total, base_sum, kfac, formula, tuple(notes))
+
+
+def big_int_text(n: int) -> str:
+    """An integer for a formula: in full up to 30 digits, else as a power of ten (a path sum may have hundreds)."""
+    return str(n) if n < 10**30 else f"10^{math.log10(n):.2f}"
+
+
+def transferred_rate(base_lr: float, base_sum: int, total: int, kernel_factor: Fraction | float = 1) -> float:
+    """Eq. 8 (times eq. 9's kernel factor): ``base_lr * sqrt(base_sum / total) * kernel_factor``, in logs, so that
+    a path sum past float64's range (a 2,000-node ladder has about 10^418 paths) gives its true, tiny rate or a
+    :class:`~nni_archscale.errors.RateUnderflowError`, never 0 or an OverflowError."""
+    if total < 10**300:  # the direct formula (bit for bit what every committed report used)
+        return float(base_lr) * math.sqrt(base_sum / total) * float(kernel_factor)
+    log_rate = math.log(base_lr) + 0.5 * (math.log(base_sum) - math.log(total)) + math.log(kernel_factor)
+    if log_rate < math.log(sys.float_info.min):
+        raise RateUnderflowError(
+            f"eq. 8 gives a learning rate of 10^{log_rate / math.log(10):.1f} (sum_p L_p^3 = "
+            f"10^{math.log10(total):.1f}), below the smallest float64: no optimizer step can be that small; "
+            f"a graph this deep and wide needs another rate rule (e.g. shortest-path) or a smaller graph")
+    return math.exp(log_rate)
 
 
 #: Largest learning rate the commands accept (``--base-lr``, ``--shared-lr``, ``--low``, ``--high``, the
@@ -327,7 +349,7 @@ def edge_learning_rates(
         if through[0] == 0 or total == 0:
             out[e] = rate.value
         else:
-            out[e] = rate.base_lr * math.sqrt(rate.base_depth_power_sum / total) * float(rate.kernel_factor)
+            out[e] = transferred_rate(rate.base_lr, rate.base_depth_power_sum, total, rate.kernel_factor)
     return out
 
 

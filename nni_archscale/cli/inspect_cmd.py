@@ -39,7 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the rule (default paper; with --network: the evidence-backed rule for the init and "
                         "optimizer, nni_archscale/defaults.py); the rules beyond the paper need --network")
     p.add_argument("--base-lr", type=positive_float, default=None,
-                   help="rate calibrated on the base network (default 0.46 for NAS-Bench-201, else 1.0)")
+                   help="rate calibrated on the base network; default: for ARCH 0.46 for a NAS-Bench-201 cell, "
+                        "else 1.0; with --space 0.1; with --network 1.0, and required by readout-limited-sgd (an "
+                        "absolute rate)")
     p.add_argument("--kernel-size", type=kernel_size_number, default=None,
                    help="kernel size q of the parameterised edges of a paper code, and q in eq. 9")
     p.add_argument("--base-kernel-size", type=kernel_size_number, default=None,
@@ -48,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="what the graph is (default: nb201-cell for NAS-Bench-201 strings, else dag)")
     p.add_argument("--width", type=positive_int, default=None,
                    help="channels/units per node, for variances (default 16, NAS-Bench-201's C; 128 with --network)")
-    p.add_argument("--num-classes", type=positive_int, default=10)
+    p.add_argument("--num-classes", type=positive_int, default=10, help="readout outputs, for its variance (default 10)")
     p.add_argument("--per-edge", action="store_true", help="also give each edge the rate of its own paths")
     p.add_argument("--network", choices=("mlp", "cnn"), default=None,
                    help="read ARCH as the cell of the paper's DAG-cell network (stem, cell, readout)")
@@ -207,10 +209,13 @@ def run_space(args: argparse.Namespace) -> int:
 
 
 def _run_space(args: argparse.Namespace) -> int:
+    import copy
     import math
+
+    import torch
     from ..nni_glue.adapters import network_family, prepare_candidate
     from ..nni_glue.calibration import measurement_batch, space_reference
-    from ..nni_glue.spaces import sample_model
+    from ..nni_glue.spaces import SampleRejected, sample_model
     from ..torch_layer.data import load_dataset
     from ..torch_layer.hook import HookConfig
     for flag in ("network", "init", "rule", "context", "per_edge", "kernel_size", "width", "batch_size",
@@ -225,11 +230,16 @@ def _run_space(args: argparse.Namespace) -> int:
     data = load_dataset("digits")
     batch = measurement_batch(data)
     cfg = HookConfig(base_lr=base_lr, preset=preset, optimizer=optimizer, rate_rule=args.rate_rule)
-    reference = space_reference(args.space, data, cfg)
-    sample, model = sample_model(args.space, args.seed, data.num_classes, image_size=data.image_size)
+    try:
+        sample, model = sample_model(args.space, args.seed, data.num_classes, image_size=data.image_size)
+    except SampleRejected as exc:
+        raise UsageError(f"{exc}; NNI refuses some samples of {args.space} (a choice combination its space "
+                         f"forbids): try another --seed, e.g. --seed {args.seed + 1}") from None
+    reference = space_reference(args.space, data, cfg)  # after the sample: a rejected seed fails at once
     rates = {}
     for rule in rate_registry.rule_names():
-        _, probe = sample_model(args.space, args.seed, data.num_classes, image_size=data.image_size)
+        probe = copy.deepcopy(model)  # the same sample and weights, as a fresh sample would give (seconds less)
+        torch.manual_seed(args.seed)  # the re-init draws from torch's RNG: the same draw for every rule, every run
         try:
             p = prepare_candidate(probe, HookConfig(**{**cfg.to_dict(), "rate_rule": rule}), sample=sample,
                                   batch=batch, reference=reference)
@@ -237,6 +247,7 @@ def _run_space(args: argparse.Namespace) -> int:
             continue
         rates[rule] = {"rate": p.learning_rate, "clamped": any(n.startswith("guard: parameter") or
                                                                "clamped" in n for n in p.notes)}
+    torch.manual_seed(args.seed)
     prepared = prepare_candidate(model, cfg, sample=sample, batch=batch, reference=reference)
     family = network_family(model, prepared.adapter)
     record = {

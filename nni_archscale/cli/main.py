@@ -13,6 +13,7 @@ import sys
 import traceback
 from typing import Callable, Sequence
 
+from .. import __version__
 from ..errors import ArchScaleError, shorten
 from ..graph import MAX_KERNEL_SIZE
 from ..rules import MAX_LEARNING_RATE
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Architecture-aware initialisation and learning rates (Chen et al., ICLR 2024) for NAS.",
     )
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    parser.add_argument("--version", action="version", version=f"archscale {__version__}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, module in SUBCOMMANDS:

@@ -45,6 +45,9 @@ EQUIVALENCES = {
 #: limits (:data:`~nni_archscale.graph.MAX_NODES`, :data:`~nni_archscale.graph.MAX_EDGES`), which bound what can be
 #: read, not what verifies in seconds; verify a larger graph as ARCH.
 MAX_RANDOM_NODES = 64
+#: Above this many edges verifying one ARCH says first that it may take minutes (measured on a 2-core machine:
+#: a ladder of 12 nodes, 21 edges, 4.5 s; of 16 nodes, 29 edges, 30 s; of 24 nodes, 45 edges, over 100 s).
+SLOW_EDGES = 24
 
 
 def random_graph_size(text: str) -> int:
@@ -72,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            "isomorphism classes keeping every edge's op; 8,765 without dead edges; 6,466 under the "
                            "benchmark's UniqueString)")
     what.add_argument("--random", type=positive_int, metavar="N", help="N random graphs")
-    p.add_argument("--preset", choices=PRESETS, default="paper")
+    p.add_argument("--preset", choices=PRESETS, default="paper", help="the init convention verified (default paper)")
     p.add_argument("--context", choices=CONTEXTS, default=None,
                    help="what a graph is (default: nb201-cell for NAS-Bench-201 strings and --nb201-all, else dag)")
     p.add_argument("--base-lr", type=positive_float, default=None,
@@ -188,6 +191,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.arch is not None:
         graph, form = parse_architecture(args.arch, kernel_size=args.kernel_size or 1)
+        if graph.num_nodes > MAX_RANDOM_NODES:
+            raise UsageError(
+                f"ARCH has {graph.num_nodes:,} nodes; verify derives every moment symbolically (sympy), which grows "
+                f"faster than the square of the edges, and takes graphs of at most {MAX_RANDOM_NODES} nodes "
+                f"(nni_archscale.cli.verify_cmd.MAX_RANDOM_NODES); archscale inspect gives any graph's numeric rate")
+        if len(graph.active_edges) > SLOW_EDGES:
+            print(f"verify: {len(graph.active_edges)} edges: the symbolic derivation may take minutes (a 16-node "
+                  f"ladder of 29 edges takes about 30 s); Ctrl-C stops it", file=sys.stderr)
         context = args.context or ("nb201-cell" if form == "nb201" else "dag")
         graphs = [graph]
         total = 1

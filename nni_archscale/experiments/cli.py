@@ -12,6 +12,13 @@ import json
 from pathlib import Path
 
 from ..cli.main import UsageError, positive_int, positive_rate
+from ..files import output_directory
+
+#: Where an experiment writes when ``--out`` is not given: under the ignored ``out/`` folder, never over the
+#: committed reports (regenerating one of those is ``--out reports/NAME --force``).
+DEFAULT_OUT = "out/experiments"
+
+FORCE_HELP = "overwrite the results an existing --out folder holds (without it such a folder is refused)"
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -28,23 +35,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "lr-prediction",
         help="measure maximal learning rates by one-epoch grid search and compare every rule's prediction",
     )
-    lr.add_argument("--family", choices=FAMILIES, default="mlp-topology")
-    lr.add_argument("--act", choices=("relu", "gelu"), default="relu")
+    lr.add_argument("--family", choices=FAMILIES, default="mlp-topology",
+                    help="which networks: random DAG cells, chains of growing depth, or CNN cells of growing "
+                         "kernel (default mlp-topology)")
+    lr.add_argument("--act", choices=("relu", "gelu"), default="relu", help="activation (default relu)")
     lr.add_argument("--convention", choices=("linear-act", "eq1"), default="linear-act",
                     help="cell edges Linear-then-activation (the release) or activation-then-Linear (eq. 1)")
     lr.add_argument("--data", choices=DATASETS, default="digits",
                     help="training set (cifar10/cifar100: read from --data-dir, never downloaded)")
     lr.add_argument("--data-dir", default=None, help="directory holding CIFAR's extracted python archive")
     lr.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    lr.add_argument("--width", type=positive_int, default=128)
+    lr.add_argument("--width", type=positive_int, default=128, help="units per node (default 128)")
     lr.add_argument("--cells", type=positive_int, default=20, help="random cells (topology and CNN families)")
-    lr.add_argument("--seeds", type=positive_int, default=3)
+    lr.add_argument("--seeds", type=positive_int, default=3, help="seeds per (cell, rate) (default 3)")
     lr.add_argument("--sample-seed", type=int, default=0, help="which random cells are drawn (default 0)")
     lr.add_argument("--inits", type=_names, default=("paper", "exact"),
                     help="comma list of paper,release,standard,exact,mup (mup: the mup package's parametrization, "
                          "judged as a predictor that gives every network the base network's rate)")
     lr.add_argument("--optimizers", type=_names, default=("sgd",), help="comma list of sgd,adam")
-    lr.add_argument("--batch-size", type=positive_int, default=16)
+    lr.add_argument("--batch-size", type=positive_int, default=16, help="default 16")
     lr.add_argument("--sgd-grid", type=positive_rate, nargs=2, metavar=("LO", "HI"), default=(2.0**-7, 2.0**4),
                     help="SGD learning-rate grid bounds (default 2^-7 .. 2^4)")
     lr.add_argument("--adam-grid", type=positive_rate, nargs=2, metavar=("LO", "HI"), default=(2.0**-13, 2.0**-1),
@@ -53,7 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lr.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
     lr.add_argument("--mup-base-width", type=positive_int, default=None,
                     help="init mup: width of the base model for mup's base shapes (default: half the width)")
-    lr.add_argument("--out", default=None, help="output directory (default reports/lr-prediction-FAMILY)")
+    lr.add_argument("--out", default=None, help=f"output directory (default {DEFAULT_OUT}/lr-prediction-FAMILY)")
+    lr.add_argument("--force", action="store_true", help=FORCE_HELP)
     lr.add_argument("--json", action="store_true", help="print the summary as JSON")
     lr.set_defaults(run=run_lr_prediction)
     add_nb201_parser(exp)
@@ -83,7 +93,7 @@ def run_lr_prediction(args: argparse.Namespace) -> int:
                  optimizers=args.optimizers, batch_size=args.batch_size, limit=args.limit, sample_seed=args.sample_seed,
                  sgd_grid=tuple(args.sgd_grid), adam_grid=tuple(args.adam_grid), per_octave=args.per_octave,
                  mup_base_width=args.mup_base_width, data_dir=args.data_dir, device=args.device)
-    out = Path(args.out or f"reports/lr-prediction-{args.family}")
+    out = output_directory(args.out or f"{DEFAULT_OUT}/lr-prediction-{args.family}", force=args.force)
     summary = run(cfg, out)
     report = write_lr_report(out, summary)
     if args.json:
@@ -117,7 +127,7 @@ def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=positive_int, default=None, help="use only N training images")
     p.add_argument("--cells", type=positive_int, default=12, help="cells to sample (default 12)")
     p.add_argument("--seeds", type=positive_int, default=2, help="seeds per (cell, recipe) (default 2)")
-    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--sample-seed", type=int, default=0, help="which cells are sampled (default 0)")
     p.add_argument("--recipes", type=_names, default=None,
                    help=f"comma list of {','.join(RECIPES)} (default: benchmark,paper,release,exact and mup when "
                         f"installed; the three-arm test: benchmark,shared,archscale)")
@@ -126,10 +136,12 @@ def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive_int, default=4, help="benchmark: 200")
     p.add_argument("--batch-size", type=positive_int, default=64, help="benchmark: 256")
     p.add_argument("--bench-lr", type=positive_float, default=0.1, help="the benchmark's one learning rate")
-    p.add_argument("--bench-init", choices=("pytorch", "standard"), default="pytorch")
+    p.add_argument("--bench-init", choices=("pytorch", "standard"), default="pytorch",
+                   help="the benchmark recipe's init: PyTorch's default (the benchmark's own; default) or He")
     p.add_argument("--base-lr", type=positive_float, default=None,
                    help="base rate c of the fair recipes (default: the project's calibration, per preset)")
-    p.add_argument("--calibration-points", type=positive_int, default=9)
+    p.add_argument("--calibration-points", type=positive_int, default=9,
+                   help="rates in the base-rate calibration's first grid (default 9)")
     p.add_argument("--calibration-dir", default=None, help="where calibration caches live (default: --out)")
     p.add_argument("--published", default=None, metavar="PATH",
                    help="CSV of published accuracies (columns ArchitectureString and the accuracy column); default: "
@@ -137,12 +149,13 @@ def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--published-column", default=None, help="accuracy column (default: the dataset's, CIFAR-10 for digits)")
     p.add_argument("--mup-base-width", type=positive_int, default=None, help="mup base model width (default C/2)")
     p.add_argument("--augment", dest="augment", action="store_true", default=None, help="random crop + flip")
-    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="no crop or flip")
     p.add_argument("--top-k", type=_percentages, default=TOP_K, help="comma list of top-K%% (default 100,50,25,10)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    p.add_argument("--out", default="reports/nb201", help="output directory (default reports/nb201)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default=f"{DEFAULT_OUT}/nb201", help=f"output directory (default {DEFAULT_OUT}/nb201)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the summary statistics as JSON")
     p.add_argument("--report-only", action="store_true",
                    help="recompute metrics, plots and README from --out's runs.csv without training")
@@ -154,14 +167,14 @@ def run_nb201(args: argparse.Namespace) -> int:
     from .nb201_training import Config
     from .nb201_report import write_nb201_report
 
-    out = Path(args.out)
     if args.report_only:
+        out = Path(args.out)
         summary = reanalyse(out)
         report = write_nb201_report(out, summary)
         print(json.dumps(summary["stats"], indent=2) if args.json else report)
         _three_arm(out, summary, quiet=args.json)
         return 0
-
+    out = output_directory(args.out, force=args.force)
     cfg = Config(dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, cells=args.cells, seeds=args.seeds,
                  sample_seed=args.sample_seed, recipes=args.recipes, width=args.width,
                  cells_per_stage=args.cells_per_stage, epochs=args.epochs, batch_size=args.batch_size,
@@ -199,13 +212,15 @@ def add_nb201_lr_parser(exp: argparse._SubParsersAction) -> None:
         "nb201-lr",
         help="NAS-Bench-201 maximal rates: one cell's path count vs the whole network's, target vs source in-degree",
     )
-    p.add_argument("--cells", type=positive_int, default=12)
+    p.add_argument("--cells", type=positive_int, default=12, help="cells to sample (default 12)")
     p.add_argument("--presets", type=_names, default=("paper", "release"), help="inits to compare (paper,release)")
-    p.add_argument("--width", type=positive_int, default=8)
-    p.add_argument("--cells-per-stage", type=positive_int, default=1)
+    p.add_argument("--width", type=positive_int, default=8, help="stem channels C (default 8)")
+    p.add_argument("--cells-per-stage", type=positive_int, default=1, help="N (default 1)")
     p.add_argument("--points", type=positive_int, default=13, help="rates in the log grid 0.01..10")
-    p.add_argument("--limit", type=positive_int, default=None)
-    p.add_argument("--out", default="reports/nb201-maxlr")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--out", default=f"{DEFAULT_OUT}/nb201-maxlr",
+                   help=f"output directory (default {DEFAULT_OUT}/nb201-maxlr)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(run=run_nb201_lr)
 
 
@@ -221,8 +236,9 @@ def run_nb201_lr(args: argparse.Namespace) -> int:
         raise RuleError("--points must be at least 2 (a grid of rates)")
     cfg = Config(cells=args.cells, presets=args.presets, width=args.width, cells_per_stage=args.cells_per_stage,
                  points=args.points, limit=args.limit)
-    summary = run(cfg, Path(args.out))
-    print((Path(args.out) / "README.md").read_text())
+    out = output_directory(args.out, force=args.force)
+    summary = run(cfg, out)
+    print((out / "README.md").read_text())
     return 0 if summary["results"] else 1
 
 
@@ -241,7 +257,11 @@ def add_space_lr_parser(exp: argparse._SubParsersAction) -> None:
                    help="samples measured again from a second init seed (the noise; default 4)")
     p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
-    p.add_argument("--out", default="reports/spaces-maxlr")
+    p.add_argument("--out", default=f"{DEFAULT_OUT}/spaces-maxlr",
+                   help=f"output directory (default {DEFAULT_OUT}/spaces-maxlr)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run an existing --out holds (its records.jsonl; measured samples are kept)")
     p.add_argument("--combine", nargs="+", metavar="DIR", default=None,
                    help="score the records of these finished runs together into --out (no training)")
     p.set_defaults(run=run_space_lr)
@@ -252,9 +272,10 @@ def run_space_lr(args: argparse.Namespace) -> int:
     from .names import SPACE_LR_SPACES
     from .space_maxlr import Config, combine, run
 
+    out = output_directory(args.out, force=args.force, resume=args.resume and not args.combine)
     if args.combine:
-        summary = combine([Path(d) for d in args.combine], Path(args.out))
-        print((Path(args.out) / "README.md").read_text())
+        summary = combine([Path(d) for d in args.combine], out)
+        print((out / "README.md").read_text())
         return 0 if summary["results"] else 1
     bad = [s for s in args.spaces if s not in SPACE_LR_SPACES] + \
         [o for o in args.optimizers if o not in ("sgd", "adam")]
@@ -263,6 +284,6 @@ def run_space_lr(args: argparse.Namespace) -> int:
                         f"optimizers: sgd, adam")
     cfg = Config(spaces=args.spaces, samples=args.samples, optimizers=args.optimizers,
                  noise_samples=args.noise_samples, limit=args.limit, threads=args.threads)
-    summary = run(cfg, Path(args.out))
-    print((Path(args.out) / "README.md").read_text())
+    summary = run(cfg, out)
+    print((out / "README.md").read_text())
     return 0 if summary["results"] else 1

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from ..run_errors import DataError
+from ..space_names import DATASET_NAMES
 
-DATASETS = ("digits", "mnist", "cifar10", "cifar100", "imagenet16-120")
+DATASETS = DATASET_NAMES
 
 
 @dataclass
