@@ -423,14 +423,33 @@ def test_cache_path_that_cannot_be_written(tmp_path):
         cache.put(Calibration(KEY, 0.25, RECIPE, {0.1: 1.0}, 0.5))
 
 
-def test_calibrate_cli_reports_a_corrupt_cache_and_recomputes(tmp_path, capsys):
+def test_calibrate_cli_reports_a_corrupt_cache_and_recomputes(tmp_path, capsys, monkeypatch,
+                                                            reuse_seeded_nb201_builds):
+    """The cache's side of ``archscale calibrate``: a torn cache file is reported, recomputed and rewritten. The
+    training is stubbed (a loss smooth in log-rate, lowest at the middle of a quarter-octave grid of 3 rates, so
+    that the rate search settles at once); the search itself is tested on its own (test_compare) and trained for
+    real by the search and fairness tests."""
+    from nni_archscale.nni_glue import calibration
+    from nni_archscale.torch_layer.train import TrainResult
+
+    trained = []
+
+    def fake_train(model, train, val, optimizer, epochs=1, batch_size=128, max_steps=None, on_step=None, **kw):
+        lr = optimizer.param_groups[0]["lr"]
+        trained.append(lr)
+        for step in range(max_steps or 1):
+            on_step(step, 1.0 + math.log(lr / 0.3) ** 2)
+        return TrainResult("ok", 0.1, 1.0, epochs, max_steps or 1, 0.0, 0.0)
+
+    monkeypatch.setattr(calibration, "train_classifier", fake_train)
     path = tmp_path / "cal.json"
     path.write_text('{"format": "nni-archscale/calibration@1", "entries": {"space=')  # a torn write
-    args = ["calibrate", "--cache", str(path), "--points", "2", "--steps", "2", "--limit", "64", "--width", "2",
-            "--batch-size", "32", "--no-progress", "--json"]
+    args = ["calibrate", "--cache", str(path), "--points", "3", "--low", "0.25", "--high", "0.353553", "--steps", "2",
+            "--limit", "64", "--width", "2", "--batch-size", "32", "--no-progress", "--json"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "warning: calibration cache" in out and "is corrupt" in out
+    assert len(trained) == 3 and json.loads(out[out.index("{"):])["source"] == "computed"  # not read back
     entries = json.loads(path.read_text())["entries"]  # rewritten, valid
     assert len(entries) == 1 and next(iter(entries.values()))["base_lr"] > 0
 

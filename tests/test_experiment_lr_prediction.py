@@ -77,12 +77,41 @@ def test_every_rule_is_scored_and_the_absolute_rule_is_capped():
     assert got == pytest.approx(want)
 
 
-def test_cli_runs_a_tiny_experiment_end_to_end(tmp_path, capsys):
-    out = tmp_path / "lrp"
-    code = main(["experiment", "lr-prediction", "--cells", "3", "--seeds", "2", "--width", "16", "--limit", "160",
-                 "--per-octave", "1", "--sgd-grid", "0.0625", "16", "--inits", "paper,exact", "--out", str(out)])
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One CI-sized run (the default inits, paper and exact; the other runs here name theirs) shared by the tests
+    that read it: ``(out, printed)``. Tests that change the folder work on a copy (:func:`copy_of`)."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("lr-prediction") / "lrp"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["experiment", "lr-prediction", "--cells", "3", "--seeds", "2", "--width", "16", "--limit", "160",
+                     "--per-octave", "1", "--sgd-grid", "0.0625", "16", "--out", str(out)])
     assert code == 0
-    text = capsys.readouterr().out
+    return out, printed.getvalue()
+
+
+def copy_of(run_dir, tmp_path):
+    import shutil
+
+    return shutil.copytree(run_dir, tmp_path / run_dir.name)
+
+
+@pytest.fixture
+def no_plot(monkeypatch):
+    """The scatter plot (seconds: a grid of subplots and tight_layout) is drawn and checked by the end-to-end and
+    mup tests; the tests of other paths record that it was asked for and skip the drawing."""
+    from nni_archscale.experiments import lr_prediction
+
+    asked = []
+    monkeypatch.setattr(lr_prediction, "_plot", lambda out_dir, summary: asked.append(out_dir))
+    return asked
+
+
+def test_cli_runs_a_tiny_experiment_end_to_end(tiny_run):
+    out, text = tiny_run
     assert "## init exact, optimizer sgd" in text and "`paper`" in text
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["pairs"]) == {"paper/sgd", "exact/sgd"}
@@ -97,19 +126,17 @@ def test_cli_rejects_a_bad_family(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_reanalyse_reproduces_the_run_without_training(tmp_path, capsys):
+def test_reanalyse_reproduces_the_run_without_training(tiny_run, tmp_path, no_plot):
     from nni_archscale.experiments.lr_prediction import reanalyse
 
-    out = tmp_path / "lrp"
-    assert main(["experiment", "lr-prediction", "--cells", "3", "--seeds", "2", "--width", "16", "--limit", "160",
-                 "--per-octave", "1", "--sgd-grid", "0.0625", "16", "--out", str(out)]) == 0
-    capsys.readouterr()
+    out = copy_of(tiny_run[0], tmp_path)  # reanalyse rewrites the summary, plots and report
     before = json.loads((out / "summary.json").read_text())
     after = reanalyse(out)
     for pair, data in before["pairs"].items():
         assert after["pairs"][pair]["measured"] == pytest.approx(data["measured"])
         for rule, stats in data["rules"].items():
             assert after["pairs"][pair]["rules"][rule]["mean_abs_octaves"] == pytest.approx(stats["mean_abs_octaves"])
+    assert no_plot == [out]
 
 
 def test_cli_names_an_unknown_init(capsys):
@@ -140,7 +167,7 @@ def test_mup_base_width_must_be_narrower(capsys):
 
 
 @pytest.mark.parametrize("family", ["mlp-topology", "cnn-kernel"])
-def test_cifar10_from_a_local_directory(tmp_path, capsys, family):
+def test_cifar10_from_a_local_directory(tmp_path, capsys, family, no_plot):
     """The paper's data path: CIFAR-10's python batches from --data-dir (a toy-sized fake archive here); the
     MLP sees 3 x 32 x 32 = 3072 features, the CNN 3 input channels."""
     fake_cifar10(tmp_path)
@@ -151,6 +178,7 @@ def test_cifar10_from_a_local_directory(tmp_path, capsys, family):
     summary = json.loads(capsys.readouterr().out)
     assert summary["device"] == "cpu" and summary["config"]["data"] == "cifar10"
     assert len((out / "runs.csv").read_text().splitlines()) == 1 + 3 * 5  # networks x rates (one seed)
+    assert no_plot == [out]
 
 
 def test_cifar10_without_a_directory_says_how_to_give_one(capsys):

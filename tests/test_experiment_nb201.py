@@ -4,6 +4,7 @@ end to end, and (slow) a bigger run."""
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,10 @@ from nni_archscale.stats import (
     kendall_tau, mean_gain, pairwise_gaps, seed_tau_top_k, spearman, tau_top_k, top_k_indices,
 )
 from nni_archscale.run_errors import DataError
+
+#: an experiment builds each cell once per recipe after seeding torch with the cell's seed: reuse_seeded_nb201_builds
+#: (conftest) copies the first build instead of freezing NNI's space again (the same network and RNG state)
+pytestmark = pytest.mark.usefixtures("reuse_seeded_nb201_builds")
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 NO_PATH = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|"
@@ -396,19 +401,25 @@ def test_three_arm_recipes_train_and_are_scored(tmp_path):
 
 def test_three_arm_cifar10_script_runs_on_fake_data(tmp_path):
     """scripts/three_arm_cifar10.sh (the GPU command) on a fake CIFAR-10 directory, shrunk by its override
-    arguments to a CPU-sized run: the command line, the data path and the three-arm report all work."""
+    arguments to a CPU-sized run: the command line, the data path and the three-arm report all work. The script
+    runs as itself with $ARCHSCALE pointing at a stub that keeps the command line it is given; that command line
+    then runs here (test_cli runs the real archscale console script)."""
     import os
     import subprocess
-    import sys
-    from pathlib import Path
 
     fake_cifar10(tmp_path, 8)
     repo = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, ARCHSCALE=str(Path(sys.executable).parent / "archscale"), OUT=str(tmp_path / "out"))
+    stub, argv_file = tmp_path / "archscale-stub", tmp_path / "argv"
+    stub.write_text('#!/usr/bin/env bash\nprintf \'%s\\0\' "$@" > "$ARGV_FILE"\n')
+    stub.chmod(0o755)
+    env = dict(os.environ, ARCHSCALE=str(stub), OUT=str(tmp_path / "out"), ARGV_FILE=str(argv_file))
     out = subprocess.run(["bash", str(repo / "scripts" / "three_arm_cifar10.sh"), str(tmp_path), "--cells", "2",
                           "--seeds", "2", "--epochs", "1", "--width", "4", "--cells-per-stage", "1",
                           "--batch-size", "20", "--device", "cpu", "--base-lr", "0.1", "--threads", "1"],
-                         capture_output=True, text=True, timeout=300, env=env)
+                         capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
+    argv = [a.decode() for a in argv_file.read_bytes().split(b"\0")[:-1]]
+    assert argv[:2] == ["experiment", "nb201"] and argv[argv.index("--data-dir") + 1] == str(tmp_path)
+    assert main(argv) == 0
     assert "Verdict" in (tmp_path / "out" / "THREE-ARM.md").read_text()
     assert "cifar10: 40 train / 8 validation" in (tmp_path / "out" / "README.md").read_text()

@@ -12,6 +12,10 @@ from nni_archscale.experiments.nb201_maxlr import (
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
+#: a measurement builds each cell once per rate after seeding torch: reuse_seeded_nb201_builds (conftest) copies the
+#: first build instead of freezing NNI's space again (the same network and RNG state)
+pytestmark = pytest.mark.usefixtures("reuse_seeded_nb201_builds")
+
 
 def test_path_sums_of_the_two_readings():
     assert one_cell_sum(BASE_ARCH) == 1 and one_cell_sum(ALL_CONV) == 126

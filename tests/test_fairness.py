@@ -152,7 +152,21 @@ TOY = ["--space", "dagcell", "--candidates", "4", "--seeds", "2", "--epochs", "1
        "--dag-width", "8", "--population", "2", "--rules", "shared", "graph", "shortest-path", "--no-progress"]
 
 
-def test_fairness_command_runs_end_to_end_and_resumes(tmp_path, capsys):
+@pytest.fixture
+def few_resamples(monkeypatch):
+    """The toy runs' 95% intervals from 200 bootstrap resamples instead of 2,000 (the resampling is most of a toy
+    run's time; bootstrap_interval itself is tested above at its default)."""
+    from nni_archscale.fairness import score
+
+    real = score.bootstrap_interval
+
+    def bootstrap_interval(stat, n, resamples=200, **kw):
+        return real(stat, n, resamples, **kw)
+
+    monkeypatch.setattr(score, "bootstrap_interval", bootstrap_interval)
+
+
+def test_fairness_command_runs_end_to_end_and_resumes(tmp_path, capsys, few_resamples):
     from nni_archscale.cli.main import main
 
     out = tmp_path / "fair"
@@ -180,12 +194,13 @@ def test_fairness_command_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert "other options (seed)" in capsys.readouterr().err
 
 
-def test_fairness_fast_trainer_path_on_the_cpu(tmp_path):
-    """--augment takes the GPU trainer's path (fp32 on the CPU), as search's GPU path is exercised."""
+def test_fairness_fast_trainer_path_on_the_cpu(tmp_path, few_resamples):
+    """--augment takes the GPU trainer's path (fp32 on the CPU), as search's GPU path is exercised (on digits: the
+    end-to-end test above reads the default dataset, MNIST)."""
     from nni_archscale.cli.main import main
 
     out = tmp_path / "fast"
-    assert main(["fairness", *TOY, "--augment", "--out", str(out)]) == 0
+    assert main(["fairness", *TOY, "--dataset", "digits", "--augment", "--out", str(out)]) == 0
     recs = [json.loads(r) for r in (out / "records.jsonl").read_text().splitlines()]
     assert recs and all("augment" in r["speed"] and "fp32" in r["speed"] for r in recs)
 
@@ -200,7 +215,7 @@ def test_fairness_help_says_what_it_measures_and_costs(capsys):
 
 
 # ------------------------------------------------------------------------------------------------ base-rate objectives
-def test_calibrate_objectives_train_at_the_search_budget_and_are_cached(tmp_path, capsys):
+def test_calibrate_objectives_train_at_the_search_budget_and_are_cached(tmp_path, capsys, reuse_engine_builds):
     from nni_archscale.cli.main import main
     from nni_archscale.torch_layer.calibrate import CalibrationCache
 
@@ -223,7 +238,7 @@ def test_calibrate_objectives_train_at_the_search_budget_and_are_cached(tmp_path
 
 
 @pytest.mark.nni
-@pytest.mark.usefixtures("no_leaked_nnimanager", "one_thread")
+@pytest.mark.usefixtures("no_leaked_nnimanager", "one_thread", "reuse_engine_builds")
 def test_search_calibrates_by_the_objective_it_is_given(tmp_path, capsys):
     from nni_archscale.cli.main import main
 
@@ -236,7 +251,7 @@ def test_search_calibrates_by_the_objective_it_is_given(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------------ a rival is one object
-def test_a_registered_toy_rule_reaches_the_hook_the_cli_and_the_fairness_benchmark(tmp_path, capsys):
+def test_a_registered_toy_rule_reaches_the_hook_the_cli_and_the_fairness_benchmark(tmp_path, capsys, few_resamples):
     """Registering one RateRule (rate_registry) is all a rival needs: search --rate-rule and inspect --rate-rule
     accept it, the hook applies it, and archscale fairness scores it."""
     from nni_archscale import rate_registry
@@ -257,7 +272,7 @@ def test_a_registered_toy_rule_reaches_the_hook_the_cli_and_the_fairness_benchma
         assert p.learning_rate == pytest.approx(0.15) and all(g["lr"] == pytest.approx(0.15) for g in p.groups)
         out = tmp_path / "toy"
         args = [a if a != "shortest-path" else "half-rate" for a in TOY]
-        assert main(["fairness", *args, "--out", str(out)]) == 0
+        assert main(["fairness", *args, "--dataset", "digits", "--out", str(out)]) == 0
         s = json.loads((out / "summary.json").read_text())
         assert "half-rate@product" in s["arms"]
         assert s["rates"]["half-rate"]["product"] == [pytest.approx(r / 2) for r in s["rates"]["shared"]["product"]]

@@ -40,9 +40,24 @@ SAMPLES = {
 CFG = HookConfig(base_lr=0.1, preset="paper")
 
 
+_FROZEN: dict = {}
+
+
 def _frozen(sample, n=1):
-    space = NasBench201(stem_out_channels=8, num_modules_per_stack=n, num_labels=10)
-    return space.freeze(sample)
+    """NNI's NasBench201 frozen from ``sample``: NNI freezes each (sample, n) once in this module (a deep copy of the
+    whole space, the expensive part); every call gets a copy of it with freshly drawn parameters (each module's
+    reset_parameters, which is how the space initialised them), so two calls still give independently initialised
+    networks, as two builds would."""
+    import copy
+
+    key = (tuple(sorted(sample.items())), n)
+    if key not in _FROZEN:
+        _FROZEN[key] = NasBench201(stem_out_channels=8, num_modules_per_stack=n, num_labels=10).freeze(sample)
+    model = copy.deepcopy(_FROZEN[key])
+    for m in model.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    return model
 
 
 def _same_preparation(a, b):

@@ -21,11 +21,11 @@ def all_cells():
         yield f"|{a}~0|+|{b}~0|{c}~1|+|{d}~0|{e}~1|{f}~2|"
 
 
-def test_every_cell_inspects_or_is_refused_for_having_no_path():
+def test_every_cell_inspects_or_is_refused_for_having_no_path(nb201_graphs):
     refused = 0
     classes = set()
     for s in all_cells():
-        g = from_nb201(s)
+        g = nb201_graphs[s]  # from_nb201(s), parsed once per session (conftest)
         assert to_nb201(g) == s
         classes.add(g)
         try:
@@ -38,7 +38,7 @@ def test_every_cell_inspects_or_is_refused_for_having_no_path():
 
 
 @pytest.mark.skipif(not NB201_CSV.exists(), reason="published NAS-Bench-201 table not present")
-def test_isomorphic_cells_train_alike_in_the_published_table():
+def test_isomorphic_cells_train_alike_in_the_published_table(nb201_graphs):
     """Cells we call equal are the same network: their published accuracies differ only by seed noise.
 
     (The benchmark's own UniqueString is not invariant under swapping inner nodes that feed only dead
@@ -49,7 +49,9 @@ def test_isomorphic_cells_train_alike_in_the_published_table():
     assert len(rows) == 15_625
     by_class = defaultdict(list)
     for row in rows:
-        by_class[from_nb201(row["ArchitectureString"])].append(float(row["CIFAR10TestAccuracy200Epochs"]))
+        text = row["ArchitectureString"]
+        graph = nb201_graphs[text] if text in nb201_graphs else from_nb201(text)
+        by_class[graph].append(float(row["CIFAR10TestAccuracy200Epochs"]))
     pairs = [v for v in by_class.values() if len(v) == 2]
     assert len(by_class) == 14_125 and len(pairs) == 1_500
     within = statistics.mean(abs(a - b) for a, b in pairs)

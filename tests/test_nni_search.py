@@ -15,8 +15,10 @@ from nni_archscale.stats import kendall_tau
 
 
 #: every test fails if an nnimanager it started (a descendant, or one working under its tmp_path) outlives it;
-#: other sessions' nnimanagers on the same machine are not ours to count
-pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager", "one_thread")
+#: other sessions' nnimanagers on the same machine are not ours to count. The calibrations build their base network
+#: once per rate after seeding torch: reuse_seeded_nb201_builds (conftest) copies it instead of freezing NNI's space
+#: again (the same network, the same RNG state after it)
+pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager", "one_thread", "reuse_seeded_nb201_builds")
 
 
 def _args(out, cache, *extra):
@@ -76,8 +78,11 @@ def test_compare_with_nni_defaults(tmp_path):
 
 @pytest.mark.nni
 def test_ts_engine_search(tmp_path):
+    """The trial-subprocess engine with its nnimanager; the two trials run at once (--concurrency 2: one trial
+    process's start-up instead of two in a row)."""
     out = tmp_path / "ts"
-    assert main(_args(out, tmp_path / "cal.json", "--engine", "ts", "--trials", "2", "--base-lr", "0.5")) == 0
+    assert main(_args(out, tmp_path / "cal.json", "--engine", "ts", "--trials", "2", "--concurrency", "2",
+                     "--base-lr", "0.5")) == 0
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 2 and all(r["adapter"] in ("nb201-sample", "") for r in rows)
 
