@@ -39,7 +39,7 @@ def measure(code: str, width: int, repeat: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from nni_archscale.formats import from_paper_code
+    from nni_archscale.core.formats import from_paper_code
     from nni_archscale.nni_glue.adapters import prepare_candidate
     from nni_archscale.torch_layer.dag_cell import DagCellMLP
     from nni_archscale.torch_layer.hook import HookConfig

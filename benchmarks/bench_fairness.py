@@ -37,7 +37,7 @@ def run(quick: bool = False) -> list[tuple[str, float]]:
     import torch
 
     from nni_archscale.fairness.engine import FairnessOptions, Runner
-    from nni_archscale.formats import from_paper_code
+    from nni_archscale.core.formats import from_paper_code
     from nni_archscale.nni_glue.trial import run_candidate
     from nni_archscale.torch_layer.dag_cell import DagCellMLP
     from nni_archscale.torch_layer.data import load_dataset

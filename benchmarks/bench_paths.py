@@ -14,9 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import best_time, print_table  # noqa: E402
 
 from nni_archscale import ArchGraph, Edge, EdgeKind, NoPathError, from_nb201, path_statistics, scale  # noqa: E402
-from nni_archscale.explain import to_record  # noqa: E402
-from nni_archscale.formats import nb201_cells  # noqa: E402
-from nni_archscale.paths import enumerated_moments  # noqa: E402
+from nni_archscale.rules.explain import to_record  # noqa: E402
+from nni_archscale.core.formats import nb201_cells  # noqa: E402
+from nni_archscale.core.paths import enumerated_moments  # noqa: E402
 
 
 def dense_dag(n: int, seed: int = 0) -> ArchGraph:

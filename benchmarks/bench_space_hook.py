@@ -42,8 +42,8 @@ def measure(space: str, samples: int, repeat: int = 3) -> list[dict]:
     from nni_archscale.nni_glue.spaces import SampleRejected, sample_model
     from nni_archscale.torch_layer.data import load_dataset
     from nni_archscale.torch_layer.hook import HookConfig
-    from nni_archscale.space_names import CELL_RULE_NAMES
-    from nni_archscale.torch_layer.rate_rules import RATE_RULES
+    from nni_archscale.rules.names import CELL_RULE_NAMES
+    from nni_archscale.torch_layer.rate_choice import RATE_RULES
 
     rules = [r for r in RATE_RULES if r not in CELL_RULE_NAMES]  # the DAG-cell rules apply to no hub space
 

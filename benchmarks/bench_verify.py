@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from nni_archscale.formats import nb201_cells
-from nni_archscale.formats import from_nb201
+from nni_archscale.core.formats import nb201_cells
+from nni_archscale.core.formats import from_nb201
 from symbolic.verify import Verifier
 
 

@@ -124,7 +124,7 @@ def cuda_device(requested: str):
 def random_samples(k: int, seed: int) -> list[dict]:
     """``k`` distinct NAS-Bench-201 samples, each with an input-output path through at least one conv."""
     from nni_archscale.nni_glue.adapters import graph_from_nb201_sample
-    from nni_archscale.paths import path_statistics
+    from nni_archscale.core.paths import path_statistics
 
     rng = random.Random(seed)
     out, seen = [], set()
@@ -561,10 +561,10 @@ def grid_check(dev, width: int = 64, quick: bool = False) -> dict:
     import torch
 
     from nni_archscale.experiments.maxlr import train_grid
-    from nni_archscale.formats import from_paper_code
-    from nni_archscale.networks import CellNetwork
-    from nni_archscale.scaling_rules import cell_init
-    from nni_archscale.torch_layer.calibrate import log2_grid
+    from nni_archscale.core.formats import from_paper_code
+    from nni_archscale.core.networks import CellNetwork
+    from nni_archscale.rules.first_step import cell_init
+    from nni_archscale.torch_layer.rate_grid import log2_grid
 
     g = torch.Generator().manual_seed(0)
     n = 512 if quick else 3000

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from nni_archscale.graph import ArchGraph, Edge, EdgeKind
-from nni_archscale.networks import chain
-from nni_archscale.rules import edge_init, learning_rate
+from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind
+from nni_archscale.core.networks import chain
+from nni_archscale.rules.paper import edge_init, learning_rate
 
 #: the default plot: under the repository's ignored ``out/``, never over the committed examples/output figure
 OUTPUT = Path(__file__).resolve().parents[1] / "out" / "examples" / "coord_check.png"
@@ -115,7 +115,7 @@ def run(width: int = 256, seeds: int = 3, **family_kwargs) -> tuple[list[Result]
 
 
 def _paths(g: ArchGraph) -> int:
-    from nni_archscale.paths import path_statistics
+    from nni_archscale.core.paths import path_statistics
 
     return path_statistics(g).output_num_paths
 

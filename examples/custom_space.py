@@ -18,7 +18,7 @@ readout instead (the stem conv counts as the first layer of every path; see ``nn
 * ``cell``: NNI's ``Cell`` (2 nodes, 2 ops per node, each op and its input chosen);
 * ``dagcell``: the paper's DAG-cell MLP (§4.1): a Linear+ReLU stem, a 4-node cell whose every edge is a
   LayerChoice of Linear+ReLU, skip or zero, and a Linear readout; no batch norm. The hook recognises it
-  (``nni_archscale.torch_layer.dag_cell``) and trains it at the DAG-cell default (``nni_archscale.defaults``:
+  (``nni_archscale.torch_layer.dag_cell``) and trains it at the DAG-cell default (``nni_archscale.rules.defaults``:
   one shared rate with SGD and the paper's init since ``reports/fairness/dagcell-e2``; ``{"rate_rule":
   "readout-limited-sgd"}`` names the rule that came closest).
 

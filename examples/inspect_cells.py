@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from nni_archscale import NoPathError, from_nb201, scale
-from nni_archscale.explain import to_record, to_report
-from nni_archscale.formats import NB201_OPS
+from nni_archscale.rules.explain import to_record, to_report
+from nni_archscale.core.formats import NB201_OPS
 
 EXAMPLES = {
     "all conv3x3 (the largest cell)": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",

@@ -8,7 +8,7 @@ restore equality - or why none can.
 Run: ``python examples/symbolic_check.py``
 """
 
-from nni_archscale.formats import from_paper_code
+from nni_archscale.core.formats import from_paper_code
 from symbolic import check_rule, restoring_gains, second_moments
 
 # 0 -> 1 param; 2 <- param from 0 and 1; 3 <- skip from 0, param from 2 (a residual connection)

@@ -12,7 +12,7 @@ from .errors import (
     NoPathError,
     RuleError,
 )
-from .formats import (
+from .core.formats import (
     from_edges,
     from_json,
     from_nb201,
@@ -26,11 +26,11 @@ from .formats import (
     to_paper_code,
     to_text,
 )
-from .graph import ArchGraph, Edge, EdgeKind
-from .paths import PathStatistics, compose_moments, path_statistics
-from .networks import CellNetwork, Network, bare, dag_cell_network, nb201_network
-from .presets import Init, Preset
-from .rules import PRESETS, Scaling, learning_rate, scale
+from .core.graph import ArchGraph, Edge, EdgeKind
+from .core.paths import PathStatistics, compose_moments, path_statistics
+from .core.networks import CellNetwork, Network, bare, dag_cell_network, nb201_network
+from .rules.presets import Init, Preset
+from .rules.paper import PRESETS, Scaling, learning_rate, scale
 
 __version__ = "0.1.0"
 

@@ -39,7 +39,7 @@ class CanonicalFormError(ArchScaleError, RuntimeError):
 class InputFileError(ArchScaleError, ValueError):
     """A file given as input cannot be read safely: it is not a regular file (a named pipe would block the read
     forever, a device such as /dev/zero never ends) or it holds more than the bytes read
-    (:func:`nni_archscale.files.read_regular_file`). ``kind`` names what the path is when it is not a regular
+    (:func:`nni_archscale.core.files.read_regular_file`). ``kind`` names what the path is when it is not a regular
     file (``"a named pipe (FIFO)"``...); ``size`` is the byte count found when the file is too large (None:
     more than the limit, the exact size unknown)."""
 
@@ -52,7 +52,7 @@ class InputFileError(ArchScaleError, ValueError):
 class NotHeldOutError(ArchScaleError, ValueError):
     """A run cannot be scored as held out for a rule: its record does not prove that the rule and the
     pre-registered statement existed, committed, before it ran (see
-    :func:`nni_archscale.experiments.provenance.held_out`).
+    :func:`nni_archscale.provenance.held_out`).
     ``reason`` is a short machine-readable code (``no-commit``, ``unknown-commit``, ``not-in-history``, ``dirty``,
     ``unfinished``, ``no-start``, ``started-before-commit``, ``rule-missing``, ``statement-missing``)."""
 
@@ -86,3 +86,34 @@ def shorten(value: object, limit: int = ECHO_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Typed errors of the training side (torch layer, NNI glue, calibration, search).
+
+class DataError(ArchScaleError, ValueError):
+    """A dataset is missing, unreadable or malformed (CIFAR-10/100, ImageNet16-120 directories)."""
+
+
+class ExtractionError(ArchScaleError, ValueError):
+    """No architecture graph could be extracted from a model or an NNI sample."""
+
+
+class InitPlanError(ArchScaleError, ValueError):
+    """An init plan does not fit the model it is applied to (a planned module is missing, a fan is zero)."""
+
+
+class CalibrationError(ArchScaleError, RuntimeError):
+    """The base learning rate could not be calibrated (every grid point diverged, bad grid)."""
+
+
+class CacheError(ArchScaleError, ValueError):
+    """A calibration cache file is corrupt or of another version (reported, then recomputed)."""
+
+
+class SearchError(ArchScaleError, RuntimeError):
+    """A NAS search cannot start or continue (bad options, an output directory holding another run)."""
+
+
+class OutputError(ArchScaleError, ValueError):
+    """An output folder (``--out``) that is a file, cannot be created or cannot be written."""

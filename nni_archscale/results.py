@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .run_errors import OutputError
+from .errors import OutputError
 from .stats import kendall_tau, mean_interval, sample_sd, seed_tau
 
 RECORDS = "trials.jsonl"

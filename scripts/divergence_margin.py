@@ -4,7 +4,7 @@ For every (init, optimizer) pair of finished lr-prediction runs (``runs.csv``): 
 rate (lowest final loss) and the first rate of the grid whose training diverged (infinite loss); the gap between
 them in octaves, averaged over seeds and networks; and, pooled over the runs given, the least-squares slope of
 log2(measured rate / base rate) and of ``feature-sgd``'s log2 prediction on log2(E[z_out^2] / base), where
-E[z_out^2] is the output node's second moment at init (:mod:`nni_archscale.scaling_rules`); and how well
+E[z_out^2] is the output node's second moment at init (:mod:`nni_archscale.rules.first_step`); and how well
 ``1 / sqrt(Theta_h)`` (the hidden first-step kernel's root), ``feature-sgd`` and ``second-step-sgd`` predict each
 network's divergence rate relative to the base network's (mean absolute error in octaves, SGD pairs).
 
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nni_archscale.formats import from_paper_code
+from nni_archscale.core.formats import from_paper_code
 from nni_archscale.experiments.rule_variants import rule_multiplier
-from nni_archscale.scaling_rules import BASE_CELL_CODE, first_step_kernel, dag_cell_init
+from nni_archscale.rules.first_step import BASE_CELL_CODE, first_step_kernel, dag_cell_init
 from nni_archscale.stats import pearson
 
 IN_FEATURES = {"mnist14": 196, "mnist": 784, "digits": 64}

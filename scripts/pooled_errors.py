@@ -4,7 +4,7 @@ Each run's ``predictions.csv`` holds, per network, a rule's prediction (the base
 rule's multiplier) and the measured maximal rate. This pools ``|log2 predicted - log2 measured|`` over the runs
 given, for one (init, optimizer) pair, and prints the mean in octaves with its standard error over networks, the
 mean signed error and the Pearson r of the logs. Without ``--rule`` the rule is the project's default for the pair
-(:func:`nni_archscale.defaults.default_rule`); ``standard`` (one shared rate) is always printed beside it.
+(:func:`nni_archscale.rules.defaults.default_rule`); ``standard`` (one shared rate) is always printed beside it.
 
     python scripts/pooled_errors.py --pair paper/sgd reports/beyond-paper/heldout9-w256 reports/beyond-paper/confirm10-w256
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nni_archscale.defaults import default_rule
+from nni_archscale.rules.defaults import default_rule
 from nni_archscale.errors import RuleError
 from nni_archscale.stats import pearson
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nni_archscale.formats import from_paper_code
+from nni_archscale.core.formats import from_paper_code
 from nni_archscale.experiments.rule_variants import rule_multiplier
-from nni_archscale.scaling_rules import readout_rate_limit
+from nni_archscale.rules.first_step import readout_rate_limit
 
 IN_FEATURES = {"mnist14": 196, "mnist": 784, "digits": 64}
 

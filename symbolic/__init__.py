@@ -11,7 +11,7 @@ One idea per module:
 * :mod:`symbolic.moments`     - forward second moments and covariances of every node at infinite width;
 * :mod:`symbolic.restore`     - which per-edge variances keep every node at the input's second moment,
   and where none can;
-* :mod:`symbolic.verification` - a preset's variances substituted into the moments: per-node drift;
+* :mod:`symbolic.rule_check` - a preset's variances substituted into the moments: per-node drift;
 * :mod:`symbolic.pathsums`    - sums over paths of L_p^k in closed form (graphs, chains, stacks of N cells,
   the NAS-Bench-201 macro network);
 * :mod:`symbolic.maxupdate`   - the first-step maximal-update condition solved for the learning rate;
@@ -33,7 +33,7 @@ from .pathsums import (
     stacked_power_sums,
 )
 from .restore import Restoration, restoring_gains
-from .verification import RuleCheck, check_rule
+from .rule_check import RuleCheck, check_rule
 from .verify import GraphVerification, Verifier, verify_graph
 
 __all__ = [

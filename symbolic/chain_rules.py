@@ -1,6 +1,6 @@
 """The project's default rules on a chain, in closed form: how they scale with depth, width and input size.
 
-:mod:`nni_archscale.scaling_rules` states the feature rule (``feature-sgd`` / ``feature-adam``): the features the
+:mod:`nni_archscale.rules.first_step` states the feature rule (``feature-sgd`` / ``feature-adam``): the features the
 readout reads must move by a fixed fraction of their own scale after one step, which gives
 
     eta* = c * sqrt(E[z_out^2]) / Theta_h,

@@ -25,7 +25,7 @@ paper calibrates ``c`` once: ``eta_base = c (S_base)^(-1/2) q_base^(-1)`` on the
 roots, so ``eta_rule sqrt(S) q = eta_base sqrt(S_base) q_base`` for every graph: that identity, with ``S`` and ``q``
 computed here independently (path polynomials), is what :func:`max_update` checks.
 
-Which ``L_p`` and ``q``: the network the rule sees (see :mod:`nni_archscale.rules`): a bare DAG is the network
+Which ``L_p`` and ``q``: the network the rule sees (see :mod:`nni_archscale.rules.paper`): a bare DAG is the network
 (``L_p = k_p``); a NAS-Bench-201 cell is preceded by its 3x3 stem (``L_p = 1 + k_p``, path polynomial
 ``t * g(t)``); the ``release`` preset counts ``k_p + 3`` on DAG cells (the authors' code). ``q`` is the largest
 kernel over the network's parameterised layers: App. C treats one kernel size; with several, the largest
@@ -43,9 +43,9 @@ from typing import Callable
 import sympy as sp
 
 from nni_archscale.errors import NoPathError, RateUnderflowError, RuleError
-from nni_archscale.graph import ArchGraph
-from nni_archscale.networks import single_layer
-from nni_archscale.rules import (
+from nni_archscale.core.graph import ArchGraph
+from nni_archscale.core.networks import single_layer
+from nni_archscale.rules.paper import (
     big_int_text,
     base_depth_power_sum,
     default_base_kernel_size,
@@ -133,7 +133,7 @@ def max_update(
 ) -> MaxUpdate:
     """Derive eta* for ``graph`` and check the learning rate of ``preset`` (or of ``rate``) against it.
 
-    ``rate`` replaces :func:`nni_archscale.rules.learning_rate` (used by the tests to show that a wrong rule
+    ``rate`` replaces :func:`nni_archscale.rules.paper.learning_rate` (used by the tests to show that a wrong rule
     is caught); it receives the graph and returns the learning rate.
     """
     coeffs, extra = network_polynomial(graph, preset, context)

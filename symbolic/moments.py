@@ -45,7 +45,7 @@ import mpmath
 import sympy as sp
 
 from nni_archscale.errors import RuleError
-from nni_archscale.graph import ArchGraph, Edge, EdgeKind
+from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind
 
 from .gaussian import Activation, activation as get_activation, relu_dual_kernel, s as gaussian_s
 
@@ -111,7 +111,7 @@ def gain_map(graph: ArchGraph, gains: Any = None) -> dict[tuple[int, int], Any]:
     """Gains of every parameterised edge, keyed by ``(src, dst)``.
 
     ``gains`` may be ``None`` (symbols ``C_u_v``), a mapping keyed by :class:`Edge` or ``(src, dst)``, or
-    the output of :func:`nni_archscale.rules.edge_init` (objects with ``.edge`` and ``.gain``).
+    the output of :func:`nni_archscale.rules.paper.edge_init` (objects with ``.edge`` and ``.gain``).
     """
     out: dict[tuple[int, int], Any] = {}
     if gains is None:

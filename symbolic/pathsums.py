@@ -7,7 +7,7 @@ pool, a nilpotent matrix). Its coefficients are the exact depth distribution of 
 
     sum_p (k_p + a)^j = [(t d/dt)^j (t^a G(t))]_{t=1}.
 
-This is a different computation from the binomial moment recursion of :mod:`nni_archscale.paths` (it
+This is a different computation from the binomial moment recursion of :mod:`nni_archscale.core.paths` (it
 carries the whole distribution, not four moments), which is what makes it a check.
 
 Blocks in series multiply their polynomials (a path through the chain picks one path in every block),
@@ -20,7 +20,7 @@ so families come out in closed form by differentiating symbolically:
   ``G = t * g^N * r * g^N * r * g^N * t`` with ``r(t) = t + t^2`` the ResNet reduction block.
 
 Equivalently the moment vector ``(S_0..S_3)`` passes through a cell by the fixed lower-triangular map
-``T[j][i] = C(j, i) S_(j-i)(cell)`` (:func:`nni_archscale.paths.compose_moments`), so ``N`` copies apply
+``T[j][i] = C(j, i) S_(j-i)(cell)`` (:func:`nni_archscale.core.paths.compose_moments`), so ``N`` copies apply
 ``T^N = sum_i C(N, i) P^(N-i) D^i`` with ``D = T - P I`` nilpotent; :func:`stacked_moments_by_matrix` uses this
 route, and the tests hold the two routes to each other.
 """
@@ -32,8 +32,8 @@ from typing import Sequence
 
 import sympy as sp
 
-from nni_archscale.graph import ArchGraph, EdgeKind
-from nni_archscale.networks import nb201_network
+from nni_archscale.core.graph import ArchGraph, EdgeKind
+from nni_archscale.core.networks import nb201_network
 
 t = sp.Symbol("t", positive=True)
 N = sp.Symbol("N", positive=True, integer=True)
@@ -129,7 +129,7 @@ def stacked_moments_by_matrix(cell: ArchGraph, copies: sp.Expr = N, powers: int 
 
 
 def nb201_polynomial(cell: ArchGraph, cells_per_stage: sp.Expr = N) -> sp.Expr:
-    """Path polynomial of :func:`nni_archscale.networks.nb201_network` with a symbolic cells-per-stage.
+    """Path polynomial of :func:`nni_archscale.core.networks.nb201_network` with a symbolic cells-per-stage.
 
     Built from that function's own block list (with one cell per stage), every cell block raised to the
     power ``cells_per_stage``.

@@ -38,7 +38,7 @@ import mpmath
 import sympy as sp
 
 from nni_archscale.errors import RuleError
-from nni_archscale.graph import ArchGraph, EdgeKind
+from nni_archscale.core.graph import ArchGraph, EdgeKind
 
 from .gaussian import Activation, activation as get_activation
 from .moments import NUMERIC_DPS, PoolModel, convert, domain_of, is_zero, moment_map, second_moments, tidy

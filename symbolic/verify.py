@@ -3,19 +3,19 @@
 For a graph and a preset, :func:`verify_graph` runs three checks, each PASS or FAIL:
 
 ``path_statistics``
-    :func:`nni_archscale.paths.path_statistics` (binomial moment recursion) against the path-counting
+    :func:`nni_archscale.core.paths.path_statistics` (binomial moment recursion) against the path-counting
     polynomials of :mod:`symbolic.pathsums`, at every node.
 ``init_variance``
-    every gain of :func:`nni_archscale.rules.edge_init` against the preset's derivation. For ``paper``
+    every gain of :func:`nni_archscale.rules.paper.edge_init` against the preset's derivation. For ``paper``
     the gain is derived from App. A eq. 11 (solved by sympy: ``sum over d_in incoming edges of
     V(s)/s * C = 1``) *and* the App. A property is checked on the graph read literally as eq. 1 (every
     active edge weighted): each node's second moment must be the mean of its sources'. ``release`` is held
     to its documented formula ``2 / max(d_in(source), 1)``, ``standard`` to He's ``1 / (V(s)/s) = 2``.
 ``learning_rate``
-    :func:`nni_archscale.rules.learning_rate` against the maximal-update root of :mod:`symbolic.maxupdate`.
+    :func:`nni_archscale.rules.paper.learning_rate` against the maximal-update root of :mod:`symbolic.maxupdate`.
 
 Beside the checks it reports, exactly, every node's second-moment ratio under the preset's variances
-(:mod:`symbolic.verification`) and whether / how they can be restored (:mod:`symbolic.restore`). Drift is
+(:mod:`symbolic.rule_check`) and whether / how they can be restored (:mod:`symbolic.restore`). Drift is
 a finding about the rule, not an implementation mismatch, so it does not fail a graph unless asked.
 
 :class:`Verifier` caches results by canonical form: isomorphic graphs (``ArchGraph.__eq__``) share one
@@ -31,17 +31,17 @@ from typing import Any
 
 import sympy as sp
 
-from nni_archscale.canonical import canonical_labelling
-from nni_archscale.formats import to_text
-from nni_archscale.graph import ArchGraph, Edge, EdgeKind
-from nni_archscale.paths import path_statistics
-from nni_archscale.rules import edge_init
+from nni_archscale.core.canonical import canonical_labelling
+from nni_archscale.core.formats import to_text
+from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind
+from nni_archscale.core.paths import path_statistics
+from nni_archscale.rules.paper import edge_init
 
 from .gaussian import activation as get_activation, s
 from .maxupdate import MaxUpdate, max_update
 from .moments import PoolModel, second_moments
 from .pathsums import path_polynomial, polynomial_power_sums
-from .verification import RuleCheck, check_rule
+from .rule_check import RuleCheck, check_rule
 
 
 @dataclass(frozen=True)

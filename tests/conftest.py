@@ -102,7 +102,7 @@ def nb201_graphs():
     import itertools
 
     from nni_archscale import from_nb201
-    from nni_archscale.formats import NB201_OPS
+    from nni_archscale.core.formats import NB201_OPS
 
     out = {}
     for a, b, c, d, e, f in itertools.product(NB201_OPS, repeat=6):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from nni_archscale.graph import ArchGraph, Edge, EdgeKind
+from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind
 
 KERNELS = (1, 3, 5, 7)
 ALL_KINDS = (EdgeKind.ZERO, EdgeKind.SKIP, EdgeKind.POOL, EdgeKind.PARAM)

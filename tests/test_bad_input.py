@@ -11,7 +11,7 @@ from nni_archscale import (
     from_text, learning_rate, parse_architecture, scale,
 )
 from nni_archscale.errors import ArchScaleError, InputFileError, shorten
-from nni_archscale.files import read_regular_file
+from nni_archscale.core.files import read_regular_file
 
 BAD = [
     # NAS-Bench-201 strings
@@ -59,17 +59,17 @@ BAD = [
     (parse_architecture, "missing.json", ArchitectureParseError, "does not exist"),
     # issue 18: sizes past the documented limits (MemoryError or a rate of 1e-21 before)
     (from_text, "n=99999999999999; 0->1:param", GraphStructureError,
-     r"^a graph may have at most 100,000 nodes \(nni_archscale.graph.MAX_NODES\), got 99,999,999,999,999; check "
-     r"the node count, or describe one cell: stacked cells compose in series \(nni_archscale.paths\)$"),
+     r"^a graph may have at most 100,000 nodes \(nni_archscale.core.graph.MAX_NODES\), got 99,999,999,999,999; check "
+     r"the node count, or describe one cell: stacked cells compose in series \(nni_archscale.core.paths\)$"),
     (from_text, "n=" + "9" * 5000 + "; 0->1:param", GraphStructureError,
      r"at most 100,000 nodes .* got '9{60}'\.\.\. \(5,000 characters\)"),
     (from_json, '{"num_nodes": 1000000000000, "edges": []}', GraphStructureError,
-     r"at most 100,000 nodes \(nni_archscale.graph.MAX_NODES\), got 1,000,000,000,000"),
+     r"at most 100,000 nodes \(nni_archscale.core.graph.MAX_NODES\), got 1,000,000,000,000"),
     (from_json, '{"num_nodes": 2, "edges": [' + ", ".join(["{}"] * 500_001) + "]}", GraphStructureError,
-     r"^a graph may have at most 500,000 edges \(nni_archscale.graph.MAX_EDGES\), got 500,001; describe one cell"),
+     r"^a graph may have at most 500,000 edges \(nni_archscale.core.graph.MAX_EDGES\), got 500,001; describe one cell"),
     (from_text, "n=3; 0->1:param/999999999999999999999, 1->2:param", GraphStructureError,
      r"^edge 0->1: kernel_size 999999999999999999999 exceeds the maximum 1,024 "
-     r"\(nni_archscale.graph.MAX_KERNEL_SIZE\); give the side q of the square kernel or pooling window, "
+     r"\(nni_archscale.core.graph.MAX_KERNEL_SIZE\); give the side q of the square kernel or pooling window, "
      r"e.g. 3 for 3x3$"),
     (from_json, '{"num_nodes": 2, "edges": [{"src": 0, "dst": 1, "kind": "pool", "kernel_size": 1025}]}',
      GraphStructureError, r"edge 0->1: kernel_size 1025 exceeds the maximum 1,024"),
@@ -156,7 +156,7 @@ def test_json_graph_file_errors_name_the_file_and_a_bom_is_read(tmp_path):
 
 
 def test_graph_size_limits_are_documented_constants():
-    from nni_archscale import graph
+    from nni_archscale.core import graph
 
     assert (graph.MAX_NODES, graph.MAX_EDGES, graph.MAX_KERNEL_SIZE) == (100_000, 500_000, 1024)
     for name in ("MAX_NODES", "MAX_EDGES", "MAX_KERNEL_SIZE"):
@@ -224,7 +224,7 @@ def test_scale_refuses_what_it_cannot_read(graph, base_lr, error, message):
     ("base_kernel_size", -1, "-1"), ("base_kernel_size", 99999, "99999"), ("base_kernel_size", 3.0, "3.0"),
 ])
 def test_scale_refuses_kernel_sizes_that_are_not_kernels(name, value, shown):
-    message = (rf"^{name} must be an integer in 1\.\.1,024 \(nni_archscale.graph.MAX_KERNEL_SIZE\), got "
+    message = (rf"^{name} must be an integer in 1\.\.1,024 \(nni_archscale.core.graph.MAX_KERNEL_SIZE\), got "
                rf"{re.escape(shown)}; give the side q of the square kernel, e.g. 3 for 3x3, or None for the default$")
     for call in (lambda: scale(GRAPH, 0.46, **{name: value}),
                  lambda: scale("2_02", 1.0, **{name: value}),  # a paper code is read with kernel_size: checked first
@@ -257,13 +257,13 @@ def test_a_device_or_directory_is_refused_unread(tmp_path):
 
 
 def test_a_json_graph_file_is_read_up_to_its_limit_only(tmp_path, monkeypatch):
-    from nni_archscale import formats
+    from nni_archscale.core import formats
 
     big = tmp_path / "big.json"
     big.write_text('{"num_nodes": 2, "edges": [{"src": 0, "dst": 1, "kind": "param"}]}')
     monkeypatch.setattr(formats, "MAX_JSON_FILE_BYTES", 40)
     with pytest.raises(ArchitectureParseError, match=r"^JSON graph file '.*big.json' has 66 bytes, more than the "
-                                                     r"40 read \(nni_archscale.formats.MAX_JSON_FILE_BYTES\); is it"):
+                                                     r"40 read \(nni_archscale.core.formats.MAX_JSON_FILE_BYTES\); is it"):
         parse_architecture(str(big))
     # a file whose size the file system understates (under /proc, st_size is 0): at most limit + 1 bytes are read
     status = "/proc/self/status"

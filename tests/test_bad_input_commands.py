@@ -15,9 +15,9 @@ import pytest
 from nni_archscale import __version__
 from nni_archscale.cli.main import build_parser, main
 from nni_archscale.errors import ArchitectureParseError, InputFileError, RateUnderflowError
-from nni_archscale.files import output_directory
-from nni_archscale.formats import parse_architecture
-from nni_archscale.rules import learning_rate
+from nni_archscale.core.files import output_directory
+from nni_archscale.core.formats import parse_architecture
+from nni_archscale.rules.paper import learning_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,8 +23,8 @@ from torch import nn
 from nni_archscale.cli.main import main
 from nni_archscale.errors import ArchScaleError, GraphStructureError, RuleError
 from nni_archscale.nni_glue.adapters import graph_from_nb201_sample, is_nb201_sample, prepare_candidate
-from nni_archscale.run_errors import CacheError, DataError, ExtractionError, SearchError
-from nni_archscale.torch_layer.calibrate import CACHE_FORMAT, Calibration, CalibrationCache
+from nni_archscale.errors import CacheError, DataError, ExtractionError, SearchError
+from nni_archscale.torch_layer.rate_grid import CACHE_FORMAT, Calibration, CalibrationCache
 from nni_archscale.torch_layer.data import load_dataset
 from nni_archscale.torch_layer.fx_extract import extract_graph
 from nni_archscale.torch_layer.hook import HookConfig
@@ -300,7 +300,7 @@ CLI = [
     (["inspect", "--space", "nb201", "--seed", "-1"], "--seed: expected an integer >= 0, got '-1'"),
     (["inspect", "--space", "nb201", "--seed", str(2**70)], r"--seed: expected a seed of at most 2\*\*32 - 1"),
     (["search", "--base-lr", "1e300"], r"--base-lr: expected a learning rate of at most 1,000,000 "
-                                       r"\(nni_archscale.rules.MAX_LEARNING_RATE: a larger rate only diverges, and "
+                                       r"\(nni_archscale.rules.paper.MAX_LEARNING_RATE: a larger rate only diverges, and "
                                        r"overflows float32 in the optimizer\), got '1e300'"),
     (["search", "--compare", "--shared-lr", "1e300"], "--shared-lr: expected a learning rate of at most 1,000,000"),
     (["calibrate", "--high", "1e300", "--points", "4"], "--high: expected a learning rate of at most 1,000,000"),
@@ -310,7 +310,7 @@ CLI = [
     (["experiment", "lr-prediction", "--adam-grid", "0.01", "0.01"], r"--adam-grid needs LO < HI .* got 0.01 0.01"),
     (["experiment", "lr-prediction", "--sgd-grid", "1", "1e300"], "--sgd-grid: expected a learning rate of at most"),
     (["inspect", "2_02_002", "--base-kernel-size", "99999"],
-     r"--base-kernel-size: expected a kernel size of at most 1,024 \(nni_archscale.graph.MAX_KERNEL_SIZE\): the side q "
+     r"--base-kernel-size: expected a kernel size of at most 1,024 \(nni_archscale.core.graph.MAX_KERNEL_SIZE\): the side q "
      r"of a square kernel, e.g. 3 for 3x3, got '99999'"),
     (["inspect", "2_02_002", "--base-kernel-size", "0"], "--base-kernel-size: expected a positive integer, got '0'"),
     (["inspect", GRAPH201, "--kernel-size", "1025"], "--kernel-size: expected a kernel size of at most 1,024"),

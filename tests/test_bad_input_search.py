@@ -27,7 +27,7 @@ from nni_archscale.cli.main import main
 from nni_archscale.nni_glue import search
 from nni_archscale.nni_glue.search import LOCK_FILE, LOCK_FILES, OWNER_FILE
 from nni_archscale.results import MIN_CANDIDATES, OURS, RECORDS, append_record, read_records, write_outputs
-from nni_archscale.run_errors import DataError, OutputError, SearchError
+from nni_archscale.errors import DataError, OutputError, SearchError
 
 pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager", "one_thread")
 
@@ -302,7 +302,7 @@ def test_nni_writes_under_out_and_the_registry_forgets_the_run(tmp_path, private
 RUN_WITH_NNI_NOISE = textwrap.dedent("""
     import logging, sys
     from nni_archscale.nni_glue import trial
-    from nni_archscale.run_errors import DataError
+    from nni_archscale.errors import DataError
     sys.path.insert(0, %r)
     from test_bad_input_search import fake_candidate
     recorded = fake_candidate([])

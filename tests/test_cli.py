@@ -75,15 +75,15 @@ def test_human_report_shows_formulas(capsys):
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         # issue 18
         (["inspect", "n=99999999999999; 0->1:param"],
-         "archscale: error: a graph may have at most 100,000 nodes (nni_archscale.graph.MAX_NODES), got "
+         "archscale: error: a graph may have at most 100,000 nodes (nni_archscale.core.graph.MAX_NODES), got "
          "99,999,999,999,999; check the node count, or describe one cell: stacked cells compose in series "
-         "(nni_archscale.paths)\n"),
+         "(nni_archscale.core.paths)\n"),
         (["inspect", ""], "archscale: error: the architecture is empty; give a NAS-Bench-201 string "
          "(|nor_conv_3x3~0|+|...|), a paper code (2_02_002), a text graph (n=3; 0->1:param/1, 1->2:skip) or a path "
          "to a JSON graph\n"),
         (["inspect", "n=3; 0->1:param/999999999999999999999, 1->2:param"],
          "archscale: error: edge 0->1: kernel_size 999999999999999999999 exceeds the maximum 1,024 "
-         "(nni_archscale.graph.MAX_KERNEL_SIZE); give the side q of the square kernel or pooling window, e.g. 3 for "
+         "(nni_archscale.core.graph.MAX_KERNEL_SIZE); give the side q of the square kernel or pooling window, e.g. 3 for "
          "3x3\n"),
         (["inspect", "x" * 80_000], "cannot read architecture '" + "x" * 60 + "'... (80,000 characters): give"),
         (["inspect", "2_02", "--base-lr", "-inf"], "argument --base-lr: expected a positive finite number, got '-inf'"),
@@ -111,7 +111,7 @@ def test_bad_json_graph_files_are_one_line_errors(tmp_path, capsys):
     for path, message in [
         (latin1, f"archscale: error: JSON graph file {str(latin1)!r} is not UTF-8 text (invalid continuation byte: "
                  "byte 0xe9 at offset 42); save it as UTF-8\n"),
-        (big, "archscale: error: a graph may have at most 100,000 nodes (nni_archscale.graph.MAX_NODES), got "
+        (big, "archscale: error: a graph may have at most 100,000 nodes (nni_archscale.core.graph.MAX_NODES), got "
               "1,000,000,000,000; "),
     ]:
         assert main(["inspect", str(path)]) == 2
@@ -143,8 +143,8 @@ def test_console_script_and_debug_traceback():
 
 
 def test_network_mode_uses_the_evidence_default_and_exact_scalars(capsys):
-    from nni_archscale.defaults import DEFAULT_RULES
-    from nni_archscale.scaling_rules import rule_multiplier
+    from nni_archscale.rules.defaults import DEFAULT_RULES
+    from nni_archscale.rules.first_step import rule_multiplier
 
     rec = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--init", "exact", "--optimizer", "adam",
                    "--base-lr", "0.01")
@@ -200,8 +200,8 @@ def test_research_variants_are_not_offered_by_inspect(variant, capsys):
 
 
 def test_network_mode_preset_picks_the_rule_as_issue_7_specifies(capsys):
-    from nni_archscale.defaults import DEFAULT_RULES
-    from nni_archscale.scaling_rules import rule_multiplier
+    from nni_archscale.rules.defaults import DEFAULT_RULES
+    from nni_archscale.rules.first_step import rule_multiplier
 
     rec = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--preset", "release", "--base-lr", "0.1")
     assert rec["rule"] == "release"
@@ -219,7 +219,7 @@ def test_rules_beyond_the_paper_need_network(capsys):
 
 
 def test_network_mode_gives_the_readout_limited_rate_with_its_two_limits(capsys):
-    from nni_archscale.scaling_rules import readout_limited_rate
+    from nni_archscale.rules.first_step import readout_limited_rate
 
     heavy = "1_12_112_1211"  # skip-heavy: under the paper's init its output's variance is large
     rec = run_json(capsys, heavy, "--network", "mlp", "--rule", "readout-limited-sgd", "--width", "256",

@@ -11,9 +11,9 @@ import stat
 import pytest
 
 from nni_archscale.results import RECORDS, append_record, build_rows, compare_arms, prepare_out_dir, write_outputs
-from nni_archscale.run_errors import CalibrationError, OutputError
+from nni_archscale.errors import CalibrationError, OutputError
 from nni_archscale.stats import kendall_tau, mean_interval, seed_tau
-from nni_archscale.torch_layer.calibrate import log_grid, refine_rate
+from nni_archscale.torch_layer.rate_grid import log_grid, refine_rate
 
 
 def _records(table: dict[str, dict[str, list[float]]], run: str = "r") -> list[dict]:

@@ -11,14 +11,14 @@ import torch
 from torch import nn
 
 from nni_archscale.errors import RuleError
-from nni_archscale.formats import from_paper_code, to_text
+from nni_archscale.core.formats import from_paper_code, to_text
 from nni_archscale.nni_glue.adapters import network_family, prepare_candidate
-from nni_archscale.paths import live_edges_only, path_statistics
-from nni_archscale.scaling_rules import (READOUT_LIMIT, base_cell, first_step_kernel, dag_cell_init,
-                                         second_step_multiplier)
+from nni_archscale.core.paths import live_edges_only, path_statistics
+from nni_archscale.rules.first_step import (READOUT_LIMIT, base_cell, first_step_kernel, dag_cell_init,
+                                            second_step_multiplier)
 from nni_archscale.torch_layer.dag_cell import DagCellMLP, recognise
 from nni_archscale.torch_layer.hook import HookConfig
-from nni_archscale.torch_layer.rate_rules import Reference, reference_of
+from nni_archscale.torch_layer.rate_choice import Reference, reference_of
 
 IN, WIDTH, CLASSES = 64, 32, 10
 CODES = ["2_12_112_1112", "2_12_002_0012", "2_22_222_2222", "0_00_000_2000", "2_02_002_2000"]
@@ -72,7 +72,7 @@ def _second_step(cell, init, width=WIDTH):
 
 @pytest.mark.parametrize("code", CODES[:3])
 def test_readout_limited_sgd_is_its_definition(code):
-    """Written out from the rule's definition (defaults.py): min(base_lr x second-step ratio, readout cap)."""
+    """Written out from the rule's definition (rules/defaults.py): min(base_lr x second-step ratio, readout cap)."""
     cell = from_paper_code(code)
     base_lr, batch = 0.05, 16
     p = prepare_candidate(_net(code), HookConfig(base_lr=base_lr, batch_size=batch, rate_rule="readout-limited-sgd"),
@@ -111,7 +111,7 @@ def test_an_explicit_cell_rule_on_another_network_is_refused():
 def test_the_reference_anchors_the_rate_on_the_calibrated_base_network(optimizer, rule):
     """base_lr calibrated on another cell's network: the rule's rate is relative to that cell, not to 0_00_000_2000
     (the expected rates are written out from the rules' definitions)."""
-    from nni_archscale.scaling_rules import rule_multiplier
+    from nni_archscale.rules.first_step import rule_multiplier
 
     anchor_code, code = "2_12_002_0012", "2_12_112_1112"
     anchor, cell = from_paper_code(anchor_code), from_paper_code(code)

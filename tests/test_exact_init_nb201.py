@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from nni_archscale import from_nb201
-from nni_archscale.moments import exact_node_scales, forward_moments
-from nni_archscale.planner import nb201_output_scales
+from nni_archscale.rules.forward_moments import exact_node_scales, forward_moments
+from nni_archscale.rules.planner import nb201_output_scales
 from nni_archscale.torch_layer.hook import HookConfig, prepare_graph, prepare_nb201
 from nni_archscale.errors import RuleError
 
@@ -13,7 +13,7 @@ SKIPPY = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|nor_c
 
 
 def nb201(arch, width=16):
-    from nni_archscale.experiments.nb201_cells import nni_sample
+    from nni_archscale.fairness.nb201_sampling import nni_sample
     from nni_archscale.nni_glue.calibration import build_nb201
 
     return build_nb201(width, 1, 10, nni_sample(arch))

@@ -12,14 +12,14 @@ from nni_archscale.cli import main
 from nni_archscale.experiments.lr_prediction import (
     BASE_CELL, Config, Measurement, analyse, chain_cell, networks, run, sample_topology_cells,
 )
-from nni_archscale.rules import learning_rate
+from nni_archscale.rules.paper import learning_rate
 
 
 def test_sampled_cells_are_distinct_connected_and_not_the_base():
     cells = sample_topology_cells(30, seed=1)
     assert len(set(map(str, cells))) == 30
     assert all(c.num_nodes == 5 for c in cells)
-    from nni_archscale.paths import path_statistics
+    from nni_archscale.core.paths import path_statistics
 
     assert all(path_statistics(c).output[0] > 0 for c in cells)
     assert from_paper_code(BASE_CELL) not in cells
@@ -44,7 +44,7 @@ def test_metrics_on_known_measurements():
     ms = []
     for cell, q in nets:
         rate = 0.5 * learning_rate(cell, 1.0, "paper", "mlp-cell").value
-        from nni_archscale.formats import to_paper_code
+        from nni_archscale.core.formats import to_paper_code
 
         ms.append(Measurement(to_paper_code(cell), q, "paper", "sgd", (rate, rate), [[0.0]], False))
     s = analyse(cfg, nets, ms, 64, 10)
@@ -60,9 +60,9 @@ def test_every_rule_is_scored_and_the_absolute_rule_is_capped():
     """No graph rule may drop out of the summary silently (a rule the analysis cannot score used to vanish), and
     readout-limited-sgd predicts min(base rate x second-step multiplier, its absolute readout cap)."""
     from nni_archscale.experiments.lr_prediction import available_rules
-    from nni_archscale.formats import to_paper_code
+    from nni_archscale.core.formats import to_paper_code
     from nni_archscale.experiments.rule_variants import rule_multiplier
-    from nni_archscale.scaling_rules import readout_rate_limit
+    from nni_archscale.rules.first_step import readout_rate_limit
 
     cfg = Config(cells=4, seeds=2, inits=("paper", "exact"), optimizers=("sgd",), width=256, batch_size=32)
     nets = networks(cfg)

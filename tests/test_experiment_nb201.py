@@ -14,16 +14,16 @@ from fake_data import fake_cifar10
 from nni_archscale import from_nb201
 from nni_archscale.cli import main
 from nni_archscale.experiments.nb201 import analyse, run
-from nni_archscale.experiments.nb201_cells import (
+from nni_archscale.fairness.nb201_sampling import (
     Candidate, ExperimentError, all_cells, depth_power_sum, nni_sample, sample_candidates, stratified_sample,
 )
 from nni_archscale.experiments.nb201_report import write_nb201_report
 from nni_archscale.experiments.nb201_training import Config, Run, command_line
-from nni_archscale.experiments.published_table import ARCH_COLUMN, read_published
+from nni_archscale.fairness.published_table import ARCH_COLUMN, read_published
 from nni_archscale.stats import (
     kendall_tau, mean_gain, pairwise_gaps, seed_tau_top_k, spearman, tau_top_k, top_k_indices,
 )
-from nni_archscale.run_errors import DataError
+from nni_archscale.errors import DataError
 
 #: an experiment builds each cell once per recipe after seeding torch with the cell's seed: reuse_seeded_nb201_builds
 #: (conftest) copies the first build instead of freezing NNI's space again (the same network and RNG state)

@@ -217,7 +217,7 @@ def test_fairness_help_says_what_it_measures_and_costs(capsys):
 # ------------------------------------------------------------------------------------------------ base-rate objectives
 def test_calibrate_objectives_train_at_the_search_budget_and_are_cached(tmp_path, capsys, reuse_engine_builds):
     from nni_archscale.cli.main import main
-    from nni_archscale.torch_layer.calibrate import CalibrationCache
+    from nni_archscale.torch_layer.rate_grid import CalibrationCache
 
     cache = tmp_path / "cal.json"
     common = ["calibrate", "--space", "nb201", "--dataset", "digits", "--limit", "96", "--epochs", "1",
@@ -252,16 +252,16 @@ def test_search_calibrates_by_the_objective_it_is_given(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------------ a rival is one object
 def test_a_registered_toy_rule_reaches_the_hook_the_cli_and_the_fairness_benchmark(tmp_path, capsys, few_resamples):
-    """Registering one RateRule (rate_registry) is all a rival needs: search --rate-rule and inspect --rate-rule
+    """Registering one RateRule (registry) is all a rival needs: search --rate-rule and inspect --rate-rule
     accept it, the hook applies it, and archscale fairness scores it."""
-    from nni_archscale import rate_registry
+    from nni_archscale.rules import registry
     from nni_archscale.cli.main import build_parser, main
     from nni_archscale.torch_layer.dag_cell import DagCellMLP
-    from nni_archscale.formats import from_paper_code
+    from nni_archscale.core.formats import from_paper_code
     from nni_archscale.nni_glue.adapters import prepare_candidate
     from nni_archscale.torch_layer.hook import HookConfig
 
-    rate_registry.register(rate_registry.RateRule(
+    registry.register(registry.RateRule(
         "half-rate", "half the base rate", "eta = c / 2", "a test", rate=lambda inputs: inputs.base_lr / 2))
     try:
         parser = build_parser()
@@ -277,4 +277,4 @@ def test_a_registered_toy_rule_reaches_the_hook_the_cli_and_the_fairness_benchma
         assert "half-rate@product" in s["arms"]
         assert s["rates"]["half-rate"]["product"] == [pytest.approx(r / 2) for r in s["rates"]["shared"]["product"]]
     finally:
-        rate_registry.unregister("half-rate")
+        registry.unregister("half-rate")

@@ -24,8 +24,8 @@ from nni_archscale.cli.main import main
 from nni_archscale.results import (
     FAILED_MESSAGE, RECORDS, append_record, atomic_write_text, build_rows, read_records, write_outputs,
 )
-from nni_archscale.run_errors import CacheError
-from nni_archscale.torch_layer.calibrate import CACHE_FORMAT, Calibration, CalibrationCache
+from nni_archscale.errors import CacheError
+from nni_archscale.torch_layer.rate_grid import CACHE_FORMAT, Calibration, CalibrationCache
 
 
 class _Crash(BaseException):
@@ -165,7 +165,7 @@ def test_concurrent_writers_lose_no_entries(tmp_path):
 def test_cache_lock_held_elsewhere_is_a_clear_error(tmp_path, monkeypatch):
     from filelock import FileLock
 
-    from nni_archscale.torch_layer import calibrate
+    from nni_archscale.torch_layer import rate_grid as calibrate
 
     path = tmp_path / "calibration.json"
     monkeypatch.setattr(calibrate, "LOCK_TIMEOUT_S", 0.2)

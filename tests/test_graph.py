@@ -78,7 +78,7 @@ def test_canonical_of_parallel_branches_is_fast():
 
 
 def test_canonical_form_gives_up_clearly_on_pathological_symmetry(monkeypatch):
-    import nni_archscale.canonical as canonical
+    import nni_archscale.core.canonical as canonical
 
     monkeypatch.setattr(canonical, "MAX_LEAVES", 2)
     # 4 parallel chains of length 2: inner nodes are not twins, so the search branches

@@ -29,13 +29,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from nni_archscale import rate_registry  # noqa: E402
+from nni_archscale.rules import registry  # noqa: E402
 from nni_archscale.errors import RuleError  # noqa: E402
-from nni_archscale.formats import from_paper_code  # noqa: E402
+from nni_archscale.core.formats import from_paper_code  # noqa: E402
 from nni_archscale.nni_glue.adapters import prepare_candidate  # noqa: E402
 from nni_archscale.torch_layer.dag_cell import DagCellMLP  # noqa: E402
 from nni_archscale.torch_layer.hook import HookConfig  # noqa: E402
-from nni_archscale.torch_layer.rate_rules import reference_of  # noqa: E402
+from nni_archscale.torch_layer.rate_choice import reference_of  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -210,7 +210,7 @@ def test_a_weight_tied_to_an_embedding_keeps_the_embeddings_values():
 
 def test_a_lone_readout_is_refused_saying_so():
     from nni_archscale.nni_glue import prepare_for_trial
-    from nni_archscale.run_errors import ExtractionError
+    from nni_archscale.errors import ExtractionError
 
     with pytest.raises(ExtractionError, match=r"Linear\(8, 3\) is only a readout layer: the rules need at least "
                                               r"one hidden layer .*nn\.Sequential\(nn\.Linear\(8, width\)"):
@@ -338,7 +338,7 @@ EXTRA_CONFIGS = (("graph-per-edge", {"rate_rule": "graph", "per_edge": True}, Tr
 
 def configs() -> list[tuple[str, dict, bool]]:
     """Every rule of the rate registry (with the base network's reference and a batch), and a few variants."""
-    return [(rule, {"rate_rule": rule}, True) for rule in rate_registry.rule_names()] + list(EXTRA_CONFIGS)
+    return [(rule, {"rate_rule": rule}, True) for rule in registry.rule_names()] + list(EXTRA_CONFIGS)
 
 
 def _digest(parts) -> str:
@@ -393,7 +393,7 @@ def record_all() -> dict:
                 m = case["state"].pop("moments")
                 moments.setdefault(network, {"case": label, "moments": m})
             cases[f"{network}/{label}"] = case
-    return {"torch": torch.__version__, "rules": list(rate_registry.rule_names()), "moments": moments,
+    return {"torch": torch.__version__, "rules": list(registry.rule_names()), "moments": moments,
             "cases": cases}
 
 
@@ -424,7 +424,7 @@ CASE_IDS = [f"{n}/{label}" for n in NETWORKS for label, _, _ in configs()]
 
 
 def test_the_fixture_covers_every_registered_rule(before):
-    assert set(rate_registry.rule_names()) <= set(before["rules"]), "a rule registered since: re-record on old code"
+    assert set(registry.rule_names()) <= set(before["rules"]), "a rule registered since: re-record on old code"
     assert set(CASE_IDS) == set(before["cases"])
 
 

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from nni_archscale.errors import RuleError
-from nni_archscale.networks import CellNetwork
+from nni_archscale.core.networks import CellNetwork
 from nni_archscale.experiments.mup_cellnet import CellNet
-from nni_archscale.graph import ArchGraph, Edge, EdgeKind
-from nni_archscale.paths import path_statistics, power_sum
+from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind
+from nni_archscale.core.paths import path_statistics, power_sum
 from nni_archscale.torch_layer.measured_rate import first_step_change, measured_rate
 from nni_archscale.torch_layer.segments import segment_rate_factor, segment_sums
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nni_archscale import ArchGraph, Edge, EdgeKind, RuleError, from_paper_code
-from nni_archscale.moments import (
+from nni_archscale.rules.forward_moments import (
     exact_node_scales, forward_moments, gelu_mean, gelu_second_moment, relu_mean, relu_second_moment,
     stem_output,
 )

@@ -1,4 +1,4 @@
-"""The fast numeric moments (nni_archscale.moments, floats) held to the symbolic derivation (symbolic.moments,
+"""The fast numeric moments (nni_archscale.rules.forward_moments, floats) held to the symbolic derivation (symbolic.moments,
 exact fractions for ReLU, 50-digit mpmath for GeLU) on generated graphs, eq. 1 convention."""
 
 from fractions import Fraction
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nni_archscale.moments import forward_moments
-from nni_archscale.rules import edge_init
+from nni_archscale.rules.forward_moments import forward_moments
+from nni_archscale.rules.paper import edge_init
 from strategies import graphs
 from symbolic.moments import second_moments
 

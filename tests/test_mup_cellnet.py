@@ -7,8 +7,8 @@ import torch
 from nni_archscale import from_paper_code
 from nni_archscale.errors import RuleError
 from nni_archscale.experiments.batched import BatchedCellNet, ReplicaOptimizer
-from nni_archscale.networks import CellNetwork
-from nni_archscale.scaling_rules import cell_init
+from nni_archscale.core.networks import CellNetwork
+from nni_archscale.rules.first_step import cell_init
 
 mup = pytest.importorskip("mup")
 from nni_archscale.experiments.mup_cellnet import (  # noqa: E402

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import NB201_CSV
 from nni_archscale import NoPathError, from_nb201, scale, to_nb201
-from nni_archscale.formats import NB201_OPS
+from nni_archscale.core.formats import NB201_OPS
 
 
 def all_cells():

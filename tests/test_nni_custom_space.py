@@ -17,11 +17,11 @@ import nni  # noqa: E402
 from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: E402,F401
 from loading import load_file  # noqa: E402
 
-from nni_archscale.graph import ArchGraph, Edge, EdgeKind  # noqa: E402
+from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind  # noqa: E402
 from nni_archscale.nni_glue import current_sample, prepare_for_trial  # noqa: E402
 from nni_archscale.nni_glue.adapters import graph_from_model, prepare_candidate  # noqa: E402
-from nni_archscale.paths import path_statistics, power_sum  # noqa: E402
-from nni_archscale.rules import learning_rate  # noqa: E402
+from nni_archscale.core.paths import path_statistics, power_sum  # noqa: E402
+from nni_archscale.rules.paper import learning_rate  # noqa: E402
 from nni_archscale.torch_layer.apply import fan_of  # noqa: E402
 from nni_archscale.torch_layer.data import load_dataset  # noqa: E402
 from nni_archscale.torch_layer.hook import HookConfig  # noqa: E402

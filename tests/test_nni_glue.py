@@ -24,12 +24,12 @@ from nni.nas.experiment import NasExperiment, NasExperimentConfig  # noqa: E402
 from nni.nas.hub.pytorch import NasBench201  # noqa: E402
 from nni.nas.strategy import Random  # noqa: E402
 
-from nni_archscale.formats import from_nb201  # noqa: E402
+from nni_archscale.core.formats import from_nb201  # noqa: E402
 from nni_archscale.nni_glue import (ArchScaleCallback, ArchScaleEvaluator, current_sample,  # noqa: E402
                                     graph_from_nb201_sample, prepare_for_trial)
 from nni_archscale.nni_glue.calibration import build_nb201  # noqa: E402
 from nni_archscale.nni_glue.trial import run_candidate  # noqa: E402
-from nni_archscale.rules import learning_rate, readout_init  # noqa: E402
+from nni_archscale.rules.paper import learning_rate, readout_init  # noqa: E402
 from nni_archscale.torch_layer.data import load_dataset  # noqa: E402
 
 SEEN: list[dict] = []

@@ -5,10 +5,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nni_archscale import ArchGraph, Edge, EdgeKind, from_nb201, path_statistics
-from nni_archscale.networks import (
+from nni_archscale.core.networks import (
     chain, dag_cell_network, nb201_network, network_from_blocks, resnet_reduction_block, stacked,
 )
-from nni_archscale.paths import (
+from nni_archscale.core.paths import (
     compose_moments, depth_range, enumerate_paths, enumerated_moments, power_sum, shift_moments,
 )
 from strategies import chains, graphs, relabellings

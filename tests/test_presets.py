@@ -1,5 +1,5 @@
 """Presets, inits and contexts as objects (issue 16, items 3 and 4): the tables agree with the networks they describe,
-one vocabulary for the init everywhere, and ``scale`` reads a whole :class:`~nni_archscale.networks.Network`."""
+one vocabulary for the init everywhere, and ``scale`` reads a whole :class:`~nni_archscale.core.networks.Network`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import argparse
 import pytest
 
 from nni_archscale.errors import RuleError
-from nni_archscale.formats import from_paper_code
-from nni_archscale.networks import CellNetwork, bare, dag_cell_network, nb201_network, single_layer
-from nni_archscale.presets import INITS, PAPER, PRESETS, RELEASE, STANDARD, Context, Init, preset_of
-from nni_archscale.rules import scale
-from nni_archscale.scaling_rules import base_cell
+from nni_archscale.core.formats import from_paper_code
+from nni_archscale.core.networks import CellNetwork, bare, dag_cell_network, nb201_network, single_layer
+from nni_archscale.rules.presets import INITS, PAPER, PRESETS, RELEASE, STANDARD, Context, Init, preset_of
+from nni_archscale.rules.paper import scale
+from nni_archscale.rules.first_step import base_cell
 from nni_archscale.torch_layer.hook import HookConfig
 
 CELL = from_paper_code("2_12_112_1112")
@@ -88,7 +88,7 @@ def test_search_calibrate_and_inspect_accept_the_same_names():
 
 def test_a_bare_network_of_several_blocks_is_read_whole():
     """stacked()/network_from_blocks() carry no cell context: scale reads the whole chain, not its first block."""
-    from nni_archscale.networks import chain, stacked
+    from nni_archscale.core.networks import chain, stacked
 
     net = stacked(chain(1), 3)
     assert scale(net, 1.0).learning_rate.value == pytest.approx(scale(net.flatten(), 1.0).learning_rate.value)
@@ -97,7 +97,7 @@ def test_a_bare_network_of_several_blocks_is_read_whole():
 
 
 def test_a_network_without_a_cell_block_says_so():
-    from nni_archscale.networks import Block, Network
+    from nni_archscale.core.networks import Block, Network
 
     with pytest.raises(RuleError, match="role='cell'"):
         Network("stem only", (Block("stem", single_layer(), "stem"),)).cell

@@ -8,13 +8,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from nni_archscale.errors import ArchScaleError, NotHeldOutError
-from nni_archscale.experiments.provenance import (
+from nni_archscale.provenance import (
     RUN_FILE, held_out, package_repo, provenance, read_run_record, write_run_record,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
-RULES = "nni_archscale/scaling_rules.py"
+RULES = "nni_archscale/rules/first_step.py"
 STATEMENTS = "reports/beyond-paper/README.md"
 STATEMENT = ("Decision rule: `new-rule` becomes the default if its mean error, averaged over the two new runs, "
              "is lower than the incumbent's.")

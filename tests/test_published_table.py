@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nni_archscale.experiments.published_table import ENV_VAR, default_table_path, find_published_table
+from nni_archscale.fairness.published_table import ENV_VAR, default_table_path, find_published_table
 
 
 def test_the_table_is_looked_up_explicit_then_env_then_the_data_path(tmp_path, monkeypatch):

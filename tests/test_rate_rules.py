@@ -1,4 +1,4 @@
-"""Rate rules on prepared candidates (torch_layer.rate_rules, hook.apply_rate_rule, adapters' auto choice) and
+"""Rate rules on prepared candidates (torch_layer.rate_choice, hook.apply_rate_rule, adapters' auto choice) and
 the guard rails: a rate beyond 4 octaves of the base is clamped and named, an unmodelled layer is named."""
 
 import logging
@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from nni_archscale.space_names import CELL_RULE_NAMES
-from nni_archscale.defaults import FAMILIES, SPACE_RATE_RULES, default_rate_rule
+from nni_archscale.rules.names import CELL_RULE_NAMES
+from nni_archscale.rules.defaults import FAMILIES, SPACE_RATE_RULES, default_rate_rule
 from nni_archscale.errors import RuleError
 from nni_archscale.nni_glue.adapters import network_family, prepare_candidate, resolve_rate_rule
 from nni_archscale.torch_layer.hook import HookConfig
 from nni_archscale.torch_layer.measured_rate import first_step_change
-from nni_archscale.torch_layer.rate_rules import (MAX_OCTAVES, RATE_RULES, Reference, clamp_octaves, reference_of,
-                                                  rule_rate, unmodelled_layers)
+from nni_archscale.torch_layer.rate_choice import (MAX_OCTAVES, RATE_RULES, Reference, clamp_octaves, reference_of,
+                                                   rule_rate, unmodelled_layers)
 from nni_archscale.torch_layer.segments import segment_rate_factor
 
 warnings.filterwarnings("ignore")
@@ -96,8 +96,8 @@ def test_prepare_candidate_applies_the_rule_it_names(rule):
     else:
         # the rule's rate is computed after the init, on the initialised model
         assert rates == {p.learning_rate}
-        if rule == "shortest-path":  # a registered rule with its own rate (rate_registry): L_min^(-3/2)
-            from nni_archscale.shortest_path import shortest_path_rate
+        if rule == "shortest-path":  # a registered rule with its own rate (registry): L_min^(-3/2)
+            from nni_archscale.rules.shortest_path import shortest_path_rate
 
             want = shortest_path_rate(p.graph, 0.1, p.scaling.preset, p.scaling.context,
                                       float(p.scaling.learning_rate.kernel_factor))

@@ -5,8 +5,8 @@ import json
 import pytest
 from loading import load_file
 
-from nni_archscale.formats import from_paper_code
-from nni_archscale.scaling_rules import readout_limited_rate
+from nni_archscale.core.formats import from_paper_code
+from nni_archscale.rules.first_step import readout_limited_rate
 
 def load():
     return load_file("scripts/readout_cap_batch.py", "readout_cap_batch")

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from nni_archscale import (
     ArchGraph, Edge, EdgeKind, NoPathError, RuleError, from_nb201, from_paper_code, scale,
 )
-from nni_archscale.paths import enumerate_paths
-from nni_archscale.rules import edge_init, edge_learning_rates, learning_rate, readout_init
+from nni_archscale.core.paths import enumerate_paths
+from nni_archscale.rules.paper import edge_init, edge_learning_rates, learning_rate, readout_init
 from strategies import graphs
 
 ALL_CONV3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"

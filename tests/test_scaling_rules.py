@@ -10,11 +10,11 @@ import torch
 from nni_archscale import from_paper_code
 from nni_archscale.errors import RuleError
 from nni_archscale.experiments.batched import BatchedCellNet, ReplicaOptimizer
-from nni_archscale.networks import CellNetwork
+from nni_archscale.core.networks import CellNetwork
 from nni_archscale.experiments.maxlr import train_grid
 from nni_archscale.experiments.rule_variants import multiplier
-from nni_archscale.scaling_rules import cell_init, dag_cell_init, first_step_kernel
-from nni_archscale.torch_layer.calibrate import log2_grid
+from nni_archscale.rules.first_step import cell_init, dag_cell_init, first_step_kernel
+from nni_archscale.torch_layer.rate_grid import log2_grid
 
 CELLS = ["0_00_000_2000", "2_02_002_0002", "2_12_112_1112", "2_22_222_2222", "1_21_011_2102"]
 
@@ -135,7 +135,7 @@ def test_centred_kernels_drop_the_feature_means():
 
 
 def test_depth_factor_averages_over_paths():
-    from nni_archscale.scaling_rules import path_mean_depth_factor
+    from nni_archscale.rules.first_step import path_mean_depth_factor
 
     chain = from_paper_code("2_02_002_0002")  # one path, k = 4
     assert path_mean_depth_factor(chain) == pytest.approx(7 ** -1.5)
@@ -220,7 +220,7 @@ def test_kernel_rules_refuse_a_cell_without_an_input_output_path():
 
 def test_second_step_rule_is_the_root_of_the_hidden_kernel_times_the_mean_path_length():
     from nni_archscale.experiments.rule_variants import rule_multiplier
-    from nni_archscale.scaling_rules import path_mean_length
+    from nni_archscale.rules.first_step import path_mean_length
 
     cell = from_paper_code("2_12_112_1112")  # 8 paths with k = 0, 0, 1, 1, 2, 2, 2, 4: mean 1.5
     assert path_mean_length(cell) == pytest.approx(1.5 + 3)
@@ -238,7 +238,7 @@ def test_second_step_rule_is_the_root_of_the_hidden_kernel_times_the_mean_path_l
 @pytest.mark.parametrize("init", ["exact", "paper"])
 def test_readout_capped_rule_is_the_tighter_of_the_second_step_and_readout_limits(code, init):
     from nni_archscale.experiments.rule_variants import rule_multiplier
-    from nni_archscale.scaling_rules import base_cell
+    from nni_archscale.rules.first_step import base_cell
 
     cell, width = from_paper_code(code), 512
     capped = rule_multiplier("readout-capped-sgd", cell, "mlp", init, "sgd", width=width, in_features=196)
@@ -263,7 +263,7 @@ def test_readout_cap_binds_where_the_output_carries_less_mean():
 
 def test_readout_limited_rate_is_the_tighter_of_two_absolute_limits():
     from nni_archscale.experiments.rule_variants import rule_multiplier
-    from nni_archscale.scaling_rules import READOUT_LIMIT, base_cell, readout_limited_rate, readout_rate_limit
+    from nni_archscale.rules.first_step import READOUT_LIMIT, base_cell, readout_limited_rate, readout_rate_limit
 
     args = ("mlp", "paper", 256, 196, 10)
     for code in CELLS + ["1_12_112_1211"]:
@@ -289,27 +289,27 @@ def test_readout_limited_rate_is_the_tighter_of_two_absolute_limits():
 def test_the_product_offers_only_its_rules_and_the_research_variants_give_the_same_numbers():
     """Research variants that lost their tests live in nni_archscale.experiments.rule_variants; the product's
     table refuses them by name (saying where they are), and the research table passes them as objects."""
-    from nni_archscale import scaling_rules
+    from nni_archscale.rules import first_step
     from nni_archscale.experiments import rule_variants
 
     cell = from_paper_code("2_12_112_1112")
-    assert set(scaling_rules.RULES) == {"feature-sgd", "feature-adam"}
+    assert set(first_step.RULES) == {"feature-sgd", "feature-adam"}
     for name in rule_variants.VARIANTS:
         with pytest.raises(RuleError, match="research variants .* nni_archscale.experiments.rule_variants"):
-            scaling_rules.multiplier(name, cell, "mlp", "paper", "sgd")
+            first_step.multiplier(name, cell, "mlp", "paper", "sgd")
     k = first_step_kernel(dag_cell_init(cell, "mlp", "exact", 128, 64, 10))
     obj = rule_variants.VARIANTS["second-step-sgd"]
-    assert scaling_rules.multiplier(obj, cell, "mlp", "exact", "sgd") == pytest.approx(
-        scaling_rules.second_step_multiplier(k, cell))
+    assert first_step.multiplier(obj, cell, "mlp", "exact", "sgd") == pytest.approx(
+        first_step.second_step_multiplier(k, cell))
     assert rule_variants.multiplier("feature", cell, "mlp", "exact", "adam") == pytest.approx(
-        scaling_rules.multiplier("feature", cell, "mlp", "exact", "adam"))
+        first_step.multiplier("feature", cell, "mlp", "exact", "adam"))
 
 
 def test_no_product_module_imports_the_research_package():
     import subprocess
     import sys
 
-    code = ("import sys, nni_archscale, nni_archscale.scaling_rules, nni_archscale.defaults, nni_archscale.rules, "
+    code = ("import sys, nni_archscale, nni_archscale.rules.first_step, nni_archscale.rules.defaults, nni_archscale.rules.paper, "
             "nni_archscale.torch_layer.hook, nni_archscale.nni_glue.search, nni_archscale.nni_glue.trial; "
             "print(sorted(m for m in sys.modules if m.startswith('nni_archscale.experiments')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -353,6 +353,6 @@ def test_the_products_one_reference_to_the_research_package_is_the_experiment_su
     from nni_archscale.cli.main import SUBCOMMANDS
 
     root = Path(__file__).resolve().parents[1]
-    assert _research_references(root) == {("nni_archscale/cli/main.py", "nni_archscale.experiments.cli")}
-    assert dict(SUBCOMMANDS)["experiment"] == "nni_archscale.experiments.cli"
-    assert [m for _, m in SUBCOMMANDS if m.startswith("nni_archscale.experiments")] == ["nni_archscale.experiments.cli"]
+    assert _research_references(root) == {("nni_archscale/cli/main.py", "nni_archscale.experiments.experiment_cmd")}
+    assert dict(SUBCOMMANDS)["experiment"] == "nni_archscale.experiments.experiment_cmd"
+    assert [m for _, m in SUBCOMMANDS if m.startswith("nni_archscale.experiments")] == ["nni_archscale.experiments.experiment_cmd"]

@@ -7,13 +7,13 @@ import warnings
 import pytest
 import torch
 
-from nni_archscale.defaults import default_rate_rule
+from nni_archscale.rules.defaults import default_rate_rule
 from nni_archscale.nni_glue.adapters import network_family, nni_leaf, prepare_candidate
 from nni_archscale.nni_glue.calibration import measurement_batch, space_reference
 from nni_archscale.nni_glue.spaces import SPACE_NAMES, SampleRejected, sample_model
 from nni_archscale.torch_layer.data import load_dataset
 from nni_archscale.torch_layer.hook import HookConfig
-from nni_archscale.torch_layer.rate_rules import MAX_OCTAVES, clamp_octaves, rule_rate
+from nni_archscale.torch_layer.rate_choice import MAX_OCTAVES, clamp_octaves, rule_rate
 
 warnings.filterwarnings("ignore")
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import sympy as sp
 
-from nni_archscale.networks import chain
+from nni_archscale.core.networks import chain
 from nni_archscale.experiments.rule_variants import rule_multiplier
-from nni_archscale.scaling_rules import first_step_kernel, dag_cell_init
+from nni_archscale.rules.first_step import first_step_kernel, dag_cell_init
 from symbolic.chain_rules import (L, chain_feature_rate, chain_hidden_kernel, chain_second_step_rate, d, depth_exponent,
                                   n)
 

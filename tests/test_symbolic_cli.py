@@ -10,9 +10,9 @@ import pytest
 from conftest import NB201_CSV
 from nni_archscale.cli.main import main
 from nni_archscale.cli.verify_cmd import EQUIVALENCES, nb201_class_counts
-from nni_archscale.formats import nb201_cells
-from nni_archscale.formats import nb201_unique_string
-from nni_archscale.formats import from_nb201
+from nni_archscale.core.formats import nb201_cells
+from nni_archscale.core.formats import nb201_unique_string
+from nni_archscale.core.formats import from_nb201
 
 
 def run(capsys, *argv):

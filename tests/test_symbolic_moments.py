@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import graphs
 
-from nni_archscale.formats import from_paper_code
-from nni_archscale.graph import ArchGraph, Edge, EdgeKind
-from nni_archscale.networks import chain
-from nni_archscale.rules import edge_init
+from nni_archscale.core.formats import from_paper_code
+from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind
+from nni_archscale.core.networks import chain
+from nni_archscale.rules.paper import edge_init
 from symbolic.moments import PoolModel, edge_symbol, second_moments, two_input_kernel
 from symbolic.restore import live_nodes, restoring_gains
-from symbolic.verification import check_rule
+from symbolic.rule_check import check_rule
 
 PARAM_ONLY = (EdgeKind.ZERO, EdgeKind.PARAM)
 

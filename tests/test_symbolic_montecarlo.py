@@ -18,8 +18,8 @@ from fractions import Fraction
 import pytest
 import torch
 
-from nni_archscale.graph import ArchGraph, Edge, EdgeKind
-from nni_archscale.rules import edge_init
+from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind
+from nni_archscale.rules.paper import edge_init
 from symbolic.moments import second_moments
 
 WIDTH = 1024

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from strategies import chains, graphs, nb201_strings, relabellings
 
 from nni_archscale.errors import NoPathError, RuleError
-from nni_archscale.formats import from_nb201
-from nni_archscale.graph import EdgeKind
-from nni_archscale.networks import chain, nb201_network, stacked
-from nni_archscale.paths import enumerated_moments, path_statistics
-from nni_archscale.rules import EdgeInit, edge_init, learning_rate
+from nni_archscale.core.formats import from_nb201
+from nni_archscale.core.graph import EdgeKind
+from nni_archscale.core.networks import chain, nb201_network, stacked
+from nni_archscale.core.paths import enumerated_moments, path_statistics
+from nni_archscale.rules.paper import EdgeInit, edge_init, learning_rate
 from symbolic.maxupdate import max_update, solved_rate
 from symbolic.pathsums import (
     L,
@@ -33,7 +33,7 @@ from symbolic.pathsums import (
     stacked_power_sums,
 )
 from symbolic.restore import live_nodes
-from symbolic.verification import check_rule
+from symbolic.rule_check import check_rule
 from symbolic.verify import Verifier, check_init, check_path_statistics
 
 # --------------------------------------------------------------------------- path sums

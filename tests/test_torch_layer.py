@@ -12,15 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-from nni_archscale.formats import from_nb201
-from nni_archscale.graph import ArchGraph, Edge, EdgeKind
-from nni_archscale.networks import nb201_network
-from nni_archscale.paths import path_statistics
-from nni_archscale.planner import InitPlan, LayerInit, nb201_plan
-from nni_archscale.rules import edge_init, learning_rate, readout_init
-from nni_archscale.run_errors import CalibrationError, InitPlanError
+from nni_archscale.core.formats import from_nb201
+from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind
+from nni_archscale.core.networks import nb201_network
+from nni_archscale.core.paths import path_statistics
+from nni_archscale.rules.planner import InitPlan, LayerInit, nb201_plan
+from nni_archscale.rules.paper import edge_init, learning_rate, readout_init
+from nni_archscale.errors import CalibrationError, InitPlanError
 from nni_archscale.torch_layer.apply import apply_init, fan_of
-from nni_archscale.torch_layer.calibrate import CalibrationCache, Calibration, choose_rate, log_grid
+from nni_archscale.torch_layer.rate_grid import CalibrationCache, Calibration, choose_rate, log_grid
 from nni_archscale.torch_layer.fx_extract import extract_graph
 from nni_archscale.torch_layer.hook import HookConfig, prepare_graph
 from nni_archscale.torch_layer.param_groups import build_param_groups, make_optimizer, make_scheduler
@@ -197,7 +197,7 @@ def test_calibration_choice_and_cache(tmp_path):
 
 
 def test_missing_dataset_dir_is_a_clear_error(tmp_path):
-    from nni_archscale.run_errors import DataError
+    from nni_archscale.errors import DataError
     from nni_archscale.torch_layer.data import load_cifar
 
     with pytest.raises(DataError, match="--data-dir"):
@@ -212,7 +212,7 @@ def test_missing_dataset_dir_is_a_clear_error(tmp_path):
 
 
 def test_calibration_cache_files_presets_apart():
-    from nni_archscale.torch_layer.calibrate import CalibrationCache
+    from nni_archscale.torch_layer.rate_grid import CalibrationCache
 
     paper = CalibrationCache.key("s", "digits", "sgd", 128, "paper")
     release = CalibrationCache.key("s", "digits", "sgd", 128, "release")

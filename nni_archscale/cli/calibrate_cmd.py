@@ -11,9 +11,9 @@ from .search_cmd import device_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..presets import INITS
-    from ..rules import PRESETS
-    from ..space_names import DATASET_NAMES, SPACE_NAMES
+    from ..rules.presets import INITS
+    from ..rules.paper import PRESETS
+    from ..rules.names import DATASET_NAMES, SPACE_NAMES
 
     p = sub.add_parser(
         "calibrate",
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..nni_glue.calibration import bar_progress, calibrate_space, default_cache_path
-    from ..torch_layer.calibrate import CalibrationCache, log_grid
+    from ..torch_layer.rate_grid import CalibrationCache, log_grid
     from ..torch_layer.train import pick_device
 
     # everything that can be refused is checked before the progress bar appears (one-line errors)
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             bar.close()
             from ..fairness.objectives import budget_rate, calibration_options
-            from ..presets import Init
+            from ..rules.presets import Init
 
             scheme = Init.of(init)
             opts = calibration_options(

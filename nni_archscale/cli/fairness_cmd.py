@@ -22,8 +22,8 @@ two short calibrations; --workers runs trainings in parallel processes. Resumabl
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..rate_registry import rule_names
-    from ..space_names import SPACE_NAMES
+    from ..rules.registry import rule_names
+    from ..rules.names import SPACE_NAMES
 
     p = sub.add_parser("fairness", help="measure the headroom of per-candidate rates and each rule's share of it",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)

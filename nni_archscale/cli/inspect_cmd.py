@@ -6,13 +6,13 @@ import argparse
 import json
 
 from ..errors import RuleError
-from ..explain import to_record, to_report
-from ..formats import parse_architecture
-from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS, scale
-from ..scaling_rules import ABSOLUTE_RULES, ALIASES, RULES
-from ..presets import INITS, Init
-from .. import rate_registry
-from ..space_names import SPACE_NAMES
+from ..rules.explain import to_record, to_report
+from ..core.formats import parse_architecture
+from ..rules.paper import CONTEXTS, DEFAULT_BASE_LR, PRESETS, scale
+from ..rules.first_step import ABSOLUTE_RULES, ALIASES, RULES
+from ..rules.presets import INITS, Init
+from ..rules import registry
+from ..rules.names import SPACE_NAMES
 from .main import UsageError, kernel_size_number, positive_float, positive_int, seed_number
 
 
@@ -33,11 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="instead of ARCH: sample NNI's model space with --seed and explain the sampled model's rate")
     p.add_argument("--seed", type=seed_number, default=0,
                    help="with --space: which sample (0..2**32 - 1, numpy's seed range; default 0)")
-    p.add_argument("--rate-rule", choices=("auto", *rate_registry.rule_names()), default="auto",
+    p.add_argument("--rate-rule", choices=("auto", *registry.rule_names()), default="auto",
                    help="with --space: the learning-rate rule (default auto: the space's evidence-backed rule)")
     p.add_argument("--preset", choices=RULE_CHOICES, default=None,
                    help="the rule (default paper; with --network: the evidence-backed rule for the init and "
-                        "optimizer, nni_archscale/defaults.py); the rules beyond the paper need --network")
+                        "optimizer, nni_archscale/rules/defaults.py); the rules beyond the paper need --network")
     p.add_argument("--base-lr", type=positive_float, default=None,
                    help="rate calibrated on the base network; default: for ARCH 0.46 for a NAS-Bench-201 cell, "
                         "else 1.0; with --space 0.1; with --network 1.0, and required by readout-limited-sgd (an "
@@ -101,10 +101,10 @@ def run(args: argparse.Namespace) -> int:
 
 def run_network(args: argparse.Namespace, graph, form: str) -> int:
     """``--network``: the cell inside the paper's DAG-cell network, with an init and an optimizer."""
-    from ..defaults import default_rule
-    from ..moments import forward_moments
-    from ..scaling_rules import (READOUT_LIMIT, dag_cell_init, node0_moments, readout_limits, resolve_rule,
-                                 rule_multiplier)
+    from ..rules.defaults import default_rule
+    from ..rules.forward_moments import forward_moments
+    from ..rules.first_step import (READOUT_LIMIT, dag_cell_init, node0_moments, readout_limits, resolve_rule,
+                                    rule_multiplier)
 
     if args.context:
         raise UsageError("--context and --network exclude each other: --network sets the context")
@@ -168,8 +168,8 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
 
 
 def _rule_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
-    """What a kernel rule (:mod:`nni_archscale.scaling_rules`) multiplies, for the cell and for the base cell."""
-    from ..scaling_rules import base_cell, first_step_kernel, dag_cell_init
+    """What a kernel rule (:mod:`nni_archscale.rules.first_step`) multiplies, for the cell and for the base cell."""
+    from ..rules.first_step import base_cell, first_step_kernel, dag_cell_init
 
     base = base_cell(args.network)
     base_spec = dag_cell_init(base, args.network, args.init or "paper", spec.net.width, spec.net.in_features, args.num_classes)
@@ -237,7 +237,7 @@ def _run_space(args: argparse.Namespace) -> int:
                          f"forbids): try another --seed, e.g. --seed {args.seed + 1}") from None
     reference = space_reference(args.space, data, cfg)  # after the sample: a rejected seed fails at once
     rates = {}
-    for rule in rate_registry.rule_names():
+    for rule in registry.rule_names():
         probe = copy.deepcopy(model)  # the same sample and weights, as a fresh sample would give (seconds less)
         torch.manual_seed(args.seed)  # the re-init draws from torch's RNG: the same draw for every rule, every run
         try:
@@ -255,7 +255,7 @@ def _run_space(args: argparse.Namespace) -> int:
         "optimizer": optimizer, "preset": preset, "base_lr": base_lr,
         "rate_rule": prepared.rate_rule,
         "why": ("--rate-rule " + args.rate_rule) if args.rate_rule != "auto" else
-        f"the default for family {family} with {optimizer} (nni_archscale/defaults.py SPACE_RATE_RULES, decided by "
+        f"the default for family {family} with {optimizer} (nni_archscale/rules/defaults.py SPACE_RATE_RULES, decided by "
         f"reports/spaces-maxlr/)",
         "learning_rate": prepared.learning_rate,
         "octaves_from_base": math.log2(prepared.learning_rate / base_lr),

@@ -15,8 +15,8 @@ from typing import Callable, Sequence
 
 from .. import __version__
 from ..errors import ArchScaleError, shorten
-from ..graph import MAX_KERNEL_SIZE
-from ..rules import MAX_LEARNING_RATE
+from ..core.graph import MAX_KERNEL_SIZE
+from ..rules.paper import MAX_LEARNING_RATE
 
 #: (name, module path) of every subcommand; a module defines ``add_parser(subparsers)`` and ``run(args)``.
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
@@ -24,7 +24,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("search", "nni_archscale.cli.search_cmd"),
     ("calibrate", "nni_archscale.cli.calibrate_cmd"),
     ("fairness", "nni_archscale.cli.fairness_cmd"),
-    ("experiment", "nni_archscale.experiments.cli"),  # the research package: its one reference here
+    ("experiment", "nni_archscale.experiments.experiment_cmd"),  # the research package: its one reference here
     ("verify", "nni_archscale.cli.verify_cmd"),
 )
 
@@ -87,20 +87,20 @@ def _at_most(parse, limit: float, expected: str):
 
 
 positive_rate = _at_most(positive_float, MAX_LEARNING_RATE,
-                         f"a learning rate of at most {MAX_LEARNING_RATE:,.0f} (nni_archscale.rules.MAX_LEARNING_RATE:"
+                         f"a learning rate of at most {MAX_LEARNING_RATE:,.0f} (nni_archscale.rules.paper.MAX_LEARNING_RATE:"
                          f" a larger rate only diverges, and overflows float32 in the optimizer)")
 seed_number = _at_most(non_negative_int, MAX_SEED, f"a seed of at most 2**32 - 1 = {MAX_SEED:,} (numpy's seed range)")
 kernel_size_number = _at_most(positive_int, MAX_KERNEL_SIZE,
-                              f"a kernel size of at most {MAX_KERNEL_SIZE:,} (nni_archscale.graph.MAX_KERNEL_SIZE): "
+                              f"a kernel size of at most {MAX_KERNEL_SIZE:,} (nni_archscale.core.graph.MAX_KERNEL_SIZE): "
                               f"the side q of a square kernel, e.g. 3 for 3x3")
 
 
 def resolve_init(preset: str | None, init: str | None) -> str:
-    """``--preset`` and ``--init`` together: the init to apply (:class:`nni_archscale.presets.Init`). ``--init``
+    """``--preset`` and ``--init`` together: the init to apply (:class:`nni_archscale.rules.presets.Init`). ``--init``
     alone brings its preset (``exact``: paper); neither gives ``paper``; a contradiction is an error."""
     if init is None:
         return preset or "paper"
-    from ..presets import Init
+    from ..rules.presets import Init
 
     scheme = Init.of(init)
     if preset is not None and scheme.preset.name != preset:

@@ -43,7 +43,7 @@ def space_arg(text: str) -> tuple[str, object]:
 
 def out_folder(text: str) -> str:
     """--out: a folder of its own (not empty, which means the current directory, nor the current directory)."""
-    from ..files import out_dir_problem
+    from ..core.files import out_dir_problem
 
     problem = out_dir_problem(text)
     if problem:
@@ -75,10 +75,10 @@ EPILOG = (
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..rules import PRESETS
-    from ..presets import INITS
-    from .. import rate_registry
-    from ..space_names import SPACE_NAMES
+    from ..rules.paper import PRESETS
+    from ..rules.presets import INITS
+    from ..rules import registry
+    from ..rules.names import SPACE_NAMES
 
     p = sub.add_parser(
         "search",
@@ -99,7 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space-arg", type=space_arg, action="append", default=[], metavar="KEY=VALUE",
                    help="a constructor argument of the space, repeatable (e.g. --space-arg width=16 "
                         "--space-arg num_cells=8 for darts)")
-    p.add_argument("--rate-rule", choices=("auto", *rate_registry.rule_names()), default="auto",
+    p.add_argument("--rate-rule", choices=("auto", *registry.rule_names()), default="auto",
                    help="learning-rate rule: auto (the default measured best for the network), graph (eq. 8/9 path "
                         "counts), segmented, measured, shared (one rate); for a DAG-cell MLP also "
                         "readout-limited-sgd, feature (feature-sgd / feature-adam)")
@@ -167,7 +167,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="how --base-lr and --shared-lr are calibrated when not given: maxlr (the paper's one-epoch "
                    "maximal rate of the base network), accuracy (its best validation accuracy after this search's "
                    "epochs) or population (the best mean over 5 sampled candidates); default: the measured default "
-                   "(nni_archscale/defaults.py BASE_RATE_OBJECTIVES per network family, decided by reports/fairness)")
+                   "(nni_archscale/rules/defaults.py BASE_RATE_OBJECTIVES per network family, decided by reports/fairness)")
     p.add_argument("--shared-lr", type=positive_rate, default=None,
                    help="--compare shared-rate: the shared rate (default: calibrated on the base network, cached)")
     p.add_argument("--out", type=out_folder, default="archscale-search",
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..results import missing_dirs, prepare_out_dir, remove_created_dirs
-    from ..run_errors import SearchError
+    from ..errors import SearchError
     from ..run_options import data_dir_problem
 
     if args.shared_lr is not None and args.compare != "shared-rate":
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         remove_created_dirs(created)
     from ..nni_glue.search import SearchOptions, run_search
-    from ..presets import Init
+    from ..rules.presets import Init
     from ..torch_layer.hook import HookConfig
 
     remote = args.training_service == "remote"

@@ -24,9 +24,9 @@ import time
 from typing import Iterator
 
 from ..errors import shorten
-from ..formats import nb201_cells, parse_architecture, to_text
-from ..graph import ArchGraph, Edge, EdgeKind
-from ..rules import CONTEXTS, DEFAULT_BASE_LR, PRESETS
+from ..core.formats import nb201_cells, parse_architecture, to_text
+from ..core.graph import ArchGraph, Edge, EdgeKind
+from ..rules.paper import CONTEXTS, DEFAULT_BASE_LR, PRESETS
 from .main import UsageError, kernel_size_number, positive_float, positive_int
 
 #: What each class count of a many-graph run means (the --json summary's field names).
@@ -42,7 +42,7 @@ EQUIVALENCES = {
 
 #: Largest ``--max-nodes`` of ``--random``: a dense random graph of 64 nodes verifies in about 10 s, one of 100
 #: nodes in about 45 s (the symbolic derivations grow faster than the square of the edges). Far below the graph
-#: limits (:data:`~nni_archscale.graph.MAX_NODES`, :data:`~nni_archscale.graph.MAX_EDGES`), which bound what can be
+#: limits (:data:`~nni_archscale.core.graph.MAX_NODES`, :data:`~nni_archscale.core.graph.MAX_EDGES`), which bound what can be
 #: read, not what verifies in seconds; verify a larger graph as ARCH.
 MAX_RANDOM_NODES = 64
 #: Above this many edges verifying one ARCH says first that it may take minutes (measured on a 2-core machine:
@@ -100,8 +100,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- graph sources
 def nb201_class_counts() -> dict[str, int]:
     """The 15,625 NAS-Bench-201 cells counted under each of :data:`EQUIVALENCES` (about 3 s)."""
-    from ..formats import from_nb201, nb201_unique_string
-    from ..paths import live_edges_only
+    from ..core.formats import from_nb201, nb201_unique_string
+    from ..core.paths import live_edges_only
 
     cells = list(nb201_cells())
     graphs = [from_nb201(c) for c in cells]
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         graphs = [graph]
         total = 1
     elif args.nb201_all:
-        from ..formats import from_nb201
+        from ..core.formats import from_nb201
 
         context = args.context or "nb201-cell"
         graphs = (from_nb201(s) for s in nb201_cells())

@@ -21,9 +21,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..graph import Edge, EdgeKind
-from ..networks import CellNetwork
-from ..scaling_rules import CellInit
+from ..core.graph import Edge, EdgeKind
+from ..core.networks import CellNetwork
+from ..rules.first_step import CellInit
 
 
 def cell_forward(spec: CellNetwork, stem_out: torch.Tensor, linear, act,
@@ -79,7 +79,7 @@ class BatchedCellNet(torch.nn.Module):
     # ------------------------------------------------------------------ init
     @torch.no_grad()
     def initialise(self, init: CellInit, seeds: Sequence[int]) -> None:
-        """Draw weights from ``init``'s variances (:func:`nni_archscale.scaling_rules.cell_init`): replica ``r``
+        """Draw weights from ``init``'s variances (:func:`nni_archscale.rules.first_step.cell_init`): replica ``r``
         uses ``seeds[r]``; replicas with equal seeds get equal weights."""
         if len(seeds) != self.replicas:
             raise ValueError(f"need one seed per replica ({self.replicas}), got {len(seeds)}")

@@ -27,17 +27,17 @@ import numpy as np
 import torch
 
 from ..errors import NoPathError, RuleError
-from ..formats import from_paper_code, to_paper_code
-from ..graph import ArchGraph
-from ..paths import has_input_output_path
-from ..scaling_rules import ABSOLUTE_RULES, BASE_CELL_CODE, readout_limited_rate
+from ..core.formats import from_paper_code, to_paper_code
+from ..core.graph import ArchGraph
+from ..core.paths import has_input_output_path
+from ..rules.first_step import ABSOLUTE_RULES, BASE_CELL_CODE, readout_limited_rate
 from ..stats import pearson
-from ..torch_layer.calibrate import log2_grid
-from ..networks import CellNetwork
-from ..scaling_rules import cell_init
-from .data import load_train_set
+from ..torch_layer.rate_grid import log2_grid
+from ..core.networks import CellNetwork
+from ..rules.first_step import cell_init
+from .datasets import load_train_set
 from .maxlr import best_index, train_grid
-from .names import FAMILIES  # re-exported; defined torch-free for the command line
+from .choices import FAMILIES  # re-exported; defined torch-free for the command line
 
 BASE_CELL = BASE_CELL_CODE  # one Linear/Conv edge from the cell's input to its output
 
@@ -55,11 +55,11 @@ def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetwork, init: str, op
 
 
 def available_rules() -> tuple[str, ...]:
-    from .. import scaling_rules
+    from ..rules import first_step
     from .rule_variants import ALL_RULES
 
     # the product's rules and the research variants (the optimizer-dispatching aliases would only repeat a column)
-    return ("paper", "release", "standard", *ALL_RULES, *scaling_rules.ABSOLUTE_RULES, "mup")
+    return ("paper", "release", "standard", *ALL_RULES, *first_step.ABSOLUTE_RULES, "mup")
 
 
 def applies(rule: str, init: str) -> bool:
@@ -119,7 +119,7 @@ class Config:
         for opt in self.optimizers:
             if opt not in ("sgd", "adam"):
                 raise RuleError(f"unknown optimizer {opt!r}; use sgd or adam")
-        from ..presets import INITS
+        from ..rules.presets import INITS
         from .mup_cellnet import INSTALL_HINT, mup_available, resolve_base_width
 
         for init in self.inits:
@@ -172,7 +172,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
     commit it ran from, whether the checkout was clean, start and finish times) into ``out_dir``."""
     from tqdm import tqdm
 
-    from .provenance import provenance, write_run_record
+    from ..provenance import provenance, write_run_record
 
     config.validate()
     prov = provenance()  # what ran, from which commit, when: run.json (see .provenance.held_out)

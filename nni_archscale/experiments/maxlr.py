@@ -1,7 +1,7 @@
 """The paper's maximal-learning-rate measurement (§4 "practical recipe", App. D).
 
 Train the network for one short epoch at every rate of a log grid
-(:func:`~nni_archscale.torch_layer.calibrate.log2_grid`), then take "the maximal learning rate which
+(:func:`~nni_archscale.torch_layer.rate_grid.log2_grid`), then take "the maximal learning rate which
 achieves the smallest training loss at the end of one epoch": per seed, the rate whose final training loss is
 lowest (ties go to the larger rate); diverged runs count as infinite loss. All rates and seeds train at once
 (:mod:`nni_archscale.experiments.batched`).
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..torch_layer.calibrate import choose_rate
-from ..scaling_rules import CellInit
+from ..torch_layer.rate_grid import choose_rate
+from ..rules.first_step import CellInit
 from .batched import BatchedCellNet, ReplicaOptimizer
 
 
@@ -61,7 +61,7 @@ def train_grid(
     readout_multiplier: float = 1.0,
 ) -> MaxLRResult:
     """Train ``len(seeds) * len(rates)`` replicas of ``init.net`` (weights drawn from ``init``,
-    :func:`nni_archscale.scaling_rules.cell_init`) for ``epochs`` epochs and measure the final training loss.
+    :func:`nni_archscale.rules.first_step.cell_init`) for ``epochs`` epochs and measure the final training loss.
 
     Every replica sees the same batches (shuffled with ``data_seed``); training runs on ``x``'s device (weights
     are drawn on the CPU, so a seed gives the same init everywhere). ``loss`` is ``"ce"`` (cross-entropy, what
@@ -112,7 +112,7 @@ def train_grid(
 
 def best_index(losses: Sequence[float]) -> int:
     """Index of the lowest final loss over an ascending grid; ties go to the larger rate (the paper's "maximal"
-    rate): :func:`~nni_archscale.torch_layer.calibrate.choose_rate` with no tolerance, the indices standing for the
+    rate): :func:`~nni_archscale.torch_layer.rate_grid.choose_rate` with no tolerance, the indices standing for the
     rates. When every rate diverged (all losses infinite), the largest."""
     if len(losses) and not any(math.isfinite(v) for v in losses):
         return len(losses) - 1

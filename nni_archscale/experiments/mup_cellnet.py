@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import RuleError
-from ..networks import CellNetwork
-from ..scaling_rules import CellInit
+from ..core.networks import CellNetwork
+from ..rules.first_step import CellInit
 from .batched import cell_forward
 
 INSTALL_HINT = ("the mup init needs the mup package: pip install --no-deps mup==1.0.0 (plain 'pip install mup' "
@@ -136,7 +136,7 @@ def mup_parametrization(spec: CellNetwork, optimizer: str, base_width: int | Non
     lr_of = {id(p): group["lr"] for group in opt.param_groups for p in group["params"]}
     multipliers = {batched_name(name): float(lr_of[id(p)]) for name, p in model.named_parameters()}
     readout_multiplier = float(model.readout.output_mult / model.readout.width_mult())
-    from ..scaling_rules import cell_init
+    from ..rules.first_step import cell_init
 
     standard = cell_init(spec, "standard")
     init = replace(standard, readout_variance=standard.readout_variance * readout_rescale)

@@ -7,11 +7,11 @@ A stratified, seeded sample of NAS-Bench-201 cells is retrained, each cell under
   ``--bench-init standard`` gives He fan-in init instead) and one learning rate for every cell (0.1), SGD with
   Nesterov momentum 0.9, weight decay 5e-4, cosine decay to 0;
 * ``paper`` / ``release``: the same optimizer and schedule, but every cell gets the project's init and learning
-  rate (:func:`nni_archscale.rules.scale` with context ``nb201-cell``, the whole-network init plan of
-  :mod:`nni_archscale.planner`, applied by :func:`nni_archscale.torch_layer.hook.prepare_nb201`), the base rate
+  rate (:func:`nni_archscale.rules.paper.scale` with context ``nb201-cell``, the whole-network init plan of
+  :mod:`nni_archscale.rules.planner`, applied by :func:`nni_archscale.torch_layer.hook.prepare_nb201`), the base rate
   ``c`` from the project's calibration (per preset) or ``--base-lr``;
 * ``exact``: ``paper`` plus the variance-exact init (``--init exact``): fixed scalars on every cell node's sum
-  that keep each node at the cell input's second moment (:func:`nni_archscale.planner.nb201_output_scales`);
+  that keep each node at the cell input's second moment (:func:`nni_archscale.rules.planner.nb201_output_scales`);
   its base network is ``paper``'s (a single skip: every scalar is 1), so it shares ``paper``'s calibrated ``c``;
 * ``mup``: the ``mup`` package's basic usage as App. E.3 did: the readout replaced by ``MuReadout``, base shapes
   from a narrower copy of the same network, ``MuSGD`` at the benchmark's rate 0.1.
@@ -28,7 +28,7 @@ not depend on its input: not trained under any recipe, scored at chance, as the 
 ``runs.csv``; failed runs count at chance accuracy in every metric, and the summary says how many there were.
 
 This module is the experiment itself (:func:`run`, :func:`analyse`, ``runs.csv`` read and written,
-:func:`reanalyse`); the cells are drawn by :mod:`.nb201_cells`, trained by :mod:`.nb201_training`, scored by
+:func:`reanalyse`); the cells are drawn by :mod:`nni_archscale.fairness.nb201_sampling`, trained by :mod:`.nb201_training`, scored by
 :mod:`nni_archscale.stats` and reported by :mod:`.nb201_report`.
 """
 
@@ -44,14 +44,14 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..formats import from_nb201
-from ..paths import path_statistics
+from ..core.formats import from_nb201
+from ..core.paths import path_statistics
 from ..results import atomic_write_text
 from ..stats import kendall_tau, mean_gain, pairwise_gaps, seed_tau_top_k, spearman, tau_top_k
-from .nb201_cells import Candidate, ExperimentError, depth_power_sum, sample_candidates
+from ..fairness.nb201_sampling import Candidate, ExperimentError, depth_power_sum, sample_candidates
 from .nb201_report import plot
 from .nb201_training import STATUSES, Config, Run, Trainer, base_rates, command_line
-from .published_table import read_published
+from ..fairness.published_table import read_published
 
 RUN_COLUMNS = ["cell", "arch", "stratum", "published", "recipe", "seed", "status", "accuracy", "learning_rate",
                "train_loss", "epochs", "seconds", "message"]
@@ -65,7 +65,7 @@ def run(config: Config, out_dir: Path, report: Callable[[str], None] = print, pr
 
     from ..torch_layer.data import load_dataset
     from ..torch_layer.train import pick_device
-    from .provenance import provenance, write_run_record
+    from ..provenance import provenance, write_run_record
 
     config.validate()
     recipes = config.resolved_recipes()
@@ -78,7 +78,7 @@ def run(config: Config, out_dir: Path, report: Callable[[str], None] = print, pr
     device = pick_device(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    from .published_table import find_published_table
+    from ..fairness.published_table import find_published_table
 
     table_path, how = find_published_table(config.published)
     table = read_published(table_path, config.column()) if table_path else None

@@ -9,7 +9,7 @@ calibration criterion). Predictions, from the base cell's measured rate alone (o
 
 * ``one-cell``: ``sqrt(S_base / S)`` with ``S = sum over one cell's paths of (1 + k_p)^3`` (the paper's §4.3);
 * ``whole-network``: the same over every input-output path of the whole network (stem, 3 stages of N cells,
-  2 reduction blocks, classifier; :func:`nni_archscale.networks.nb201_network`), ``L_p`` = its parameterised
+  2 reduction blocks, classifier; :func:`nni_archscale.core.networks.nb201_network`), ``L_p`` = its parameterised
   layers;
 * ``constant``: the base rate for every cell.
 """
@@ -25,9 +25,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..formats import from_nb201
-from ..networks import nb201_network
-from ..paths import has_input_output_path, path_statistics, power_sum
+from ..core.formats import from_nb201
+from ..core.networks import nb201_network
+from ..core.paths import has_input_output_path, path_statistics, power_sum
 from ..results import atomic_write_text
 from ..stats import pearson
 
@@ -72,11 +72,11 @@ def measure(config: Config, arch: str, preset: str, grid: list[float], data) -> 
     import torch
 
     from ..nni_glue.calibration import build_nb201
-    from ..torch_layer.calibrate import calibrate, final_loss
+    from ..torch_layer.rate_grid import calibrate, final_loss
     from ..torch_layer.hook import HookConfig, prepare_nb201
     from ..torch_layer.param_groups import build_param_groups, make_optimizer
     from ..torch_layer.train import train_classifier
-    from .nb201_cells import nni_sample
+    from ..fairness.nb201_sampling import nni_sample
 
     cell = from_nb201(arch)
 
@@ -100,10 +100,10 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     ``run.json`` (commit, clean checkout or not, start and finish times)."""
     import torch
 
-    from ..torch_layer.calibrate import log_grid
+    from ..torch_layer.rate_grid import log_grid
     from ..torch_layer.data import load_dataset
-    from .nb201_cells import sample_candidates
-    from .provenance import provenance, write_run_record
+    from ..fairness.nb201_sampling import sample_candidates
+    from ..provenance import provenance, write_run_record
 
     prov = provenance()  # what ran, from which commit, when: run.json (see .provenance.held_out)
     torch.set_num_threads(config.threads)

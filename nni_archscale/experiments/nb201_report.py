@@ -29,7 +29,7 @@ RECIPE_TEXT = {
     "shared": "one shared rate for every cell, tuned on the base network by the project's calibration (the same "
               "budget as the fair recipes'), He's init (`standard` preset), c = {c}",
     "archscale": "what the product applies to NNI's NasBench201 (`prepare_candidate`, rate rule `auto`: "
-                 "nni_archscale.defaults), `paper` preset init, base rate c = {c}",
+                 "nni_archscale.rules.defaults), `paper` preset init, base rate c = {c}",
     "paper": "fair: `paper` preset init (target in-degree, mean-field readout) and lr c * (sum_p L_p^3)^-1/2, c = {c}",
     "release": "fair: `release` preset (the authors' released code: source in-degree, readout (2/fan)^2), c = {c}",
     "exact": "fair: `paper` preset plus the variance-exact init (fixed scalars on every cell node's sum that keep "

@@ -15,21 +15,21 @@ from typing import Callable, Sequence
 import torch
 
 from ..errors import NoPathError
-from ..formats import from_nb201
-from ..paths import has_input_output_path
-from ..presets import Init
+from ..core.formats import from_nb201
+from ..core.paths import has_input_output_path
+from ..rules.presets import Init
 from ..run_options import RunOptions
 from .mup_cellnet import mup_available
-from .names import DEFAULT_RECIPES, RECIPES, TOP_K
-from .nb201_cells import Candidate, ExperimentError, nni_sample
-from .published_table import PUBLISHED_COLUMNS
+from .choices import DEFAULT_RECIPES, RECIPES, TOP_K
+from ..fairness.nb201_sampling import Candidate, ExperimentError, nni_sample
+from ..fairness.published_table import PUBLISHED_COLUMNS
 
 #: recipes whose rate comes from the project's calibration on the base network (the same budget for each):
 #: ``shared`` is one rate for every cell tuned that way with He's init (the best simple alternative a user has);
 #: ``archscale`` is what the product applies to NNI's NasBench201 (``prepare_candidate``, rate rule ``auto``:
-#: the evidence-backed default of ``nni_archscale.defaults``); paper / release / exact are the paper's rule
+#: the evidence-backed default of ``nni_archscale.rules.defaults``); paper / release / exact are the paper's rule
 FAIR_RECIPES = ("shared", "archscale", "paper", "release", "exact")
-#: the init a fair recipe trains with (:class:`nni_archscale.presets.Init`); its preset's init is also the one
+#: the init a fair recipe trains with (:class:`nni_archscale.rules.presets.Init`); its preset's init is also the one
 #: its base rate is calibrated under ("exact" = the paper's preset + node-sum scalars, calibrated as "paper")
 RECIPE_INIT = {"shared": Init.STANDARD, "archscale": Init.PAPER, "paper": Init.PAPER, "release": Init.RELEASE,
                "exact": Init.EXACT}

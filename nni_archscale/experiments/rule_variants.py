@@ -1,10 +1,10 @@
 """Research learning-rate rules: the variants that lost their pre-registered tests, kept so that every report
 can still be regenerated and every rule re-scored (``archscale experiment lr-prediction`` scores them all).
-The product (:mod:`nni_archscale.scaling_rules`) never imports this module; the variants reach its
-:func:`~nni_archscale.scaling_rules.multiplier` as :class:`~nni_archscale.scaling_rules.KernelRule` objects.
+The product (:mod:`nni_archscale.rules.first_step`) never imports this module; the variants reach its
+:func:`~nni_archscale.rules.first_step.multiplier` as :class:`~nni_archscale.rules.first_step.KernelRule` objects.
 
 Each rule is a multiplier relative to the base cell, anchored by the one calibrated constant (module docstring of
-:mod:`nni_archscale.scaling_rules` for the first-step kernels ``Theta``, ``Theta_1`` and their centred and hidden
+:mod:`nni_archscale.rules.first_step` for the first-step kernels ``Theta``, ``Theta_1`` and their centred and hidden
 parts):
 
 * ``moment-sgd`` / ``moment-adam``: ``1 / Theta`` and ``1 / Theta_1`` from the exact moments (the first-step
@@ -17,7 +17,7 @@ parts):
   with depth as eq. 8 says (App. D). Formed after seeing the width-128/256 topology runs and the depth run; its
   results were committed with the rule (``reports/beyond-paper/heldout-exact-sgd``), so they are exploratory.
 * ``path-mean-depth``: that depth factor alone, eq. 8 with the release's ``L_p = k_p + 3`` and a mean over paths
-  instead of a sum; no kernel, no init, no width. Noticed while rescoring (``scripts/rule_variants.py``), then put
+  instead of a sum; no kernel, no init, no width. Noticed while rescoring (``scripts/score_variants.py``), then put
   to held-out cells (``reports/beyond-paper/heldout-paper-*``); lost test 2 to ``feature-sgd``.
 * ``second-step-sgd``: ``(Theta_h * mean over paths of (k_p + 3))^(-1/2)``, the hidden features' second-step
   limit on its own (the product keeps it as the first limit inside ``readout-limited-sgd``); the SGD default from
@@ -31,8 +31,8 @@ parts):
 
 from __future__ import annotations
 
-from ..graph import ArchGraph
-from ..scaling_rules import (
+from ..core.graph import ArchGraph
+from ..rules.first_step import (
     ALIASES as PRODUCT_ALIASES,
     RULES as PRODUCT_RULES,
     KernelRule,
@@ -88,10 +88,10 @@ def lookup(rule: str, optimizer: str = "sgd") -> str | KernelRule:
 
 def rule_multiplier(rule: str, cell: ArchGraph, kind: str = "mlp", init: str = "paper", optimizer: str = "sgd",
                     *args, **kwargs) -> float:
-    """:func:`nni_archscale.scaling_rules.rule_multiplier` for any rule, research variants included."""
+    """:func:`nni_archscale.rules.first_step.rule_multiplier` for any rule, research variants included."""
     return _product_rule_multiplier(lookup(rule, optimizer), cell, kind, init, optimizer, *args, **kwargs)
 
 
 def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str, *args, **kwargs) -> float:
-    """:func:`nni_archscale.scaling_rules.multiplier` for any kernel rule, research variants included."""
+    """:func:`nni_archscale.rules.first_step.multiplier` for any kernel rule, research variants included."""
     return _product_multiplier(lookup(rule, optimizer), cell, kind, init, optimizer, *args, **kwargs)

@@ -3,7 +3,7 @@
 For random samples of NNI hub spaces (``nni_archscale.nni_glue.spaces``), each network is initialised the way
 the product initialises it (``prepare_candidate`` with preset ``paper``: the cell rule for NAS-Bench-201, the fx
 graph's in-degree init elsewhere, mean-field readout), then trained for one epoch with *one* learning rate at
-every rate of a log grid refined to a quarter octave (:func:`~nni_archscale.torch_layer.calibrate.refine_rate`,
+every rate of a log grid refined to a quarter octave (:func:`~nni_archscale.torch_layer.rate_grid.refine_rate`,
 the product's calibration: the largest rate within 2% of the lowest final training loss). That is the network's
 measured maximal rate. Predictors, each computed once at initialisation:
 
@@ -125,7 +125,7 @@ def measure_max_rate(model, data, optimizer: str, config: Config, seed: int,
     """One learning rate for every parameter; the product's refined calibration over the optimizer's grid."""
     import torch
 
-    from ..torch_layer.calibrate import final_loss, refine_rate
+    from ..torch_layer.rate_grid import final_loss, refine_rate
     from ..torch_layer.param_groups import build_param_groups, make_optimizer
     from ..torch_layer.train import train_classifier
 
@@ -160,7 +160,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     from ..nni_glue.calibration import measurement_batch
     from ..nni_glue.spaces import SampleRejected
     from ..torch_layer.data import load_dataset
-    from .provenance import provenance, write_run_record
+    from ..provenance import provenance, write_run_record
 
     prov = provenance()
     out_dir.mkdir(parents=True, exist_ok=True)

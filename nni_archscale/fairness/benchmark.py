@@ -4,7 +4,7 @@ scoring :mod:`.curves`' and :mod:`.score`'s; the files :mod:`.report`'s.
 
 Arms (each rule under the product's init, read off the grid; ``level`` says where its constant comes from):
 
-* every registered rate rule that applies to the space's family (:mod:`nni_archscale.rate_registry`), plus, for
+* every registered rate rule that applies to the space's family (:mod:`nni_archscale.rules.registry`), plus, for
   NAS-Bench-201, the paper's path sum over the whole network (``graph-whole``, the fx adapter) beside its one-cell
   count (``graph``), and the family's current default (``default``);
 * each at three levels: ``product`` (the base network's best rate at this budget, what ``calibrate --objective
@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import NoPathError, RuleError
 from ..results import atomic_write_text
 from ..stats import kendall_tau
-from ..run_errors import ExtractionError
+from ..errors import ExtractionError
 from .candidates import BASE_KEY, CandidateSpec, sample_dag_cells, sample_nb201, sample_space
 from .curves import best_rate, crossfit_shift, off_grid, oracle, population_shift, read_arm, seed_noise_at_oracle
 from .engine import (FairnessError, FairnessOptions, Runner, base_spec, build_candidate, grid_curve, initial_grid,
@@ -64,7 +64,7 @@ def maxlr_rate(opts: FairnessOptions, payload: dict, data, preset_init: dict, se
     import torch
 
     from ..nni_glue.adapters import prepare_candidate
-    from ..torch_layer.calibrate import final_loss, log_grid, refine_rate
+    from ..torch_layer.rate_grid import final_loss, log_grid, refine_rate
     from ..torch_layer.hook import HookConfig
     from ..torch_layer.train import train_classifier
 
@@ -104,7 +104,7 @@ def rule_rates(opts: FairnessOptions, payload: dict, specs: list[CandidateSpec],
     base rate of each level, computed by the hook itself (prepare_candidate with that rule), and the notes."""
     import torch
 
-    from .. import rate_registry
+    from ..rules import registry
     from ..nni_glue.adapters import prepare_candidate, resolve_rate_rule
     from ..nni_glue.calibration import measurement_batch, model_reference
     from ..torch_layer.hook import HookConfig
@@ -115,7 +115,7 @@ def rule_rates(opts: FairnessOptions, payload: dict, specs: list[CandidateSpec],
     base_model, base_sample = build_candidate(payload, base_spec(opts).to_dict(), data.num_classes, in_features)
     reference = model_reference(base_model, base_sample, data, HookConfig(**hook), opts.seed)
     # "feature" only picks feature-sgd or feature-adam by optimizer: both are arms already
-    names = list(opts.rules) if opts.rules else [n for n, r in rate_registry.REGISTRY.items()
+    names = list(opts.rules) if opts.rules else [n for n, r in registry.REGISTRY.items()
                                                  if r.applies_to(family) and n != "feature"]
     if opts.space == "nb201" and (not opts.rules or "graph-whole" in opts.rules):
         names.append("graph-whole")

@@ -5,7 +5,7 @@ Spaces: every NNI hub space ``archscale search --space`` takes (:mod:`nni_archsc
 a Linear+ReLU stem and a linear readout, no normalisation; :class:`~nni_archscale.torch_layer.dag_cell.DagCellMLP`).
 
 NAS-Bench-201 candidates are stratified by a published accuracy table when one is found (deciles of the
-CIFAR-10 column, :mod:`nni_archscale.published_table`), else by ``sum_p L_p^3``; cells without an input-output
+CIFAR-10 column, :mod:`nni_archscale.fairness.published_table`), else by ``sum_p L_p^3``; cells without an input-output
 path are left out (they compute a constant: every rate scores chance, so they would only add ties). Other NNI
 spaces are sampled by seed (NNI's own ``space.random``), skipping samples NNI rejects; DAG cells uniformly
 among the distinct cells with a path, the base cell excluded.
@@ -16,8 +16,8 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
-from ..formats import from_paper_code, to_nb201, to_paper_code
-from ..paths import depth_range, has_input_output_path, live_edges_only
+from ..core.formats import from_paper_code, to_nb201, to_paper_code
+from ..core.paths import depth_range, has_input_output_path, live_edges_only
 
 #: the DAG-cell space's base network: one Linear edge from input to output (the rate ``c`` is calibrated on it)
 DAG_BASE_CELL = "0_00_000_2000"
@@ -73,9 +73,9 @@ def sample_dag_cells(count: int, seed: int = 0) -> list[CandidateSpec]:
 
 def sample_nb201(count: int, seed: int = 0, table_path=None) -> tuple[list[CandidateSpec], str]:
     """``count`` stratified NB201 cells (module docstring) and a line saying how they were stratified."""
-    from ..nb201_sampling import nni_sample, stratified_sample
-    from ..published_table import PUBLISHED_COLUMNS, find_published_table, read_published
-    from ..formats import from_nb201
+    from .nb201_sampling import nni_sample, stratified_sample
+    from .published_table import PUBLISHED_COLUMNS, find_published_table, read_published
+    from ..core.formats import from_nb201
 
     path, how = find_published_table(table_path)
     if path is not None:
@@ -89,7 +89,7 @@ def sample_nb201(count: int, seed: int = 0, table_path=None) -> tuple[list[Candi
         specs = [CandidateSpec(key=to_nb201(from_nb201(archs[i])), sample=nni_sample(archs[i]), stratum=s,
                                published={n: by_arch[n][archs[i]] for n in by_arch}) for i, s in picks]
         return specs, f"stratified by published CIFAR-10 accuracy deciles ({path}, found by {how})"
-    from ..nb201_sampling import all_cells, depth_power_sum
+    from .nb201_sampling import all_cells, depth_power_sum
 
     archs = [a for a in all_cells() if has_input_output_path(from_nb201(a))]
     values = [depth_power_sum(from_nb201(a)) for a in archs]

@@ -127,7 +127,7 @@ def build_candidate(opts: dict, spec: dict, num_classes: int, in_features: int):
     """``(model, sample)`` for a candidate spec (or the base network, key :data:`BASE_KEY`)."""
     space = opts["space"]
     if space == "dagcell":
-        from ..formats import from_paper_code
+        from ..core.formats import from_paper_code
         from ..torch_layer.dag_cell import DagCellMLP
 
         return DagCellMLP(from_paper_code(spec["code"]), in_features, opts["dag_width"], num_classes), None

@@ -12,7 +12,7 @@
 Both train exactly as ``archscale search`` trains a candidate (:func:`.engine.train_job`) and are cached in the
 calibration cache (their ``losses`` are validation *errors*, 1 - accuracy, per rate) with their trainings kept
 under ``<cache folder>/runs/`` so that an interrupted calibration resumes. Which objective is the default is
-decided by ``reports/fairness/`` (see :data:`nni_archscale.defaults.BASE_RATE_OBJECTIVES`).
+decided by ``reports/fairness/`` (see :data:`nni_archscale.rules.defaults.BASE_RATE_OBJECTIVES`).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ def budget_rate(opts: FairnessOptions, objective: str, start: float, cache_path:
                 progress: bool = True, report=print, refresh: bool = False):
     """The base rate by ``objective`` (``accuracy`` or ``population``, module docstring) for the budget in ``opts``
     (``opts.candidates``: the population's size), as a cached
-    :class:`~nni_archscale.torch_layer.calibrate.Calibration`. ``start``: where the grid starts (any rate near
+    :class:`~nni_archscale.torch_layer.rate_grid.Calibration`. ``start``: where the grid starts (any rate near
     the answer, e.g. the one-epoch maximal rate or 0.1)."""
     from ..nni_glue.calibration import space_name
-    from ..torch_layer.calibrate import Calibration, CalibrationCache
+    from ..torch_layer.rate_grid import Calibration, CalibrationCache
 
     if objective not in ("accuracy", "population"):
         raise ValueError(f"objective must be accuracy or population here (maxlr is calibrate_space), got {objective!r}")

@@ -38,19 +38,19 @@ from typing import Any, Mapping
 from torch import nn
 
 from ..errors import shorten
-from ..formats import NB201_OPS, NB201_TO_NNI_OPS
-from ..graph import ArchGraph, Edge, EdgeKind
-from ..planner import nb201_cell_indices, nb201_edge_module
-from ..run_errors import ExtractionError
+from ..core.formats import NB201_OPS, NB201_TO_NNI_OPS
+from ..core.graph import ArchGraph, Edge, EdgeKind
+from ..rules.planner import nb201_cell_indices, nb201_edge_module
+from ..errors import ExtractionError
 from ..torch_layer.dag_cell import dag_cell_shape, recognise
 from ..torch_layer.fx_extract import model_graph
 from ..torch_layer.hook import HookConfig, Prepared, apply_rate_rule, prepare_graph, prepare_nb201
-from ..torch_layer.rate_rules import Reference, has_normalisation
+from ..torch_layer.rate_choice import Reference, has_normalisation
 
 log = logging.getLogger("nni_archscale")
 
 #: NNI's NasBench201 op names (and NAS-Bench-201's) -> (kind, kernel size), derived from the one op table of
-#: :mod:`nni_archscale.formats` (:data:`~nni_archscale.formats.NB201_OPS`, ``NB201_TO_NNI_OPS``).
+#: :mod:`nni_archscale.core.formats` (:data:`~nni_archscale.core.formats.NB201_OPS`, ``NB201_TO_NNI_OPS``).
 NNI_NB201_OPS: dict[str, tuple[EdgeKind, int]] = {
     **{NB201_TO_NNI_OPS[op]: kind for op, kind in NB201_OPS.items()},
     **NB201_OPS,
@@ -257,9 +257,9 @@ def prepare_candidate(model: nn.Module, config: HookConfig | Mapping[str, Any],
     is one; else, for a frozen NNI NasBench201 model, the sample recovered from the model, recorded as
     ``nb201-model``; else fx), ``nb201-sample`` (without a sample, the one recovered from the model) or ``fx``.
     The rate rule is ``config.rate_rule``; ``auto`` takes the evidence-backed default for the network's family
-    (:func:`network_family`, :func:`nni_archscale.defaults.default_rate_rule`). The ``measured`` rule needs
+    (:func:`network_family`, :func:`nni_archscale.rules.defaults.default_rate_rule`). The ``measured`` rule needs
     ``batch`` (``(x, y)``, a training batch) and ``reference`` (the base network's
-    :func:`~nni_archscale.torch_layer.rate_rules.reference_of`); without them a default ``measured`` falls back
+    :func:`~nni_archscale.torch_layer.rate_choice.reference_of`); without them a default ``measured`` falls back
     to one shared rate, with a note. ``segmented`` without ``reference`` compares with the graph rule's base (one
     layer per segment), with a note.
     ``config`` is a :class:`HookConfig` or a dict of its options (``{"base_lr": 0.1}``, as the README's hooks
@@ -350,6 +350,6 @@ def resolve_rate_rule(config: HookConfig, family: str) -> str:
     """The rate rule a candidate of ``family`` trains with: ``config.rate_rule``, or its family's default."""
     if config.rate_rule != "auto":
         return config.rate_rule
-    from ..defaults import default_rate_rule
+    from ..rules.defaults import default_rate_rule
 
     return default_rate_rule(family, config.optimizer, config.scheme.value)

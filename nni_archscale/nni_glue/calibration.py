@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ..presets import Init
-from ..torch_layer.calibrate import ZOOM_OCTAVES, Calibration, CalibrationCache, final_loss, log_grid, refine_rate
+from ..rules.presets import Init
+from ..torch_layer.rate_grid import ZOOM_OCTAVES, Calibration, CalibrationCache, final_loss, log_grid, refine_rate
 from ..torch_layer.data import load_dataset
 from ..torch_layer.hook import HookConfig
 from ..torch_layer.train import pick_device, train_classifier
@@ -89,7 +89,7 @@ def measurement_batch(data, seed: int = 0, size: int = 64):
 
 def space_reference(space: str, data, config: HookConfig, width: int = 8, cells_per_stage: int = 1,
                     options: dict | None = None, seed: int = 0):
-    """The base network's :class:`~..torch_layer.rate_rules.Reference` (its first-step change on the measurement
+    """The base network's :class:`~nni_archscale.torch_layer.rate_choice.Reference` (its first-step change on the measurement
     batch and its segment factor), initialised by ``config``'s preset as every candidate is."""
     sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
     return model_reference(model, sample, data, config, seed)
@@ -97,7 +97,7 @@ def space_reference(space: str, data, config: HookConfig, width: int = 8, cells_
 
 def model_reference(model: torch.nn.Module, sample: dict | None, data, config: HookConfig, seed: int = 0):
     """:func:`space_reference` of a base network already built (``sample``: its NNI sample, or None)."""
-    from ..torch_layer.rate_rules import reference_of
+    from ..torch_layer.rate_choice import reference_of
     from .adapters import nni_leaf, prepare_candidate
 
     base_cfg = HookConfig(**{**config.to_dict(), "base_lr": 1.0, "rate_rule": "shared"})
@@ -115,8 +115,8 @@ def calibrate_space(space: str = "nb201", dataset: str = "digits", data_dir: str
                     momentum: float = 0.9, weight_decay: float = 5e-4, options: dict | None = None) -> Calibration:
     """Find (or read from the cache) the base rate ``c`` of ``space`` on ``dataset``: the base network
     (:func:`base_network`) initialised by ``preset`` (a preset's name, or the init ``exact``:
-    :class:`~nni_archscale.presets.Init`), one rate for all its parameters, the coarse grid
-    ``low..high`` in ``points`` rates refined to a quarter octave (:func:`~..torch_layer.calibrate.refine_rate`).
+    :class:`~nni_archscale.rules.presets.Init`), one rate for all its parameters, the coarse grid
+    ``low..high`` in ``points`` rates refined to a quarter octave (:func:`~nni_archscale.torch_layer.rate_grid.refine_rate`).
     With ``preset="standard"`` (He init) this is the *shared rate* a user would tune on the base network: the
     baseline of ``archscale search --compare shared-rate``."""
     from .adapters import prepare_candidate

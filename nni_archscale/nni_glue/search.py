@@ -33,8 +33,8 @@ from ..run_options import RunOptions, data_dir_problem
 from ..results import (BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, missing_dirs, prepare_out_dir,
                        read_records, remove_created_dirs, write_outputs)
 from ..errors import ArchScaleError
-from ..files import file_kind, out_dir_problem
-from ..run_errors import OutputError, SearchError
+from ..core.files import file_kind, out_dir_problem
+from ..errors import OutputError, SearchError
 from ..torch_layer.hook import HookConfig
 from .calibration import bar_progress, calibrate_space, space_name, space_reference
 from .spaces import SpaceError
@@ -595,13 +595,13 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
         """The refined calibration on the base network under ``preset`` (cached), with a progress bar."""
         from tqdm import tqdm
 
-        from ..defaults import base_rate_objective
+        from ..rules.defaults import base_rate_objective
         from .adapters import space_family
 
         objective = opts.calibration_objective or base_rate_objective(space_family(opts.space))
         if objective != "maxlr":
             from ..fairness.objectives import budget_rate, calibration_options
-            from ..presets import Init
+            from ..rules.presets import Init
 
             scheme = Init.of(preset)
             fo = calibration_options(

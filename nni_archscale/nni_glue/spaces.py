@@ -28,7 +28,7 @@ from ..errors import ArchScaleError, shorten
 __all__ = ["SPACE_NAMES", "SPACES", "SpaceSpec", "SampleRejected", "build_space", "check_space_options",
            "sample_model"]
 
-from ..space_names import SPACE_NAMES  # noqa: E402  (one list, also read by the CLI without importing torch)
+from ..rules.names import SPACE_NAMES  # noqa: E402  (one list, also read by the CLI without importing torch)
 
 
 @dataclass(frozen=True)

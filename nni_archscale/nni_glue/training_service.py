@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..run_errors import SearchError
+from ..errors import SearchError
 
 TRAINING_SERVICES = ("local", "remote")
 #: keys accepted in a machine-list file entry (NNI's RemoteMachineConfig names, snake_case or camelCase)

@@ -35,12 +35,12 @@ from typing import Any, Callable
 import torch
 
 from ..errors import NoPathError
-from ..formats import to_nb201
+from ..core.formats import to_nb201
 from ..results import BASELINE_DESCRIPTIONS, OURS, RECORDS, START_MODE, append_record, read_records
 from ..torch_layer.fast_train import speed_for
 from ..torch_layer.data import load_dataset
 from ..torch_layer.hook import HookConfig
-from ..torch_layer.rate_rules import Reference
+from ..torch_layer.rate_choice import Reference
 from ..torch_layer.param_groups import build_param_groups, make_optimizer
 from ..torch_layer.train import TrainResult, is_oom, pick_device, train_classifier
 from .adapters import graph_from_nb201_sample, is_nb201_sample, prepare_candidate

@@ -1,4 +1,4 @@
-"""Re-initialise a torch model from an :class:`~nni_archscale.planner.InitPlan`.
+"""Re-initialise a torch model from an :class:`~nni_archscale.rules.planner.InitPlan`.
 
 * every Linear / Conv weight ~ N(0, variance) with the variance of the plan entry covering the module
   (longest module-name prefix), the plan's default for the rest: eq. 4's ``2 / (d_in fan_in)`` for hidden layers,
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..planner import InitPlan
-from ..run_errors import InitPlanError
+from ..rules.planner import InitPlan
+from ..errors import InitPlanError
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)

@@ -1,14 +1,14 @@
 """The paper's DAG-cell MLP (§4.1) in torch, and its recognition inside any traceable model.
 
-The evidence-backed rules of :mod:`nni_archscale.defaults` (``readout-limited-sgd``, ``feature-sgd``; the
+The evidence-backed rules of :mod:`nni_archscale.rules.defaults` (``readout-limited-sgd``, ``feature-sgd``; the
 research behind them: ``reports/beyond-paper/``) were measured on one kind of network: a Linear+ReLU stem, a
 DAG cell whose every parameterised edge is a width-to-width Linear followed by the activation (the released
 code's Linear-then-activation edges), summed at the nodes, and a linear readout; no normalisation. They need
 that network's sizes (width, input size, classes), which :func:`dag_cell_shape` reads off a model's fx graph
 (:mod:`.fx_extract`), so that the hook can apply them to a user's model of that form, whatever its class.
 
-:class:`DagCellMLP` builds that network from an :class:`~nni_archscale.graph.ArchGraph` cell (what
-:func:`nni_archscale.networks.dag_cell_network` describes), e.g. for a custom NNI space of DAG cells.
+:class:`DagCellMLP` builds that network from an :class:`~nni_archscale.core.graph.ArchGraph` cell (what
+:func:`nni_archscale.core.networks.dag_cell_network` describes), e.g. for a custom NNI space of DAG cells.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..graph import ArchGraph, Edge, EdgeKind
-from ..run_errors import ExtractionError
+from ..core.graph import ArchGraph, Edge, EdgeKind
+from ..errors import ExtractionError
 from .fx_extract import model_graph, trace
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..run_errors import DataError
-from ..space_names import DATASET_NAMES
+from ..errors import DataError
+from ..rules.names import DATASET_NAMES
 
 DATASETS = DATASET_NAMES
 

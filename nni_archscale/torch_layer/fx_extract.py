@@ -1,4 +1,4 @@
-"""torch.fx extractor: an :class:`~nni_archscale.graph.ArchGraph` from any traceable (frozen) model.
+"""torch.fx extractor: an :class:`~nni_archscale.core.graph.ArchGraph` from any traceable (frozen) model.
 
 The general fallback when no exact adapter knows the model. Trace the model, then walk the fx graph keeping, for
 every value, the architecture node it hangs off (``anchor``) and the operation pending on the way from it:
@@ -27,8 +27,8 @@ from typing import Callable
 import torch
 from torch import fx, nn
 
-from ..graph import ArchGraph, Edge, EdgeKind
-from ..run_errors import ExtractionError
+from ..core.graph import ArchGraph, Edge, EdgeKind
+from ..errors import ExtractionError
 
 _PARAM_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _POOL_TYPES = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
@@ -344,7 +344,7 @@ def _function(b: _Builder, node: fx.Node, env: dict):
 def strip_readout(graph: ArchGraph, readout_module: str | None) -> tuple[ArchGraph, bool]:
     """``graph`` without its readout edge, when the readout is the one edge into the output node.
 
-    The rules (``rules.py``) treat a graph's edges as hidden layers (Linear/Conv + ReLU) and the readout as a
+    The rules (``rules/paper.py``) treat a graph's edges as hidden layers (Linear/Conv + ReLU) and the readout as a
     separate linear layer after the graph's output node, so a whole-network graph from :func:`extract_graph`
     must lose its readout edge before the rule counts ``L_p``. Returns ``(graph, False)`` unchanged when the
     readout is not that edge (no readout, a readout with siblings, or layers after the readout).

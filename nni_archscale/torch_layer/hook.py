@@ -1,7 +1,7 @@
 """The hook's torch side: graph + rule -> re-initialised model + optimizer param groups, in one call.
 
 ``prepare_nb201`` handles NNI's NAS-Bench-201 network (cell graph from the sample, whole-network init plan from
-:mod:`nni_archscale.planner`); ``prepare_graph`` handles any model whose searched graph names its modules
+:mod:`nni_archscale.rules.planner`); ``prepare_graph`` handles any model whose searched graph names its modules
 (``Edge.module``), e.g. a graph from the fx extractor. Neither imports NNI.
 
 The order is: initialise (eq. 4 with the target's in-degree for hidden layers, eq. 2's mean-field ``1/n^2``
@@ -30,17 +30,17 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..graph import ArchGraph
-from ..planner import InitPlan, graph_plan, module_rates, nb201_cell_indices, nb201_output_scales, nb201_plan
-from ..presets import Init, preset_of
-from ..rules import Scaling, check_base_lr, scale
+from ..core.graph import ArchGraph
+from ..rules.planner import InitPlan, graph_plan, module_rates, nb201_cell_indices, nb201_output_scales, nb201_plan
+from ..rules.presets import Init, preset_of
+from ..rules.paper import Scaling, check_base_lr, scale
 from ..errors import RuleError, shorten
 from .apply import InitReport, apply_init, group_names
 from .node_scales import apply_output_scales
 from .param_groups import OPTIMIZERS, build_param_groups, make_optimizer, make_scheduler
 from .dag_cell import DagCellShape
-from .. import rate_registry
-from .rate_rules import DEFAULT_CELL_BATCH, Reference, clamp_octaves, rule_rate, unmodelled_layers
+from ..rules import registry
+from .rate_choice import DEFAULT_CELL_BATCH, Reference, clamp_octaves, rule_rate, unmodelled_layers
 
 log = logging.getLogger("nni_archscale")
 
@@ -50,7 +50,7 @@ FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 @dataclass(frozen=True)
 class HookConfig:
-    """What the hook applies: the preset (init and path-count convention, :mod:`nni_archscale.presets`), the init,
+    """What the hook applies: the preset (init and path-count convention, :mod:`nni_archscale.rules.presets`), the init,
     the rate rule, the base rate ``c`` and the optimizer the scaled rates go into."""
 
     base_lr: float = 0.1
@@ -61,11 +61,11 @@ class HookConfig:
     weight_decay: float = 5e-4
     scheduler: str = "cosine"
     per_edge: bool = False
-    #: the init (:class:`nni_archscale.presets.Init`): None, the preset's own; "exact", the paper's plus fixed
+    #: the init (:class:`nni_archscale.rules.presets.Init`): None, the preset's own; "exact", the paper's plus fixed
     #: node-sum scalars keeping every node's scale (NB201 cells); a preset's name must match ``preset``
     init: str | None = None
-    #: the learning-rate rule (torch_layer.rate_rules): "auto" (the evidence-backed default for the network's
-    #: family, nni_archscale.defaults.default_rate_rule), "graph" (eq. 8/9 path counts), "segmented",
+    #: the learning-rate rule (torch_layer.rate_choice): "auto" (the evidence-backed default for the network's
+    #: family, nni_archscale.rules.defaults.default_rate_rule), "graph" (eq. 8/9 path counts), "segmented",
     #: "measured", "shared", or a DAG-cell rule ("readout-limited-sgd", "feature", "feature-sgd", "feature-adam")
     rate_rule: str = "auto"
     #: the training batch size (the readout-limited rule's cap is linear in it); None: 32, the batch of every
@@ -75,7 +75,7 @@ class HookConfig:
     def __post_init__(self):
         self._check_numbers()
         if self.rate_rule != "auto":
-            rate_registry.get(self.rate_rule)  # an unknown name is a RuleError listing the registered rules
+            registry.get(self.rate_rule)  # an unknown name is a RuleError listing the registered rules
         preset = preset_of(self.preset)
         object.__setattr__(self, "preset", preset.name)  # a Preset object is kept by name (JSON for NNI trials)
         if self.init is not None:
@@ -132,7 +132,7 @@ class HookConfig:
 
     @property
     def scheme(self) -> Init:
-        """The :class:`~nni_archscale.presets.Init` applied: ``init``, or the preset's own."""
+        """The :class:`~nni_archscale.rules.presets.Init` applied: ``init``, or the preset's own."""
         return Init.of(self.init or self.preset)
 
     def to_dict(self) -> dict:
@@ -285,7 +285,7 @@ def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, contex
 
 def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: Reference | None = None,
                     batch=None, explicit: bool = True, leaf=None, dag_cell: DagCellShape | None = None) -> Prepared:
-    """Set the rates ``rule`` gives (see :mod:`.rate_rules`) on a prepared candidate, with the guard rails: a
+    """Set the rates ``rule`` gives (see :mod:`.rate_choice`) on a prepared candidate, with the guard rails: a
     rate more than ``MAX_OCTAVES`` from the base rate is clamped, and it and any layer the extractor cannot
     model are reported (``prepared.notes`` and a log warning naming the layer or parameter group).
 
@@ -304,7 +304,7 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
     missing = rule == "measured" and (reference is None or batch is None)
     if missing and not explicit:
         notes.append(f"rate rule {rule} (this network's default) needs the base network's reference and a "
-                     f"training batch (prepare_candidate(..., reference=rate_rules.reference_of(base_model, batch, "
+                     f"training batch (prepare_candidate(..., reference=rate_choice.reference_of(base_model, batch, "
                      f"optimizer), batch=(x, y))); trained with the shared base rate {cfg.base_lr:g} instead")
         rule = "shared"
     if rule == "graph":
@@ -326,9 +326,9 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
         if rule == "readout-limited-sgd" and cfg.batch_size is None:
             notes.append(f"{rule}'s readout cap is linear in the training batch size, which the hook was not given "
                          f"(HookConfig.batch_size); computed at batch {DEFAULT_CELL_BATCH}")
-        entry = rate_registry.get(rule)
+        entry = registry.get(rule)
         if entry.rate is not None:  # a registered rule that computes its own rate
-            rate = entry.rate(rate_registry.RuleInputs(
+            rate = entry.rate(registry.RuleInputs(
                 model, prepared.graph, prepared.scaling.context, prepared.scaling.preset, cfg.base_lr,
                 prepared.scaling, cfg.optimizer, reference, batch, cfg.batch_size))
         else:

@@ -3,7 +3,7 @@
 A node that sums its incoming edges and is then multiplied by ``alpha`` is the same as every incoming edge's
 output multiplied by ``alpha``. So the scalars are applied as forward hooks on the edge modules (any module:
 convolutions, identities, pooling), with no change to the model's code. The scalars themselves come from
-:func:`nni_archscale.moments.exact_node_scales`; see :func:`nni_archscale.planner.nb201_output_scales`.
+:func:`nni_archscale.rules.forward_moments.exact_node_scales`; see :func:`nni_archscale.rules.planner.nb201_output_scales`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Mapping
 
 from torch import nn
 
-from ..run_errors import InitPlanError
+from ..errors import InitPlanError
 
 
 def apply_output_scales(model: nn.Module, scales: Mapping[str, float]) -> list:
     """Multiply the output of each named module by its scalar; returns the hook handles (``.remove()`` undoes).
 
-    Raises :class:`~nni_archscale.run_errors.InitPlanError` when a name matches no module, so a wrong plan never passes silently.
+    Raises :class:`~nni_archscale.errors.InitPlanError` when a name matches no module, so a wrong plan never passes silently.
     """
     modules = dict(model.named_modules())
     missing = [name for name in scales if name not in modules]

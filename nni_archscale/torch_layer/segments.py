@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
-from ..run_errors import ExtractionError
+from ..errors import ExtractionError
 from .fx_extract import _LeafTracer
 
 _PARAM = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)

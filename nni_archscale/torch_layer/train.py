@@ -27,7 +27,7 @@ def pick_device(requested: str | None = None) -> torch.device:
     """``cuda`` when available (or when asked), else ``cpu``."""
     if requested in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    from ..run_errors import SearchError
+    from ..errors import SearchError
 
     try:
         dev = torch.device(requested)

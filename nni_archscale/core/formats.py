@@ -2,11 +2,11 @@
 
 Every reader raises :class:`~nni_archscale.errors.ArchitectureParseError` naming the offending token and the
 accepted forms; structural problems (cycles, duplicate edges) surface as
-:class:`~nni_archscale.errors.GraphStructureError` from :class:`~nni_archscale.graph.ArchGraph`. Messages echo
+:class:`~nni_archscale.errors.GraphStructureError` from :class:`~nni_archscale.core.graph.ArchGraph`. Messages echo
 the offending token, never the whole input, and cut any echo to about 60 characters
-(:func:`~nni_archscale.errors.shorten`). Sizes are bounded (:data:`~nni_archscale.graph.MAX_NODES`,
-:data:`~nni_archscale.graph.MAX_EDGES`, :data:`~nni_archscale.graph.MAX_KERNEL_SIZE`); a JSON graph file must be
-a regular file (a named pipe or a device is refused unread: :func:`~nni_archscale.files.read_regular_file`) of
+(:func:`~nni_archscale.errors.shorten`). Sizes are bounded (:data:`~nni_archscale.core.graph.MAX_NODES`,
+:data:`~nni_archscale.core.graph.MAX_EDGES`, :data:`~nni_archscale.core.graph.MAX_KERNEL_SIZE`); a JSON graph file must be
+a regular file (a named pipe or a device is refused unread: :func:`~nni_archscale.core.files.read_regular_file`) of
 UTF-8 text and at most :data:`MAX_JSON_FILE_BYTES` bytes, of which at most one more is ever read.
 """
 
@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from .errors import ArchitectureParseError, GraphStructureError, InputFileError, shorten
+from ..errors import ArchitectureParseError, GraphStructureError, InputFileError, shorten
 from .files import read_regular_file
 from .graph import MAX_EDGES, MAX_KERNEL_SIZE, MAX_NODES, ArchGraph, Edge, EdgeKind, too_many_edges, too_many_nodes
 
@@ -27,7 +27,7 @@ ACCEPTED_FORMS = (
     "a NAS-Bench-201 string (|nor_conv_3x3~0|+|...|), a paper code (2_02_002), "
     "a text graph (n=3; 0->1:param/1, 1->2:skip) or a path to a JSON graph"
 )
-#: Largest JSON graph file read (bytes): :data:`~nni_archscale.graph.MAX_EDGES` edges with labels fit well within.
+#: Largest JSON graph file read (bytes): :data:`~nni_archscale.core.graph.MAX_EDGES` edges with labels fit well within.
 MAX_JSON_FILE_BYTES = 256 * 2**20
 #: How much of a file path messages echo (more than of other input: a path's end names the file).
 _PATH_ECHO = 200
@@ -38,7 +38,7 @@ _MAX_DIGITS = 60
 
 def _integer(digits: str, what: str, where: str) -> int:
     """``int(digits)`` for a node number, node count or kernel size; absurdly many digits -> the limit's error
-    (smaller values are checked against the limits by :class:`~nni_archscale.graph.ArchGraph` and ``Edge``)."""
+    (smaller values are checked against the limits by :class:`~nni_archscale.core.graph.ArchGraph` and ``Edge``)."""
     if len(digits) <= _MAX_DIGITS:
         return int(digits)
     if what == "node count":
@@ -46,11 +46,11 @@ def _integer(digits: str, what: str, where: str) -> int:
     if what == "kernel size":
         raise GraphStructureError(
             f"{where}: kernel_size {shorten(digits)} exceeds the maximum {MAX_KERNEL_SIZE:,} "
-            "(nni_archscale.graph.MAX_KERNEL_SIZE); give the side q of the square kernel, e.g. 3 for 3x3"
+            "(nni_archscale.core.graph.MAX_KERNEL_SIZE); give the side q of the square kernel, e.g. 3 for 3x3"
         )
     raise GraphStructureError(
         f"{where}: node {shorten(digits)} is beyond any graph's nodes (at most {MAX_NODES:,}, "
-        "nni_archscale.graph.MAX_NODES); fix the node number"
+        "nni_archscale.core.graph.MAX_NODES); fix the node number"
     )
 
 
@@ -479,7 +479,7 @@ def parse_architecture(arch: str, kernel_size: int = 1) -> tuple[ArchGraph, str]
                     f"more than the {MAX_JSON_FILE_BYTES:,} bytes")  # unknown: st_size understated it (/proc)
             raise ArchitectureParseError(
                 f"JSON graph file {shorten(s, _PATH_ECHO)} has {held} read "
-                f"(nni_archscale.formats.MAX_JSON_FILE_BYTES); is it a graph? a graph of {MAX_EDGES:,} edges fits "
+                f"(nni_archscale.core.formats.MAX_JSON_FILE_BYTES); is it a graph? a graph of {MAX_EDGES:,} edges fits "
                 f"well within"
             ) from None
         except FileNotFoundError:

@@ -36,8 +36,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from .errors import RuleError
-from .graph import ArchGraph, Edge, EdgeKind
+from ..errors import RuleError
+from ..core.graph import ArchGraph, Edge, EdgeKind
 
 CONVENTIONS = ("eq1", "linear-act", "conv-bn")
 ACTIVATIONS = ("relu", "gelu")
@@ -111,7 +111,7 @@ class ForwardMoments:
 
 
 def _gains_from_rule(graph: ArchGraph, preset: str, context: str) -> dict[Edge, float]:
-    from .rules import edge_init
+    from .paper import edge_init
 
     return {item.edge: float(item.gain) for item in edge_init(graph, preset, context)}  # type: ignore[arg-type]
 

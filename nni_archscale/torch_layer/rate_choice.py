@@ -1,6 +1,6 @@
 """Which learning-rate rule a prepared candidate trains with, and the guard rails around it.
 
-The hook first initialises the candidate and computes the graph rule (eq. 8/9 via :mod:`nni_archscale.rules`).
+The hook first initialises the candidate and computes the graph rule (eq. 8/9 via :mod:`nni_archscale.rules.paper`).
 A *rate rule* then decides the rate actually applied:
 
 * ``graph``: the preset's path-count rule on the adapter's graph (eq. 8/9; per edge with ``per_edge``): exact
@@ -11,13 +11,13 @@ A *rate rule* then decides the rate actually applied:
   (:mod:`.measured_rate`): ``base_lr · m_base / m``; needs a batch;
 * ``shared``: ``base_lr`` for every candidate (one rate, tuned once on the base network);
 * the DAG-cell rules ``readout-limited-sgd``, ``feature-sgd``/``feature-adam`` (``feature`` picks by optimizer):
-  the evidence-backed rules of :mod:`nni_archscale.defaults` for the paper's DAG-cell MLP
-  (:func:`nni_archscale.scaling_rules.cell_rate`); they apply to a model recognised as one (:mod:`.dag_cell`),
+  the evidence-backed rules of :mod:`nni_archscale.rules.defaults` for the paper's DAG-cell MLP
+  (:func:`nni_archscale.rules.first_step.cell_rate`); they apply to a model recognised as one (:mod:`.dag_cell`),
   with ``base_lr`` calibrated on the base cell ``0_00_000_2000``, or on the reference's base network when it is
   itself a DAG-cell MLP.
 
 Which one is the default for which network is decided by measurement (``reports/spaces-maxlr/``), not here:
-see :mod:`nni_archscale.defaults`. Guard rails: a rate more than :data:`MAX_OCTAVES` octaves from the base rate
+see :mod:`nni_archscale.rules.defaults`. Guard rails: a rate more than :data:`MAX_OCTAVES` octaves from the base rate
 is clamped to that bound and reported (with the parameter group it hit); parameterised modules the graph
 extractor cannot model (anything owning parameters that is not Linear, Conv or a normalisation layer) are
 reported by name. Nothing is applied silently: every report is a note on the preparation and a log warning.
@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import RuleError
-from ..formats import from_text, to_text
-from ..run_errors import ExtractionError
-from ..scaling_rules import cell_rate
+from ..core.formats import from_text, to_text
+from ..errors import ExtractionError
+from ..rules.first_step import cell_rate
 from .dag_cell import DagCellShape, recognise
 from .measured_rate import first_step_change
 from .segments import segment_rate_factor
 
-from ..space_names import CELL_RULE_NAMES, RATE_RULE_NAMES  # noqa: E402
+from ..rules.names import CELL_RULE_NAMES, RATE_RULE_NAMES  # noqa: E402
 
 #: every rate rule the hook applies ("auto" is resolved by the caller, nni_glue.adapters.resolve_rate_rule)
 RATE_RULES = (*RATE_RULE_NAMES[1:], *CELL_RULE_NAMES)
@@ -108,7 +108,7 @@ def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference 
         return base_lr * segment_rate_factor(model, leaf=leaf)
     if reference is None:
         raise RuleError(f"the {rule} rule compares the candidate with the base network: pass reference= "
-                        f"(torch_layer.rate_rules.reference_of(base_model, batch, optimizer))")
+                        f"(torch_layer.rate_choice.reference_of(base_model, batch, optimizer))")
     if rule == "segmented":
         if reference.segment_factor is None:
             raise RuleError("the reference has no segment factor (fx could not trace the base network); use the "

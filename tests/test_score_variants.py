@@ -1,4 +1,4 @@
-"""scripts/rule_variants.py scores variants exactly as the experiment scores rules: anchored on the base rate."""
+"""scripts/score_variants.py scores variants exactly as the experiment scores rules: anchored on the base rate."""
 
 import json
 
@@ -9,7 +9,7 @@ from loading import load_file
 
 @pytest.fixture(scope="module")
 def variants():
-    return load_file("scripts/rule_variants.py", "rule_variants")
+    return load_file("scripts/score_variants.py", "rule_variants")
 
 
 def test_a_run_measured_exactly_as_a_variant_predicts_scores_zero_for_it(tmp_path, variants):

@@ -1,10 +1,10 @@
 """The experiments' names (datasets, families, recipes, top-K cut-offs), in a module that imports nothing.
 
 The command line builds its argument choices from these at start-up; the modules that run the experiments
-(and import torch) re-export them, so ``experiments.data.DATASETS`` and the like still work.
+(and import torch) re-export them, so ``experiments.datasets.DATASETS`` and the like still work.
 """
 
-#: training sets of the learning-rate experiments (:mod:`nni_archscale.experiments.data`)
+#: training sets of the learning-rate experiments (:mod:`nni_archscale.experiments.datasets`)
 DATASETS = ("digits", "mnist", "mnist14", "cifar10", "cifar100")
 
 #: network families of the learning-rate prediction experiment (:mod:`nni_archscale.experiments.lr_prediction`)
@@ -19,4 +19,4 @@ DEFAULT_RECIPES = ("benchmark", "paper", "release", "exact", "mup")
 TOP_K = (100, 50, 25, 10)
 
 #: NNI model spaces the space learning-rate experiment can measure (:mod:`nni_archscale.experiments.space_maxlr`)
-from ..space_names import SPACE_NAMES as SPACE_LR_SPACES  # noqa: E402
+from ..rules.names import SPACE_NAMES as SPACE_LR_SPACES  # noqa: E402

@@ -29,15 +29,15 @@ stem's and the cell's, not the linear readout's. For ``mlp-cell``/``cnn-cell`` t
 ``base_lr`` always means the rate calibrated on that network; ``release`` then keeps the released code's
 ratios between candidates (its hard-coded base depth [3] is the all-skip cell).
 
-A :class:`~nni_archscale.networks.Network` carries its context (:func:`~nni_archscale.networks.bare`,
-:func:`~nni_archscale.networks.dag_cell_network`, :func:`~nni_archscale.networks.nb201_network`), so
+A :class:`~nni_archscale.core.networks.Network` carries its context (:func:`~nni_archscale.core.networks.bare`,
+:func:`~nni_archscale.core.networks.dag_cell_network`, :func:`~nni_archscale.core.networks.nb201_network`), so
 ``scale(network, base_lr, preset)`` needs nothing else; the paper's depth offset is the network's
 ``layers_before_cell`` (tested).
 
 For NAS-Bench-201 the paper's experiments count the paths of *one* cell, with the stem conv as the "1"
 (paper-notes §4); we follow them and say so, and leave whole-network counts to the evidence.
 
-Presets (one frozen :class:`~nni_archscale.presets.Preset` each, whose fields are the table above as data; the
+Presets (one frozen :class:`~nni_archscale.rules.presets.Preset` each, whose fields are the table above as data; the
 functions below read those fields and branch on no name):
 
 * ``paper`` (default): target in-degree, fan-in, mean-field readout, ``q^-1`` with q the largest kernel
@@ -57,15 +57,15 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Callable, Literal
 
-from .errors import ArchitectureParseError, NoPathError, RateUnderflowError, RuleError, shorten
-from .graph import MAX_KERNEL_SIZE, ArchGraph, Edge
-from .paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
+from ..errors import ArchitectureParseError, NoPathError, RateUnderflowError, RuleError, shorten
+from ..core.graph import MAX_KERNEL_SIZE, ArchGraph, Edge
+from ..core.paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
 from .presets import PRESETS, Context as ContextName, Preset, preset_of  # noqa: F401  (PRESETS: re-exported)
 
 if TYPE_CHECKING:
-    from .networks import Network
+    from ..core.networks import Network
 
-#: the context names (:class:`nni_archscale.presets.Context`)
+#: the context names (:class:`nni_archscale.rules.presets.Context`)
 CONTEXTS = tuple(c.value for c in ContextName)
 Context = Literal["dag", "nb201-cell", "mlp-cell", "cnn-cell"]
 #: Base learning rates used when none is given: the authors' NAS-Bench-201 example (0.46); elsewhere 1.0, so that
@@ -145,7 +145,7 @@ def _degree(graph: ArchGraph, edge: Edge, preset: Preset) -> tuple[int | None, i
 
 def edge_init(graph: ArchGraph, preset: str | Preset = "paper", context: Context = "dag") -> tuple[EdgeInit, ...]:
     """Init variance of every parameterised edge of ``graph`` (eq. 4 / App. A eq. 12 for ``paper``):
-    ``Var W_e = 2 / (d * fan)`` with ``d`` and the fan fixed by the preset (:class:`~nni_archscale.presets.Preset`)."""
+    ``Var W_e = 2 / (d * fan)`` with ``d`` and the fan fixed by the preset (:class:`~nni_archscale.rules.presets.Preset`)."""
     p, ctx = _check(preset, context)
     fan = p.fan[ctx]
     out = []
@@ -317,14 +317,14 @@ def check_base_lr(base_lr: object) -> None:
 
 def check_kernel_sizes(kernel_size: object, base_kernel_size: object) -> None:
     """Each of ``kernel_size`` (q) and ``base_kernel_size`` (q_base) of eq. 9 is None (the default: the graph's
-    own, the base network's) or an integer 1..:data:`~nni_archscale.graph.MAX_KERNEL_SIZE` (not a bool): 0 must
+    own, the base network's) or an integer 1..:data:`~nni_archscale.core.graph.MAX_KERNEL_SIZE` (not a bool): 0 must
     not silently mean the default, a negative size would give a negative rate, 2.5 is no kernel."""
     for name, q in (("kernel_size", kernel_size), ("base_kernel_size", base_kernel_size)):
         if q is None:
             continue
         if isinstance(q, bool) or not isinstance(q, numbers.Integral) or not 1 <= q <= MAX_KERNEL_SIZE:
             raise RuleError(
-                f"{name} must be an integer in 1..{MAX_KERNEL_SIZE:,} (nni_archscale.graph.MAX_KERNEL_SIZE), got "
+                f"{name} must be an integer in 1..{MAX_KERNEL_SIZE:,} (nni_archscale.core.graph.MAX_KERNEL_SIZE), got "
                 f"{shorten(q)}; give the side q of the square kernel, e.g. 3 for 3x3, or None for the default"
             )
 
@@ -373,17 +373,17 @@ def scale(
 ) -> Scaling:
     """Apply a preset to a network: init of every parameterised edge of its searched cell, readout init, rate(s).
 
-    ``network`` is a :class:`~nni_archscale.networks.Network` (the paper's DAG-cell MLP/CNN from
-    :func:`~nni_archscale.networks.dag_cell_network`, NAS-Bench-201 from
-    :func:`~nni_archscale.networks.nb201_network`, a bare DAG from :func:`~nni_archscale.networks.bare`): its
+    ``network`` is a :class:`~nni_archscale.core.networks.Network` (the paper's DAG-cell MLP/CNN from
+    :func:`~nni_archscale.core.networks.dag_cell_network`, NAS-Bench-201 from
+    :func:`~nni_archscale.core.networks.nb201_network`, a bare DAG from :func:`~nni_archscale.core.networks.bare`): its
     searched cell and the context it sits in (which fixes eq. 8's depth offset and the base network) are read off
-    it. A bare :class:`~nni_archscale.graph.ArchGraph` or any text ``archscale inspect`` reads (a NAS-Bench-201
+    it. A bare :class:`~nni_archscale.core.graph.ArchGraph` or any text ``archscale inspect`` reads (a NAS-Bench-201
     string, a paper code, a text graph, inline JSON or a JSON file path; parse errors are
     :class:`~nni_archscale.errors.ArchitectureParseError`) is read in ``context``, which defaults, as in
     ``inspect``, to ``nb201-cell`` for a NAS-Bench-201 string and ``dag`` otherwise; ``kernel_size`` also sets the
     kernel of a paper code's parameterised edges. ``base_lr`` must be a positive finite number (not a bool).
     """
-    from .networks import Network
+    from ..core.networks import Network
 
     check_kernel_sizes(kernel_size, base_kernel_size)  # before a string is read with kernel_size
     form = None
@@ -400,11 +400,11 @@ def scale(
         if network.context is not ContextName.DAG and cells != 1 and network.context is not ContextName.NB201_CELL:
             raise RuleError(f"network {network.name!r} has {cells} cell blocks; a {network.context} network has one")
     elif isinstance(network, str):
-        from .formats import parse_architecture
+        from ..core.formats import parse_architecture
 
         graph, form = parse_architecture(network, kernel_size=kernel_size or 1)
     elif not isinstance(network, ArchGraph):
-        from .formats import ACCEPTED_FORMS
+        from ..core.formats import ACCEPTED_FORMS
 
         raise ArchitectureParseError(
             f"scale() needs a Network, an ArchGraph or an architecture string, got {type(network).__name__}; "

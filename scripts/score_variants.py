@@ -1,11 +1,11 @@
 """Score rule variants on finished lr-prediction runs, without training (issue 7's "tried and rejected" table).
 
-Each variant is a product of the first-step kernels of :mod:`nni_archscale.scaling_rules` raised to 1 or 1/2
+Each variant is a product of the first-step kernels of :mod:`nni_archscale.rules.first_step` raised to 1 or 1/2
 and, optionally, the path-mean depth factor. As in the experiment, the only anchor is the base cell's measured
 rate. These variants were tried *after* seeing the runs they are scored on, so a good score here is a hypothesis
 for a held-out run, not evidence.
 
-    python scripts/rule_variants.py reports/beyond-paper/topology-w128 reports/lr-prediction-mlp-depth ...
+    python scripts/score_variants.py reports/beyond-paper/topology-w128 reports/lr-prediction-mlp-depth ...
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nni_archscale.formats import from_paper_code
+from nni_archscale.core.formats import from_paper_code
 from nni_archscale.experiments.rule_variants import multiplier
-from nni_archscale.scaling_rules import BASE_CELL_CODE, path_mean_depth_factor
+from nni_archscale.rules.first_step import BASE_CELL_CODE, path_mean_depth_factor
 
 #: name -> (kernel rule, exponent, with the depth factor)
 VARIANTS = {

@@ -10,7 +10,7 @@ and decision rule were committed before it ran:
 * SGD, both inits: ``readout-limited-sgd``, ``min(base_lr x second-step-sgd's multiplier, READOUT_LIMIT x B /
   (n Var(z_out)))``: the hidden features' second-step limit, ``(Theta_h * mean over paths of (k_p + 3))^(-1/2)``
   relative to the base cell, and the readout's own first-step limit in absolute units
-  (:data:`nni_archscale.scaling_rules.READOUT_LIMIT`, fixed once on runs already seen: the rule's second number).
+  (:data:`nni_archscale.rules.first_step.READOUT_LIMIT`, fixed once on runs already seen: the rule's second number).
   Paper init: it won test 5 on 40 fresh cells, 0.21 / 0.28 at widths 128 / 256 against ``second-step-sgd``'s
   0.22 / 0.41 (one shared rate 0.67 / 0.67); at batch 16 / 64 (12 new cells each, width 256) 0.22 / 0.35, the
   linear batch factor of its cap supported at batch 16 (an exploratory check: its runs started before its
@@ -113,7 +113,7 @@ decisions applies the rule Holm-corrected across them
 
 from __future__ import annotations
 
-from .errors import RuleError
+from ..errors import RuleError
 from .presets import Init
 
 DEFAULT_RULES: dict[tuple[str, str], str] = {
@@ -123,7 +123,7 @@ DEFAULT_RULES: dict[tuple[str, str], str] = {
     ("paper", "adam"): "feature-sgd",
 }
 
-#: the rate rule per network family and optimizer (``torch_layer.rate_rules``), decided by the pre-registered
+#: the rate rule per network family and optimizer (``torch_layer.rate_choice``), decided by the pre-registered
 #: measurement on NNI's model spaces (reports/spaces-maxlr/: statement in PREREGISTRATION.md, committed before the
 #: runs; 20 samples per space, maximal rates by the product's calibration on digits, leave-one-out octave errors;
 #: a rule replaces one shared rate only when it wins by more than twice the paired standard error), as re-scored
@@ -148,7 +148,7 @@ DEFAULT_RULES: dict[tuple[str, str], str] = {
 #: * plain (no normalisation layer): the exact graph rule, eq. 8/9 (reports/lr-prediction-*).
 #:
 #: Whatever the rule, the hook clamps a rate more than 4 octaves from the base rate to that bound and says so
-#: (``torch_layer.rate_rules.MAX_OCTAVES``): a deep plain network's eq. 8 rate can lie beyond it.
+#: (``torch_layer.rate_choice.MAX_OCTAVES``): a deep plain network's eq. 8 rate can lie beyond it.
 #:
 #: The seed-to-seed noise of the measured maximal rate itself is 0.25-1.06 octaves (two inits of one sample), so
 #: the issue's 0.35-octave goal is met only where Adam's rates are stable (nb201 and darts with Adam).

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..run_errors import DataError
-from .names import DATASETS  # re-exported; defined torch-free for the command line
+from ..errors import DataError
+from .choices import DATASETS  # re-exported; defined torch-free for the command line
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A :class:`Network` is a sequence of :class:`Block` s, each an :class:`ArchGraph` whose output node is the
 next block's input node. Its path statistics follow from the blocks' statistics by composition
-(:func:`nni_archscale.paths.compose_moments`), without building or enumerating the whole graph; ``flatten()``
+(:func:`nni_archscale.core.paths.compose_moments`), without building or enumerating the whole graph; ``flatten()``
 builds the whole graph when one is wanted (for tests and inspection).
 
 Builders cover the networks of the paper and its release:
@@ -21,8 +21,8 @@ from typing import Sequence
 
 from .graph import ArchGraph, Edge, EdgeKind
 from .paths import Moments, chain_moments, depth_range, path_statistics, power_sum
-from .errors import RuleError
-from .presets import Context
+from ..errors import RuleError
+from ..rules.presets import Context
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Network:
 
     @property
     def context(self) -> Context:
-        """What the searched cell is inside (:class:`~nni_archscale.presets.Context`): it fixes the rules' depth
+        """What the searched cell is inside (:class:`~nni_archscale.rules.presets.Context`): it fixes the rules' depth
         offset and base network. Set by the builders; a network built by hand is read as a bare DAG."""
         return Context.of(self.meta.get("context", "dag"))
 
@@ -109,7 +109,7 @@ class Network:
 @dataclass(frozen=True)
 class CellNetwork:
     """The paper's DAG-cell network (§4.1 MLP, §4.2 CNN) with its sizes: what the first-step rules
-    (:func:`nni_archscale.scaling_rules.cell_init`), the batched maximal-rate experiments and the torch models are
+    (:func:`nni_archscale.rules.first_step.cell_init`), the batched maximal-rate experiments and the torch models are
     built from. ``in_features``: the flattened input size (MLP) or input channels (CNN); ``kernel_size``: the CNN
     stem's kernel (cell edges carry their own); ``convention``: ``linear-act`` (the release's Linear-then-activation
     edges) or ``eq1`` (activation then Linear, eq. 1)."""

@@ -2,7 +2,7 @@
 
 A rival to the paper's path sum (eq. 8, ``eta ∝ (sum_p L_p^3)^(-1/2)``): where a skip connection gives the
 network a short path, that path's depth bounds the rate (arXiv 2510.04327). ``L_min`` counts the parameterised
-layers on the shallowest path the way the preset counts ``L_p`` (:func:`nni_archscale.rules.depth_offset`), so
+layers on the shallowest path the way the preset counts ``L_p`` (:func:`nni_archscale.rules.paper.depth_offset`), so
 the base network (one path of ``L_base`` layers, ``L_base^3`` = the preset's base sum) gets ``base_lr``:
 
     eta = base_lr * (L_base / L_min)^(3/2) * kernel_factor
@@ -12,10 +12,10 @@ with the graph rule's kernel factor (eq. 9's ``q_base / q``). Pure graph maths: 
 
 from __future__ import annotations
 
-from .errors import NoPathError
-from .graph import ArchGraph
-from .paths import depth_range
-from .rules import base_depth_power_sum, depth_offset
+from ..errors import NoPathError
+from ..core.graph import ArchGraph
+from ..core.paths import depth_range
+from .paper import base_depth_power_sum, depth_offset
 
 
 def shortest_depth(graph: ArchGraph, preset: str, context: str) -> int:

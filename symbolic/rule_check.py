@@ -1,6 +1,6 @@
 """A preset's variances substituted into the forward moments: which nodes drift, and by what exact factor.
 
-:func:`check_rule` takes the gains a rule of :mod:`nni_archscale.rules` gives a graph (``edge_init``:
+:func:`check_rule` takes the gains a rule of :mod:`nni_archscale.rules.paper` gives a graph (``edge_init``:
 ``Var W = gain / fan``, so the gain is the ``C_e`` of eq. 2), computes every node's ratio
 ``E|z_v|^2 / E|z_0|^2`` with :func:`symbolic.moments.second_moments`, and sets it beside what
 :func:`symbolic.restore.restoring_gains` says is possible. The paper's goal (eq. 3) is ratio 1 at every node.
@@ -22,8 +22,8 @@ from typing import Any, Callable, Mapping
 import sympy as sp
 
 from nni_archscale.errors import RuleError
-from nni_archscale.graph import ArchGraph
-from nni_archscale.rules import edge_init
+from nni_archscale.core.graph import ArchGraph
+from nni_archscale.rules.paper import edge_init
 
 from .gaussian import Activation
 from .moments import ForwardMoments, PoolModel, is_zero, second_moments

@@ -14,7 +14,7 @@ A *preset* fixes, for every network (Chen, Wu, Wang & Hanin, ICLR 2024; paper-no
 * whether the rate transfers at all (``standard``: one rate for every candidate).
 
 An *init* (:class:`Init`) is what a user asks for: a preset's own init, or ``exact`` (the paper's preset plus
-fixed node-sum scalars that keep every node's second moment at the input's; :mod:`nni_archscale.moments`).
+fixed node-sum scalars that keep every node's second moment at the input's; :mod:`nni_archscale.rules.forward_moments`).
 The same four names are accepted everywhere an init is chosen (``inspect --init``, ``search --init``, the
 experiments' ``--inits``).
 """
@@ -27,7 +27,7 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Mapping
 
-from .errors import RuleError
+from ..errors import RuleError
 
 
 class _Named(str, enum.Enum):
@@ -51,7 +51,7 @@ class _Named(str, enum.Enum):
 
 
 class Context(_Named):
-    """What a graph is inside (see :mod:`nni_archscale.rules`' table): the paper's bare DAG (eq. 1), one
+    """What a graph is inside (see :mod:`nni_archscale.rules.paper`' table): the paper's bare DAG (eq. 1), one
     NAS-Bench-201 cell (§4.3), the cell of the paper's MLP (§4.1) or CNN (§4.2)."""
 
     DAG = "dag"
@@ -87,7 +87,7 @@ def _per_context(**values) -> Mapping[Context, object]:
 @dataclass(frozen=True)
 class Preset:
     """One convention for applying the rules (module docstring). Every field is data read by
-    :mod:`nni_archscale.rules` and :mod:`nni_archscale.planner`."""
+    :mod:`nni_archscale.rules.paper` and :mod:`nni_archscale.rules.planner`."""
 
     name: str
     #: whose in-degree divides the hidden edges' gain 2: "target" (eq. 4), "source" (release, at least 1) or None
@@ -198,7 +198,7 @@ class Init(_Named):
 
     @property
     def node_scales(self) -> bool:
-        """Whether fixed node-sum scalars are added (:func:`nni_archscale.moments.exact_node_scales`)."""
+        """Whether fixed node-sum scalars are added (:func:`nni_archscale.rules.forward_moments.exact_node_scales`)."""
         return self is Init.EXACT
 
 

@@ -3,10 +3,10 @@
 A :class:`RateRule` says what a rule is (name, one-line summary, equation, source), what it needs (a reference
 network, a measurement batch, the training batch size, a DAG-cell MLP), which network families it applies to,
 and where its evidence is. Rules whose rate the hook computes itself (``graph``, ``segmented``, ``measured``,
-``shared`` and the DAG-cell rules, :mod:`nni_archscale.torch_layer.rate_rules`) are registered with ``rate=None``;
+``shared`` and the DAG-cell rules, :mod:`nni_archscale.torch_layer.rate_choice`) are registered with ``rate=None``;
 any other rule brings its own ``rate(inputs) -> float`` (:class:`RuleInputs`), so a rival rule is one module
 plus one :func:`register` call: the hook, ``search --rate-rule``, ``inspect --rate-rule`` and ``archscale
-fairness`` all read this registry. ``auto`` is not a rule: it is the lookup in :mod:`nni_archscale.defaults`.
+fairness`` all read this registry. ``auto`` is not a rule: it is the lookup in :mod:`nni_archscale.rules.defaults`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Callable
 class RuleInputs:
     """What a registered rule's ``rate`` gets for one prepared candidate: the model (torch), its graph and the
     context the graph rule counted it in, the preset, the base rate, the graph rule's own result (``scaling``,
-    :class:`nni_archscale.rules.Scaling`), and the optional measurements."""
+    :class:`nni_archscale.rules.paper.Scaling`), and the optional measurements."""
 
     model: Any
     graph: Any
@@ -42,10 +42,10 @@ class RateRule:
     #: what it needs beyond the network: "reference" (the base network's measurements), "batch" (a training
     #: batch), "batch_size", "dag-cell" (a model recognised as the paper's DAG-cell MLP)
     needs: tuple[str, ...] = ()
-    #: the network families it applies to (nni_archscale.defaults.FAMILIES); None: any
+    #: the network families it applies to (nni_archscale.rules.defaults.FAMILIES); None: any
     families: tuple[str, ...] | None = None
     evidence: str | None = None
-    #: the rule's rate for a prepared candidate; None: computed by the hook (torch_layer.rate_rules)
+    #: the rule's rate for a prepared candidate; None: computed by the hook (torch_layer.rate_choice)
     rate: Callable[[RuleInputs], float] | None = None
 
     def applies_to(self, family: str) -> bool:
@@ -74,7 +74,7 @@ def rule_names() -> tuple[str, ...]:
 
 
 def get(name: str) -> RateRule:
-    from .errors import RuleError
+    from ..errors import RuleError
 
     if name not in REGISTRY:
         raise RuleError(f"unknown rate rule {name!r}; use auto or one of {', '.join(REGISTRY)}")
@@ -101,16 +101,16 @@ for _rule in (
              evidence="reports/spaces-maxlr"),
     RateRule("shared", "one rate for every candidate", "eta = c", "the NAS default"),
     RateRule("feature", "feature-sgd or feature-adam by optimizer", "see feature-sgd / feature-adam",
-             "this project (scaling_rules.cell_rate)", needs=("dag-cell",), families=_DAG,
+             "this project (first_step.cell_rate)", needs=("dag-cell",), families=_DAG,
              evidence="reports/beyond-paper"),
     RateRule("feature-sgd", "the hidden features' first-step change held at the base cell's (SGD form)",
-             "scaling_rules.cell_rate", "this project", needs=("dag-cell",), families=_DAG,
+             "first_step.cell_rate", "this project", needs=("dag-cell",), families=_DAG,
              evidence="reports/beyond-paper"),
     RateRule("feature-adam", "the hidden features' first-step change held at the base cell's (Adam form)",
-             "scaling_rules.cell_rate", "this project", needs=("dag-cell",), families=_DAG,
+             "first_step.cell_rate", "this project", needs=("dag-cell",), families=_DAG,
              evidence="reports/beyond-paper"),
     RateRule("readout-limited-sgd", "the feature rule capped by the readout's first-step limit (linear in batch)",
-             "scaling_rules.cell_rate", "this project", needs=("dag-cell", "batch_size"), families=_DAG,
+             "first_step.cell_rate", "this project", needs=("dag-cell", "batch_size"), families=_DAG,
              evidence="reports/beyond-paper"),
     RateRule("shortest-path", "the fewest parameterised layers on any input-output path sets the rate",
              "eta = c (L_min,base / L_min)^(3/2) q^(-1)", "arXiv 2510.04327 (the rival rule, issue 23)",

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Iterator, Sequence
 
-from .errors import GraphStructureError, shorten
+from ..errors import GraphStructureError, shorten
 
 #: Most nodes a graph may have. Whole NAS networks have tens to hundreds; stacked cells compose in series
-#: (:mod:`nni_archscale.paths`) without building the whole graph. Larger counts are refused before any
+#: (:mod:`nni_archscale.core.paths`) without building the whole graph. Larger counts are refused before any
 #: per-node memory is allocated (``n=99999999999999`` would otherwise exhaust memory).
 MAX_NODES = 100_000
 #: Most edges (zero edges included) a graph may have: a dense DAG of about 1,000 nodes, or 5 edges per node at
@@ -101,7 +101,7 @@ class Edge:
         if self.kernel_size > MAX_KERNEL_SIZE:
             raise GraphStructureError(
                 f"{where}: kernel_size {_show(self.kernel_size)} exceeds the maximum {MAX_KERNEL_SIZE:,} "
-                f"(nni_archscale.graph.MAX_KERNEL_SIZE); give the side q of the square kernel or pooling window, "
+                f"(nni_archscale.core.graph.MAX_KERNEL_SIZE); give the side q of the square kernel or pooling window, "
                 f"e.g. 3 for 3x3"
             )
 
@@ -126,7 +126,7 @@ class ArchGraph:
 
     Node 0 is the input and node ``num_nodes - 1`` the output. Every edge goes from a lower to a higher
     node number; at most one edge joins a pair of nodes. Build one with the constructors in
-    :mod:`nni_archscale.formats` (``from_nb201``, ``from_paper_code``, ``from_networkx``, ``from_json`` ...)
+    :mod:`nni_archscale.core.formats` (``from_nb201``, ``from_paper_code``, ``from_networkx``, ``from_json`` ...)
     or directly from :class:`Edge` objects.
     """
 
@@ -303,16 +303,16 @@ class ArchGraph:
 def too_many_nodes(shown: str) -> GraphStructureError:
     """The error for a node count above :data:`MAX_NODES` (``shown``: the count as the input gave it)."""
     return GraphStructureError(
-        f"a graph may have at most {MAX_NODES:,} nodes (nni_archscale.graph.MAX_NODES), got {shown}; "
-        "check the node count, or describe one cell: stacked cells compose in series (nni_archscale.paths)"
+        f"a graph may have at most {MAX_NODES:,} nodes (nni_archscale.core.graph.MAX_NODES), got {shown}; "
+        "check the node count, or describe one cell: stacked cells compose in series (nni_archscale.core.paths)"
     )
 
 
 def too_many_edges(count: int) -> GraphStructureError:
     """The error for more than :data:`MAX_EDGES` edges."""
     return GraphStructureError(
-        f"a graph may have at most {MAX_EDGES:,} edges (nni_archscale.graph.MAX_EDGES), got {count:,}; "
-        "describe one cell: stacked cells compose in series (nni_archscale.paths)"
+        f"a graph may have at most {MAX_EDGES:,} edges (nni_archscale.core.graph.MAX_EDGES), got {count:,}; "
+        "describe one cell: stacked cells compose in series (nni_archscale.core.paths)"
     )
 
 

@@ -24,9 +24,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ArchitectureParseError, GraphStructureError
-from .formats import from_nb201
-from .run_errors import DataError
+from ..errors import ArchitectureParseError, GraphStructureError
+from ..core.formats import from_nb201
+from ..errors import DataError
 
 ENV_VAR = "ARCHSCALE_NB201_TABLE"
 FILE_NAME = "nb201_accuracies.csv"
@@ -58,7 +58,7 @@ def find_published_table(explicit: str | Path | None = None) -> tuple[Path | Non
     if default.is_file():
         return default, "the default data path"
     return None, (f"no published table: pass --published PATH, set ${ENV_VAR}, or put the CSV at {default} "
-                  f"(see nni_archscale/published_table.py for its source)")
+                  f"(see nni_archscale/fairness/published_table.py for its source)")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def read_published(path: str | Path, column: str) -> PublishedTable:
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"published accuracy table {str(p)!r} does not exist; pass --published PATH to a CSV with "
-                        f"columns {ARCH_COLUMN} and {column} (see nni_archscale/published_table.py for where it is looked up)")
+                        f"columns {ARCH_COLUMN} and {column} (see nni_archscale/fairness/published_table.py for where it is looked up)")
     try:
         with p.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)

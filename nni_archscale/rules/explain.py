@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .formats import to_text
-from .paths import depth_range, path_statistics
-from .rules import Scaling
+from ..core.formats import to_text
+from ..core.paths import depth_range, path_statistics
+from .paper import Scaling
 
 
 def fan_value(fan: str, edge_kernel: int, width: int) -> int:

@@ -1,7 +1,7 @@
 """Learning-rate rules beyond the paper: the first-step condition with the network's actual moments.
 
 The paper's eq. 8 assumes that the init keeps every node's second moment equal to the input's (eq. 3). Our
-measurements find it does not (skips, post-ReLU means; :mod:`nni_archscale.moments`) and that the maximal
+measurements find it does not (skips, post-ReLU means; :mod:`nni_archscale.rules.forward_moments`) and that the maximal
 rate follows the forward gain. Here we redo the first-step argument with the moments as they are.
 
 After one step the output of a network changes, to first order in the rate, by (single example, output ``f``)
@@ -19,13 +19,13 @@ activation entering the layer and the gradient leaving it), so per layer
     ||df/dW||_2^2 = ||a||^2 ||delta||^2 = (n E[a^2]) (n E[delta^2]),
     ||df/dW||_1   = ||a||_1 ||delta||_1 = (n E|a|) (n E|delta|),
 
-with per-unit moments at infinite width. Forward moments come from :mod:`nni_archscale.moments`; backward
+with per-unit moments at infinite width. Forward moments come from :mod:`nni_archscale.rules.forward_moments`; backward
 moments follow the same atom bookkeeping in reverse (gradient independence: the transposed weights act as
 fresh Gaussians; a ReLU's derivative is an independent Bernoulli(1/2) mask): a parameterised edge passes
 ``gain * E[act'^2] * E[delta_v^2]`` back, a skip passes ``delta_v`` unchanged, and several paths that meet
 carry correlated gradients. The output gradient is the readout's row: ``E[delta_out^2] = Var W_readout``.
 
-The product's rules are the evidence-backed defaults (:mod:`nni_archscale.defaults`): ``feature-sgd`` /
+The product's rules are the evidence-backed defaults (:mod:`nni_archscale.rules.defaults`): ``feature-sgd`` /
 ``feature-adam`` and ``readout-limited-sgd``, whose first limit is the second-step multiplier below. The variants
 that lost their tests (``moment-*``, ``centered-*``, ``depth-centered-sgd``, ``path-mean-depth``,
 ``second-step-sgd`` on its own, ``readout-capped-sgd``) live in :mod:`nni_archscale.experiments.rule_variants`
@@ -82,12 +82,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Mapping, Sequence
 
-from .errors import RuleError
-from .graph import ArchGraph, Edge, EdgeKind
-from .moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
-from .networks import CellNetwork
+from ..errors import RuleError
+from ..core.graph import ArchGraph, Edge, EdgeKind
+from .forward_moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
+from ..core.networks import CellNetwork
 from .presets import Context, Init
-from .rules import edge_init, readout_init
+from .paper import edge_init, readout_init
 
 #: rules that give an absolute rate (they need the calibrated base rate and the batch size, not only a multiplier
 #: relative to the base cell): see :func:`readout_limited_rate`
@@ -137,7 +137,7 @@ def _derivative_mean(activation: str, v: float) -> float:
 
 @dataclass(frozen=True)
 class CellInit:
-    """What an init gives every layer of a :class:`~nni_archscale.networks.CellNetwork`: the gain ``Var W *
+    """What an init gives every layer of a :class:`~nni_archscale.core.networks.CellNetwork`: the gain ``Var W *
     fan_in`` of the stem and of every parameterised cell edge, the readout's variance, and (``exact``) the node-sum
     scalars. Built by :func:`cell_init`; the rules read it (:func:`first_step_kernel`), the batched experiments
     draw their weights from it (:meth:`variance`)."""
@@ -276,9 +276,9 @@ def first_step_kernel(init: CellInit) -> Kernel:
 
 
 def cell_init(net: CellNetwork, init: str | Init) -> CellInit:
-    """What ``init`` (:class:`~nni_archscale.presets.Init`: a preset's own init, or ``exact``) gives every layer of
-    ``net``: the preset's edge and readout rules (:mod:`nni_archscale.rules`) and, for ``exact``, the node-sum
-    scalars (:func:`nni_archscale.moments.exact_node_scales`)."""
+    """What ``init`` (:class:`~nni_archscale.rules.presets.Init`: a preset's own init, or ``exact``) gives every layer of
+    ``net``: the preset's edge and readout rules (:mod:`nni_archscale.rules.paper`) and, for ``exact``, the node-sum
+    scalars (:func:`nni_archscale.rules.forward_moments.exact_node_scales`)."""
     context = Context.of_cell_network(net.kind).value
     scheme = Init.of(init)
     preset = scheme.preset
@@ -341,8 +341,8 @@ def _feature(adam: bool) -> Callable[[Kernel | None, ArchGraph, RuleContext], fl
     return rule
 
 
-#: The product's kernel rules: the evidence-backed defaults of :mod:`nni_archscale.defaults` (besides the
-#: presets of :mod:`nni_archscale.rules` and the absolute rule ``readout-limited-sgd``). The variants that lost
+#: The product's kernel rules: the evidence-backed defaults of :mod:`nni_archscale.rules.defaults` (besides the
+#: presets of :mod:`nni_archscale.rules.paper` and the absolute rule ``readout-limited-sgd``). The variants that lost
 #: their tests (moment-*, centered-*, depth-centered-sgd, path-mean-depth, second-step-sgd, readout-capped-sgd)
 #: live in :mod:`nni_archscale.experiments.rule_variants`, which passes them to :func:`multiplier` as objects.
 RULES: dict[str, KernelRule] = {
@@ -390,7 +390,7 @@ def multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str, init: str, op
     context = RuleContext(kernel_of, base_cell(kind))
     if not kr.needs_kernel:
         return kr.multiplier(None, cell, context)
-    from .paths import has_input_output_path
+    from ..core.paths import has_input_output_path
 
     if not has_input_output_path(cell):
         raise RuleError("the cell has no input-to-output path, so the network computes a constant and no "
@@ -447,7 +447,7 @@ def readout_limited_rate(base_lr: float, cell: ArchGraph, kind: str, init: str, 
 
 def path_mean_depth_factor(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
     """``(mean over input-output paths of (k_p + offset)^3)^(-1/2)`` (1 for a cell without paths)."""
-    from .paths import path_statistics, power_sum
+    from ..core.paths import path_statistics, power_sum
 
     m = path_statistics(cell).output
     return 1.0 if m[0] == 0 else (power_sum(m, 3, offset) / m[0]) ** -0.5
@@ -455,7 +455,7 @@ def path_mean_depth_factor(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float
 
 def path_mean_length(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
     """Mean over input-output paths of ``k_p + offset`` (``k_p`` parameterised edges on the path)."""
-    from .paths import path_statistics
+    from ..core.paths import path_statistics
 
     m = path_statistics(cell).output
     if m[0] == 0:
@@ -468,7 +468,7 @@ BASE_CELL_CODE = "0_00_000_2000"
 
 def base_cell(kind: str = "mlp") -> ArchGraph:
     """The base cell every rule is anchored on: one Linear edge, or for CNNs one 3x3 conv (the paper's base CNN)."""
-    from .formats import from_paper_code
+    from ..core.formats import from_paper_code
 
     return from_paper_code(BASE_CELL_CODE, kernel_size=3 if kind == "cnn" else 1)
 
@@ -476,10 +476,10 @@ def base_cell(kind: str = "mlp") -> ArchGraph:
 def rule_multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str = "mlp", init: str = "paper",
                     optimizer: str = "sgd", convention: str = "linear-act", activation: str = "relu", width: int = 128,
                     in_features: int = 64, num_classes: int = 10) -> float:
-    """The rate a rule (a preset of :mod:`nni_archscale.rules`, a name of :data:`RULES` or a
+    """The rate a rule (a preset of :mod:`nni_archscale.rules.paper`, a name of :data:`RULES` or a
     :class:`KernelRule`) gives ``cell`` inside a DAG-cell network, relative to the base cell ``0_00_000_2000``
     (which gets 1)."""
-    from .rules import PRESETS, learning_rate
+    from .paper import PRESETS, learning_rate
 
     context = Context.of_cell_network(kind).value
     if isinstance(rule, str) and rule in PRESETS:

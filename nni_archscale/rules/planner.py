@@ -1,6 +1,6 @@
 """Whole-network init plans: which variance every Linear/Conv layer of a network gets, by module name.
 
-A rule (:mod:`nni_archscale.rules`) speaks about the edges of one graph. A real network also has a stem, stacked
+A rule (:mod:`nni_archscale.rules.paper`) speaks about the edges of one graph. A real network also has a stem, stacked
 copies of the cell, reduction blocks and a classifier. This module maps each of those to a
 :class:`LayerInit` keyed by the torch module name it applies to, so that the torch layer can re-initialise a
 model without knowing anything about graphs or rules. Pure Python: no torch, no NNI.
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Mapping
 
-from .graph import ArchGraph, Edge, EdgeKind
-from .networks import resnet_reduction_block
+from ..core.graph import ArchGraph, Edge, EdgeKind
+from ..core.networks import resnet_reduction_block
 from .presets import Preset, preset_of
-from .rules import Context, edge_init, readout_init
+from .paper import Context, edge_init, readout_init
 
 #: He/Kaiming fan-in init with ReLU gain: what a layer of in-degree 1 gets under every preset.
 HE_GAIN = Fraction(2)
@@ -161,12 +161,12 @@ def module_rates(graph: ArchGraph, rates: Mapping[Edge, float], prefixes: Iterab
 def nb201_output_scales(cell: ArchGraph, cells_per_stage: int = 5) -> dict[str, float]:
     """``--init exact`` for NNI's NAS-Bench-201 network: the scalar on every cell edge's output.
 
-    Each node ``i`` of every cell is multiplied by ``alpha_i`` from :func:`nni_archscale.moments.exact_node_scales`
+    Each node ``i`` of every cell is multiplied by ``alpha_i`` from :func:`nni_archscale.rules.forward_moments.exact_node_scales`
     in the ``conv-bn`` convention (ReLU-Conv-BN edges give unit-variance outputs, skips and pooling carry their
     source), so that every node keeps the cell input's second moment; node ``i``'s scalar is applied to each of
     its incoming edges ``layers.(i-1).j``.
     """
-    from .moments import exact_node_scales
+    from .forward_moments import exact_node_scales
 
     alpha = exact_node_scales(cell, convention="conv-bn", preset="paper", context="nb201-cell")
     cells, _ = nb201_cell_indices(cells_per_stage)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import CanonicalFormError
+from ..errors import CanonicalFormError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .graph import ArchGraph

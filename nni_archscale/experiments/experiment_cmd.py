@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..cli.main import UsageError, positive_int, positive_rate
-from ..files import output_directory
+from ..core.files import output_directory
 
 #: Where an experiment writes when ``--out`` is not given: under the ignored ``out/`` folder, never over the
 #: committed reports (regenerating one of those is ``--out reports/NAME --force``).
@@ -26,7 +26,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .names import DATASETS, FAMILIES  # torch-free: the runners import torch in run
+    from .choices import DATASETS, FAMILIES  # torch-free: the runners import torch in run
 
     p = sub.add_parser("experiment", help="reproduce the paper's experiments and measure the rules")
     exp = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=type(p))
@@ -86,7 +86,7 @@ def run_lr_prediction(args: argparse.Namespace) -> int:
 
     _check_grid("--sgd-grid", args.sgd_grid)
     _check_grid("--adam-grid", args.adam_grid)
-    from .report import write_lr_report
+    from .lr_report import write_lr_report
 
     cfg = Config(family=args.family, activation=args.act, convention=args.convention, data=args.data,
                  width=args.width, cells=args.cells, seeds=args.seeds, inits=args.inits,
@@ -113,7 +113,7 @@ def _percentages(text: str) -> tuple[float, ...]:
 
 def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
     """``archscale experiment nb201``: NAS-Bench-201 fair retraining (paper §4.3, App. E.3, E.4)."""
-    from .names import RECIPES, TOP_K
+    from .choices import RECIPES, TOP_K
     from ..cli.main import positive_float
 
     p = exp.add_parser(
@@ -227,7 +227,7 @@ def add_nb201_lr_parser(exp: argparse._SubParsersAction) -> None:
 def run_nb201_lr(args: argparse.Namespace) -> int:
     from .nb201_maxlr import Config, run
     from ..errors import RuleError
-    from ..rules import PRESETS
+    from ..rules.paper import PRESETS
 
     bad = [p for p in args.presets if p not in PRESETS]
     if bad:
@@ -243,7 +243,7 @@ def run_nb201_lr(args: argparse.Namespace) -> int:
 
 
 def add_space_lr_parser(exp: argparse._SubParsersAction) -> None:
-    from .names import SPACE_LR_SPACES
+    from .choices import SPACE_LR_SPACES
 
     p = exp.add_parser(
         "space-lr",
@@ -269,7 +269,7 @@ def add_space_lr_parser(exp: argparse._SubParsersAction) -> None:
 
 def run_space_lr(args: argparse.Namespace) -> int:
     from ..errors import RuleError
-    from .names import SPACE_LR_SPACES
+    from .choices import SPACE_LR_SPACES
     from .space_maxlr import Config, combine, run
 
     out = output_directory(args.out, force=args.force, resume=args.resume and not args.combine)
