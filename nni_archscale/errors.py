@@ -1,7 +1,9 @@
-"""Typed errors. Every message names what is wrong and what to do next.
+"""Typed errors, all of them. Every message names what is wrong and what to do next.
 
 All errors derive from :class:`ArchScaleError`, so a caller (the CLI, an NNI trial) can catch one type and
-print one line. The subclasses say *which* stage refused the input.
+print one line. The subclasses say *which* stage refused the input: reading and checking graphs and rules (the
+core and the rules), then the training side (torch layer, NNI glue, calibration, search). Pure Python: importing
+this module imports neither torch nor NNI, so every layer (docs/design.md) may import it.
 """
 
 from __future__ import annotations
@@ -88,9 +90,7 @@ def shorten(value: object, limit: int = ECHO_LIMIT) -> str:
     return f"{text[:limit]}... ({len(text):,} characters)"
 
 
-# ----------------------------------------------------------------------------------------------------
-# Typed errors of the training side (torch layer, NNI glue, calibration, search).
-
+# --------------------------------------------------- the training side (torch layer, NNI glue, calibration, search)
 class DataError(ArchScaleError, ValueError):
     """A dataset is missing, unreadable or malformed (CIFAR-10/100, ImageNet16-120 directories)."""
 

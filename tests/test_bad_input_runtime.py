@@ -21,9 +21,9 @@ from named_pipes import make_fifo, unblocked
 from torch import nn
 
 from nni_archscale.cli.main import main
-from nni_archscale.errors import ArchScaleError, GraphStructureError, RuleError
+from nni_archscale.errors import (ArchScaleError, CacheError, DataError, ExtractionError, GraphStructureError, RuleError,
+                                  SearchError)
 from nni_archscale.nni_glue.adapters import graph_from_nb201_sample, is_nb201_sample, prepare_candidate
-from nni_archscale.errors import CacheError, DataError, ExtractionError, SearchError
 from nni_archscale.torch_layer.rate_grid import CACHE_FORMAT, Calibration, CalibrationCache
 from nni_archscale.torch_layer.data import load_dataset
 from nni_archscale.torch_layer.fx_extract import extract_graph

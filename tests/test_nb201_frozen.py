@@ -19,9 +19,8 @@ warnings.filterwarnings("ignore")
 import nni  # noqa: E402,F401
 from nni.nas.hub.pytorch import NasBench201  # noqa: E402
 
-from nni_archscale.errors import NoPathError  # noqa: E402
+from nni_archscale.errors import ExtractionError, NoPathError  # noqa: E402
 from nni_archscale.fairness.nb201_sampling import nni_sample  # noqa: E402
-from nni_archscale.errors import ExtractionError  # noqa: E402
 from nni_archscale.nni_glue.adapters import current_sample, nb201_sample_from_model, prepare_candidate  # noqa: E402
 from nni_archscale.torch_layer.hook import HookConfig  # noqa: E402
 

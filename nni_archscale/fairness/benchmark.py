@@ -26,10 +26,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import NoPathError, RuleError
+from ..errors import ExtractionError, NoPathError, RuleError
 from ..results import atomic_write_text
 from ..stats import kendall_tau
-from ..errors import ExtractionError
 from .candidates import BASE_KEY, CandidateSpec, sample_dag_cells, sample_nb201, sample_space
 from .curves import best_rate, crossfit_shift, off_grid, oracle, population_shift, read_arm, seed_noise_at_oracle
 from .engine import (FairnessError, FairnessOptions, Runner, base_spec, build_candidate, grid_curve, initial_grid,

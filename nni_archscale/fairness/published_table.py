@@ -24,9 +24,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ArchitectureParseError, GraphStructureError
+from ..errors import ArchitectureParseError, DataError, GraphStructureError
 from ..core.formats import from_nb201
-from ..errors import DataError
 
 ENV_VAR = "ARCHSCALE_NB201_TABLE"
 FILE_NAME = "nb201_accuracies.csv"

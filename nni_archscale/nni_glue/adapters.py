@@ -37,11 +37,10 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from ..errors import shorten
+from ..errors import ExtractionError, shorten
 from ..core.formats import NB201_OPS, NB201_TO_NNI_OPS
 from ..core.graph import ArchGraph, Edge, EdgeKind
 from ..rules.planner import nb201_cell_indices, nb201_edge_module
-from ..errors import ExtractionError
 from ..torch_layer.dag_cell import dag_cell_shape, recognise
 from ..torch_layer.fx_extract import model_graph
 from ..torch_layer.hook import HookConfig, Prepared, apply_rate_rule, prepare_graph, prepare_nb201

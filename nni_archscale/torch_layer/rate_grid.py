@@ -22,10 +22,9 @@ from typing import Callable
 
 from filelock import FileLock, Timeout
 
-from ..errors import InputFileError
+from ..errors import CacheError, CalibrationError, InputFileError
 from ..core.files import file_kind, not_regular_message, read_regular_file
 from ..results import atomic_write_text
-from ..errors import CalibrationError, CacheError
 
 CACHE_FORMAT = "nni-archscale/calibration@1"
 
