@@ -19,18 +19,32 @@ one of them is tried. Sorting colours by (role, depth) first keeps every canonic
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Hashable, Protocol, Sequence
 
 from ..errors import CanonicalFormError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .graph import ArchGraph
+
+class _Edge(Protocol):
+    src: int
+    dst: int
+    label: Hashable
+
+
+class LabelledDag(Protocol):
+    """What the labelling reads of a graph (:class:`~nni_archscale.core.graph.ArchGraph` is one, and calls
+    :func:`canonical_labelling` for its equality and hash): the node count, the active edges, and each node's
+    active in- and out-edges; an edge has ``src``, ``dst`` and a hashable ``label``."""
+
+    num_nodes: int
+    active_edges: Sequence[_Edge]
+    in_edges: Sequence[Sequence[_Edge]]
+    out_edges: Sequence[Sequence[_Edge]]
 
 #: Leaves of the search tree explored before giving up (only pathological symmetric graphs get near it).
 MAX_LEAVES = 20_000
 
 
-def _longest_depth(graph: "ArchGraph") -> list[int]:
+def _longest_depth(graph: LabelledDag) -> list[int]:
     depth = [0] * graph.num_nodes
     for v in range(graph.num_nodes):
         for e in graph.in_edges[v]:
@@ -38,7 +52,7 @@ def _longest_depth(graph: "ArchGraph") -> list[int]:
     return depth
 
 
-def _refine(graph: "ArchGraph", colour: list) -> list[int]:
+def _refine(graph: LabelledDag, colour: list) -> list[int]:
     """Refine a colouring to a stable one; colours are renumbered 0..k-1 in sorted signature order."""
     ins = graph.in_edges
     outs = graph.out_edges
@@ -66,11 +80,11 @@ def _normalise(values: list) -> list[int]:
     return [ranks[v] for v in values]
 
 
-def _certificate(graph: "ArchGraph", colour: list[int]) -> tuple:
+def _certificate(graph: LabelledDag, colour: list[int]) -> tuple:
     return tuple(sorted((colour[e.src], colour[e.dst]) + e.label for e in graph.active_edges))
 
 
-def canonical_labelling(graph: "ArchGraph") -> list[int]:
+def canonical_labelling(graph: LabelledDag) -> list[int]:
     """Return the nodes of ``graph`` in canonical order (a topological order, input first, output last)."""
     n = graph.num_nodes
     depth = _longest_depth(graph)

@@ -215,17 +215,9 @@ _TEXT_EDGE = re.compile(r"^\s*([0-9]+)\s*->\s*([0-9]+)\s*:\s*([a-z]+)\s*(?:/\s*(
 
 
 def to_text(graph: ArchGraph) -> str:
-    """Readable one-line form, e.g. ``n=4; 0->1:param/3, 0->2:skip, 1->3:pool/3``.
-
-    Zero edges are written too, so the text round-trips structurally; op and module labels are not (use JSON).
-    """
-    parts = []
-    for e in graph.edges:
-        token = f"{e.src}->{e.dst}:{e.kind.value}"
-        if e.kind in (EdgeKind.PARAM, EdgeKind.POOL):
-            token += f"/{e.kernel_size}"
-        parts.append(token)
-    return f"n={graph.num_nodes}; " + ", ".join(parts)
+    """Readable one-line form, e.g. ``n=4; 0->1:param/3, 0->2:skip, 1->3:pool/3`` (:meth:`ArchGraph.to_text
+    <nni_archscale.core.graph.ArchGraph.to_text>`, the graph's own repr: zero edges are written, labels are not)."""
+    return graph.to_text()
 
 
 def from_text(text: str) -> ArchGraph:

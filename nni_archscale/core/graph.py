@@ -28,6 +28,7 @@ from functools import cached_property
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import GraphStructureError, shorten
+from .canonical import canonical_labelling
 
 #: Most nodes a graph may have. Whole NAS networks have tens to hundreds; stacked cells compose in series
 #: (:mod:`nni_archscale.core.paths`) without building the whole graph. Larger counts are refused before any
@@ -242,8 +243,6 @@ class ArchGraph:
     @cached_property
     def canonical_key(self) -> tuple:
         """An isomorphism invariant that is also complete: equal keys <=> isomorphic graphs."""
-        from .canonical import canonical_labelling
-
         order = canonical_labelling(self)
         position = {node: i for i, node in enumerate(order)}
         edges = sorted((position[e.src], position[e.dst]) + e.label for e in self.active_edges)
@@ -282,9 +281,18 @@ class ArchGraph:
         return ArchGraph(self._num_nodes, edges)
 
     def to_text(self) -> str:
-        from .formats import to_text
+        """Readable one-line form, e.g. ``n=4; 0->1:param/3, 0->2:skip, 1->3:pool/3`` (read back by
+        :func:`~nni_archscale.core.formats.from_text`).
 
-        return to_text(self)
+        Zero edges are written too, so the text round-trips structurally; op and module labels are not (use JSON).
+        """
+        parts = []
+        for e in self._edges:
+            token = f"{e.src}->{e.dst}:{e.kind.value}"
+            if e.kind in (EdgeKind.PARAM, EdgeKind.POOL):
+                token += f"/{e.kernel_size}"
+            parts.append(token)
+        return f"n={self._num_nodes}; " + ", ".join(parts)
 
     def __repr__(self) -> str:
         return f"ArchGraph({self.to_text()!r})"
