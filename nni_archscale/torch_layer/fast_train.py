@@ -37,6 +37,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .outcome import TrainResult, close_epoch, finished, is_oom, out_of_memory
+
 log = logging.getLogger("nni_archscale")
 
 #: optimizer classes with a fused kernel in torch (``torch.optim.<Name>(..., fused=True)``)
@@ -292,9 +294,7 @@ def fast_train(
     speed: TrainSpeed | None = None,
 ):
     """Train as :func:`.train.train_classifier` does (same data order for the same ``seed``, same outcomes:
-    ``ok`` / ``diverged`` / ``oom``, same :class:`.train.TrainResult`), under ``speed``."""
-    from .train import TrainResult, close_epoch, finished, is_oom, out_of_memory
-
+    ``ok`` / ``diverged`` / ``oom``, same :class:`.outcome.TrainResult`), under ``speed``."""
     speed = speed or TrainSpeed()
     device = model_device(model, train.y.device)
     if speed.device_data:

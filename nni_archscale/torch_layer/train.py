@@ -7,28 +7,29 @@ into batches. A NaN/inf loss stops training with status ``diverged``; running ou
 ``speed=`` chooses the loop: by default the plain loop below on the CPU (its results are the reference) and the
 fast path of :mod:`.fast_train` on CUDA (bf16, channels_last, fused optimizer steps, ``torch.compile`` for long
 runs, no host synchronisation inside the step loop); a :class:`~.fast_train.TrainSpeed` forces the fast path
-with those options anywhere, ``speed=False`` forces the plain loop.
+with those options anywhere, ``speed=False`` forces the plain loop. Both loops end in the outcomes of
+:mod:`.outcome` (:class:`~.outcome.TrainResult`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
 
+from ..errors import SearchError
 from .data import ArrayData
+from . import fast_train as fast  # read at call time: tests and tools may replace its functions
+from .outcome import TrainResult, close_epoch, finished, is_oom, out_of_memory
 
 
 def pick_device(requested: str | None = None) -> torch.device:
     """``cuda`` when available (or when asked), else ``cpu``."""
     if requested in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    from ..errors import SearchError
-
     try:
         dev = torch.device(requested)
     except (RuntimeError, TypeError, ValueError):
@@ -40,66 +41,6 @@ def pick_device(requested: str | None = None) -> torch.device:
 
         raise SearchError(f"device {requested!r} requested but CUDA is not available; use --device cpu or auto")
     return dev
-
-
-def is_oom(exc: BaseException) -> bool:
-    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom_type is not None and isinstance(exc, oom_type):
-        return True
-    if isinstance(exc, MemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-@dataclass
-class TrainResult:
-    status: str                      # ok | diverged | oom
-    accuracy: float                  # validation accuracy after the last completed epoch (chance when failed)
-    train_loss: float                # mean training loss of the last epoch (nan when failed)
-    epochs: int
-    steps: int
-    seconds: float
-    samples_per_second: float
-    message: str = ""
-    history: list = field(default_factory=list)
-
-
-@torch.no_grad()
-def close_epoch(epoch: int, train_loss: float, validate: Callable[[], tuple[float, float]] | None,
-                history: list[dict], on_epoch: Callable[[int, dict], None] | None, chance: float, steps: int,
-                t0: float, seen: int, train_time: float) -> TrainResult | None:
-    """The end of an epoch, in both training loops: validate (``validate() -> (accuracy, loss)``; None without
-    validation data), record the epoch's metrics and report them to ``on_epoch``. A non-finite validation loss is
-    the outcome ``diverged`` (returned); otherwise None."""
-    metrics = {"epoch": epoch + 1, "train_loss": train_loss}
-    if validate is not None:
-        acc, vloss = validate()
-        metrics.update(val_acc=acc, val_loss=vloss)
-        if not math.isfinite(vloss):
-            return TrainResult("diverged", chance, float("nan"), epoch + 1, steps, time.perf_counter() - t0,
-                               seen / max(train_time, 1e-9), "validation loss is not finite", history)
-    history.append(metrics)
-    if on_epoch is not None:
-        on_epoch(epoch, metrics)
-    return None
-
-
-def out_of_memory(exc: BaseException, device: torch.device, chance: float, history: list[dict], steps: int,
-                  t0: float) -> TrainResult:
-    """Running out of memory is the outcome ``oom`` (the CUDA cache is emptied); call it for an OOM exception only
-    (:func:`is_oom`)."""
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return TrainResult("oom", chance, float("nan"), len(history), steps, time.perf_counter() - t0, 0.0,
-                       f"out of memory: {str(exc).splitlines()[0][:200]}", history)
-
-
-def finished(history: list[dict], chance: float, last_loss: float, steps: int, t0: float, seen: int,
-             train_time: float) -> TrainResult:
-    """The outcome ``ok``: the last epoch's validation accuracy (chance without validation data)."""
-    acc = history[-1].get("val_acc", chance) if history else chance
-    return TrainResult("ok", acc, last_loss, len(history), steps, time.perf_counter() - t0,
-                       seen / max(train_time, 1e-9), "", history)
 
 
 def evaluate(model: nn.Module, data: ArrayData, batch_size: int = 512) -> tuple[float, float]:
@@ -142,11 +83,9 @@ def train_classifier(
     "fast" / a dict / a :class:`~.fast_train.TrainSpeed` (the fast path, :func:`.fast_train.fast_train`; with
     it ``on_step`` gets every step's loss at the sync points, every ``speed.log_every`` steps).
     """
-    from .fast_train import fast_train, model_device, resolve_speed
-
-    chosen = resolve_speed(speed, model_device(model, train.y.device))
+    chosen = fast.resolve_speed(speed, fast.model_device(model, train.y.device))
     if chosen is not None:
-        return fast_train(model, train, val, optimizer, epochs, batch_size, scheduler, seed, max_steps,
+        return fast.fast_train(model, train, val, optimizer, epochs, batch_size, scheduler, seed, max_steps,
                           num_classes, on_epoch, on_step, chosen)
     device = train.y.device
     gen = torch.Generator(device="cpu").manual_seed(seed)
