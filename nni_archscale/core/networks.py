@@ -22,7 +22,7 @@ from typing import Sequence
 from .graph import ArchGraph, Edge, EdgeKind
 from .paths import Moments, chain_moments, depth_range, path_statistics, power_sum
 from ..errors import RuleError
-from ..rules.presets import Context
+from .context import Context
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Network:
 
     @property
     def context(self) -> Context:
-        """What the searched cell is inside (:class:`~nni_archscale.rules.presets.Context`): it fixes the rules' depth
+        """What the searched cell is inside (:class:`~nni_archscale.core.context.Context`): it fixes the rules' depth
         offset and base network. Set by the builders; a network built by hand is read as a bare DAG."""
         return Context.of(self.meta.get("context", "dag"))
 

@@ -86,7 +86,8 @@ from ..errors import RuleError
 from ..core.graph import ArchGraph, Edge, EdgeKind
 from .forward_moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
 from ..core.networks import CellNetwork
-from .presets import Context, Init
+from ..core.context import Context
+from .presets import Init
 from .paper import edge_init, readout_init
 
 #: rules that give an absolute rate (they need the calibrated base rate and the batch size, not only a multiplier

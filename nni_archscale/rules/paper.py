@@ -60,12 +60,13 @@ from typing import TYPE_CHECKING, Callable, Literal
 from ..errors import ArchitectureParseError, NoPathError, RateUnderflowError, RuleError, shorten
 from ..core.graph import MAX_KERNEL_SIZE, ArchGraph, Edge
 from ..core.paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
-from .presets import PRESETS, Context as ContextName, Preset, preset_of  # noqa: F401  (PRESETS: re-exported)
+from ..core.context import Context as ContextName
+from .presets import PRESETS, Preset, preset_of  # noqa: F401  (PRESETS: re-exported)
 
 if TYPE_CHECKING:
     from ..core.networks import Network
 
-#: the context names (:class:`nni_archscale.rules.presets.Context`)
+#: the context names (:class:`nni_archscale.core.context.Context`)
 CONTEXTS = tuple(c.value for c in ContextName)
 Context = Literal["dag", "nb201-cell", "mlp-cell", "cnn-cell"]
 #: Base learning rates used when none is given: the authors' NAS-Bench-201 example (0.46); elsewhere 1.0, so that

@@ -1,5 +1,6 @@
-"""The conventions a rule is applied under: one frozen :class:`Preset` per convention, one :class:`Init` enum, and the
-:class:`Context` a graph is read in. Pure data: no torch, no NNI, no if-chains on names.
+"""The conventions a rule is applied under: one frozen :class:`Preset` per convention and one :class:`Init` enum, each
+keyed by the :class:`~nni_archscale.core.context.Context` a graph is read in. Pure data: no torch, no NNI, no
+if-chains on names.
 
 A *preset* fixes, for every network (Chen, Wu, Wang & Hanin, ICLR 2024; paper-notes §2 for the release):
 
@@ -21,60 +22,13 @@ experiments' ``--inits``).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Mapping
 
+from ..core.context import Context, Named
 from ..errors import RuleError
-
-
-class _Named(str, enum.Enum):
-    """A name that prints, formats and serialises as its value (``str(Context.DAG) == "dag"``)."""
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-    @classmethod
-    def of(cls, name):
-        """The member ``name`` names (a member is returned as is); a :class:`RuleError` listing the names
-        otherwise (``unknown context ...``, ``unknown init ...``: the class's name)."""
-        try:
-            return cls(name)
-        except ValueError:
-            raise RuleError(f"unknown {cls.__name__.lower()} {name!r}; use one of "
-                            f"{', '.join(m.value for m in cls)}") from None
-
-
-class Context(_Named):
-    """What a graph is inside (see :mod:`nni_archscale.rules.paper`' table): the paper's bare DAG (eq. 1), one
-    NAS-Bench-201 cell (§4.3), the cell of the paper's MLP (§4.1) or CNN (§4.2)."""
-
-    DAG = "dag"
-    NB201_CELL = "nb201-cell"
-    MLP_CELL = "mlp-cell"
-    CNN_CELL = "cnn-cell"
-
-    @classmethod
-    def of_cell_network(cls, kind: str) -> "Context":
-        """The context of the paper's DAG-cell network of ``kind`` ``mlp`` or ``cnn``."""
-        return cls.CNN_CELL if kind == "cnn" else cls.MLP_CELL
-
-    @property
-    def base_kernel_size(self) -> int | None:
-        """The base network's kernel (eq. 9's ``q_base``): 1 for the MLP, 3 for the paper's base CNN (§4.2) and
-        NAS-Bench-201; None for a bare DAG (read off the graph: 3 if it has convolutions)."""
-        return {Context.NB201_CELL: 3, Context.CNN_CELL: 3, Context.MLP_CELL: 1}.get(self)
-
-    @property
-    def stem_kernel_size(self) -> int | None:
-        """The stem's kernel where it bounds eq. 9's ``q``: NAS-Bench-201's 3x3 stem; a CNN cell's default 3x3
-        stem (counted only when the cell has no convolution); none for MLPs and bare DAGs."""
-        return {Context.NB201_CELL: 3, Context.CNN_CELL: 3}.get(self)
 
 
 def _per_context(**values) -> Mapping[Context, object]:
@@ -182,7 +136,7 @@ def preset_of(preset: "str | Preset") -> Preset:
     raise RuleError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
 
 
-class Init(_Named):
+class Init(Named):
     """The init a user chooses: a preset's own, or ``exact`` (the paper's preset plus node-sum scalars that keep
     every node at the input's second moment)."""
 
