@@ -14,6 +14,7 @@ from nni_archscale.errors import RuleError
 from nni_archscale.core.formats import from_paper_code, to_text
 from nni_archscale.nni_glue.adapters import network_family, prepare_candidate
 from nni_archscale.core.paths import live_edges_only, path_statistics
+from nni_archscale.rules.registry import READOUT_LIMITED_SGD
 from nni_archscale.rules.first_step import (READOUT_LIMIT, base_cell, first_step_kernel, dag_cell_init,
                                             second_step_multiplier)
 from nni_archscale.torch_layer.dag_cell import DagCellMLP, recognise
@@ -75,9 +76,9 @@ def test_readout_limited_sgd_is_its_definition(code):
     """Written out from the rule's definition (rules/defaults.py): min(base_lr x second-step ratio, readout cap)."""
     cell = from_paper_code(code)
     base_lr, batch = 0.05, 16
-    p = prepare_candidate(_net(code), HookConfig(base_lr=base_lr, batch_size=batch, rate_rule="readout-limited-sgd"),
+    p = prepare_candidate(_net(code), HookConfig(base_lr=base_lr, batch_size=batch, rate_rule=READOUT_LIMITED_SGD.name),
                           sample={}, adapter="fx", generator=torch.Generator().manual_seed(0))
-    assert p.rate_rule == "readout-limited-sgd"
+    assert p.rate_rule == READOUT_LIMITED_SGD.name
     hidden = base_lr * _second_step(cell, "paper") / _second_step(base_cell("mlp"), "paper")
     kernel = first_step_kernel(dag_cell_init(cell, "mlp", "paper", WIDTH, IN, CLASSES))
     cap = READOUT_LIMIT * batch / kernel.readout_centered2

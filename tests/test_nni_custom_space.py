@@ -22,6 +22,7 @@ from nni_archscale.nni_glue import current_sample, prepare_for_trial  # noqa: E4
 from nni_archscale.nni_glue.adapters import graph_from_model, prepare_candidate  # noqa: E402
 from nni_archscale.core.paths import path_statistics, power_sum  # noqa: E402
 from nni_archscale.rules.paper import learning_rate  # noqa: E402
+from nni_archscale.rules.registry import SHARED  # noqa: E402
 from nni_archscale.torch_layer.apply import fan_of  # noqa: E402
 from nni_archscale.torch_layer.data import load_dataset  # noqa: E402
 from nni_archscale.torch_layer.hook import HookConfig  # noqa: E402
@@ -178,7 +179,7 @@ def test_a_dag_cell_search_trains_at_the_evidence_backed_rule(tmp_path):
                    function=dag_cell_trial, working_dir=tmp_path)
     assert len(SEEN) == 3
     for rec in SEEN:
-        assert rec["rule"] == "shared", rec["sample"]
+        assert rec["rule"] == SHARED.name, rec["sample"]
         assert recognise(example.DagCellSpace(16).freeze(rec["sample"])) is not None
         assert rec["lrs"] == pytest.approx([0.2]), rec["sample"]
 

@@ -12,6 +12,7 @@ from torch import nn
 from nni_archscale.rules.names import CELL_RULE_NAMES
 from nni_archscale.rules.defaults import FAMILIES, SPACE_RATE_RULES, default_rate_rule
 from nni_archscale.errors import RuleError
+from nni_archscale.rules.registry import GRAPH, SEGMENTED, SHARED, get
 from nni_archscale.nni_glue.adapters import network_family, prepare_candidate, resolve_rate_rule
 from nni_archscale.torch_layer.hook import HookConfig
 from nni_archscale.torch_layer.measured_rate import first_step_change
@@ -90,7 +91,7 @@ def test_prepare_candidate_applies_the_rule_it_names(rule):
                           generator=torch.Generator().manual_seed(0))
     assert p.rate_rule == rule
     rates = {g["lr"] for g in p.groups}
-    if rule == "graph":  # eq. 8 over the whole network (3 layers deep here: within the guard's bound)
+    if get(rule).per_group:  # the graph rule: eq. 8 over the whole network (3 layers deep here: within the guard's bound)
         assert p.learning_rate == pytest.approx(p.scaling.learning_rate.value)
         assert p.learning_rate < 0.1 and not any("clamped" in n for n in p.notes)
     else:
@@ -146,8 +147,8 @@ def test_families_and_auto():
             rule = default_rate_rule(family, opt)
             assert rule in RATE_RULES
             assert resolve_rate_rule(HookConfig(optimizer=opt), family) == rule
-    assert default_rate_rule("plain", "sgd") == "graph"  # eq. 8/9 where it is exact
-    assert resolve_rate_rule(HookConfig(rate_rule="shared"), "nb201") == "shared"
+    assert default_rate_rule("plain", "sgd") == GRAPH.name  # eq. 8/9 where it is exact
+    assert resolve_rate_rule(HookConfig(rate_rule=SHARED.name), "nb201") == SHARED.name
     assert set(SPACE_RATE_RULES.values()) <= set(RATE_RULES)
     with pytest.raises(RuleError, match="unknown network family"):
         default_rate_rule("transformers", "sgd")
@@ -159,18 +160,18 @@ def test_auto_applies_the_measured_defaults():
     The segmented rule, the SGD default on cells before the re-scoring, is still applied when named."""
     bn = conv_net(3)
     p = prepare_candidate(bn, HookConfig(base_lr=0.1), sample={}, adapter="fx")
-    assert p.rate_rule == "shared" and p.learning_rate == 0.1
-    p = prepare_candidate(conv_net(3), HookConfig(base_lr=0.1, rate_rule="segmented"), sample={}, adapter="fx")
-    assert p.rate_rule == "segmented" and p.learning_rate == pytest.approx(0.1 * segment_rate_factor(bn))
+    assert p.rate_rule == SHARED.name and p.learning_rate == 0.1
+    p = prepare_candidate(conv_net(3), HookConfig(base_lr=0.1, rate_rule=SEGMENTED.name), sample={}, adapter="fx")
+    assert p.rate_rule == SEGMENTED.name and p.learning_rate == pytest.approx(0.1 * segment_rate_factor(bn))
     p = prepare_candidate(conv_net(3), HookConfig(base_lr=0.1, optimizer="adam"), sample={}, adapter="fx")
-    assert p.rate_rule == "shared" and p.learning_rate == 0.1
+    assert p.rate_rule == SHARED.name and p.learning_rate == 0.1
     plain = prepare_candidate(conv_net(2, norm=False), HookConfig(base_lr=0.1), sample={}, adapter="fx")
-    assert plain.rate_rule == "graph" and plain.learning_rate == pytest.approx(plain.scaling.learning_rate.value)
+    assert plain.rate_rule == GRAPH.name and plain.learning_rate == pytest.approx(plain.scaling.learning_rate.value)
     from nni_archscale.nni_glue.spaces import sample_model
 
     sample, nb201 = sample_model("nb201", 2)
     p = prepare_candidate(nb201, HookConfig(base_lr=0.1), sample=sample)
-    assert p.adapter == "nb201-sample" and p.rate_rule == "shared" and p.learning_rate == 0.1
+    assert p.adapter == "nb201-sample" and p.rate_rule == SHARED.name and p.learning_rate == 0.1
 
 
 def test_per_edge_with_a_one_rate_rule_is_reported():

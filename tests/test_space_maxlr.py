@@ -8,6 +8,7 @@ import pytest
 
 from nni_archscale.errors import ArchScaleError
 from nni_archscale.experiments.decision import decide
+from nni_archscale.rules.registry import MEASURED, SEGMENTED, SHARED
 from nni_archscale.experiments.space_maxlr import (PREREGISTERED, analyse, combine, in_sample_errors, loo_errors,
                                                    loo_offsets, report, rescore)
 
@@ -73,7 +74,7 @@ def test_analyse_decides_by_the_paired_rule():
     s = analyse({"spaces": ("darts",), "optimizers": ("sgd",), "samples": 12, "batch_size": 64}, _records())
     entry = s["results"]["darts/sgd"]
     assert entry["samples"] == 12  # the noise repeat is not a sample
-    assert entry["default"] == "measured"  # tracks the truth: a clear win over one shared rate
+    assert entry["default"] == MEASURED.name  # tracks the truth: a clear win over one shared rate
     assert entry["decisions"]["measured"]["replaces_shared"]
     assert not entry["decisions"]["paper-whole"]["replaces_shared"]  # noise: no win
     assert entry["predictors"]["segmented"]["mean_abs_octaves"] == pytest.approx(
@@ -107,8 +108,8 @@ def test_the_quantised_case_through_analyse():
     recs = [{"space": "darts", "seed": i + 1, "init_seed": i + 1, "optimizer": "sgd", "max_lr": 2 ** m,
              "predictions": {"shared": 1.0, "segmented": 2 ** n}} for i, (m, n) in enumerate(zip(meas, noisy))]
     cfg = {"spaces": ("darts",), "optimizers": ("sgd",)}
-    assert analyse(cfg, recs, **PREREGISTERED)["results"]["darts/sgd"]["default"] == "segmented"
-    assert analyse(cfg, recs)["results"]["darts/sgd"]["default"] == "shared"
+    assert analyse(cfg, recs, **PREREGISTERED)["results"]["darts/sgd"]["default"] == SEGMENTED.name
+    assert analyse(cfg, recs)["results"]["darts/sgd"]["default"] == SHARED.name
 
 
 def test_rescore_shows_both_scorings_and_keeps_the_hand_written_reading(tmp_path):
@@ -138,7 +139,7 @@ def test_no_winner_keeps_one_shared_rate():
     for r in recs:
         r["predictions"]["measured"] = 2 ** np.random.default_rng(r["seed"]).normal(0, 2)
     s = analyse({"spaces": ("darts",), "optimizers": ("sgd",)}, recs)
-    assert s["results"]["darts/sgd"]["default"] == "shared"
+    assert s["results"]["darts/sgd"]["default"] == SHARED.name
 
 
 def test_combine_refuses_an_unfinished_part(tmp_path):

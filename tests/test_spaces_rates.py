@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nni_archscale.rules.defaults import default_rate_rule
+from nni_archscale.rules.registry import SHARED, get
 from nni_archscale.nni_glue.adapters import network_family, nni_leaf, prepare_candidate
 from nni_archscale.nni_glue.calibration import measurement_batch, space_reference
 from nni_archscale.nni_glue.spaces import SPACE_NAMES, SampleRejected, sample_model
@@ -56,7 +57,7 @@ def _check_space(space: str, optimizer: str = "sgd"):
         assert p.rate_rule == rule
         rates = [g["lr"] for g in p.groups]
         assert all(abs(math.log2(r / 0.1)) <= MAX_OCTAVES + 1e-9 for r in rates), (space, seed, rates)
-        if rule == "graph":
+        if get(rule).per_group:  # the graph rule
             expected = clamp_octaves(p.scaling.learning_rate.value, 0.1, "")[0]
         else:
             _, fresh = _sample(space, seed, data)
@@ -96,7 +97,7 @@ def test_two_trial_search_on_every_space(space, tmp_path):
     for r in ours:
         if r["status"] == "ok":
             assert r["rate_rule"] == DECIDED[(FAMILY[space], "sgd")]  # the space's measured default was applied
-            if r["rate_rule"] == "shared":
+            if r["rate_rule"] == SHARED.name:
                 assert r["learning_rate"] == 0.05
             assert abs(math.log2(r["learning_rate"] / 0.05)) <= MAX_OCTAVES + 1e-9
 

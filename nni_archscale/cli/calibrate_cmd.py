@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..nni_glue.calibration import bar_progress, calibrate_space, default_cache_path
     from ..torch_layer.rate_grid import CalibrationCache, log_grid
-    from ..torch_layer.train import pick_device
+    from ..torch_layer.train import device_request, pick_device
 
     # everything that can be refused is checked before the progress bar appears (one-line errors)
     init = resolve_init(args.preset, args.init)
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 {"optimizer": args.optimizer, "weight_decay": args.weight_decay, "preset": scheme.preset.name,
                  "init": scheme.value}, seeds=max(2, args.seeds), candidates=args.candidates,
                 data_dir=args.data_dir, limit=args.limit, width=args.width, cells_per_stage=args.cells,
-                seed=args.seed, device=None if args.device == "auto" else args.device)
+                seed=args.seed, device=device_request(args.device))
             cal = budget_rate(opts, args.objective, 0.1, args.cache or default_cache_path(),
                               progress=not args.no_progress, refresh=args.refresh)
     finally:

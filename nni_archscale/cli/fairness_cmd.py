@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
     from ..fairness.benchmark import run_fairness
     from ..fairness.engine import FairnessOptions
+    from ..torch_layer.train import device_request
+
     opts = FairnessOptions(
         space=args.space, space_options=dict(args.space_arg), dataset=args.dataset,
         data_dir=args.data_dir, limit=args.limit, candidates=args.candidates, seeds=args.seeds, epochs=args.epochs,
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
               "init": args.init},
         width=args.width, cells_per_stage=args.cells, dag_width=args.dag_width, sample_seed=args.sample_seed,
         seed=args.seed, published=args.published, rules=args.rules, benchmark_lr=args.benchmark_lr,
-        population=args.population, workers=args.workers, device=None if args.device == "auto" else args.device,
+        population=args.population, workers=args.workers, device=device_request(args.device),
         augment=args.augment, compile=args.compile)
     summary = run_fairness(opts, args.out, resume=args.resume, progress=not args.no_progress)
     head = summary["headroom"] or {}

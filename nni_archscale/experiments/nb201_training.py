@@ -19,6 +19,7 @@ from ..core.formats import from_nb201
 from ..core.paths import has_input_output_path
 from ..rules.presets import Init
 from ..run_options import RunOptions
+from ..torch_layer.train import device_request
 from .mup_cellnet import mup_available
 from .choices import DEFAULT_RECIPES, RECIPES, TOP_K
 from ..fairness.nb201_sampling import Candidate, ExperimentError, nni_sample
@@ -121,7 +122,7 @@ def command_line(config: Config, out: str | Path | None = None) -> str:
     parts = ["archscale", "experiment", "nb201"]
     for name, flag in _FLAGS.items():
         value = getattr(config, name)
-        if value == getattr(default, name) or value is None or (name == "device" and value == "auto"):
+        if value == getattr(default, name) or value is None or (name == "device" and device_request(value) is None):
             continue
         if isinstance(value, (tuple, list)):
             value = ",".join(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in value)

@@ -40,13 +40,18 @@ from torch import nn
 from ..errors import ExtractionError, shorten
 from ..core.formats import NB201_OPS, NB201_TO_NNI_OPS
 from ..core.graph import ArchGraph, Edge, EdgeKind
+from ..rules.defaults import rate_rule_for
 from ..rules.planner import nb201_cell_indices, nb201_edge_module
+from ..rules.registry import is_auto
 from ..torch_layer.dag_cell import dag_cell_shape, recognise
 from ..torch_layer.fx_extract import model_graph
 from ..torch_layer.hook import HookConfig, Prepared, apply_rate_rule, prepare_graph, prepare_nb201
 from ..torch_layer.rate_choice import Reference, has_normalisation
 
 log = logging.getLogger("nni_archscale")
+
+#: the adapter that picks itself: NNI's NasBench201 sample, or the sample recovered from its frozen model, or fx
+AUTO_ADAPTER = "auto"
 
 #: NNI's NasBench201 op names (and NAS-Bench-201's) -> (kind, kernel size), derived from the one op table of
 #: :mod:`nni_archscale.core.formats` (:data:`~nni_archscale.core.formats.NB201_OPS`, ``NB201_TO_NNI_OPS``).
@@ -247,7 +252,7 @@ def graph_from_model(model: nn.Module) -> tuple[ArchGraph, str | None]:
 
 
 def prepare_candidate(model: nn.Module, config: HookConfig | Mapping[str, Any],
-                      sample: Mapping[str, Any] | None = None, adapter: str = "auto", generator=None,
+                      sample: Mapping[str, Any] | None = None, adapter: str = AUTO_ADAPTER, generator=None,
                       label: str = "cell", batch=None, reference: Reference | None = None) -> Prepared:
     """Pick the adapter, re-initialise ``model``, set its rates by the rate rule and build its param groups; log
     adapter and graph summary.
@@ -270,7 +275,7 @@ def prepare_candidate(model: nn.Module, config: HookConfig | Mapping[str, Any],
     if sample is None and adapter != "fx":
         sample = current_sample()
     name = adapter
-    if adapter == "auto":
+    if adapter == AUTO_ADAPTER:
         if is_nb201_sample(sample, label) and hasattr(model, "cells"):
             adapter = name = "nb201-sample"
         else:
@@ -294,7 +299,7 @@ def prepare_candidate(model: nn.Module, config: HookConfig | Mapping[str, Any],
     dag_cell = dag_cell_shape(model, graph, readout, nni_leaf) if adapter == "fx" else None
     family = "dag-cell" if dag_cell is not None else network_family(model, name, recognised=False)
     rule = resolve_rate_rule(config, family)
-    apply_rate_rule(prepared, model, rule, reference, batch, explicit=config.rate_rule != "auto", leaf=nni_leaf,
+    apply_rate_rule(prepared, model, rule, reference, batch, explicit=not is_auto(config.rate_rule), leaf=nni_leaf,
                     dag_cell=dag_cell)
     whole = [f"{n} ({type(m).__name__})" for n, m in model.named_modules() if n and nni_leaf(m, n)]
     if adapter == "fx" and whole:
@@ -346,9 +351,6 @@ def network_family(model: nn.Module, adapter: str | None = None, recognised: boo
 
 
 def resolve_rate_rule(config: HookConfig, family: str) -> str:
-    """The rate rule a candidate of ``family`` trains with: ``config.rate_rule``, or its family's default."""
-    if config.rate_rule != "auto":
-        return config.rate_rule
-    from ..rules.defaults import default_rate_rule
-
-    return default_rate_rule(family, config.optimizer, config.scheme.value)
+    """The rate rule a candidate of ``family`` trains with: ``config.rate_rule``, or its family's default
+    (:func:`~nni_archscale.rules.defaults.rate_rule_for`)."""
+    return rate_rule_for(config.rate_rule, family, config.optimizer, config.scheme.value)

@@ -115,6 +115,7 @@ from __future__ import annotations
 
 from ..errors import RuleError
 from .presets import Init
+from .registry import is_auto
 
 DEFAULT_RULES: dict[tuple[str, str], str] = {
     ("exact", "sgd"): "readout-limited-sgd",
@@ -189,6 +190,12 @@ def default_rate_rule(family: str, optimizer: str, init: str = "paper") -> str:
         rule = default_rule(init, optimizer, "mlp")
         return {"standard": "shared", "paper": "graph", "release": "graph"}.get(rule, rule)
     return SPACE_RATE_RULES.get((family, optimizer), "graph")
+
+
+def rate_rule_for(rule: str, family: str, optimizer: str, init: str = "paper") -> str:
+    """The rate rule a candidate of ``family`` trains with: ``rule`` itself, or, for ``auto``
+    (:func:`nni_archscale.rules.registry.is_auto`), the family's default (:func:`default_rate_rule`)."""
+    return default_rate_rule(family, optimizer, init) if is_auto(rule) else rule
 
 
 #: how ``archscale search`` calibrates its base rate (and the shared-rate baseline) when none is given, per network

@@ -9,10 +9,10 @@ DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenet16-120")
 
 SPACE_NAMES = ("nb201", "nb101", "darts", "enas", "nasnet", "amoebanet", "pnas", "proxylessnas", "mobilenetv3",
                "shufflenet")
-from .registry import REGISTRY  # noqa: E402  (torch-free)
+from .registry import AUTO, REGISTRY  # noqa: E402  (torch-free)
 
 #: "auto" and every registered rule that applies to any network (:mod:`nni_archscale.rules.registry`)
-RATE_RULE_NAMES = ("auto", *(n for n, r in REGISTRY.items() if r.families is None))
+RATE_RULE_NAMES = (AUTO, *(n for n, r in REGISTRY.items() if r.families is None))
 #: the DAG-cell rules (:mod:`nni_archscale.rules.first_step`): they apply to a model the hook recognises as the paper's
 #: DAG-cell MLP (:mod:`nni_archscale.torch_layer.dag_cell`); the defaults of :mod:`nni_archscale.rules.defaults`
-CELL_RULE_NAMES = tuple(n for n, r in REGISTRY.items() if r.families == ("dag-cell",))
+CELL_RULE_NAMES = tuple(n for n, r in REGISTRY.items() if r.dag_cell_only)

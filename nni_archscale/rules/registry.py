@@ -6,7 +6,14 @@ and where its evidence is. Rules whose rate the hook computes itself (``graph``,
 ``shared`` and the DAG-cell rules, :mod:`nni_archscale.torch_layer.rate_choice`) are registered with ``rate=None``;
 any other rule brings its own ``rate(inputs) -> float`` (:class:`RuleInputs`), so a rival rule is one module
 plus one :func:`register` call: the hook, ``search --rate-rule``, ``inspect --rate-rule`` and ``archscale
-fairness`` all read this registry. ``auto`` is not a rule: it is the lookup in :mod:`nni_archscale.rules.defaults`.
+fairness`` all read this registry. ``auto`` is not a rule: it is the lookup in :mod:`nni_archscale.rules.defaults`
+(:data:`AUTO`, :func:`is_auto`).
+
+What a consumer needs to know about a rule is an attribute of its object, never a comparison of its name: what it
+needs (:attr:`RateRule.needs`, and which of those it can go without, :attr:`RateRule.optional`;
+:meth:`RateRule.missing`), whether its rates are the graph rule's per parameter group (:attr:`RateRule.per_group`)
+or the calibrated base rate itself (:attr:`RateRule.base_rate`). The built-in rules are also module constants
+(:data:`GRAPH`, :data:`SHARED`, ...), so code and tests name them once. See docs/design.md, "Rules, and conventions".
 """
 
 from __future__ import annotations
@@ -47,17 +54,42 @@ class RateRule:
     evidence: str | None = None
     #: the rule's rate for a prepared candidate; None: computed by the hook (torch_layer.rate_choice)
     rate: Callable[[RuleInputs], float] | None = None
+    #: the entries of ``needs`` the rule can do without (``segmented`` without a reference compares with the graph
+    #: rule's base, with a note)
+    optional: tuple[str, ...] = ()
+    #: True: the rates are the graph rule's own, one per parameter group (eq. 8/9 per edge), each clamped on its own
+    per_group: bool = False
+    #: True: every candidate trains at the calibrated base rate itself (one shared rate)
+    base_rate: bool = False
 
     def applies_to(self, family: str) -> bool:
         return self.families is None or family in self.families
 
+    @property
+    def dag_cell_only(self) -> bool:
+        """The rule applies only to a model recognised as the paper's DAG-cell MLP."""
+        return "dag-cell" in self.needs
+
+    def missing(self, **given: Any) -> tuple[str, ...]:
+        """The required inputs (``needs`` less ``optional``) among ``given`` (``reference=..., batch=...``) that
+        are None: what a rule chosen by default lacks before it can run."""
+        return tuple(k for k, v in given.items() if v is None and k in self.needs and k not in self.optional)
+
 
 REGISTRY: dict[str, RateRule] = {}
+
+#: not a rule: "the evidence-backed default for the network's family" (:func:`nni_archscale.rules.defaults.rate_rule_for`)
+AUTO = "auto"
+
+
+def is_auto(name: str) -> bool:
+    """Whether a rate-rule option asks for the family's default rather than naming a rule."""
+    return name == AUTO
 
 
 def register(rule: RateRule) -> RateRule:
     """Add ``rule`` (its name must be new and not ``auto``); returns it."""
-    if rule.name == "auto" or rule.name in REGISTRY:
+    if is_auto(rule.name) or rule.name in REGISTRY:
         raise ValueError(f"rate rule name {rule.name!r} is taken; choose another")
     REGISTRY[rule.name] = rule
     return rule
@@ -89,31 +121,33 @@ def _shortest_path_rate(inputs: RuleInputs) -> float:
 
 
 _DAG = ("dag-cell",)
-for _rule in (
-    RateRule("graph", "the paper's path sum on the adapter's graph", "eta = c (sum_p L_p^3)^(-1/2) q^(-1)",
-             "Chen et al. ICLR 2024, eq. 8/9", evidence="reports/lr-prediction-*"),
-    RateRule("segmented", "eq. 8/9 inside the blocks normalisation layers delimit, relative to the base network",
-             "eta = c f(candidate) / f(base), f = prod over segments of (sum_p L_p^3)^(-1/2)",
-             "this project (torch_layer/segments.py)", needs=("reference",), evidence="reports/spaces-maxlr"),
-    RateRule("measured", "the first step's change of the readout's input, relative to the base network's",
-             "eta = c m_base / m(candidate) (eq. 8's condition measured by autograd)",
-             "this project (torch_layer/measured_rate.py)", needs=("reference", "batch"),
-             evidence="reports/spaces-maxlr"),
-    RateRule("shared", "one rate for every candidate", "eta = c", "the NAS default"),
-    RateRule("feature", "feature-sgd or feature-adam by optimizer", "see feature-sgd / feature-adam",
-             "this project (first_step.cell_rate)", needs=("dag-cell",), families=_DAG,
-             evidence="reports/beyond-paper"),
-    RateRule("feature-sgd", "the hidden features' first-step change held at the base cell's (SGD form)",
-             "first_step.cell_rate", "this project", needs=("dag-cell",), families=_DAG,
-             evidence="reports/beyond-paper"),
-    RateRule("feature-adam", "the hidden features' first-step change held at the base cell's (Adam form)",
-             "first_step.cell_rate", "this project", needs=("dag-cell",), families=_DAG,
-             evidence="reports/beyond-paper"),
-    RateRule("readout-limited-sgd", "the feature rule capped by the readout's first-step limit (linear in batch)",
-             "first_step.cell_rate", "this project", needs=("dag-cell", "batch_size"), families=_DAG,
-             evidence="reports/beyond-paper"),
-    RateRule("shortest-path", "the fewest parameterised layers on any input-output path sets the rate",
-             "eta = c (L_min,base / L_min)^(3/2) q^(-1)", "arXiv 2510.04327 (the rival rule, issue 23)",
-             evidence="reports/fairness", rate=_shortest_path_rate),
-):
-    register(_rule)
+GRAPH = register(RateRule(
+    "graph", "the paper's path sum on the adapter's graph", "eta = c (sum_p L_p^3)^(-1/2) q^(-1)",
+    "Chen et al. ICLR 2024, eq. 8/9", evidence="reports/lr-prediction-*", per_group=True))
+SEGMENTED = register(RateRule(
+    "segmented", "eq. 8/9 inside the blocks normalisation layers delimit, relative to the base network",
+    "eta = c f(candidate) / f(base), f = prod over segments of (sum_p L_p^3)^(-1/2)",
+    "this project (torch_layer/segments.py)", needs=("reference",), optional=("reference",),
+    evidence="reports/spaces-maxlr"))
+MEASURED = register(RateRule(
+    "measured", "the first step's change of the readout's input, relative to the base network's",
+    "eta = c m_base / m(candidate) (eq. 8's condition measured by autograd)",
+    "this project (torch_layer/measured_rate.py)", needs=("reference", "batch"), evidence="reports/spaces-maxlr"))
+SHARED = register(RateRule("shared", "one rate for every candidate", "eta = c", "the NAS default", base_rate=True))
+FEATURE = register(RateRule(
+    "feature", "feature-sgd or feature-adam by optimizer", "see feature-sgd / feature-adam",
+    "this project (first_step.cell_rate)", needs=("dag-cell",), families=_DAG, evidence="reports/beyond-paper"))
+FEATURE_SGD = register(RateRule(
+    "feature-sgd", "the hidden features' first-step change held at the base cell's (SGD form)",
+    "first_step.cell_rate", "this project", needs=("dag-cell",), families=_DAG, evidence="reports/beyond-paper"))
+FEATURE_ADAM = register(RateRule(
+    "feature-adam", "the hidden features' first-step change held at the base cell's (Adam form)",
+    "first_step.cell_rate", "this project", needs=("dag-cell",), families=_DAG, evidence="reports/beyond-paper"))
+READOUT_LIMITED_SGD = register(RateRule(
+    "readout-limited-sgd", "the feature rule capped by the readout's first-step limit (linear in batch)",
+    "first_step.cell_rate", "this project", needs=("dag-cell", "batch_size"), families=_DAG,
+    evidence="reports/beyond-paper"))
+SHORTEST_PATH = register(RateRule(
+    "shortest-path", "the fewest parameterised layers on any input-output path sets the rate",
+    "eta = c (L_min,base / L_min)^(3/2) q^(-1)", "arXiv 2510.04327 (the rival rule, issue 23)",
+    evidence="reports/fairness", rate=_shortest_path_rate))

@@ -26,9 +26,18 @@ from . import fast_train as fast  # read at call time: tests and tools may repla
 from .outcome import TrainResult, close_epoch, finished, is_oom, out_of_memory
 
 
+#: the device options that mean "a GPU when present, else the CPU" (``--device auto``, or none given)
+AUTO_DEVICES = (None, "", "auto")
+
+
+def device_request(requested: str | None) -> str | None:
+    """The device a run asked for by name, or None when it asked for a GPU when present (:data:`AUTO_DEVICES`)."""
+    return None if requested in AUTO_DEVICES else requested
+
+
 def pick_device(requested: str | None = None) -> torch.device:
     """``cuda`` when available (or when asked), else ``cpu``."""
-    if requested in (None, "", "auto"):
+    if device_request(requested) is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(requested)
