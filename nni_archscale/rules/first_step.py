@@ -1,78 +1,43 @@
-"""Learning-rate rules beyond the paper: the first-step condition with the network's actual moments.
+"""The first-step rules for the paper's DAG-cell networks: the maximal-update condition with the actual moments.
 
-The paper's eq. 8 assumes that the init keeps every node's second moment equal to the input's (eq. 3). Our
-measurements find it does not (skips, post-ReLU means; :mod:`nni_archscale.rules.forward_moments`) and that the maximal
-rate follows the forward gain. Here we redo the first-step argument with the moments as they are.
+Source: this project, beyond the paper. Eq. 8 assumes the init keeps every node's second moment at the input's
+(eq. 3); with skips and post-ReLU means it does not (:mod:`nni_archscale.rules.forward_moments`), so the
+first-step argument is redone with the moments as they are. After one step the output changes, to first order in
+the rate, by
 
-After one step the output of a network changes, to first order in the rate, by (single example, output ``f``)
+* SGD:  ``Delta f = -eta * Theta * dL/df``, ``Theta = sum over weights theta of (df/dtheta)^2`` (the NTK's diagonal);
+* Adam: ``Delta f = -eta * Theta_1 * sign(dL/df)``, ``Theta_1 = sum over theta of |df/dtheta|`` (the first step
+  moves every weight by ``eta * sign(gradient)``).
 
-* SGD:  ``Delta f = -eta * Theta * dL/df`` with ``Theta = sum over weights theta of (df/dtheta)^2``
-  (the neural tangent kernel's diagonal);
-* Adam: the first step moves every weight by ``eta * sign(gradient)``, so
-  ``Delta f = -eta * Theta_1 * sign(dL/df)`` with ``Theta_1 = sum over theta of |df/dtheta|``.
+For a weight matrix of edge ``s -> v``, ``df/dW = a outer delta``, so per layer ``||df/dW||_2^2 = (n E[a^2]) (n
+E[delta^2])`` and ``||df/dW||_1 = (n E|a|) (n E|delta|)``, with per-unit moments at infinite width: forward
+moments from :mod:`nni_archscale.rules.forward_moments`, backward moments by the same atom bookkeeping in reverse
+(gradient independence; a ReLU's derivative an independent Bernoulli(1/2) mask): a parameterised edge passes
+``gain * E[act'^2] * E[delta_v^2]`` back, a skip passes ``delta_v`` unchanged, and the output gradient is the
+readout's row, ``E[delta_out^2] = Var W_readout`` (:func:`first_step_kernel`). Every kernel is *centred*: each
+layer's input second moment ``E[a^2]`` is replaced by its variance ``E[a^2] - E[a]^2`` (at init a classification
+loss's output factor ``p - y`` sums to about zero over a balanced batch, so a feature constant across inputs moves
+no logit differently from another). For convolutions every hidden term gains ``q^2`` (App. C's ``q^2`` in ``B``).
 
-Requiring ``Delta f = Theta(1)`` (the maximal-update condition of eq. 7, at the output) gives
-``eta* = c / Theta`` (SGD) and ``eta* = c / Theta_1`` (Adam), with one constant ``c`` calibrated on the base
-network, as the paper does. For a weight matrix ``W`` of edge ``s -> v``, ``df/dW = a outer delta`` (the
-activation entering the layer and the gradient leaving it), so per layer
+The product's rules (:data:`RULES`, the defaults of :mod:`nni_archscale.rules.defaults`), each relative to the base
+cell (one Linear edge, or one 3x3 conv), which carries the one calibrated constant ``c``:
 
-    ||df/dW||_2^2 = ||a||^2 ||delta||^2 = (n E[a^2]) (n E[delta^2]),
-    ||df/dW||_1   = ||a||_1 ||delta||_1 = (n E|a|) (n E|delta|),
+* ``feature-sgd`` / ``feature-adam`` (``feature`` picks by optimizer): eq. 7's maximal-update condition at the
+  features the readout reads, relative to their own scale: ``eta* = c * sqrt(E[z_out^2]) / Theta_h`` (Adam:
+  ``Theta_1,h``), ``Theta_h`` the stem-and-cell part of the centred kernel (without the readout's own term
+  ``n E[z_out^2]``);
+* the second-step limit (:func:`second_step_multiplier`): after one step the mean-field readout row is dominated by
+  its own update, so the hidden weights' second update moves the features by ``~ eta^2 n Theta_h``; holding that at
+  ``Theta(1)``, with a heuristic depth factor (the mean over paths of ``k_p + 3``, eq. 8's per-path count with the
+  release's offset) so that a chain gets ``~ 1/L`` as App. D measures: ``eta* = c * (Theta_h * mean_p (k_p +
+  3))^(-1/2)``;
+* ``readout-limited-sgd`` (:func:`readout_limited_rate`): the tighter of the second-step limit and the readout's
+  own first-step limit, ``eta n Var(z_out) / B <= READOUT_LIMIT``, in absolute units.
 
-with per-unit moments at infinite width. Forward moments come from :mod:`nni_archscale.rules.forward_moments`; backward
-moments follow the same atom bookkeeping in reverse (gradient independence: the transposed weights act as
-fresh Gaussians; a ReLU's derivative is an independent Bernoulli(1/2) mask): a parameterised edge passes
-``gain * E[act'^2] * E[delta_v^2]`` back, a skip passes ``delta_v`` unchanged, and several paths that meet
-carry correlated gradients. The output gradient is the readout's row: ``E[delta_out^2] = Var W_readout``.
-
-The product's rules are the evidence-backed defaults (:mod:`nni_archscale.rules.defaults`): ``feature-sgd`` /
-``feature-adam`` and ``readout-limited-sgd``, whose first limit is the second-step multiplier below. The variants
-that lost their tests (``moment-*``, ``centered-*``, ``depth-centered-sgd``, ``path-mean-depth``,
-``second-step-sgd`` on its own, ``readout-capped-sgd``) live in :mod:`nni_archscale.experiments.rule_variants`
-with their history; they reach :func:`multiplier` as :class:`KernelRule` objects.
-
-``feature-sgd`` / ``feature-adam`` (``feature`` picks by optimizer) move the maximal-update condition from the
-output to the features the readout reads, as eq. 7 states it for hidden features. With the readout row ``w``
-(mean-field, ``Var = 1/n^2``), one step of the hidden weights changes the output node by
-``Delta z = -eta g J J^T w`` (SGD; ``J = dz_out/dtheta``), whose projection ``w . Delta z = -eta g Theta_h`` is
-the hidden part of the kernel (``Theta_h``: the stem and cell terms, without the readout's own term
-``n E[z_out^2]``, which dominates ``Theta`` at mean-field scale and hardly changes with depth). Taking
-``J J^T`` isotropic on ``w``, every unit moves by ``eta g Theta_h / (n sigma_w)``; requiring that to be
-``Theta(1)`` *relative to the feature's own scale* ``sqrt(E[z_out^2])`` gives
-
-    eta* = c * sqrt(E[z_out^2]) / Theta_h        (Adam: Theta_1 in place of Theta, as above),
-
-with the kernels centred (below). With the exact init ``E[z_out^2]`` is the same for every cell, so the rule is
-``1 / Theta_h``. Along a chain ``Theta_h`` grows with the number of layers, which is where the depth dependence
-of App. D comes from in this rule. The rule was derived after every run in ``reports/beyond-paper`` up to
-``heldout-paper-w256`` had been seen and rescored on them; its test is the pre-registered held-out run in
-``reports/beyond-paper/README.md`` ("the feature rules").
-
-The second-step limit (:func:`second_step_multiplier`; as a rule of its own, ``second-step-sgd``, it won the
-third pre-registered test, ``reports/beyond-paper/README.md``, "the second-step rule") is the hidden-feature
-limit inside the SGD default for both inits, ``readout-limited-sgd`` (:func:`readout_limited_rate`). On every ReLU topology
-run the SGD best rate sits 1.7-2.0 octaves below the rate at which training diverges (2.1-2.3 on chains), and
-across topology cells that divergence rate follows ``Theta_h^(-1/2)``, not ``Theta_h^(-1)``. A
-second-step argument gives the square root: after one step the mean-field readout row is dominated by its own
-update (``|Delta w_i| = eta |g| |z_i|`` against ``|w_i| ~ 1/n``), so the hidden weights' second update is driven
-by ``Delta w`` and moves the features by ``~ eta^2 n Theta_h`` relative to their scale, and
-``eta^2 n Theta_h = Theta(1)`` gives ``eta* ~ (n Theta_h)^(-1/2)`` (``n`` cancels against the base cell). Along a
-chain the measured rate falls as about ``1/L``, which that root alone misses (``Theta_h ~ L``); the rule
-multiplies ``Theta_h`` by the mean over paths of ``k_p + 3`` (eq. 8's per-path count with the release's offset),
-a heuristic factor, so that a chain gets ``(Theta_h (L + 3))^(-1/2) ~ 1/L``:
-
-    eta* = c * (Theta_h * mean over paths of (k_p + 3))^(-1/2).
-
-*Centred* kernels (every rule here uses them): with a classification loss at init the logits are
-near zero, so the batch gradient's output factor ``p - y`` sums to about zero over a balanced batch, and a
-feature that is the same for every input (the per-unit mean of post-ReLU features) moves no logit differently
-from another. Only the input-dependent part of each layer's input counts, so its second moment ``E[a^2]`` is
-replaced by its variance ``E[a^2] - E[a]^2``. For Linear-then-ReLU cells the means carry a large part of the
-second moment (a fraction ``1/pi`` of a single ReLU's, more once correlated edges add up).
-
-These rules need the width ``n``, the input size and every layer's variance: they depend on the init, which
-is the point. For convolutions every hidden weight sees ``q^2`` kernel taps whose gradients add coherently
-under global average pooling, so hidden terms gain a factor ``q^2`` (App. C's ``q^2`` in ``B``).
+These rules depend on the init, the width ``n`` and the input size: that is the point. The variants that lost
+their tests live in :mod:`nni_archscale.experiments.rule_variants` and reach :func:`multiplier` as
+:class:`KernelRule` objects. Evidence: ``reports/beyond-paper/``; the derivation's measured motivation, each rule's
+tests and their figures: ``reports/defaults.md``.
 """
 
 from __future__ import annotations
@@ -97,13 +62,11 @@ ABSOLUTE_RULES = ("readout-limited-sgd",)
 
 #: ``readout-limited-sgd``: the readout's first step may move the logits of a batch by at most
 #: ``eta * n * Var(z_out) / B = READOUT_LIMIT`` (``n Var(z_out)``: the readout's centred kernel term; ``B``: the batch
-#: size). An absolute constant, measured (not derived) at batch 32 on MNIST-14 runs of reports/beyond-paper that
-#: were seen before its test: the paper-init width-256 cells and the exact-init width-512 cells each put the best
-#: value at 2^6.5 / 32. The linear factor ``B`` was then confirmed at batch 16 (a tie at 64). See
-#: :func:`readout_limited_rate`.
+#: size). An absolute constant, measured, not derived (MNIST-14, batch 32; reports/defaults.md, "readout-limited-sgd's
+#: constant"). See :func:`readout_limited_rate`.
 READOUT_LIMIT = 2**6.5 / 32
 
-#: ``L_p = k_p + DEPTH_OFFSET`` in the depth factor of ``depth-centered-sgd`` (the release's count, which fits
+#: ``L_p = k_p + DEPTH_OFFSET`` in the second-step limit's mean path length (the release's count, which fits
 #: App. D's chains: reports/lr-prediction-mlp-depth)
 DEPTH_OFFSET = 3
 
@@ -435,12 +398,9 @@ def readout_limited_rate(base_lr: float, cell: ArchGraph, kind: str, init: str, 
       logits by ``eta n Var(z_out) g / B`` (its centred kernel term), which grows with the width and with the
       output's variance; beyond a fixed size that overshoot, not divergence, sets the best rate.
 
-    Unlike every other rule this one carries a second number besides the calibrated ``base_lr``:
-    :data:`READOUT_LIMIT`, fixed once from runs already seen (see ``reports/beyond-paper/README.md``, "Two
-    limits"). Its dependence on the batch size (linear in ``B``, from the batch-mean gradient's self-term) was
-    checked on new cells at batch 16 and 64 (paper init, width 256: 0.22 and 0.35 octaves, against 0.51 and 0.34
-    for a cap held at its batch-32 value; "A batch-size check"). Its dependence on the data set is not known:
-    every run behind it used MNIST-14.
+    Unlike every other rule this one carries a second number besides the calibrated ``base_lr``,
+    :data:`READOUT_LIMIT`, measured on MNIST-14; how it was fixed, the batch-size check and what is not known (other
+    data sets): ``reports/defaults.md``.
     """
     return min(readout_limits(base_lr, cell, kind, init, width, in_features, num_classes, batch_size, convention,
                               activation))

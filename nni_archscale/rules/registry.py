@@ -78,7 +78,8 @@ class RateRule:
 
 REGISTRY: dict[str, RateRule] = {}
 
-#: not a rule: "the evidence-backed default for the network's family" (:func:`nni_archscale.rules.defaults.rate_rule_for`)
+#: not a rule: "the evidence-backed default for the network's family"
+#: (:func:`nni_archscale.rules.defaults.rate_rule_for`)
 AUTO = "auto"
 
 
