@@ -51,18 +51,6 @@ class InputFileError(ArchScaleError, ValueError):
         self.size = size
 
 
-class NotHeldOutError(ArchScaleError, ValueError):
-    """A run cannot be scored as held out for a rule: its record does not prove that the rule and the
-    pre-registered statement existed, committed, before it ran (see
-    :func:`nni_archscale.provenance.held_out`).
-    ``reason`` is a short machine-readable code (``no-commit``, ``unknown-commit``, ``not-in-history``, ``dirty``,
-    ``unfinished``, ``no-start``, ``started-before-commit``, ``rule-missing``, ``statement-missing``)."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
-
-
 #: How many characters of the user's input an error message echoes (see :func:`shorten`).
 ECHO_LIMIT = 60
 

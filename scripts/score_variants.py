@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from nni_archscale.core.formats import from_paper_code
-from nni_archscale.experiments.rule_variants import multiplier
-from nni_archscale.rules.first_step import BASE_CELL_CODE, path_mean_depth_factor
+from nni_archscale.experiments.rule_variants import multiplier, path_mean_depth_factor
+from nni_archscale.rules.first_step import BASE_CELL_CODE
 
 #: name -> (kernel rule, exponent, with the depth factor)
 VARIANTS = {

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from nni_archscale.errors import ArchScaleError, NotHeldOutError
+from nni_archscale.errors import ArchScaleError
+from nni_archscale.experiments.held_out import NotHeldOutError, held_out, read_run_record
 from nni_archscale.provenance import (
-    RUN_FILE, held_out, package_repo, provenance, read_run_record, write_run_record,
+    RUN_FILE, package_repo, provenance, write_run_record,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

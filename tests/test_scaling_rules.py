@@ -135,7 +135,7 @@ def test_centred_kernels_drop_the_feature_means():
 
 
 def test_depth_factor_averages_over_paths():
-    from nni_archscale.rules.first_step import path_mean_depth_factor
+    from nni_archscale.experiments.rule_variants import path_mean_depth_factor
 
     chain = from_paper_code("2_02_002_0002")  # one path, k = 4
     assert path_mean_depth_factor(chain) == pytest.approx(7 ** -1.5)

@@ -1,7 +1,7 @@
 """When a default may change: the decision rule of issue 17 ("fewer, firmer defaults"), as one function.
 
 A challenger rule replaces the incumbent default only when, on cells drawn after the test was stated (see
-:func:`nni_archscale.provenance.held_out`), its error is lower by **more than twice the standard error
+:func:`nni_archscale.experiments.held_out.held_out`), its error is lower by **more than twice the standard error
 of the paired difference**: with ``d_i = error_incumbent(cell i) - error_challenger(cell i)`` over ``n`` cells,
 
     mean(d) > 2 * sd(d) / sqrt(n).

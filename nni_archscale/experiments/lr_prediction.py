@@ -175,7 +175,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
     from ..provenance import provenance, write_run_record
 
     config.validate()
-    prov = provenance()  # what ran, from which commit, when: run.json (see .provenance.held_out)
+    prov = provenance()  # what ran, from which commit, when: run.json (see .held_out)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     data = load_train_set(config.data, config.limit, config.data_dir)

@@ -69,7 +69,7 @@ def run(config: Config, out_dir: Path, report: Callable[[str], None] = print, pr
 
     config.validate()
     recipes = config.resolved_recipes()
-    prov = provenance()  # what ran, from which commit, when: run.json (see .provenance.held_out)
+    prov = provenance()  # what ran, from which commit, when: run.json (see .held_out)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_run_record(out_dir, "nb201", asdict(config), prov)  # runs.csv grows run by run: record its origin first

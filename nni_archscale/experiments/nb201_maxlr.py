@@ -105,7 +105,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     from ..fairness.nb201_sampling import sample_candidates
     from ..provenance import provenance, write_run_record
 
-    prov = provenance()  # what ran, from which commit, when: run.json (see .provenance.held_out)
+    prov = provenance()  # what ran, from which commit, when: run.json (see .held_out)
     torch.set_num_threads(config.threads)
     data = load_dataset("digits", None, config.limit, config.seed)  # once, for every cell and preset
     grid = log_grid(config.low, config.high, config.points)

@@ -32,16 +32,24 @@ parts):
 from __future__ import annotations
 
 from ..core.graph import ArchGraph
+from ..core.paths import path_statistics, power_sum
 from ..rules.first_step import (
     ALIASES as PRODUCT_ALIASES,
+    DEPTH_OFFSET,
     RULES as PRODUCT_RULES,
     KernelRule,
     multiplier as _product_multiplier,
-    path_mean_depth_factor,
     resolve_rule,
     rule_multiplier as _product_rule_multiplier,
     second_step_multiplier,
 )
+
+
+def path_mean_depth_factor(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
+    """``(mean over input-output paths of (k_p + offset)^3)^(-1/2)`` (1 for a cell without paths): eq. 8's depth
+    term averaged over paths, the factor of ``depth-centered-sgd`` and ``path-mean-depth``."""
+    m = path_statistics(cell).output
+    return 1.0 if m[0] == 0 else (power_sum(m, 3, offset) / m[0]) ** -0.5
 
 
 def _readout_capped(k, cell: ArchGraph, context) -> float:

@@ -406,14 +406,6 @@ def readout_limited_rate(base_lr: float, cell: ArchGraph, kind: str, init: str, 
                               activation))
 
 
-def path_mean_depth_factor(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
-    """``(mean over input-output paths of (k_p + offset)^3)^(-1/2)`` (1 for a cell without paths)."""
-    from ..core.paths import path_statistics, power_sum
-
-    m = path_statistics(cell).output
-    return 1.0 if m[0] == 0 else (power_sum(m, 3, offset) / m[0]) ** -0.5
-
-
 def path_mean_length(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
     """Mean over input-output paths of ``k_p + offset`` (``k_p`` parameterised edges on the path)."""
     from ..core.paths import path_statistics
