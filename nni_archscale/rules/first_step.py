@@ -48,12 +48,14 @@ from functools import lru_cache
 from typing import Callable, Mapping, Sequence
 
 from ..errors import RuleError
+from ..core.formats import from_paper_code
 from ..core.graph import ArchGraph, Edge, EdgeKind
 from .forward_moments import _MEAN, _SECOND, exact_node_scales, forward_moments, stem_output
 from ..core.networks import CellNetwork
+from ..core.paths import has_input_output_path, path_statistics
 from ..core.context import Context
 from .presets import Init
-from .paper import edge_init, readout_init
+from .paper import PRESETS, edge_init, learning_rate, readout_init
 
 #: rules that give an absolute rate (they need the calibrated base rate and the batch size, not only a multiplier
 #: relative to the base cell): see :func:`readout_limited_rate`
@@ -354,8 +356,6 @@ def multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str, init: str, op
     context = RuleContext(kernel_of, base_cell(kind))
     if not kr.needs_kernel:
         return kr.multiplier(None, cell, context)
-    from ..core.paths import has_input_output_path
-
     if not has_input_output_path(cell):
         raise RuleError("the cell has no input-to-output path, so the network computes a constant and no "
                         "first-step rule is defined; connect the output to the input")
@@ -408,8 +408,6 @@ def readout_limited_rate(base_lr: float, cell: ArchGraph, kind: str, init: str, 
 
 def path_mean_length(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
     """Mean over input-output paths of ``k_p + offset`` (``k_p`` parameterised edges on the path)."""
-    from ..core.paths import path_statistics
-
     m = path_statistics(cell).output
     if m[0] == 0:
         raise RuleError("the cell has no input-to-output path; connect the output to the input")
@@ -421,8 +419,6 @@ BASE_CELL_CODE = "0_00_000_2000"
 
 def base_cell(kind: str = "mlp") -> ArchGraph:
     """The base cell every rule is anchored on: one Linear edge, or for CNNs one 3x3 conv (the paper's base CNN)."""
-    from ..core.formats import from_paper_code
-
     return from_paper_code(BASE_CELL_CODE, kernel_size=3 if kind == "cnn" else 1)
 
 
@@ -432,8 +428,6 @@ def rule_multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str = "mlp", 
     """The rate a rule (a preset of :mod:`nni_archscale.rules.paper`, a name of :data:`RULES` or a
     :class:`KernelRule`) gives ``cell`` inside a DAG-cell network, relative to the base cell ``0_00_000_2000``
     (which gets 1)."""
-    from .paper import PRESETS, learning_rate
-
     context = Context.of_cell_network(kind).value
     if isinstance(rule, str) and rule in PRESETS:
         return learning_rate(cell, 1.0, rule, context).value  # already anchored on the base cell

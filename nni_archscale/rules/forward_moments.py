@@ -38,6 +38,7 @@ from typing import Mapping, Sequence
 
 from ..errors import RuleError
 from ..core.graph import ArchGraph, Edge, EdgeKind
+from .paper import edge_init
 
 CONVENTIONS = ("eq1", "linear-act", "conv-bn")
 ACTIVATIONS = ("relu", "gelu")
@@ -111,8 +112,6 @@ class ForwardMoments:
 
 
 def _gains_from_rule(graph: ArchGraph, preset: str, context: str) -> dict[Edge, float]:
-    from .paper import edge_init
-
     return {item.edge: float(item.gain) for item in edge_init(graph, preset, context)}  # type: ignore[arg-type]
 
 

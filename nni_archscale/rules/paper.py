@@ -55,16 +55,15 @@ import numbers
 import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import Callable, Literal
 
 from ..errors import ArchitectureParseError, NoPathError, RateUnderflowError, RuleError, shorten
+from ..core.formats import ACCEPTED_FORMS, parse_architecture
 from ..core.graph import MAX_KERNEL_SIZE, ArchGraph, Edge
+from ..core.networks import Network
 from ..core.paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
 from ..core.context import Context as ContextName
 from .presets import PRESETS, Preset, preset_of  # noqa: F401  (PRESETS: re-exported)
-
-if TYPE_CHECKING:
-    from ..core.networks import Network
 
 #: the context names (:class:`nni_archscale.core.context.Context`)
 CONTEXTS = tuple(c.value for c in ContextName)
@@ -384,8 +383,6 @@ def scale(
     ``inspect``, to ``nb201-cell`` for a NAS-Bench-201 string and ``dag`` otherwise; ``kernel_size`` also sets the
     kernel of a paper code's parameterised edges. ``base_lr`` must be a positive finite number (not a bool).
     """
-    from ..core.networks import Network
-
     check_kernel_sizes(kernel_size, base_kernel_size)  # before a string is read with kernel_size
     form = None
     graph = network
@@ -401,12 +398,8 @@ def scale(
         if network.context is not ContextName.DAG and cells != 1 and network.context is not ContextName.NB201_CELL:
             raise RuleError(f"network {network.name!r} has {cells} cell blocks; a {network.context} network has one")
     elif isinstance(network, str):
-        from ..core.formats import parse_architecture
-
         graph, form = parse_architecture(network, kernel_size=kernel_size or 1)
     elif not isinstance(network, ArchGraph):
-        from ..core.formats import ACCEPTED_FORMS
-
         raise ArchitectureParseError(
             f"scale() needs a Network, an ArchGraph or an architecture string, got {type(network).__name__}; "
             f"give a networks.Network, an ArchGraph or {ACCEPTED_FORMS}"

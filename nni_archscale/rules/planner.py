@@ -31,6 +31,7 @@ from typing import Iterable, Mapping
 from ..core.graph import ArchGraph, Edge, EdgeKind
 from ..core.networks import resnet_reduction_block
 from .presets import Preset, preset_of
+from .forward_moments import exact_node_scales
 from .paper import Context, edge_init, readout_init
 
 #: He/Kaiming fan-in init with ReLU gain: what a layer of in-degree 1 gets under every preset.
@@ -166,8 +167,6 @@ def nb201_output_scales(cell: ArchGraph, cells_per_stage: int = 5) -> dict[str, 
     source), so that every node keeps the cell input's second moment; node ``i``'s scalar is applied to each of
     its incoming edges ``layers.(i-1).j``.
     """
-    from .forward_moments import exact_node_scales
-
     alpha = exact_node_scales(cell, convention="conv-bn", preset="paper", context="nb201-cell")
     cells, _ = nb201_cell_indices(cells_per_stage)
     return {f"cells.{k}.{nb201_edge_module(e)}": alpha[e.dst] for k in cells for e in cell.active_edges}
