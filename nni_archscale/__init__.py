@@ -1,7 +1,10 @@
 """nni-archscale: architecture-aware initialisation and learning rates for every NAS candidate.
 
-Layers (lower never imports higher): ``graph``/``formats``/``paths``/``networks``/``rules`` are pure Python;
-the torch layer imports no NNI; only the NNI glue imports ``nni``.
+Layers, from the bottom (docs/design.md, "Layers"; lower never imports higher): ``core`` (graphs, formats, path
+statistics, networks) and ``rules`` (init variances, learning rates, the rate-rule registry, the defaults) are pure
+Python; ``torch_layer`` imports torch, never NNI; only ``nni_glue`` imports ``nni``; ``fairness`` and ``cli`` sit on
+top. The research (``experiments``) and the symbolic checks (``symbolic``) stand beside the product. This module
+re-exports the core's and the rules' public API.
 """
 
 from .errors import (

@@ -11,7 +11,7 @@ One idea per module:
 * :mod:`symbolic.moments`     - forward second moments and covariances of every node at infinite width;
 * :mod:`symbolic.restore`     - which per-edge variances keep every node at the input's second moment,
   and where none can;
-* :mod:`symbolic.rule_check` - a preset's variances substituted into the moments: per-node drift;
+* :mod:`symbolic.rule_check`  - a preset's variances substituted into the moments: per-node drift;
 * :mod:`symbolic.pathsums`    - sums over paths of L_p^k in closed form (graphs, chains, stacks of N cells,
   the NAS-Bench-201 macro network);
 * :mod:`symbolic.maxupdate`   - the first-step maximal-update condition solved for the learning rate;
@@ -19,7 +19,8 @@ One idea per module:
 * :mod:`symbolic.verify`      - everything at once for one graph, checked against the numeric code, with
   a canonical-form cache (the engine of ``archscale verify``).
 
-Imports: the graph layer of :mod:`nni_archscale` and sympy. Never torch, never NNI.
+Imports: the core and the rules of :mod:`nni_archscale` (docs/design.md, "Layers") and sympy. Never torch,
+never NNI.
 """
 
 from .gaussian import ACTIVATIONS, Activation, activation

@@ -1,4 +1,6 @@
-"""The ``archscale`` command line. Each subcommand lives in its own module and registers itself here."""
+"""The ``archscale`` command line, the top layer (docs/design.md, "Layers"). Each subcommand lives in its own
+module (``*_cmd.py``) and registers itself in :data:`.main.SUBCOMMANDS`; the research's ``experiment`` subcommand
+is named there once, as a string."""
 
 from .main import main
 

@@ -1,5 +1,5 @@
 """``archscale fairness``: each candidate's own best rate at the search's budget (its oracle), the headroom one
-shared rate leaves, and each rate rule's share of it (issue 23; docs/design.md "Fairness, measured").
+shared rate leaves, and each rate rule's share of it (issue 23; docs/design.md, "Fairness, measured" and "Layers").
 
 * :mod:`.candidates` - which candidates (a seeded, stratified sample of a space), rebuildable from JSON;
 * :mod:`.engine` - the grid: candidates x half-octave rates x seeds, trained as ``archscale search`` trains;

@@ -1,4 +1,4 @@
-"""The NNI glue: the only package that imports ``nni``. Thin by design (see docs/design.md).
+"""The NNI glue: the only package that imports ``nni``. Thin by design (docs/design.md, "Layers").
 
 * :mod:`.adapters` - NNI sample / frozen model -> ArchGraph (NasBench201 sample adapter, fx for any space);
 * :mod:`.evaluators` - the hook for each evaluator style: :class:`ArchScaleEvaluator` (wraps ``Classification`` /
