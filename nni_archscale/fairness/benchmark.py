@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import ExtractionError, NoPathError, RuleError
 from ..results import atomic_write_text
+from ..rules.registry import AUTO, FEATURE, REGISTRY, SHARED
 from ..stats import kendall_tau
 from .candidates import BASE_KEY, CandidateSpec, sample_dag_cells, sample_nb201, sample_space
 from .curves import best_rate, crossfit_shift, off_grid, oracle, population_shift, read_arm, seed_noise_at_oracle
@@ -71,7 +72,7 @@ def maxlr_rate(opts: FairnessOptions, payload: dict, data, preset_init: dict, se
 
     def train_one(lr: float):
         model, sample = build_candidate(payload, base_spec(opts).to_dict(), data.num_classes, in_features)
-        cfg = HookConfig(**{**payload["hook"], **preset_init, "base_lr": lr, "rate_rule": "shared",
+        cfg = HookConfig(**{**payload["hook"], **preset_init, "base_lr": lr, "rate_rule": SHARED.name,
                             "scheduler": "none"})
         prepared = prepare_candidate(model, cfg, sample=sample, generator=torch.Generator().manual_seed(seed),
                                      adapter="auto" if sample is not None else "fx")
@@ -103,7 +104,6 @@ def rule_rates(opts: FairnessOptions, payload: dict, specs: list[CandidateSpec],
     base rate of each level, computed by the hook itself (prepare_candidate with that rule), and the notes."""
     import torch
 
-    from ..rules import registry
     from ..nni_glue.adapters import prepare_candidate, resolve_rate_rule
     from ..nni_glue.calibration import measurement_batch, model_reference
     from ..torch_layer.hook import HookConfig
@@ -114,11 +114,11 @@ def rule_rates(opts: FairnessOptions, payload: dict, specs: list[CandidateSpec],
     base_model, base_sample = build_candidate(payload, base_spec(opts).to_dict(), data.num_classes, in_features)
     reference = model_reference(base_model, base_sample, data, HookConfig(**hook), opts.seed)
     # "feature" only picks feature-sgd or feature-adam by optimizer: both are arms already
-    names = list(opts.rules) if opts.rules else [n for n, r in registry.REGISTRY.items()
-                                                 if r.applies_to(family) and n != "feature"]
+    names = list(opts.rules) if opts.rules else [n for n, r in REGISTRY.items()
+                                                 if r.applies_to(family) and r is not FEATURE]
     if opts.space == "nb201" and (not opts.rules or "graph-whole" in opts.rules):
         names.append("graph-whole")
-    default = resolve_rate_rule(HookConfig(**{**hook, "rate_rule": "auto"}), family)
+    default = resolve_rate_rule(HookConfig(**{**hook, "rate_rule": AUTO}), family)
     rates: dict = {}
     notes: dict = {"default": default}
     for name in names:
@@ -255,11 +255,11 @@ def analyse(opts, specs, curves, rates, rule_notes, trained, trained_acc, consta
     decisions = [{"name": f"{n}@product", "difference": metrics[f"{n}@product"]["regret_vs_shared"]["difference"],
                   "se": metrics[f"{n}@product"]["regret_vs_shared"]["se"],
                   "off_grid": metrics[f"{n}@product"]["off_grid"] > 0}
-                 for n in rates if n != "shared"]
+                 for n in rates if n != SHARED.name]
     decided = decide_all(decisions) if decisions else []
     # the base-rate objective (issue 23 item 3): one shared rate at each level against the current calibration's
     objective = []
-    if "shared" in rates:
+    if SHARED.name in rates:
         old = metrics["shared@maxlr"]["regret"]
         for level in ("product", "population"):
             diff = (orc.accuracy - by_name["shared@maxlr"].accuracy) - (orc.accuracy - by_name[f"shared@{level}"].accuracy)
