@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="instead of ARCH: sample NNI's model space with --seed and explain the sampled model's rate")
     p.add_argument("--seed", type=seed_number, default=0,
                    help="with --space: which sample (0..2**32 - 1, numpy's seed range; default 0)")
-    p.add_argument("--rate-rule", choices=("auto", *registry.rule_names()), default="auto",
+    p.add_argument("--rate-rule", choices=(registry.AUTO, *registry.rule_names()), default=registry.AUTO,
                    help="with --space: the learning-rate rule (default auto: the space's evidence-backed rule)")
     p.add_argument("--preset", choices=RULE_CHOICES, default=None,
                    help="the rule (default paper; with --network: the evidence-backed rule for the init and "
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.arch is None:
         raise UsageError("inspect needs ARCH (a NAS-Bench-201 string, paper code, text graph or JSON file) or "
                          "--space NAME --seed N")
-    if args.rate_rule != "auto":
+    if not registry.is_auto(args.rate_rule):
         raise UsageError("--rate-rule applies with --space (a whole model); for ARCH use --preset")
     graph, form = parse_architecture(args.arch, kernel_size=args.kernel_size or 1)
     if args.network:
@@ -254,7 +254,7 @@ def _run_space(args: argparse.Namespace) -> int:
         "space": args.space, "seed": args.seed, "sample": sample, "adapter": prepared.adapter, "family": family,
         "optimizer": optimizer, "preset": preset, "base_lr": base_lr,
         "rate_rule": prepared.rate_rule,
-        "why": ("--rate-rule " + args.rate_rule) if args.rate_rule != "auto" else
+        "why": ("--rate-rule " + args.rate_rule) if not registry.is_auto(args.rate_rule) else
         f"the default for family {family} with {optimizer} (nni_archscale/rules/defaults.py SPACE_RATE_RULES, decided by "
         f"reports/spaces-maxlr/)",
         "learning_rate": prepared.learning_rate,

@@ -99,7 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space-arg", type=space_arg, action="append", default=[], metavar="KEY=VALUE",
                    help="a constructor argument of the space, repeatable (e.g. --space-arg width=16 "
                         "--space-arg num_cells=8 for darts)")
-    p.add_argument("--rate-rule", choices=("auto", *registry.rule_names()), default="auto",
+    p.add_argument("--rate-rule", choices=(registry.AUTO, *registry.rule_names()), default=registry.AUTO,
                    help="learning-rate rule: auto (the default measured best for the network), graph (eq. 8/9 path "
                         "counts), segmented, measured, shared (one rate); for a DAG-cell MLP also "
                         "readout-limited-sgd, feature (feature-sgd / feature-adam)")

@@ -46,7 +46,9 @@ from ..results import atomic_write_text
 from ..stats import loo_centres, pearson
 from .decision import ALPHA, CONSTANTS, refitted_errors
 
-PREDICTORS = ("shared", "paper-whole", "paper-cell", "segmented", "measured")
+#: the baseline every predictor is compared with: one shared rate (the registry's rule of that name)
+BASELINE = "shared"
+PREDICTORS = (BASELINE, "paper-whole", "paper-cell", "segmented", "measured")
 #: coarse grids (one octave apart) per optimizer; the refinement widens them when the best rate is at an end
 GRIDS = {"sgd": (2.0 ** -7, 2.0 ** 2), "adam": (2.0 ** -13, 2.0 ** -5)}
 
@@ -365,8 +367,8 @@ def analyse(config: Config | dict, records: list[dict], constant: str = "loo-mea
                                           "in_sample_mean_abs_octaves": float(in_sample_errors(pred, meas,
                                                                                                constant).mean())}
             for p, err in errors.items():
-                if p != "shared":
-                    raw[(f"{name}/{opt}", p)] = decide(list(errors["shared"]), list(err))
+                if p != BASELINE:
+                    raw[(f"{name}/{opt}", p)] = decide(list(errors[BASELINE]), list(err))
             pairs = []
             for r in records:
                 if r["space"] == name and r["optimizer"] == opt and r["init_seed"] != r["seed"]:
@@ -559,7 +561,7 @@ def plot_records(records: list[dict], path: Path) -> None:
     keys = sorted({(r["space"], r["optimizer"]) for r in records})
     if not keys:
         return
-    preds = [p for p in PREDICTORS if p != "shared"]
+    preds = [p for p in PREDICTORS if p != BASELINE]
     fig, axes = plt.subplots(len(keys), len(preds), figsize=(3.2 * len(preds), 3.0 * len(keys)), squeeze=False)
     for i, (space, opt) in enumerate(keys):
         rs = [r for r in records if r["space"] == space and r["optimizer"] == opt]

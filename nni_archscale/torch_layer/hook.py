@@ -74,7 +74,7 @@ class HookConfig:
 
     def __post_init__(self):
         self._check_numbers()
-        if self.rate_rule != "auto":
+        if not registry.is_auto(self.rate_rule):
             registry.get(self.rate_rule)  # an unknown name is a RuleError listing the registered rules
         preset = preset_of(self.preset)
         object.__setattr__(self, "preset", preset.name)  # a Preset object is kept by name (JSON for NNI trials)
@@ -301,13 +301,15 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
     t0 = time.perf_counter()
     cfg = prepared.config
     notes: list[str] = []
-    missing = rule == "measured" and (reference is None or batch is None)
+    entry = registry.get(rule)
+    missing = entry.missing(reference=reference, batch=batch)  # the measured rule's reference and batch
     if missing and not explicit:
         notes.append(f"rate rule {rule} (this network's default) needs the base network's reference and a "
                      f"training batch (prepare_candidate(..., reference=rate_choice.reference_of(base_model, batch, "
                      f"optimizer), batch=(x, y))); trained with the shared base rate {cfg.base_lr:g} instead")
-        rule = "shared"
-    if rule == "graph":
+        entry = registry.SHARED
+        rule = entry.name
+    if entry.per_group:  # the graph rule: its rates per parameter group
         for g in prepared.groups:  # the one build: the graph rule's rates, then each group clamped
             lr, note = clamp_octaves(g["lr"], cfg.base_lr, f"parameter group {g.get('name', '?')}")
             if note:
@@ -319,14 +321,13 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
         if cfg.per_edge:
             notes.append(f"per_edge rates come from the graph rule; rate rule {rule} gives one rate for the whole "
                          f"network, so the per-edge rates are not used (pass rate_rule='graph' to keep them)")
-        if rule == "segmented" and reference is None:
+        if "reference" in entry.optional and reference is None:  # the segmented rule
             notes.append("segmented rule without the base network's reference: compared with the graph rule's base "
                          "(every segment one layer of kernel 3, cost 1); pass reference= to compare with a "
                          "calibrated base network")
-        if rule == "readout-limited-sgd" and cfg.batch_size is None:
+        if "batch_size" in entry.needs and cfg.batch_size is None:  # readout-limited-sgd
             notes.append(f"{rule}'s readout cap is linear in the training batch size, which the hook was not given "
                          f"(HookConfig.batch_size); computed at batch {DEFAULT_CELL_BATCH}")
-        entry = registry.get(rule)
         if entry.rate is not None:  # a registered rule that computes its own rate
             rate = entry.rate(registry.RuleInputs(
                 model, prepared.graph, prepared.scaling.context, prepared.scaling.preset, cfg.base_lr,

@@ -30,18 +30,17 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..errors import RuleError
 from ..core.formats import from_text, to_text
-from ..errors import ExtractionError
+from ..errors import ExtractionError, RuleError
+from ..rules import registry
 from ..rules.first_step import cell_rate
 from .dag_cell import DagCellShape, recognise
 from .measured_rate import first_step_change
 from .segments import segment_rate_factor
 
-from ..rules.names import CELL_RULE_NAMES, RATE_RULE_NAMES  # noqa: E402
-
-#: every rate rule the hook applies ("auto" is resolved by the caller, nni_glue.adapters.resolve_rate_rule)
-RATE_RULES = (*RATE_RULE_NAMES[1:], *CELL_RULE_NAMES)
+#: every rate rule the hook applies, as registered at import (``auto`` is no rule: the caller looks it up in the
+#: defaults, nni_glue.adapters.resolve_rate_rule)
+RATE_RULES = registry.rule_names()
 #: the readout-limited rule's batch size when none is given: the batch of every measurement behind it
 DEFAULT_CELL_BATCH = 32
 #: a rate further than this from the base rate (in octaves, either way) is clamped and reported
@@ -90,9 +89,10 @@ def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference 
               batch_size: int | None = None) -> float:
     """The global rate ``rule`` gives ``model`` (not for ``graph``, whose rates come from the graph). The DAG-cell
     rules need ``dag_cell`` (:func:`.dag_cell.recognise`), the init and the training ``batch_size``."""
-    if rule == "shared":
+    entry = registry.get(rule)  # an unknown name: a RuleError listing the registered rules
+    if entry.base_rate:  # shared
         return base_lr
-    if rule in CELL_RULE_NAMES:
+    if entry.dag_cell_only:
         if dag_cell is None:
             raise RuleError(f"rate rule {rule} applies to the paper's DAG-cell MLP (a Linear+ReLU stem, a cell of "
                             f"width-to-width Linear edges, a Linear readout, no normalisation), and "
@@ -100,16 +100,17 @@ def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference 
         anchor = from_text(reference.anchor_cell) if reference is not None and reference.anchor_cell else None
         return cell_rate(rule, base_lr, dag_cell.cell, init, optimizer, dag_cell.width, dag_cell.in_features,
                          dag_cell.num_classes, batch_size or DEFAULT_CELL_BATCH, anchor)
-    if rule not in ("segmented", "measured"):
-        raise RuleError(f"unknown rate rule {rule!r}; use one of {', '.join(RATE_RULES)}")
-    if rule == "segmented" and reference is None:
+    if "reference" not in entry.needs:  # graph (per group, from the graph) or a rule that computes its own rate
+        raise RuleError(f"rate rule {rule!r} gives no one rate here (graph's rates come from the graph, a registered "
+                        f"rule with its own rate function from RateRule.rate); use one of {', '.join(RATE_RULES)}")
+    if "reference" in entry.optional and reference is None:  # segmented
         # no base network given: the graph rule's convention, a base whose every segment is one layer of kernel 3
         # (cost 1; eq. 8's base sum_p L_p^3 = 1), the network archscale calibrate trains for NAS-Bench-201
         return base_lr * segment_rate_factor(model, leaf=leaf)
     if reference is None:
         raise RuleError(f"the {rule} rule compares the candidate with the base network: pass reference= "
                         f"(torch_layer.rate_choice.reference_of(base_model, batch, optimizer))")
-    if rule == "segmented":
+    if "batch" not in entry.needs:  # segmented: the segments' path sums, no measurement
         if reference.segment_factor is None:
             raise RuleError("the reference has no segment factor (fx could not trace the base network); use the "
                             "measured or shared rule for this space")
