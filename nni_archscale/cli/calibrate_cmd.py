@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
     from tqdm import tqdm
 
-    from ..nni_glue.calibration import bar_progress, calibrate_space, default_cache_path
+    from ..nni_glue.calibration import CalibrationOptions, bar_progress, calibrate_space, default_cache_path
     from ..torch_layer.rate_grid import CalibrationCache, log_grid
     from ..torch_layer.train import device_request, pick_device
 
@@ -90,10 +90,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.objective == "maxlr":
-            cal = calibrate_space(args.space, args.dataset, args.data_dir, args.width, args.cells, args.optimizer,
-                                  args.batch_size, init, args.epochs or 1, args.steps, args.low, args.high,
-                                  args.points, args.seed, args.device, args.limit, args.cache, args.refresh, progress,
-                                  weight_decay=args.weight_decay)
+            cal = calibrate_space(
+                CalibrationOptions(args.space, args.dataset, args.data_dir, args.width, args.cells, args.optimizer,
+                                   args.batch_size, init, args.epochs or 1, args.steps, args.low, args.high,
+                                   args.points, args.seed, args.device, args.limit,
+                                   weight_decay=args.weight_decay),
+                args.cache, args.refresh, progress)
         else:
             bar.close()
             from ..fairness.objectives import budget_rate, calibration_options

@@ -304,7 +304,7 @@ def base_rates(config: Config, recipes: Sequence[str], out_dir: Path, report: Ca
         return {"rates": {r: config.base_lr for r in fair}, "source": "--base-lr"}
     from tqdm import tqdm
 
-    from ..nni_glue.calibration import bar_progress, calibrate_nb201
+    from ..nni_glue.calibration import CalibrationOptions, bar_progress, calibrate_nb201
 
     cal_dir = Path(config.calibration_dir).expanduser() if config.calibration_dir else out_dir
     rates, details = {}, {}
@@ -314,13 +314,13 @@ def base_rates(config: Config, recipes: Sequence[str], out_dir: Path, report: Ca
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # one cache file per preset: the calibration cache key does not include the preset
-            cal = calibrate_nb201(config.dataset, config.data_dir, config.width, config.cells_per_stage, "sgd",
-                                  config.batch_size, preset, epochs=1, low=config.calibration_low,
-                                  high=config.calibration_high, points=config.calibration_points,
-                                  seed=config.sample_seed, device=config.device, limit=config.limit,
-                                  cache_path=cal_dir / f"calibration-{preset}.json", report=report,
-                                  momentum=config.momentum, weight_decay=config.weight_decay,
-                                  progress=bar_progress(bar))
+            cal = calibrate_nb201(
+                CalibrationOptions("nb201", config.dataset, config.data_dir, config.width, config.cells_per_stage,
+                                   "sgd", config.batch_size, preset, epochs=1, low=config.calibration_low,
+                                   high=config.calibration_high, points=config.calibration_points,
+                                   seed=config.sample_seed, device=config.device, limit=config.limit,
+                                   momentum=config.momentum, weight_decay=config.weight_decay),
+                cache_path=cal_dir / f"calibration-{preset}.json", progress=bar_progress(bar), report=report)
         bar.close()
         rates[preset] = cal.base_lr
         details[preset] = {"base_lr": cal.base_lr, "source": cal.source, "key": cal.key,

@@ -10,10 +10,12 @@ same base network (:func:`space_reference`)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from ..rules import registry
 from ..rules.presets import Init
 from ..torch_layer.rate_grid import ZOOM_OCTAVES, Calibration, CalibrationCache, final_loss, log_grid, refine_rate
 from ..torch_layer.data import load_dataset
@@ -107,26 +109,50 @@ def model_reference(model: torch.nn.Module, sample: dict | None, data, config: H
     return reference_of(model, measurement_batch(data, seed), config.optimizer, leaf=nni_leaf)
 
 
-def calibrate_space(space: str = "nb201", dataset: str = "digits", data_dir: str | None = None, width: int = 8,
-                    cells_per_stage: int = 1, optimizer: str = "sgd", batch_size: int = 128, preset: str = "paper",
-                    epochs: int = 1, steps: int | None = None, low: float = 1e-3, high: float = 10.0,
-                    points: int = 9, seed: int = 0, device: str | None = None, limit: int | None = None,
-                    cache_path: str | Path | None = None, refresh: bool = False, progress=None, report=print,
-                    momentum: float = 0.9, weight_decay: float = 5e-4, options: dict | None = None) -> Calibration:
-    """Find (or read from the cache) the base rate ``c`` of ``space`` on ``dataset``: the base network
-    (:func:`base_network`) initialised by ``preset`` (a preset's name, or the init ``exact``:
-    :class:`~nni_archscale.rules.presets.Init`), one rate for all its parameters, the coarse grid
-    ``low..high`` in ``points`` rates refined to a quarter octave (:func:`~nni_archscale.torch_layer.rate_grid.refine_rate`).
-    With ``preset="standard"`` (He init) this is the *shared rate* a user would tune on the base network: the
-    baseline of ``archscale search --compare shared-rate``."""
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """What :func:`calibrate_space` trains: the space's base network at a size, on a dataset, by a recipe, over a
+    log grid of rates (``low..high`` in ``points`` rates, refined to a quarter octave). ``preset`` is a preset's
+    name or the init ``exact`` (:class:`~nni_archscale.rules.presets.Init`); ``space_options`` are the space's own
+    constructor arguments (``--space-arg``)."""
+
+    space: str = "nb201"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    width: int = 8
+    cells_per_stage: int = 1
+    optimizer: str = "sgd"
+    batch_size: int = 128
+    preset: str = "paper"
+    epochs: int = 1
+    steps: int | None = None
+    low: float = 1e-3
+    high: float = 10.0
+    points: int = 9
+    seed: int = 0
+    device: str | None = None
+    limit: int | None = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    space_options: dict | None = None
+
+
+def calibrate_space(opts: CalibrationOptions, cache_path: str | Path | None = None, refresh: bool = False,
+                    progress=None, report=print) -> Calibration:
+    """Find (or read from the cache) the base rate ``c`` of ``opts.space`` on ``opts.dataset``: the base network
+    (:func:`base_network`) initialised by ``opts.preset``, one rate for all its parameters, the coarse grid refined
+    to a quarter octave (:func:`~nni_archscale.torch_layer.rate_grid.refine_rate`). With ``preset="standard"``
+    (He init) this is the *shared rate* a user would tune on the base network: the baseline of
+    ``archscale search --compare shared-rate``."""
     from .adapters import prepare_candidate
 
     cache = CalibrationCache(cache_path or default_cache_path())
-    key = CalibrationCache.key(space_name(space, width, cells_per_stage, options), dataset, optimizer, batch_size,
-                               preset)
-    scheme = Init.of(preset)
-    recipe = {"preset": preset, "epochs": epochs, "steps": steps, "grid": log_grid(low, high, points),
-              "seed": seed, "limit": limit, "momentum": momentum, "weight_decay": weight_decay,
+    key = CalibrationCache.key(space_name(opts.space, opts.width, opts.cells_per_stage, opts.space_options),
+                               opts.dataset, opts.optimizer, opts.batch_size, opts.preset)
+    scheme = Init.of(opts.preset)
+    recipe = {"preset": opts.preset, "epochs": opts.epochs, "steps": opts.steps,
+              "grid": log_grid(opts.low, opts.high, opts.points),
+              "seed": opts.seed, "limit": opts.limit, "momentum": opts.momentum, "weight_decay": opts.weight_decay,
               "criterion": "largest rate within 2% of the lowest final training loss",
               "refine": f"zoom at {ZOOM_OCTAVES} octave; widen at the grid's ends"}
     reported = 0
@@ -143,19 +169,21 @@ def calibrate_space(space: str = "nb201", dataset: str = "digits", data_dir: str
         flush()
         if cal is not None:
             return cal
-    dev = pick_device(device)
-    data = load_dataset(dataset, data_dir, limit, seed).to(dev)
+    dev = pick_device(opts.device)
+    data = load_dataset(opts.dataset, opts.data_dir, opts.limit, opts.seed).to(dev)
 
     def train_one(lr: float):
-        torch.manual_seed(seed)
-        sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
-        cfg = HookConfig(base_lr=lr, preset=scheme.preset.name, init=scheme.value, optimizer=optimizer, momentum=momentum,
-                         weight_decay=weight_decay, scheduler="none", rate_rule="shared")
-        prepared = prepare_candidate(model, cfg, sample=sample, generator=torch.Generator().manual_seed(seed))
+        torch.manual_seed(opts.seed)
+        sample, model = base_network(opts.space, data.num_classes, opts.width, opts.cells_per_stage,
+                                     opts.space_options)
+        cfg = HookConfig(base_lr=lr, preset=scheme.preset.name, init=scheme.value, optimizer=opts.optimizer,
+                         momentum=opts.momentum, weight_decay=opts.weight_decay, scheduler="none",
+                         rate_rule=registry.SHARED.name)
+        prepared = prepare_candidate(model, cfg, sample=sample, generator=torch.Generator().manual_seed(opts.seed))
         model.to(dev)
         losses: list[float] = []
-        result = train_classifier(model, data.train, None, prepared.make_optimizer(), epochs=epochs,
-                                  batch_size=batch_size, seed=seed, max_steps=steps,
+        result = train_classifier(model, data.train, None, prepared.make_optimizer(), epochs=opts.epochs,
+                                  batch_size=opts.batch_size, seed=opts.seed, max_steps=opts.steps,
                                   num_classes=data.num_classes, on_step=lambda s, v: losses.append(v))
         return final_loss(losses), result.status
 
@@ -169,13 +197,7 @@ def calibrate_space(space: str = "nb201", dataset: str = "digits", data_dir: str
     return cal
 
 
-def calibrate_nb201(dataset: str = "digits", data_dir: str | None = None, width: int = 8, cells_per_stage: int = 1,
-                    optimizer: str = "sgd", batch_size: int = 128, preset: str = "paper", epochs: int = 1,
-                    steps: int | None = None, low: float = 1e-3, high: float = 10.0, points: int = 9,
-                    seed: int = 0, device: str | None = None, limit: int | None = None,
-                    cache_path: str | Path | None = None, refresh: bool = False, progress=None,
-                    report=print, momentum: float = 0.9, weight_decay: float = 5e-4) -> Calibration:
-    """:func:`calibrate_space` for NNI's NAS-Bench-201 space at width ``width`` and ``cells_per_stage``."""
-    return calibrate_space("nb201", dataset, data_dir, width, cells_per_stage, optimizer, batch_size, preset, epochs,
-                           steps, low, high, points, seed, device, limit, cache_path, refresh, progress, report,
-                           momentum, weight_decay)
+def calibrate_nb201(opts: CalibrationOptions, cache_path: str | Path | None = None, refresh: bool = False,
+                    progress=None, report=print) -> Calibration:
+    """:func:`calibrate_space` for NNI's NAS-Bench-201 space (``opts.space`` is set to ``nb201``)."""
+    return calibrate_space(replace(opts, space="nb201"), cache_path, refresh, progress, report)

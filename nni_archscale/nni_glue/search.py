@@ -36,7 +36,7 @@ from ..errors import ArchScaleError
 from ..core.files import file_kind, out_dir_problem
 from ..errors import OutputError, SearchError
 from ..torch_layer.hook import HookConfig
-from .calibration import bar_progress, calibrate_space, space_name, space_reference
+from .calibration import CalibrationOptions, bar_progress, calibrate_space, space_name, space_reference
 from .spaces import SpaceError
 from .training_service import experiment_config, trial_code_directory
 
@@ -616,12 +616,13 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
                                report=report)
         bar = tqdm(total=opts.calibration_points, desc=what, unit="lr", disable=not opts.progress)
         try:
-            return calibrate_space(opts.space, opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage,
+            return calibrate_space(
+                CalibrationOptions(opts.space, opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage,
                                    rule.optimizer, opts.batch_size, preset, seed=opts.seed,
                                    device=None if remote else opts.device, limit=opts.limit,
-                                   points=opts.calibration_points, cache_path=opts.cache_path, report=report,
-                                   momentum=rule.momentum, weight_decay=rule.weight_decay,
-                                   progress=bar_progress(bar), options=opts.space_options or None)
+                                   points=opts.calibration_points, momentum=rule.momentum,
+                                   weight_decay=rule.weight_decay, space_options=opts.space_options or None),
+                cache_path=opts.cache_path, progress=bar_progress(bar), report=report)
         finally:
             bar.close()
 
