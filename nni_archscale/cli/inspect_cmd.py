@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 from ..errors import RuleError
 from ..rules.explain import to_record, to_report
@@ -241,7 +242,7 @@ def _run_space(args: argparse.Namespace) -> int:
         probe = copy.deepcopy(model)  # the same sample and weights, as a fresh sample would give (seconds less)
         torch.manual_seed(args.seed)  # the re-init draws from torch's RNG: the same draw for every rule, every run
         try:
-            p = prepare_candidate(probe, HookConfig(**{**cfg.to_dict(), "rate_rule": rule}), sample=sample,
+            p = prepare_candidate(probe, replace(cfg, rate_rule=rule), sample=sample,
                                   batch=batch, reference=reference)
         except RuleError:  # a DAG-cell rule on a model that is not the paper's DAG-cell MLP
             continue

@@ -102,7 +102,7 @@ def model_reference(model: torch.nn.Module, sample: dict | None, data, config: H
     from ..torch_layer.rate_choice import reference_of
     from .adapters import nni_leaf, prepare_candidate
 
-    base_cfg = HookConfig(**{**config.to_dict(), "base_lr": 1.0, "rate_rule": "shared"})
+    base_cfg = replace(config, base_lr=1.0, rate_rule=registry.SHARED.name)
     prepare_candidate(model, base_cfg, sample=sample,  # auto: the NB201 cell rule for nb201, else fx
                       generator=torch.Generator().manual_seed(seed))  # the init is drawn on the CPU
     model.to(data.train.y.device)

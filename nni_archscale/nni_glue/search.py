@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..run_options import RunOptions, data_dir_problem
@@ -651,10 +651,10 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
                                                   "device": str(device)}, indent=2)
                       + "\n")
     state["run_file"] = not previous
-    hook = {**rule.to_dict(), "base_lr": base_lr, "batch_size": opts.batch_size}
+    hook = replace(rule, base_lr=base_lr, batch_size=opts.batch_size)  # serialised once, for NNI's trials below
     # the base network's measurements, for the measured and segmented rules (cheap: one step on one batch)
     try:
-        reference = space_reference(opts.space, data, HookConfig(**hook), opts.width, opts.cells_per_stage,
+        reference = space_reference(opts.space, data, hook, opts.width, opts.cells_per_stage,
                                     opts.space_options or None, opts.seed).to_dict()
     except SpaceError:  # the space itself cannot be built: every candidate would fail the same way
         raise
@@ -668,7 +668,7 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
     trial_device = "cuda" if opts.engine == "ts" and not remote and str(device).startswith("cuda:") else device
     trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": data_dir, "limit": opts.limit,
                  "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": trial_device,
-                 "hook": hook, "reference": reference, "compare": opts.compare, "shared_lr": shared_lr, "seeds": opts.seeds,
+                 "hook": hook.to_dict(), "reference": reference, "compare": opts.compare, "shared_lr": shared_lr, "seeds": opts.seeds,
                  "resume": True, "run_id": run_id,
                  "threads": opts.threads, "speed": {"compile": opts.compile, "augment": opts.augment}}
     if opts.resume:

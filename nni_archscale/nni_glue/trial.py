@@ -29,6 +29,7 @@ import hashlib
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +37,7 @@ import torch
 
 from ..errors import NoPathError
 from ..core.formats import to_nb201
+from ..rules import registry
 from ..results import BASELINE_DESCRIPTIONS, OURS, RECORDS, START_MODE, append_record, read_records
 from ..torch_layer.fast_train import speed_for
 from ..torch_layer.data import load_dataset
@@ -134,8 +136,8 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
     arms = {OURS: hook}
     if baseline == "shared-rate":
         # He's init and one rate: the "standard" preset at the tuned shared rate, same optimizer and schedule
-        arms[baseline] = HookConfig(**{**hook.to_dict(), "preset": "standard", "init": None,
-                                       "base_lr": float(cfg["shared_lr"]), "rate_rule": "shared"})
+        arms[baseline] = replace(hook, preset="standard", init=None, base_lr=float(cfg["shared_lr"]),
+                                 rate_rule=registry.SHARED.name)
     # the base network's measurements (the measured and segmented rules) and the batch the measured rule uses,
     # on the CPU where the hook runs (the model moves to the device after it is prepared)
     reference = Reference.from_dict(cfg.get("reference"))
