@@ -41,7 +41,7 @@ from ..errors import ExtractionError, shorten
 from ..core.formats import NB201_OPS, NB201_TO_NNI_OPS
 from ..core.graph import ArchGraph, Edge, EdgeKind
 from ..rules.defaults import rate_rule_for
-from ..rules.planner import nb201_cell_indices, nb201_edge_module
+from ..rules.planner import nb201_cell_indices, nb201_edge_module, nb201_stage_size
 from ..rules.registry import is_auto
 from ..torch_layer.dag_cell import dag_cell_shape, recognise
 from ..torch_layer.fx_extract import model_graph
@@ -134,7 +134,11 @@ def nb201_cells_per_stage(model: nn.Module) -> int:
     cells = getattr(model, "cells", None)
     if cells is None:
         raise ExtractionError(f"{type(model).__name__} has no 'cells'; it is not NNI's NasBench201 network")
-    return (len(cells) - 2) // 3
+    n = nb201_stage_size(len(cells))
+    if n is None:
+        raise ExtractionError(f"{type(model).__name__} has {len(cells)} blocks in 'cells', not 3n + 2 (n cells per "
+                              f"stage and 2 reductions); it is not laid out as NNI's NasBench201 network")
+    return n
 
 
 def _nb201_op_name(op: nn.Module) -> str | None:
@@ -210,10 +214,10 @@ def nb201_sample_from_model(model: nn.Module, label: str = "cell") -> dict[str, 
                  type(model).__name__)
         return None
     searched = [k for k, c in enumerate(cells) if hasattr(c, "layers")]
-    n = (len(cells) - 2) // 3
-    expected, _ = nb201_cell_indices(n) if n >= 1 else ([], [])
+    n = nb201_stage_size(len(cells))
+    expected, _ = nb201_cell_indices(n) if n is not None else ([], [])
     declared = getattr(model, "num_modules", n)
-    if n < 1 or len(cells) != 3 * n + 2 or searched != expected or declared != n:
+    if n is None or searched != expected or declared != n:
         log.info("archscale: NasBench201 model's cells (%d blocks, searched cells at %s, num_modules=%r) are not "
                  "laid out as NNI's NasBench201 (3n+2 blocks, reductions at n and 2n+1); not recognised, using fx",
                  len(cells), searched, declared)

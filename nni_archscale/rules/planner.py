@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Iterable, Mapping
 
 from ..core.graph import ArchGraph, Edge, EdgeKind
-from ..core.networks import resnet_reduction_block
+from ..core.networks import nb201_network, resnet_reduction_block, single_layer
 from .presets import Preset, preset_of
 from .forward_moments import exact_node_scales
 from .paper import Context, edge_init, readout_init
@@ -94,11 +94,19 @@ def nb201_edge_module(edge: Edge) -> str:
 
 
 def nb201_cell_indices(cells_per_stage: int) -> tuple[list[int], list[int]]:
-    """Indices into NNI's ``NasBench201.cells`` of the searched cells and of the two reduction blocks."""
-    n = cells_per_stage
-    reductions = [n, 2 * n + 1]
-    cells = [k for k in range(3 * n + 2) if k not in reductions]
-    return cells, reductions
+    """Indices into NNI's ``NasBench201.cells`` of the searched cells and of the two reduction blocks, read off
+    :func:`~nni_archscale.core.networks.nb201_network` (NNI's ``cells`` are its blocks between the stem and the
+    classifier: reductions at ``n`` and ``2n + 1``)."""
+    body = nb201_network(single_layer(1), cells_per_stage).blocks[1:-1]
+    return ([k for k, b in enumerate(body) if b.role == "cell"],
+            [k for k, b in enumerate(body) if b.role == "reduction"])
+
+
+def nb201_stage_size(num_blocks: int) -> int | None:
+    """The ``cells_per_stage`` ``n`` of an NB201 network whose ``cells`` list has ``num_blocks`` blocks (``3n + 2``,
+    :func:`~nni_archscale.core.networks.nb201_network` less its stem and classifier), or None when no ``n`` fits."""
+    n = (num_blocks - 2) // 3
+    return n if n >= 1 and 3 * n + 2 == num_blocks else None
 
 
 def nb201_plan(cell: ArchGraph, preset: str | Preset = "paper", cells_per_stage: int = 5,
