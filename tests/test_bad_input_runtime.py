@@ -807,16 +807,19 @@ def _test_command_args(tmp_path, *args: str) -> list[str]:
 
 
 @pytest.mark.parametrize("args, passed", [
-    ((), ["-m", "pytest", "-m", "not slow and not gpu"]),
-    (("-x",), ["-m", "pytest", "-m", "not slow and not gpu", "-x"]),
-    (("-q", "tests/test_cli.py"), ["-m", "pytest", "-m", "not slow and not gpu", "-q", "tests/test_cli.py"]),
-    (("-m", "slow"), ["-m", "pytest", "-m", "slow"]),
-    (("-x", "-m", "slow or not slow"), ["-m", "pytest", "-x", "-m", "slow or not slow"]),
-    (("-mslow",), ["-m", "pytest", "-mslow"]),
-    (("--markexpr=gpu",), ["-m", "pytest", "--markexpr=gpu"]),
-], ids=["none", "-x", "-q FILE", "-m slow", "-x -m", "-mslow", "--markexpr="])
+    ((), ["-m", "pytest", "-n", "2", "-m", "not slow and not gpu"]),
+    (("-x",), ["-m", "pytest", "-n", "2", "-m", "not slow and not gpu", "-x"]),
+    (("-q", "tests/test_cli.py"), ["-m", "pytest", "-n", "2", "-m", "not slow and not gpu", "-q", "tests/test_cli.py"]),
+    (("-m", "slow"), ["-m", "pytest", "-n", "2", "-m", "slow"]),
+    (("-x", "-m", "slow or not slow"), ["-m", "pytest", "-n", "2", "-x", "-m", "slow or not slow"]),
+    (("-mslow",), ["-m", "pytest", "-n", "2", "-mslow"]),
+    (("--markexpr=gpu",), ["-m", "pytest", "-n", "2", "--markexpr=gpu"]),
+    (("-n", "0"), ["-m", "pytest", "-m", "not slow and not gpu", "-n", "0"]),
+    (("-p", "no:xdist", "-x"), ["-m", "pytest", "-m", "not slow and not gpu", "-p", "no:xdist", "-x"]),
+], ids=["none", "-x", "-q FILE", "-m slow", "-x -m", "-mslow", "--markexpr=", "-n 0", "no:xdist"])
 def test_the_test_command_keeps_the_fast_selection_unless_given_a_marker(args, passed, tmp_path):
-    """issue 25: `bash scripts/test.sh -x` (or -q) dropped the marker filter and ran the slow tests too."""
+    """issue 25: `bash scripts/test.sh -x` (or -q) dropped the marker filter and ran the slow tests too; the tests
+    run on two processes unless the arguments choose."""
     assert _test_command_args(tmp_path, *args) == passed
 
 
