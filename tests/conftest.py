@@ -119,3 +119,27 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: The published NAS-Bench-201 table lives beside the repository, never inside the package.
 NB201_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_accuracies.csv"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_nni_registry_entries_left(tmp_path_factory):
+    """NNI 3.0 records every experiment in ``~/nni-experiments/.experiment`` and never removes one: after the
+    session, the entries of the experiments the tests ran (their folders under this session's temporary base)
+    are removed, as ``archscale search`` removes its own (``forget_nni_experiments``)."""
+    yield
+    import json
+
+    registry = Path.home() / "nni-experiments" / ".experiment"
+    base = os.path.realpath(tmp_path_factory.getbasetemp())
+    try:
+        entries = json.loads(registry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    ours = [i for i, e in entries.items() if isinstance(e, dict) and isinstance(e.get("logDir"), str)
+            and os.path.realpath(e["logDir"]).startswith(base + os.sep)]
+    if ours:
+        from nni.tools.nnictl.config_utils import Experiments
+
+        experiments = Experiments()
+        for i in ours:
+            experiments.remove_experiment(i)

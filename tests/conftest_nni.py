@@ -10,8 +10,10 @@ sessions on the same machine are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,3 +120,18 @@ def one_thread(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     yield
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def contained(config):
+    """NNI's files for one test experiment in a temporary folder (``config.experiment_working_directory``), and
+    its entry in NNI's registry ``~/nni-experiments/.experiment`` removed afterwards, as ``archscale search`` does
+    (:func:`nni_archscale.nni_glue.search.forget_nni_experiments`): a test leaves nothing in the user's home."""
+    from nni_archscale.nni_glue.search import forget_nni_experiments
+
+    with tempfile.TemporaryDirectory(prefix="archscale-test-nni-") as folder:
+        config.experiment_working_directory = folder
+        try:
+            yield config
+        finally:
+            forget_nni_experiments(Path(folder), report=lambda message: None)

@@ -14,7 +14,7 @@ import torch
 warnings.filterwarnings("ignore")
 
 import nni  # noqa: E402
-from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: E402,F401
+from conftest_nni import contained, no_leaked_nnimanager, one_thread  # noqa: E402,F401
 from loading import load_file  # noqa: E402
 
 from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind  # noqa: E402
@@ -220,12 +220,14 @@ def test_wrapped_classification_on_a_cell_space():
                            callbacks=[_StartRecorder.make()])
     config = NasExperimentConfig("sequential", "simplified")
     config.max_trial_number = 2
-    exp = NasExperiment(example.CellSpace(16), ArchScaleEvaluator(inner, {"base_lr": BASE_LR, "rate_rule": "graph"}),
-                        Random(seed=2, dedup=True), config)
-    try:
-        exp.run()
-    finally:
-        exp.stop()
+    with contained(config):
+        exp = NasExperiment(example.CellSpace(16), ArchScaleEvaluator(inner, {"base_lr": BASE_LR,
+                                                                              "rate_rule": "graph"}),
+                            Random(seed=2, dedup=True), config)
+        try:
+            exp.run()
+        finally:
+            exp.stop()
     assert len(SEEN) == 2
     for rec in SEEN:
         graph, readout = graph_from_model(example.CellSpace(16).freeze(rec["sample"]))

@@ -16,7 +16,7 @@ import torch
 warnings.filterwarnings("ignore")
 
 import nni  # noqa: E402
-from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: E402,F401
+from conftest_nni import contained, no_leaked_nnimanager, one_thread  # noqa: E402,F401
 import pytorch_lightning as pl  # noqa: E402
 from nni.nas.evaluator import FunctionalEvaluator  # noqa: E402
 from nni.nas.evaluator.pytorch import Classification, DataLoader  # noqa: E402
@@ -73,11 +73,12 @@ def _run(evaluator, trials=2):
     space = NasBench201(stem_out_channels=16, num_modules_per_stack=1, num_labels=10)
     config = NasExperimentConfig("sequential", "simplified")
     config.max_trial_number = trials
-    exp = NasExperiment(space, evaluator, Random(seed=1, dedup=True), config)
-    try:
-        exp.run()
-    finally:
-        exp.stop()
+    with contained(config):
+        exp = NasExperiment(space, evaluator, Random(seed=1, dedup=True), config)
+        try:
+            exp.run()
+        finally:
+            exp.stop()
 
 
 def _check_seen(n):
