@@ -371,7 +371,7 @@ def write_outputs(out_dir: Path, meta: dict, compare) -> dict:
 def missing_dirs(path: str | Path) -> list[Path]:
     """``path`` (absolute) and those of its parents that do not exist yet, deepest first: the folders
     :func:`prepare_out_dir` would create, which a run that fails may remove again (:func:`remove_created_dirs`)."""
-    p = Path(path).expanduser().absolute()
+    p = Path(path).expanduser().resolve()  # as prepare_out_dir creates it ('a/../b' is b)
     dirs: list[Path] = []
     while not os.path.lexists(p):
         dirs.append(p)

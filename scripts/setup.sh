@@ -19,7 +19,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored: it is neither" || true
   # mup (the App. E.3 baseline) declares torchvision and seaborn, which would pull a CUDA torch; it needs neither
   .venv/bin/python -m pip install -q --no-deps "mup==1.0.0" 2>&1 | grep -v "is ignored: it is neither" || true
-  .venv/bin/python -c "import nni_archscale, symbolic, torch, nni, sympy, networkx, hypothesis, mup" \
+  .venv/bin/python -c "import nni_archscale, symbolic, torch, nni, sympy, networkx, hypothesis, xdist, mup" \
     || { echo "[setup] installation failed: see the pip messages above" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -12,7 +12,7 @@ workers_given=0
 for arg in "$@"; do
   case "$arg" in
     -m | -m?* | --markexpr | --markexpr=*) marker_given=1 ;;
-    -n | -n?* | --numprocesses | --numprocesses=* | no:xdist | --collect-only | --co) workers_given=1 ;;
+    -n | -n?* | --numprocesses | --numprocesses=* | no:xdist | -pno:xdist | --collect-only | --co) workers_given=1 ;;
   esac
 done
 if [ "$marker_given" -eq 0 ]; then

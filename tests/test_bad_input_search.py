@@ -25,7 +25,7 @@ from conftest_nni import no_leaked_nnimanager, one_thread  # noqa: F401
 
 from nni_archscale.cli.main import main
 from nni_archscale.nni_glue import search
-from nni_archscale.nni_glue.search import LOCK_FILE, LOCK_FILES, OWNER_FILE
+from nni_archscale.nni_glue.search import LOCK_FILE, OWNER_FILE
 from nni_archscale.results import MIN_CANDIDATES, OURS, RECORDS, append_record, read_records, write_outputs
 from nni_archscale.errors import DataError, OutputError, SearchError
 
@@ -131,7 +131,7 @@ def test_a_second_search_on_the_same_out_is_refused_and_a_dead_ones_lock_does_no
         _one_line(capsys.readouterr().err,
                   rf"archscale: error: another archscale search \(pid {holder.pid}, started 2026-01-01 00:00:00\) is "
                   rf"running in '{re.escape(str(out))}'; wait for it to finish, or choose another --out")
-        assert sorted(os.listdir(out)) == sorted(LOCK_FILES) and trained == []  # the second run wrote nothing
+        assert sorted(os.listdir(out)) == sorted([LOCK_FILE, OWNER_FILE]) and trained == []  # the second run wrote nothing
     finally:
         holder.kill()
         holder.wait()
@@ -443,3 +443,15 @@ def test_too_few_candidates_get_no_verdict(tmp_path, capsys, trained):
     enough = outputs(5, 2, tmp_path / "five")
     assert enough["too_small"] is False and "too small" not in enough["verdict"]
     assert "seed noise" in enough["verdict"] and enough["compared"] == 5
+
+
+def test_folders_a_failed_run_created_are_found_through_dot_dots(tmp_path, monkeypatch):
+    """missing_dirs resolves the path as prepare_out_dir creates it: with --out a/../b (a missing) the folder made
+    is b, and it is the one a failed run removes again."""
+    from nni_archscale.results import missing_dirs, prepare_out_dir, remove_created_dirs
+
+    monkeypatch.chdir(tmp_path)
+    created = missing_dirs("a/../b")
+    assert created == [tmp_path.resolve() / "b"]
+    prepare_out_dir("a/../b")
+    assert remove_created_dirs(created) == created and not (tmp_path / "b").exists()

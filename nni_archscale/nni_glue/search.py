@@ -49,7 +49,9 @@ LOCK_FILE = ".archscale-search.lock"
 #: who holds the lock (JSON: pid, host, process start, start time, command), for the refusal's message; removed
 #: when the run ends
 OWNER_FILE = ".archscale-search.owner"
-LOCK_FILES = (LOCK_FILE, OWNER_FILE)
+#: held only while a stale lock is taken over (:meth:`OutDirLock._take_over`)
+TAKEOVER_FILE = ".archscale-search.takeover"
+LOCK_FILES = (LOCK_FILE, OWNER_FILE, TAKEOVER_FILE)
 #: seconds to look again before a lock whose owner no longer runs is taken over
 STALE_RECHECK_S = 1.0
 #: NNI's own folders under --out: its experiment working directory (experiment_working_directory)
@@ -207,14 +209,22 @@ def forget_nni_experiments(nni_dir: Path, ids=(), report=print) -> list[str]:
         return []
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first, start time at index 19); None when
+    the process is gone or /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields if len(fields) > 19 else None
+
+
 def _process_start(pid: int) -> str | None:
     """The start time of process ``pid`` (``/proc/<pid>/stat`` field 22), to tell it from a later process that
     got the same pid; None where /proc is not there."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None
 
 
 def _running(pid, start) -> bool:
@@ -222,10 +232,8 @@ def _running(pid, start) -> bool:
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     if os.path.isdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
+        fields = _proc_stat(pid)
+        if fields is None:
             return False
         if fields[0] in ("Z", "X"):  # a zombie: ended, not yet reaped
             return False
@@ -304,18 +312,7 @@ class OutDirLock:
                 time.sleep(STALE_RECHECK_S)
                 lock = self._try(path)
                 if lock is None:
-                    later = self._owner()
-                    if later != owner or not self._stale(later):
-                        raise self._busy(later)
-                    try:  # set the held file aside (its holder keeps its copy) and lock a new one
-                        os.unlink(path)
-                    except FileNotFoundError:
-                        pass
-                    lock = self._try(path)
-                    if lock is None:
-                        raise self._busy(self._owner())
-                    self.report(f"archscale: note: the lock of {self.out} was left by pid {owner.get('pid')}, which "
-                                f"no longer runs; taken over")
+                    lock = self._take_over(path, owner)
         except NotImplementedError:  # a file system without flock (some network mounts)
             self.report(f"archscale: warning: the file system of {self.out} cannot lock files; make sure no other "
                         f"search writes there at the same time")
@@ -324,10 +321,38 @@ class OutDirLock:
             raise OutputError(f"cannot lock the output folder {str(self.out)!r} "
                               f"({exc.strerror or type(exc).__name__}); choose another --out") from None
         self.lock = lock
+        self._write_owner()
+        return self
+
+    def _take_over(self, path: str, owner: dict):
+        """Set aside a lock whose owner no longer runs and lock a new file, under a second lock (TAKEOVER_FILE), so
+        that two searches that found the same dead owner cannot both take over (the second sees the first's owner
+        file, written before the takeover lock is released)."""
+        from filelock import FileLock, Timeout
+
+        try:
+            with FileLock(str(self.out / TAKEOVER_FILE), timeout=10):
+                later = self._owner()
+                if later != owner or not self._stale(later):
+                    raise self._busy(later)
+                try:  # set the held file aside (its holder keeps its copy) and lock a new one
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                lock = self._try(path)
+                if lock is None:
+                    raise self._busy(self._owner())
+                self._write_owner()
+        except Timeout:
+            raise self._busy(self._owner()) from None
+        self.report(f"archscale: note: the lock of {self.out} was left by pid {owner.get('pid')}, which no longer "
+                    f"runs; taken over")
+        return lock
+
+    def _write_owner(self) -> None:
         atomic_write_text(self.out / OWNER_FILE, json.dumps({
             "pid": os.getpid(), "host": socket.gethostname(), "start": _process_start(os.getpid()),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}) + "\n")
-        return self
 
     def release(self, remove: list[Path] | tuple = ()) -> list[Path]:
         removed: list[Path] = []
@@ -338,12 +363,12 @@ class OutDirLock:
                     (self.out / OWNER_FILE).unlink()
                 except OSError:
                     pass
-            if remove:
-                removed = remove_created_dirs(remove, ignore=LOCK_FILES)
         finally:
             if self.lock is not None:
                 self.lock.release()
                 self.lock = None
+        if remove:  # after the release: the lock file goes only with its (otherwise empty) folder
+            removed = remove_created_dirs(remove, ignore=LOCK_FILES)
         return removed
 
 

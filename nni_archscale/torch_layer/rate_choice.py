@@ -84,6 +84,12 @@ def reference_of(base_model: nn.Module, batch, optimizer: str, leaf=None) -> Ref
     return Reference(optimizer, change, factor, to_text(shape.cell) if shape is not None else None)
 
 
+def _global_rules() -> list[str]:
+    """The rules :func:`rule_rate` computes: the base rate, the DAG-cell rules, those measured against a reference."""
+    return [r.name for r in map(registry.get, registry.rule_names())
+            if r.base_rate or r.dag_cell_only or "reference" in r.needs]
+
+
 def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference | None = None, batch=None,
               optimizer: str = "sgd", leaf=None, dag_cell: DagCellShape | None = None, init: str = "paper",
               batch_size: int | None = None) -> float:
@@ -102,7 +108,8 @@ def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference 
                          dag_cell.num_classes, batch_size or DEFAULT_CELL_BATCH, anchor)
     if "reference" not in entry.needs:  # graph (per group, from the graph) or a rule that computes its own rate
         raise RuleError(f"rate rule {rule!r} gives no one rate here (graph's rates come from the graph, a registered "
-                        f"rule with its own rate function from RateRule.rate); use one of {', '.join(RATE_RULES)}")
+                        f"rule with its own rate function from RateRule.rate); apply it through the hook "
+                        f"(hook.apply_rate_rule), or ask here for one of {', '.join(_global_rules())}")
     if "reference" in entry.optional and reference is None:  # segmented
         # no base network given: the graph rule's convention, a base whose every segment is one layer of kernel 3
         # (cost 1; eq. 8's base sum_p L_p^3 = 1), the network archscale calibrate trains for NAS-Bench-201
