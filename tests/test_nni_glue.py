@@ -171,12 +171,13 @@ def test_out_of_memory_while_moving_the_model_is_the_oom_outcome():
 
     import torch
 
-    from nni_archscale.nni_glue.trial import _train
+    from nni_archscale.nni_glue.trial import TrialContext, _train
 
     class Huge(torch.nn.Linear):
         def to(self, *args, **kwargs):
             raise RuntimeError("CUDA out of memory. Tried to allocate 80.00 GiB")
 
     data = SimpleNamespace(num_classes=10, train=None, val=None)
-    result = _train(Huge(2, 2), data, "cpu", lambda m: (None, None), 1, 8, 0, None)
+    budget = TrialContext(data, "cpu", 1, 8, 1, {}, "", 0.1)
+    result = _train(Huge(2, 2), budget, lambda m: (None, None), 0)
     assert result.status == "oom" and result.accuracy == pytest.approx(0.1)

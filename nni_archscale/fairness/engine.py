@@ -166,7 +166,7 @@ def train_job(opts: dict, spec: dict, mode: str, rate: float, replica: int) -> d
     import torch
 
     from ..nni_glue.adapters import prepare_candidate
-    from ..nni_glue.trial import _seed_for, _train
+    from ..nni_glue.trial import TrialContext, _seed_for, _train
     from ..torch_layer.data import load_dataset
     from ..torch_layer.fast_train import speed_for
     from ..torch_layer.hook import HookConfig
@@ -209,7 +209,9 @@ def train_job(opts: dict, spec: dict, mode: str, rate: float, replica: int) -> d
             opt = prepared.make_optimizer()
             return opt, prepared.make_scheduler(opt, steps_total)
     speed = speed_for(device, compile=opts["compile"], augment=opts["augment"])
-    result = _train(model, data, device, build, epochs, batch, seed, None, speed)
+    # the search trial's training step, at this grid point's budget (no records, reference or batch: the hook ran)
+    budget = TrialContext(data, device, epochs, batch, steps_total, {}, "", 1.0 / data.num_classes, speed=speed)
+    result = _train(model, budget, build, seed)
     return {**record, "status": result.status, "accuracy": float(result.accuracy),
             "speed": speed.describe(device, steps_total) if speed else "plain loop",
             "train_loss": None if result.train_loss != result.train_loss else float(result.train_loss),

@@ -29,7 +29,7 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -93,6 +93,26 @@ def _record(cfg: dict, arch: str, mode: str, result: TrainResult | None, status:
     return rec
 
 
+@dataclass(frozen=True)
+class TrialContext:
+    """What every arm and seed of one candidate's trial shares: the data on its device, the budget (``epochs`` of
+    ``batch_size``, ``steps_total`` steps), the trial's ``cfg`` and the candidate's ``arch`` key (for its records),
+    the accuracy of chance (a candidate with no path scores it), the base network's ``reference`` and the
+    ``measure_batch`` of the measured rule, and the fast path's ``speed`` options (None: the plain loop)."""
+
+    data: Any
+    device: torch.device
+    epochs: int
+    batch_size: int
+    steps_total: int
+    cfg: dict
+    arch: str
+    chance: float
+    reference: Reference | None = None
+    measure_batch: Any = None
+    speed: Any = None
+
+
 def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
                   report_intermediate: Callable[[float], None] | None = None) -> list[dict]:
     """Train one candidate by the rule (and by the baseline arm with ``compare``), once per seed; append and
@@ -143,8 +163,11 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
     reference = Reference.from_dict(cfg.get("reference"))
     measure_batch = None
     if reference is not None and reference.change is not None:
-        measure_batch = measurement_batch(load_dataset(cfg.get("dataset", "digits"), cfg.get("data_dir"), cfg.get("limit"),
-                                               int(cfg.get("seed", 0))), int(cfg.get("seed", 0)))
+        measure_batch = measurement_batch(load_dataset(cfg.get("dataset", "digits"), cfg.get("data_dir"),
+                                                       cfg.get("limit"), int(cfg.get("seed", 0))),
+                                          int(cfg.get("seed", 0)))
+    ctx = TrialContext(data, device, epochs, batch_size, steps_total, cfg, arch, chance, reference, measure_batch,
+                       speed)
 
     for mode in modes:
         for replica in range(replicas):
@@ -164,10 +187,9 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
                 cb = lambda e, m: report_intermediate(m.get("val_acc", 0.0))  # noqa: E731
             if mode == "nni-default":
                 _reset_default_init(net, seed, replica)
-                rec = _train_default(net, data, device, epochs, batch_size, seed, cfg, arch, extra, speed)
+                rec = _train_default(net, ctx, seed, extra)
             else:
-                rec = _train_prepared(net, sample, arms[mode], data, device, epochs, batch_size, seed, steps_total,
-                                      cfg, arch, mode, extra, chance, cb, reference, measure_batch, speed)
+                rec = _train_prepared(net, sample, arms[mode], ctx, mode, seed, extra, cb)
             append_record(records_path, rec)
             records.append(rec)
     return records
@@ -184,16 +206,16 @@ def _reset_default_init(model: torch.nn.Module, seed: int, replica: int) -> None
                 m.reset_parameters()
 
 
-def _train_prepared(model, sample, hook: HookConfig, data, device, epochs, batch, seed, steps_total, cfg, arch,
-                    mode, extra, chance, on_epoch, reference=None, measure_batch=None, speed=None) -> dict:
+def _train_prepared(model, sample, hook: HookConfig, ctx: TrialContext, mode: str, seed: int, extra: dict,
+                    on_epoch=None) -> dict:
     """Re-initialise ``model`` and set its rates by ``hook`` (the rule, or the shared-rate baseline), train it,
     and return its record."""
     gen = torch.Generator().manual_seed(seed)
     try:
-        prepared = prepare_candidate(model, hook, sample=sample, generator=gen, batch=measure_batch,
-                                     reference=reference)
+        prepared = prepare_candidate(model, hook, sample=sample, generator=gen, batch=ctx.measure_batch,
+                                     reference=ctx.reference)
     except NoPathError as exc:
-        return _record(cfg, arch, mode, None, "no-path", chance, {**extra, "message": str(exc)})
+        return _record(ctx.cfg, ctx.arch, mode, None, "no-path", ctx.chance, {**extra, "message": str(exc)})
     s = prepared.scaling
     extra = dict(extra, learning_rate=prepared.learning_rate, num_paths=s.num_paths,
                  depth_power_sum=s.learning_rate.depth_power_sum, hook_ms=round(prepared.seconds * 1e3, 3),
@@ -204,34 +226,35 @@ def _train_prepared(model, sample, hook: HookConfig, data, device, epochs, batch
 
     def build(_model):
         opt = prepared.make_optimizer()
-        return opt, prepared.make_scheduler(opt, steps_total)
+        return opt, prepared.make_scheduler(opt, ctx.steps_total)
 
-    result = _train(model, data, device, build, epochs, batch, seed, on_epoch, speed)
-    return _record(cfg, arch, mode, result, result.status, result.accuracy, extra)
+    result = _train(model, ctx, build, seed, on_epoch)
+    return _record(ctx.cfg, ctx.arch, mode, result, result.status, result.accuracy, extra)
 
 
-def _train_default(model, data, device, epochs, batch, seed, cfg, arch, extra, speed=None) -> dict:
+def _train_default(model, ctx: TrialContext, seed: int, extra: dict) -> dict:
     """NNI Classification's defaults (:data:`DEFAULT_RECIPE`) on the network as built."""
 
     def build(m):
         groups = build_param_groups(m, DEFAULT_RECIPE["learning_rate"], weight_decay=DEFAULT_RECIPE["weight_decay"])
         return make_optimizer(DEFAULT_RECIPE["optimizer"], groups), None
 
-    result = _train(model, data, device, build, epochs, batch, seed, None, speed)
-    return _record(cfg, arch, "nni-default", result, result.status, result.accuracy,
+    result = _train(model, ctx, build, seed, None)
+    return _record(ctx.cfg, ctx.arch, "nni-default", result, result.status, result.accuracy,
                    {**extra, "learning_rate": DEFAULT_RECIPE["learning_rate"]})
 
 
-def _train(model, data, device, build, epochs, batch, seed, on_epoch, speed=None) -> TrainResult:
-    """Move the model, build its optimizer (``build(model) -> (optimizer, scheduler)``) and train it (``speed``: the
-    fast path's options, :mod:`..torch_layer.fast_train`; None: the plain loop); running out of memory at any of
-    these steps is the defined outcome ``oom``, not a crash."""
+def _train(model, ctx: TrialContext, build, seed: int, on_epoch=None) -> TrainResult:
+    """Move the model, build its optimizer (``build(model) -> (optimizer, scheduler)``) and train it at the
+    trial's budget (``ctx.speed``: the fast path's options, :mod:`..torch_layer.fast_train`; None: the plain loop);
+    running out of memory at any of these steps is the defined outcome ``oom``, not a crash."""
+    data = ctx.data
     try:
-        model.to(device)
+        model.to(ctx.device)
         opt, sched = build(model)
-        return train_classifier(model, data.train, data.val, opt, epochs=epochs, batch_size=batch, scheduler=sched,
-                                seed=seed, num_classes=data.num_classes, on_epoch=on_epoch,
-                                speed=speed if speed is not None else False)
+        return train_classifier(model, data.train, data.val, opt, epochs=ctx.epochs, batch_size=ctx.batch_size,
+                                scheduler=sched, seed=seed, num_classes=data.num_classes, on_epoch=on_epoch,
+                                speed=ctx.speed if ctx.speed is not None else False)
     except BaseException as exc:  # OOM outside the loop (moving the model, building the optimizer)
         if not is_oom(exc):
             raise
