@@ -19,7 +19,21 @@ from pathlib import Path
 
 import pytest
 
-from nni_archscale.nni_glue.search import nnimanager_pids
+
+def nnimanager_pids() -> list[int]:
+    """Process ids of running nnimanagers (``node .../nni_node/main.js``): none must outlive a run."""
+    pids = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "nni_node/main.js" in cmd:
+            pids.append(int(entry))
+    return pids
 
 
 def _cmdline(pid: int) -> str:

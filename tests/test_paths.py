@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from nni_archscale import ArchGraph, Edge, EdgeKind, from_nb201, path_statistics
 from nni_archscale.core.networks import (
-    chain, dag_cell_network, nb201_network, network_from_blocks, resnet_reduction_block, stacked,
+    Block, Network, chain, dag_cell_network, nb201_network, resnet_reduction_block, stacked,
 )
 from nni_archscale.core.paths import (
     compose_moments, depth_range, enumerate_paths, enumerated_moments, power_sum, shift_moments,
@@ -80,7 +80,7 @@ def test_depth_range_matches_enumeration(g):
 
 @given(graphs(max_nodes=6), graphs(max_nodes=6), graphs(max_nodes=6))
 def test_composition_law(a, b, c):
-    net = network_from_blocks("abc", [a, b, c])
+    net = Network("abc", tuple(Block(f"block{i}", g, "cell") for i, g in enumerate((a, b, c))))
     flat = net.flatten()
     assert net.output_moments == path_statistics(flat).output == enumerated_moments(flat)
     # associativity

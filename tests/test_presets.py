@@ -87,7 +87,7 @@ def test_search_calibrate_and_inspect_accept_the_same_names():
 
 
 def test_a_bare_network_of_several_blocks_is_read_whole():
-    """stacked()/network_from_blocks() carry no cell context: scale reads the whole chain, not its first block."""
+    """stacked() (and any Network of bare blocks) carries no cell context: scale reads the whole chain, not its first block."""
     from nni_archscale.core.networks import chain, stacked
 
     net = stacked(chain(1), 3)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Sequence
 
 from .graph import ArchGraph, Edge, EdgeKind
 from .paths import Moments, chain_moments, depth_range, path_statistics, power_sum
@@ -216,7 +215,3 @@ def stacked(cell: ArchGraph, copies: int, name: str = "stack") -> Network:
     if copies < 1:
         raise ValueError(f"copies must be >= 1, got {copies}")
     return Network(name, tuple(Block(f"cell{i}", cell, "cell") for i in range(copies)))
-
-
-def network_from_blocks(name: str, graphs: Sequence[ArchGraph]) -> Network:
-    return Network(name, tuple(Block(f"block{i}", g, "cell") for i, g in enumerate(graphs)))

@@ -118,22 +118,6 @@ class SearchOptions(RunOptions):
     extra: dict = field(default_factory=dict)
 
 
-def nnimanager_pids() -> list[int]:
-    """Process ids of running nnimanagers (``node .../nni_node/main.js``): none must outlive a run."""
-    pids = []
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "nni_node/main.js" in cmd:
-            pids.append(int(entry))
-    return pids
-
-
 class _NniConsole:
     """While the search runs, NNI's console logging goes to ``<out>/nni/console.log`` (and, with ``echo``, to
     stderr at that level), never to stdout: stdout carries the search's own lines and its JSON summary.
