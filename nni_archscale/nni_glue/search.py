@@ -169,21 +169,27 @@ class _NniConsole:
         return False
 
 
-def forget_nni_experiments(nni_dir: Path, ids=(), report=print) -> list[str]:
+def forget_nni_experiments(nni_dir: Path, ids=(), report=print, inside: bool = False) -> list[str]:
     """Remove the entries of the experiments run in ``nni_dir`` (and ``ids``) from NNI's experiment registry,
     ``~/nni-experiments/.experiment``. NNI 3.0 writes an entry for every experiment whatever its
     ``experiment_working_directory`` (its Python side for the sequential engine and when it starts the
     nnimanager, which updates it under ``os.homedir()``) and never removes one; the search's own folders live
     in ``nni_dir``. Earlier runs in the same folder that were killed before they could clean up are removed
-    too. Returns the ids removed; a registry that cannot be read or written is a note, not a failure."""
+    too; with ``inside``, every experiment whose folder lies anywhere under ``nni_dir`` (a test session's
+    temporary base). Returns the ids removed; a registry that cannot be read or written is a note, not a failure."""
     try:
         from nni.tools.nnictl.config_utils import Experiments
 
         registry = Experiments()
         here = os.path.realpath(os.path.expanduser(str(nni_dir)))
-        mine = [i for i, e in registry.get_all_experiments().items()
-                if i in set(ids) or (isinstance(e, dict) and isinstance(e.get("logDir"), str)
-                                     and os.path.realpath(os.path.expanduser(e["logDir"])) == here)]
+
+        def ran_here(entry) -> bool:
+            if not (isinstance(entry, dict) and isinstance(entry.get("logDir"), str)):
+                return False
+            folder = os.path.realpath(os.path.expanduser(entry["logDir"]))
+            return folder == here or (inside and folder.startswith(here + os.sep))
+
+        mine = [i for i, e in registry.get_all_experiments().items() if i in set(ids) or ran_here(e)]
         for i in mine:
             registry.remove_experiment(i)
         return mine
