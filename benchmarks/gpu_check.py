@@ -189,7 +189,7 @@ def build(args, sample: dict, hook: bool, seed: int):
     if not hook:
         return model, build_param_groups(model, 0.1, weight_decay=5e-4), None
     t0 = time.perf_counter()
-    prepared = prepare_candidate(model, HookConfig(base_lr=0.1, preset="paper"), sample=sample,
+    prepared = prepare_candidate(model, HookConfig(base_lr=0.1, init="paper"), sample=sample,
                                  adapter="nb201-sample", generator=torch.Generator().manual_seed(seed))
     return model, prepared.groups, (time.perf_counter() - t0) * 1e3
 

@@ -7,7 +7,7 @@ different depth and path count, how much the features feeding the readout move a
 
 Setup (paper §3.3, App. B): width n, input x ~ N(0, I), target y = 1, MSE, one plain SGD step on the
 hidden weights (the graph's parameterised edges; the readout stays fixed), hidden init from the ``paper``
-preset (``Var W = 2 / (d_in(target) n)``), mean-field readout ``N(0, 1/n^2)``. The rule's rate is
+init (``Var W = 2 / (d_in(target) n)``), mean-field readout ``N(0, 1/n^2)``. The rule's rate is
 ``eta = (sum_p L_p^3)^(-1/2)`` (eq. 8, base rate 1 on a one-layer graph); the fixed rate is the geometric mean
 of the rule's rates over the graphs, so both runs use the same typical rate.
 

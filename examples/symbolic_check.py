@@ -1,7 +1,7 @@
 """Verify an init rule symbolically: does it keep every node at the input's second moment?
 
 Takes a small residual DAG, prints each node's E|z_v|^2 / E|z_0|^2 as an exact expression in the per-edge
-gains (Var W = C / fan_in, paper eq. 1-2 at infinite width), substitutes the ``paper`` preset's gains
+gains (Var W = C / fan_in, paper eq. 1-2 at infinite width), substitutes the ``paper`` init's gains
 (eq. 4: 2 / d_in(target)), and shows where the rule drifts, by what exact factor, and which gains would
 restore equality - or why none can.
 
@@ -20,7 +20,7 @@ for v, ratio in enumerate(second_moments(graph).ratios):
     print(f"  z_{v}: {ratio}")
 
 check = check_rule(graph, "paper")
-print("\npaper preset (Var W = 2 / (d_in(target) fan_in)):")
+print("\npaper init (Var W = 2 / (d_in(target) fan_in)):")
 for node in check.nodes:
     print(f"  z_{node.node}: {node.ratio}  ({node.status})")
 

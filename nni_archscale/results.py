@@ -37,7 +37,7 @@ OURS = "archscale"
 #: what each baseline arm is, for summaries and plots
 BASELINE_DESCRIPTIONS = {
     "shared-rate": "one shared learning rate for every candidate, tuned on the base network by the same "
-                   "calibration, He init (preset 'standard'), same optimizer, schedule, epochs, data and seeds",
+                   "calibration, He init (init 'standard'), same optimizer, schedule, epochs, data and seeds",
     "nni-default": "NNI Classification defaults: Adam, lr 1e-3, weight decay 0, PyTorch default init",
 }
 

@@ -2,7 +2,7 @@
 (:class:`nni_archscale.nni_glue.search.SearchOptions`) and the NAS-Bench-201 experiment
 (:class:`nni_archscale.experiments.nb201_training.Config`) share, defined once. Pure data: no torch, no NNI.
 
-How each candidate trains (preset, init, rate rule, optimizer, momentum, weight decay, schedule) is the hook's
+How each candidate trains (init, rate rule, optimizer, momentum, weight decay, schedule) is the hook's
 own :class:`nni_archscale.torch_layer.hook.HookConfig`.
 """
 

@@ -2,7 +2,7 @@
 # The main job on the embedded default data (scikit-learn's digits): a real NNI NAS search in which every
 # candidate gets its own init and learning rate, compared with one shared rate tuned on the base network (3 seeds
 # per arm: the gain with its 95% interval and the ranking noise floor). Sets up .venv if needed.
-# Extra arguments go to `archscale search` (e.g. --trials 30 --epochs 5, --engine ts, --preset release).
+# Extra arguments go to `archscale search` (e.g. --trials 30 --epochs 5, --engine ts, --init release).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"

@@ -131,7 +131,8 @@ def max_update(
     base_lr: float = 1.0,
     rate: Callable[[ArchGraph], float] | None = None,
 ) -> MaxUpdate:
-    """Derive eta* for ``graph`` and check the learning rate of ``preset`` (or of ``rate``) against it.
+    """Derive eta* for ``graph`` and check the graph rule's learning rate, paths counted as the published
+    convention ``preset`` counts them (``paper`` or ``release``), or the rate ``rate`` gives, against it.
 
     ``rate`` replaces :func:`nni_archscale.rules.paper.learning_rate` (used by the tests to show that a wrong rule
     is caught); it receives the graph and returns the learning rate.
@@ -149,14 +150,6 @@ def max_update(
     if fallback:
         B = kappa * q**2 * eta**2 * S
     eta_star = solved_rate().subs({S_sym: S, q_sym: q}) if S > 0 else None
-
-    if preset == "standard":
-        value = (rate or (lambda g: learning_rate(g, base_lr, preset, context).value))(graph)
-        ok = math.isclose(value, base_lr, rel_tol=RTOL)
-        detail = (f"standard: one rate for every graph, {value:g} {'==' if ok else '!='} base_lr {base_lr:g}; "
-                  "not the maximal-update rate (it ignores sum_p L_p^3)")
-        return MaxUpdate(graph, preset, context, S, hist, q, B, eta_star, value, None, None,
-                         "none (architecture-blind)", ok, detail)
 
     q0 = default_base_kernel_size(graph, context) if preset == "paper" else 3
     kernel_factor_applies = preset == "paper" or context == "cnn-cell" or (

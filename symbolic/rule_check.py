@@ -1,4 +1,4 @@
-"""A preset's variances substituted into the forward moments: which nodes drift, and by what exact factor.
+"""An init's variances substituted into the forward moments: which nodes drift, and by what exact factor.
 
 :func:`check_rule` takes the gains a rule of :mod:`nni_archscale.rules.paper` gives a graph (``edge_init``:
 ``Var W = gain / fan``, so the gain is the ``C_e`` of eq. 2), computes every node's ratio
@@ -76,9 +76,9 @@ class RuleCheck:
         return best
 
 
-def preset_gains(preset: str, context: str = "dag") -> GainRule:
-    """The gains of a named preset (``paper``, ``release``, ``standard``) as a :data:`GainRule`."""
-    return lambda graph: edge_init(graph, preset, context)
+def init_gains(init: str, context: str = "dag") -> GainRule:
+    """The gains of a named init (``paper``, ``release``, ``standard``) as a :data:`GainRule`."""
+    return lambda graph: edge_init(graph, init, context)
 
 
 def check_rule(
@@ -89,9 +89,9 @@ def check_rule(
     pool: PoolModel | str | Mapping[int, Any] | None = None,
     input_moment: Any = 1,
 ) -> RuleCheck:
-    """Per-node exact drift of a rule (a preset name, or a function graph -> gains) on ``graph``."""
+    """Per-node exact drift of a rule (an init's name, or a function graph -> gains) on ``graph``."""
     name = rule if isinstance(rule, str) else getattr(rule, "__name__", "custom")
-    gains = (preset_gains(rule, context) if isinstance(rule, str) else rule)(graph)
+    gains = (init_gains(rule, context) if isinstance(rule, str) else rule)(graph)
     fm = second_moments(graph, gains, activation, pool, input_moment)
     live = live_nodes(graph)
     nodes = []

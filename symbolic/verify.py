@@ -1,20 +1,21 @@
 """Verify one graph: the symbolic derivations against the numeric implementation, with a canonical cache.
 
-For a graph and a preset, :func:`verify_graph` runs three checks, each PASS or FAIL:
+For a graph and an init (``paper``, ``release`` or ``standard``), :func:`verify_graph` runs three checks, each PASS or FAIL:
 
 ``path_statistics``
     :func:`nni_archscale.core.paths.path_statistics` (binomial moment recursion) against the path-counting
     polynomials of :mod:`symbolic.pathsums`, at every node.
 ``init_variance``
-    every gain of :func:`nni_archscale.rules.paper.edge_init` against the preset's derivation. For ``paper``
+    every gain of :func:`nni_archscale.rules.paper.edge_init` against the init's derivation. For ``paper``
     the gain is derived from App. A eq. 11 (solved by sympy: ``sum over d_in incoming edges of
     V(s)/s * C = 1``) *and* the App. A property is checked on the graph read literally as eq. 1 (every
     active edge weighted): each node's second moment must be the mean of its sources'. ``release`` is held
     to its documented formula ``2 / max(d_in(source), 1)``, ``standard`` to He's ``1 / (V(s)/s) = 2``.
 ``learning_rate``
-    :func:`nni_archscale.rules.paper.learning_rate` against the maximal-update root of :mod:`symbolic.maxupdate`.
+    :func:`nni_archscale.rules.paper.learning_rate` (the graph rule, counting paths as the init's preset does:
+    the release's for its init, the paper's otherwise) against the maximal-update root of :mod:`symbolic.maxupdate`.
 
-Beside the checks it reports, exactly, every node's second-moment ratio under the preset's variances
+Beside the checks it reports, exactly, every node's second-moment ratio under the init's variances
 (:mod:`symbolic.rule_check`) and whether / how they can be restored (:mod:`symbolic.restore`). Drift is
 a finding about the rule, not an implementation mismatch, so it does not fail a graph unless asked.
 
@@ -36,6 +37,7 @@ from nni_archscale.core.formats import to_text
 from nni_archscale.core.graph import ArchGraph, Edge, EdgeKind
 from nni_archscale.core.paths import path_statistics
 from nni_archscale.rules.paper import edge_init
+from nni_archscale.rules.presets import Init
 
 from .gaussian import activation as get_activation, s
 from .maxupdate import MaxUpdate, max_update
@@ -56,7 +58,7 @@ class GraphVerification:
     """Everything :func:`verify_graph` found for one graph."""
 
     graph: ArchGraph
-    preset: str
+    init: str
     context: str
     checks: tuple[Check, ...]
     path_moments: tuple[int, ...]
@@ -113,7 +115,7 @@ class GraphVerification:
         up = self.update
         return {
             "graph": to_text(g),
-            "preset": self.preset,
+            "init": self.init,
             "context": self.context,
             "activation": self.drift.moments.activation,
             "status": "PASS" if self.ok else "FAIL",
@@ -177,13 +179,13 @@ def app_a_gain(act_name: str = "relu") -> tuple[sp.Expr, sp.Symbol]:
     return root, d
 
 
-def expected_gain(graph: ArchGraph, e: Edge, preset: str) -> Fraction:
-    """The gain the preset's derivation/specification prescribes for edge ``e`` (ReLU, like the rules):
+def expected_gain(graph: ArchGraph, e: Edge, init: str) -> Fraction:
+    """The gain the init's derivation/specification prescribes for edge ``e`` (ReLU, like the rules):
     eq. 12's root at ``d = d_in(target)`` for ``paper``, at ``d = max(d_in(source), 1)`` for ``release``
     (the authors' code), at ``d = 1`` (He) for ``standard``."""
-    if preset == "paper":
+    if init == "paper":
         return _gain_at(graph.in_degree[e.dst])
-    if preset == "release":
+    if init == "release":
         return _gain_at(max(graph.in_degree[e.src], 1))
     return _gain_at(1)
 
@@ -200,18 +202,18 @@ def all_weighted(graph: ArchGraph) -> ArchGraph:
     return ArchGraph(graph.num_nodes, [Edge(e.src, e.dst, EdgeKind.PARAM, e.kernel_size) for e in graph.active_edges])
 
 
-def check_init(graph: ArchGraph, preset: str, context: str, gains_fn=None) -> Check:
-    """Gains of the rule (``gains_fn(graph) -> edge_init-like``; default the preset's) against the derivation."""
-    gains_fn = gains_fn or (lambda g: edge_init(g, preset, context))
+def check_init(graph: ArchGraph, init: str, context: str, gains_fn=None) -> Check:
+    """Gains of the rule (``gains_fn(graph) -> edge_init-like``; default the init's) against the derivation."""
+    gains_fn = gains_fn or (lambda g: edge_init(g, init, context))
     given = {(i.edge.src, i.edge.dst): Fraction(i.gain) for i in gains_fn(graph)}
     for e in graph.parameterised_edges:
-        want = expected_gain(graph, e, preset)
+        want = expected_gain(graph, e, init)
         got = given.get((e.src, e.dst))
         if got != want:
             return Check("init_variance", False, f"edge {e.name}: rule gain {got}, derivation gives {want}")
-    if preset != "paper":
+    if init != "paper":
         return Check("init_variance", True,
-                     f"{len(given)} gain(s) match the {preset} formula")
+                     f"{len(given)} gain(s) match the {init} formula")
     # App. A on the literal eq. 1 graph: E|z_v|^2 must be the mean of the sources' moments
     lit = all_weighted(graph)
     fm = second_moments(lit, {(i.edge.src, i.edge.dst): i.gain for i in gains_fn(lit)}, "relu")
@@ -235,26 +237,26 @@ def check_learning_rate(update: MaxUpdate) -> Check:
 # --------------------------------------------------------------------------- one graph
 def verify_graph(
     graph: ArchGraph,
-    preset: str = "paper",
+    init: str = "paper",
     context: str = "dag",
     base_lr: float = 1.0,
     activation: str = "relu",
     pool: PoolModel | str | None = None,
 ) -> GraphVerification:
     """Run every check on ``graph`` and report drift and restorability (module docstring)."""
-    checks = [check_path_statistics(graph), check_init(graph, preset, context)]
-    update = max_update(graph, preset, context, base_lr)
+    checks = [check_path_statistics(graph), check_init(graph, init, context)]
+    update = max_update(graph, Init.of(init).preset.name, context, base_lr)
     checks.append(check_learning_rate(update))
-    drift = check_rule(graph, preset, context, activation, pool)
+    drift = check_rule(graph, init, context, activation, pool)
     moments = path_statistics(graph).output
-    return GraphVerification(graph, preset, context, tuple(checks), tuple(moments), drift, update)
+    return GraphVerification(graph, init, context, tuple(checks), tuple(moments), drift, update)
 
 
 @dataclass
 class Verifier:
     """:func:`verify_graph` with a cache keyed by canonical form (isomorphic graphs are verified once)."""
 
-    preset: str = "paper"
+    init: str = "paper"
     context: str = "dag"
     base_lr: float = 1.0
     activation: str = "relu"
@@ -267,7 +269,7 @@ class Verifier:
     def verify(self, graph: ArchGraph) -> GraphVerification:
         if not self.use_cache:
             self.misses += 1
-            return verify_graph(graph, self.preset, self.context, self.base_lr, self.activation, self.pool)
+            return verify_graph(graph, self.init, self.context, self.base_lr, self.activation, self.pool)
         order = canonical_labelling(graph)
         position = [0] * graph.num_nodes
         for i, v in enumerate(order):
@@ -281,7 +283,7 @@ class Verifier:
             self.misses += 1
             n, edges = key
             canon = ArchGraph(n, (Edge(a, b, EdgeKind(k), q) for a, b, k, q in edges))
-            result = verify_graph(canon, self.preset, self.context, self.base_lr, self.activation, self.pool)
+            result = verify_graph(canon, self.init, self.context, self.base_lr, self.activation, self.pool)
             self._cache[key] = result
         return replace(result, graph=graph, cached=hit, node_map=tuple(position))
 

@@ -279,7 +279,7 @@ CLI = [
     (["inspect", "--space", "nope"], "--space: invalid choice"),
     (["inspect", "2_02_002", "--base-lr", "0"], "--base-lr: expected a positive finite number"),
     (["inspect", "2_02_002", "--kernel-size", "x"], "--kernel-size: expected a positive integer"),
-    (["inspect", "2_02_002", "--preset", "zzz"], "--preset: invalid choice: 'zzz'"),
+    (["inspect", "2_02_002", "--init", "zzz"], "--init: invalid choice: 'zzz'"),
     (["inspect", "2_02_002", "--base-lr", "-inf"], "--base-lr: expected a positive finite number, got '-inf'"),
     # verify
     (["verify", "--random", "-3"], "--random: expected a positive integer, got '-3'"),
@@ -708,8 +708,8 @@ def _mlp():
 
 
 @pytest.mark.parametrize("model, hook, error, message", [
-    ("mlp", {"lr": 0.3}, RuleError, r"^unknown hook option\(s\) 'lr'; valid options: base_lr, preset, optimizer, "
-                                    r"momentum, nesterov, weight_decay, scheduler, per_edge, init, rate_rule, "
+    ("mlp", {"lr": 0.3}, RuleError, r"^unknown hook option\(s\) 'lr'; valid options: base_lr, init, optimizer, "
+                                    r"momentum, nesterov, weight_decay, scheduler, per_edge, rate_rule, "
                                     r"batch_size \(use base_lr for lr\)$"),
     ("mlp", [0.1], RuleError, r"^the hook's options must be a HookConfig or a dict of its options, got list \[0.1\]; "
                               r"e.g. \{'base_lr': 0.1\} or HookConfig\(base_lr=0.1\)$"),
@@ -748,7 +748,7 @@ def test_hooks_take_the_options_as_a_dict_as_the_readme_shows():
 def test_debug_is_accepted_after_the_subcommand_too(capsys):
     """issue 25: `archscale inspect ARCH --debug` was refused as an unrecognized argument."""
     assert main(["inspect", "2_02_002", "--debug"]) == 0
-    assert "preset     paper" in capsys.readouterr().out
+    assert "init       paper   paths counted as paper" in capsys.readouterr().out
     for argv in (["inspect", "2_02_002", "--debug", "--base-kernel-size", "0"],
                  ["experiment", "lr-prediction", "--sgd-grid", "1", "0.1", "--debug"]):  # a nested subcommand
         assert main(argv) == 2

@@ -91,11 +91,11 @@ def test_the_default_rule_follows_the_init_and_optimizer(caplog):
     cases = {("paper", "adam"): "feature-sgd", ("standard", "sgd"): "shared", ("release", "sgd"): "graph",
              ("paper", "adamw"): "graph",  # adamw: not measured
              ("paper", "sgd"): "shared"}  # reports/fairness/dagcell-e2: no rule beat one shared rate (issue 23)
-    for (preset, optimizer), rule in cases.items():
+    for (init, optimizer), rule in cases.items():
         with caplog.at_level(logging.WARNING, logger="nni_archscale"):
-            p = prepare_candidate(net(), HookConfig(base_lr=0.01, preset=preset, optimizer=optimizer), sample={},
+            p = prepare_candidate(net(), HookConfig(base_lr=0.01, init=init, optimizer=optimizer), sample={},
                                   adapter="fx", generator=torch.Generator().manual_seed(0))
-        assert p.rate_rule == rule, (preset, optimizer)
+        assert p.rate_rule == rule, (init, optimizer)
     # readout-limited-sgd without the training batch size says which it assumed
     p = prepare_candidate(net(), HookConfig(base_lr=0.01, rate_rule="readout-limited-sgd"), sample={}, adapter="fx",
                           generator=torch.Generator().manual_seed(0))

@@ -39,10 +39,10 @@ def test_analysis_scores_an_exact_predictor_at_zero():
 
 def test_cli_runs_a_tiny_measurement(tmp_path, capsys):
     out = tmp_path / "lr"
-    assert main(["experiment", "nb201-lr", "--cells", "2", "--presets", "paper", "--points", "3", "--limit", "96",
+    assert main(["experiment", "nb201-lr", "--cells", "2", "--inits", "paper", "--points", "3", "--limit", "96",
                  "--width", "4", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["measured"]["paper"]) == {BASE_ARCH, *summary["cells"]} and len(summary["cells"]) == 2
     assert set(summary["results"]["paper"]) == {"one-cell", "whole-network", "constant"}
     assert "one cell's paths or the whole network's" in capsys.readouterr().out
-    assert main(["experiment", "nb201-lr", "--presets", "mup"]) == 2
+    assert main(["experiment", "nb201-lr", "--inits", "mup"]) == 2

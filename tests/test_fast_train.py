@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SAMPLE = {"cell/0_1": "conv_3x3", "cell/0_2": "conv_1x1", "cell/1_2": "conv_3x3", "cell/0_3": "skip_connect",
           "cell/1_3": "conv_3x3", "cell/2_3": "avg_pool_3x3"}
 #: per-edge rates: several param groups with different rates, so a mix-up between groups would show
-HOOK = HookConfig(base_lr=0.2, preset="paper", per_edge=True, weight_decay=5e-4)
+HOOK = HookConfig(base_lr=0.2, init="paper", per_edge=True, weight_decay=5e-4)
 
 
 @pytest.fixture(scope="module")

@@ -142,11 +142,11 @@ def test_conv_bn_convention_matches_a_real_cell():
     from nni_archscale import from_nb201
 
     g = from_nb201("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|")
-    exact = forward_moments(g, convention="conv-bn", preset="paper", context="nb201-cell")
+    exact = forward_moments(g, convention="conv-bn", init="paper", context="nb201-cell")
     with torch.no_grad():
         measured = _monte_carlo_conv_bn(g)
         assert measured == pytest.approx(list(exact.second_moment), rel=0.1)
-        scales = exact_node_scales(g, convention="conv-bn", preset="paper", context="nb201-cell")
+        scales = exact_node_scales(g, convention="conv-bn", init="paper", context="nb201-cell")
         restored = _monte_carlo_conv_bn(g, node_scales=list(scales))
     assert restored == pytest.approx([1.0] * 4, rel=0.1)
 

@@ -36,7 +36,7 @@ SAMPLES = {
     "mixed-2": nni_sample("|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|skip_connect~2|"),
     "every-op": {f"cell/{e}": OPS[k % len(OPS)] for k, e in enumerate(EDGES)},
 }
-CFG = HookConfig(base_lr=0.1, preset="paper")
+CFG = HookConfig(base_lr=0.1, init="paper")
 
 
 _FROZEN: dict = {}
@@ -106,7 +106,7 @@ def test_auto_without_sample_matches_the_sample_adapter(name):
 @pytest.mark.parametrize("name", ["mixed", "all-conv_3x3"])
 def test_per_edge_and_exact_init_match_too(name):
     sample = SAMPLES[name]
-    cfg = HookConfig(base_lr=0.1, preset="paper", per_edge=True, init="exact")
+    cfg = HookConfig(base_lr=0.1, per_edge=True, init="exact")
     model, model2 = _frozen(sample, 2), _frozen(sample, 2)
     got = prepare_candidate(model, cfg, generator=torch.Generator().manual_seed(5))
     want = prepare_candidate(model2, cfg, sample=sample, generator=torch.Generator().manual_seed(5))

@@ -33,7 +33,7 @@ from nni_archscale.rules.paper import learning_rate, readout_init  # noqa: E402
 from nni_archscale.torch_layer.data import load_dataset  # noqa: E402
 
 SEEN: list[dict] = []
-HOOK = {"base_lr": 0.4, "preset": "paper", "weight_decay": 0.0, "scheduler": "none", "rate_rule": "graph"}
+HOOK = {"base_lr": 0.4, "init": "paper", "weight_decay": 0.0, "scheduler": "none", "rate_rule": "graph"}
 
 
 pytestmark = pytest.mark.usefixtures("no_leaked_nnimanager", "one_thread")  # none that a test started may outlive it

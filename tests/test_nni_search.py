@@ -39,7 +39,7 @@ def test_sequential_search_with_compare_and_resume(tmp_path, capsys):
     assert {"arch", "learning_rate", "accuracy", "baseline_accuracy", "baseline_learning_rate", "gain"} <= set(rows[0])
     summary = json.loads((out / "summary.json").read_text())
     cached = json.loads(cache.read_text())["entries"]
-    shared = next(e for k, e in cached.items() if k.endswith("preset=standard"))  # tuned once, cached
+    shared = next(e for k, e in cached.items() if k.endswith("init=standard"))  # tuned once, cached
     assert summary["baseline"] == "shared-rate" and summary["shared_lr"] == shared["base_lr"]
     assert shared["resolution_octaves"] == 0.25 and shared["widened"] >= 0
     for r in rows:
@@ -151,8 +151,8 @@ def test_search_with_on_device_augmentation_records_the_trainer_path(tmp_path):
 
 @pytest.mark.nni
 def test_naming_the_presets_own_init_is_the_same_run(tmp_path):
-    """--init paper is what no --init means under the paper preset: resuming with it is the same run (nothing is
-    retrained), and --init release alone brings its preset."""
+    """--init paper is what no --init means: resuming with it is the same run (nothing is retrained); a run.json an
+    earlier version wrote (``hook.preset`` beside ``hook.init``) resumes as the same run too."""
     out, cache = tmp_path / "same", tmp_path / "cal.json"
     assert main(_args(out, cache, "--base-lr", "0.3")) == 0
     before = (out / "trials.jsonl").read_text()
@@ -161,4 +161,10 @@ def test_naming_the_presets_own_init_is_the_same_run(tmp_path):
     assert (out / "trials.jsonl").read_text().count('"status": "ok"') == before.count('"status": "ok"')
     release = tmp_path / "release"
     assert main(_args(release, cache, "--base-lr", "0.3", "--init", "release")) == 0
-    assert json.loads((release / "summary.json").read_text())["preset"] == "release"
+    assert json.loads((release / "summary.json").read_text())["init"] == "release"
+    run = json.loads((out / "run.json").read_text())
+    identity = run["identity"]
+    identity["hook.preset"] = identity["hook.init"]  # as an earlier version wrote it
+    (out / "run.json").write_text(json.dumps(run))
+    assert main(_args(out, cache, "--base-lr", "0.3", "--resume")) == 0
+    assert (out / "trials.jsonl").read_text().count('"status": "ok"') == before.count('"status": "ok"')

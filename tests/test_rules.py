@@ -1,4 +1,5 @@
-"""The scaling rules: init variances and learning rates of the paper, release and standard presets."""
+"""The scaling rules: init variances of the paper, release and He inits, and the learning rates of eq. 8/9 under
+the paper's and the release's path counts."""
 
 import math
 from fractions import Fraction
@@ -119,9 +120,15 @@ def test_readouts():
     assert readout_init("standard").variance(64) == pytest.approx(1 / 64)
 
 
-def test_standard_is_one_rate_for_all():
+def test_he_init_is_counted_as_the_paper_counts():
+    """He's init (init ``standard``) has no path count of its own: the graph rule counts as the paper does, and one
+    rate for every candidate is the rate rule ``shared``, not an init (nor a preset)."""
     for arch in (ALL_CONV3, CHAIN3, ALL_SKIP):
-        assert learning_rate(from_nb201(arch), 0.1, "standard", "nb201-cell").value == 0.1
+        he = scale(arch, 0.1, "standard", "nb201-cell")
+        assert he.learning_rate == scale(arch, 0.1, "paper", "nb201-cell").learning_rate
+        assert he.init_rule == "standard" and all(item.gain == 2 for item in he.init)
+    with pytest.raises(RuleError, match="'standard' is an init, not a preset"):
+        learning_rate(from_nb201(ALL_CONV3), 0.1, "standard", "nb201-cell")
 
 
 @given(graphs(max_nodes=8, kinds=(EdgeKind.SKIP, EdgeKind.PARAM, EdgeKind.ZERO)))
@@ -144,7 +151,7 @@ def test_per_edge_rates_use_paths_through_the_edge(g):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(preset="mup"), "unknown preset 'mup'"),
+        (dict(init="mup"), "unknown init 'mup'"),
         (dict(context="resnet"), "unknown context 'resnet'"),
         (dict(base_lr=-1.0), "positive finite"),
         (dict(base_lr=float("nan")), "positive finite"),

@@ -58,7 +58,7 @@ def test_fail_on_drift(capsys):
 
 
 def test_random_graphs_summary_json(capsys):
-    status, out, err = run(capsys, "--random", "40", "--seed", "3", "--json", "--preset", "release")
+    status, out, err = run(capsys, "--random", "40", "--seed", "3", "--json", "--init", "release")
     data = json.loads(out)
     assert status == 0 and data["summary"]["graphs"] == 40 and data["summary"]["fail"] == 0
     assert all("second_moment_ratio" in n for g in data["graphs"] for n in g["nodes"])

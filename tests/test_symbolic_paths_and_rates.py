@@ -90,7 +90,7 @@ def test_maximal_update_root():
                        * sp.Symbol("S", positive=True) - sp.Symbol("beta", positive=True)) == 0
 
 
-@pytest.mark.parametrize("preset", ["paper", "release", "standard"])
+@pytest.mark.parametrize("preset", ["paper", "release"])
 @given(graph=graphs(max_nodes=7))
 def test_rule_learning_rate_is_the_maximal_update_root(preset, graph):
     mu = max_update(graph, preset, "dag", base_lr=0.3)

@@ -56,7 +56,7 @@ def test_fx_extracts_the_dag_and_the_init_reaches_the_weights():
                         Edge(2, 3, EdgeKind.PARAM)])
     assert g == ref
     assert {e.module for e in g.parameterised_edges} == {"a", "b", "c", "head"}
-    prepared = prepare_graph(model, g, HookConfig(base_lr=0.5, preset="paper", weight_decay=0.0), "dag", "head",
+    prepared = prepare_graph(model, g, HookConfig(base_lr=0.5, init="paper", weight_decay=0.0), "dag", "head",
                              torch.Generator().manual_seed(0))
     # measured variances equal the rule's: b and c enter node 2 (in-degree 2) -> 2/(2*512); a -> 2/512
     n = 512
@@ -211,9 +211,17 @@ def test_missing_dataset_dir_is_a_clear_error(tmp_path):
         load_cifar("cifar10", tmp_path)
 
 
-def test_calibration_cache_files_presets_apart():
-    from nni_archscale.torch_layer.rate_grid import CalibrationCache
+def test_calibration_cache_files_inits_apart_and_reads_an_earlier_versions_entries(tmp_path):
+    """Inits draw the base network differently: separate entries. An entry an earlier version filed under
+    ``|preset=`` with ``preset`` in its recipe is the same calibration, read under today's key (no result lost)."""
+    from nni_archscale.torch_layer.rate_grid import Calibration, CalibrationCache
 
     paper = CalibrationCache.key("s", "digits", "sgd", 128, "paper")
     release = CalibrationCache.key("s", "digits", "sgd", 128, "release")
-    assert paper != release and paper.endswith("|preset=paper")
+    assert paper != release and paper.endswith("|init=paper")
+    cache = CalibrationCache(tmp_path / "cal.json")
+    old_key = paper.replace("|init=", "|preset=")
+    cache.put(Calibration(old_key, 0.25, {"preset": "paper", "epochs": 1}, {0.25: 1.0}, 1.0))
+    found = CalibrationCache(tmp_path / "cal.json").get(paper, {"init": "paper", "epochs": 1})
+    assert found is not None and found.base_lr == 0.25 and found.key == paper
+    assert CalibrationCache(tmp_path / "cal.json").get(paper, {"init": "paper", "epochs": 2}) is None  # stale

@@ -6,13 +6,11 @@ import argparse
 import json
 import math
 
-from .main import non_negative_float, positive_int, positive_rate, resolve_init, seed_number
+from .main import add_init_argument, non_negative_float, positive_int, positive_rate, seed_number
 from .search_cmd import device_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..rules.presets import INITS
-    from ..rules.paper import PRESETS
     from ..rules.names import DATASET_NAMES, SPACE_NAMES
 
     p = sub.add_parser(
@@ -37,9 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=128, help="default 128 (part of the cache key)")
     p.add_argument("--space", choices=SPACE_NAMES, default="nb201",
                    help="the NNI model space whose base network is calibrated (as archscale search --space)")
-    p.add_argument("--preset", choices=PRESETS, default=None, help="default: the init's preset, else paper")
-    p.add_argument("--init", choices=INITS, default=None,
-                   help="the init (default: the preset's own; exact: the paper's plus node-sum scalars)")
+    add_init_argument(p, " (standard: the shared rate a user would tune, the --compare shared-rate baseline's)")
     p.add_argument("--objective", choices=("maxlr", "accuracy", "population"), default="maxlr",
                    help="maxlr: the paper's one-epoch maximal rate of the base network (default); accuracy: the "
                    "base network's best validation accuracy after --epochs (the search's); population: the best mean "
@@ -76,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from ..torch_layer.train import device_request, pick_device
 
     # everything that can be refused is checked before the progress bar appears (one-line errors)
-    init = resolve_init(args.preset, args.init)
+    init = args.init
     log_grid(args.low, args.high, args.points)
     pick_device(args.device)
     CalibrationCache(args.cache or default_cache_path())
@@ -99,13 +95,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             bar.close()
             from ..fairness.objectives import budget_rate, calibration_options
-            from ..rules.presets import Init
-
-            scheme = Init.of(init)
             opts = calibration_options(
                 args.space, args.dataset, args.epochs or 2, args.batch_size,
-                {"optimizer": args.optimizer, "weight_decay": args.weight_decay, "preset": scheme.preset.name,
-                 "init": scheme.value}, seeds=max(2, args.seeds), candidates=args.candidates,
+                {"optimizer": args.optimizer, "weight_decay": args.weight_decay, "init": init},
+                seeds=max(2, args.seeds), candidates=args.candidates,
                 data_dir=args.data_dir, limit=args.limit, width=args.width, cells_per_stage=args.cells,
                 seed=args.seed, device=device_request(args.device))
             cal = budget_rate(opts, args.objective, 0.1, args.cache or default_cache_path(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .main import non_negative_float, non_negative_int, positive_float, positive_int
+from .main import add_init_argument, non_negative_float, non_negative_int, positive_float, positive_int
 from .search_cmd import device_name, space_arg
 
 DESCRIPTION = """\
@@ -43,8 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--momentum", type=non_negative_float, default=0.9, help="default 0.9")
     p.add_argument("--weight-decay", type=non_negative_float, default=5e-4, help="default 5e-4")
     p.add_argument("--scheduler", choices=("cosine", "none"), default="cosine", help="default cosine")
-    p.add_argument("--init", choices=("paper", "exact", "release", "standard"), default="paper",
-                   help="the init the grid trains with (the search's; default paper)")
+    add_init_argument(p, " (the init the grid trains with: the search's)")
     p.add_argument("--width", type=positive_int, default=8, help="NB201 stem width C (default 8)")
     p.add_argument("--cells", type=positive_int, default=1, help="NB201 cells per stage N (default 1)")
     p.add_argument("--dag-width", type=positive_int, default=64, help="the DAG-cell MLP's width (default 64)")
@@ -80,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, limit=args.limit, candidates=args.candidates, seeds=args.seeds, epochs=args.epochs,
         batch_size=args.batch_size,
         hook={"optimizer": args.optimizer, "momentum": args.momentum, "weight_decay": args.weight_decay,
-              "scheduler": args.scheduler, "preset": "paper" if args.init in ("paper", "exact") else args.init,
-              "init": args.init},
+              "scheduler": args.scheduler, "init": args.init},
         width=args.width, cells_per_stage=args.cells, dag_width=args.dag_width, sample_seed=args.sample_seed,
         seed=args.seed, published=args.published, rules=args.rules, benchmark_lr=args.benchmark_lr,
         population=args.population, workers=args.workers, device=device_request(args.device),

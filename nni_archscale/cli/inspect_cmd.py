@@ -9,17 +9,13 @@ from dataclasses import replace
 from ..errors import RuleError
 from ..rules.explain import to_record, to_report
 from ..core.formats import parse_architecture
-from ..rules.paper import CONTEXTS, DEFAULT_BASE_LR, PRESETS, scale
-from ..rules.first_step import ABSOLUTE_RULES, ALIASES, RULES
-from ..rules.presets import INITS, Init
+from ..rules.paper import CONTEXTS, DEFAULT_BASE_LR, scale
+from ..rules.first_step import ABSOLUTE_RULES, RULES
+from ..rules.presets import Init
 from ..rules import registry
 from ..rules.names import SPACE_NAMES
-from .main import UsageError, kernel_size_number, positive_float, positive_int, seed_number
-
-
-#: the product's rules: the presets, the evidence-backed kernel rules and the absolute SGD rule (the research
-#: variants that lost their tests are scored by ``archscale experiment lr-prediction``, not offered here)
-RULE_CHOICES = (*PRESETS, *RULES, *ALIASES, *ABSOLUTE_RULES)
+from .main import UsageError, add_init_argument, add_renamed, kernel_size_number, positive_float, positive_int, \
+    seed_number
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,10 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed_number, default=0,
                    help="with --space: which sample (0..2**32 - 1, numpy's seed range; default 0)")
     p.add_argument("--rate-rule", choices=(registry.AUTO, *registry.rule_names()), default=registry.AUTO,
-                   help="with --space: the learning-rate rule (default auto: the space's evidence-backed rule)")
-    p.add_argument("--preset", choices=RULE_CHOICES, default=None,
-                   help="the rule (default paper; with --network: the evidence-backed rule for the init and "
-                        "optimizer, nni_archscale/rules/defaults.py); the rules beyond the paper need --network")
+                   help="the learning-rate rule (default auto: for ARCH eq. 8/9, graph; with --network the "
+                        "evidence-backed rule for the init and optimizer; with --space the space's; "
+                        "nni_archscale/rules/defaults.py). ARCH alone takes graph or shared; --network also the "
+                        "DAG-cell rules; --space every rule")
+    add_init_argument(p, " (exact needs --network or --space)")
     p.add_argument("--base-lr", type=positive_float, default=None,
                    help="rate calibrated on the base network; default: for ARCH 0.46 for a NAS-Bench-201 cell, "
                         "else 1.0; with --space 0.1; with --network 1.0, and required by readout-limited-sgd (an "
@@ -46,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kernel-size", type=kernel_size_number, default=None,
                    help="kernel size q of the parameterised edges of a paper code, and q in eq. 9")
     p.add_argument("--base-kernel-size", type=kernel_size_number, default=None,
-                   help="kernel size of the base network (paper preset; default 1 for MLPs, 3 for CNNs)")
+                   help="kernel size of the base network (the paper's count; default 1 for MLPs, 3 for CNNs)")
     p.add_argument("--context", choices=CONTEXTS, default=None,
                    help="what the graph is (default: nb201-cell for NAS-Bench-201 strings, else dag)")
     p.add_argument("--width", type=positive_int, default=None,
@@ -55,11 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-edge", action="store_true", help="also give each edge the rate of its own paths")
     p.add_argument("--network", choices=("mlp", "cnn"), default=None,
                    help="read ARCH as the cell of the paper's DAG-cell network (stem, cell, readout)")
-    p.add_argument("--init", choices=INITS, default=None,
-                   help="with --network: the init (exact = paper + node-sum scalars that keep every node's scale)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="with --network (default sgd)")
-    p.add_argument("--rule", choices=RULE_CHOICES, default=None,
-                   help="with --network: the same as --preset")
+    add_renamed(p, "--rule", "use --rate-rule (the learning-rate rule)")
     p.add_argument("--batch-size", type=positive_int, default=None,
                    help="with --network: the training batch size, for readout-limited-sgd's cap (default 32, the "
                         "batch of every measurement behind it)")
@@ -76,26 +70,34 @@ def run(args: argparse.Namespace) -> int:
     if args.arch is None:
         raise UsageError("inspect needs ARCH (a NAS-Bench-201 string, paper code, text graph or JSON file) or "
                          "--space NAME --seed N")
-    if not registry.is_auto(args.rate_rule):
-        raise UsageError("--rate-rule applies with --space (a whole model); for ARCH use --preset")
     graph, form = parse_architecture(args.arch, kernel_size=args.kernel_size or 1)
     if args.network:
         return run_network(args, graph, form)
-    for flag in ("init", "optimizer", "rule", "batch_size"):
+    for flag in ("optimizer", "batch_size"):
         if getattr(args, flag) is not None:
             raise UsageError(f"--{flag.replace('_', '-')} needs --network mlp|cnn (it describes the DAG-cell "
                              f"network's training)")
-    if args.preset is not None and args.preset not in PRESETS:
-        raise UsageError(f"--preset {args.preset} is a rule for the DAG-cell network (stem, cell, readout); add "
-                         f"--network mlp|cnn, or use one of {', '.join(PRESETS)}")
-    args.preset = args.preset or "paper"
+    if Init.of(args.init).node_scales:
+        raise UsageError(f"--init {args.init} sets node-sum scalars from the network's moments: add --network "
+                         f"mlp|cnn, or use --space nb201 (for ARCH alone: paper, release or standard)")
+    rule = registry.GRAPH if registry.is_auto(args.rate_rule) else registry.get(args.rate_rule)
+    if not (rule.per_group or rule.base_rate):
+        raise UsageError(f"--rate-rule {rule.name} needs a network, not a bare graph: add --network mlp|cnn (the "
+                         f"DAG-cell rules) or use --space NAME (every rule); for ARCH alone: graph or shared")
     context = args.context or ("nb201-cell" if form == "nb201" else "dag")
     base_lr = args.base_lr if args.base_lr is not None else DEFAULT_BASE_LR[context]
     scaling = scale(
-        graph, base_lr, args.preset, context,
+        graph, base_lr, args.init, context,
         kernel_size=args.kernel_size, base_kernel_size=args.base_kernel_size, per_edge=args.per_edge,
     )
     record = to_record(scaling, width=args.width or 16, num_classes=args.num_classes, form=form)
+    if rule.base_rate:  # one rate for every candidate: the base rate, whatever the graph
+        record.update(rate_rule=rule.name, learning_rate=base_lr,
+                      learning_rate_formula=f"eta = base_lr = {base_lr:g}   [rate rule {rule.name}: {rule.summary}]")
+        for item in record["init_variance"]:
+            item.pop("learning_rate", None)
+    else:
+        record["rate_rule"] = rule.name
     print(json.dumps(record, indent=2) if args.json else to_report(record))
     return 0
 
@@ -109,21 +111,24 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
 
     if args.context:
         raise UsageError("--context and --network exclude each other: --network sets the context")
-    init, optimizer = args.init or "paper", args.optimizer or "sgd"
+    init, optimizer = args.init, args.optimizer or "sgd"
     width = args.width or 128
-    if args.rule and args.preset and args.rule != args.preset:
-        raise UsageError(f"--rule {args.rule} and --preset {args.preset} disagree; give one of them")
-    rule = args.rule or args.preset or default_rule(init, optimizer, args.network)
+    rule = default_rule(init, optimizer, args.network) if registry.is_auto(args.rate_rule) else args.rate_rule
+    entry = registry.get(rule)
+    if not (entry.per_group or entry.base_rate or entry.dag_cell_only):
+        cell_rules = [r for r in registry.rule_names() if registry.get(r).dag_cell_only]
+        raise UsageError(f"--rate-rule {rule} needs the whole model: use --space NAME; with --network: graph, "
+                         f"shared or a DAG-cell rule ({', '.join(cell_rules)})")
     context = f"{args.network}-cell"
     base_lr = args.base_lr if args.base_lr is not None else 1.0
-    scaling = scale(graph, base_lr, Init.of(init).preset, context, kernel_size=args.kernel_size)
+    scaling = scale(graph, base_lr, init, context, kernel_size=args.kernel_size)
     record = to_record(scaling, width=width, num_classes=args.num_classes, form=form)
     batch_size = args.batch_size or 32
     terms = None
     if rule in ABSOLUTE_RULES:
         if optimizer != "sgd" or args.network != "mlp":
             raise UsageError(f"{rule} is an SGD rule for MLP cells (its constant was measured there); use "
-                             f"--optimizer sgd --network mlp, or another --rule")
+                             f"--optimizer sgd --network mlp, or another --rate-rule")
         if args.base_lr is None:
             raise UsageError(f"{rule} gives an absolute rate, min(base_lr x second-step multiplier, readout cap): "
                              f"pass --base-lr, the rate calibrated on cell 0_00_000_2000 at this width and batch size")
@@ -144,7 +149,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     fm = forward_moments(graph, spec.gains, convention="linear-act", input_mean=mean0, input_second_moment=second0,
                          node_scales=spec.node_scales)
     record.update(
-        network=args.network, init=init, optimizer=optimizer, rule=rule, base_lr=base_lr,
+        network=args.network, init=init, optimizer=optimizer, rate_rule=rule, base_lr=base_lr,
         learning_rate=rate,
         learning_rate_formula=formula,
         node_scales=list(fm.node_scales),
@@ -159,7 +164,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
         print(json.dumps(record, indent=2))
     else:
         print(to_report(record))
-        print(f"\nnetwork {args.network}: init {init}, optimizer {optimizer}, rule {rule}")
+        print(f"\nnetwork {args.network}: init {init}, optimizer {optimizer}, rate rule {rule}")
         if "rule_terms" in record:
             print(_explain_terms(kernel_rule, record["rule_terms"]))
         print("node second moment / input's: " + ", ".join(f"{r:.3g}" for r in fm.ratios))
@@ -173,7 +178,7 @@ def _rule_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
     from ..rules.first_step import base_cell, first_step_kernel, dag_cell_init
 
     base = base_cell(args.network)
-    base_spec = dag_cell_init(base, args.network, args.init or "paper", spec.net.width, spec.net.in_features, args.num_classes)
+    base_spec = dag_cell_init(base, args.network, args.init, spec.net.width, spec.net.in_features, args.num_classes)
     terms = {}
     for prefix, s, cell in (("", spec, graph), ("base_", base_spec, base)):
         k = first_step_kernel(s)
@@ -219,18 +224,14 @@ def _run_space(args: argparse.Namespace) -> int:
     from ..nni_glue.spaces import SampleRejected, sample_model
     from ..torch_layer.data import load_dataset
     from ..torch_layer.hook import HookConfig
-    for flag in ("network", "init", "rule", "context", "per_edge", "kernel_size", "width", "batch_size",
-                 "base_kernel_size"):
+    for flag in ("network", "context", "per_edge", "kernel_size", "width", "batch_size", "base_kernel_size"):
         if getattr(args, flag):
             raise UsageError(f"--{flag.replace('_', '-')} does not apply with --space")
     base_lr = args.base_lr if args.base_lr is not None else 0.1
     optimizer = args.optimizer or "sgd"
-    preset = args.preset or "paper"
-    if preset not in PRESETS:
-        raise UsageError(f"--preset with --space is an init preset: one of {', '.join(PRESETS)}")
     data = load_dataset("digits")
     batch = measurement_batch(data)
-    cfg = HookConfig(base_lr=base_lr, preset=preset, optimizer=optimizer, rate_rule=args.rate_rule)
+    cfg = HookConfig(base_lr=base_lr, init=args.init, optimizer=optimizer, rate_rule=args.rate_rule)
     try:
         sample, model = sample_model(args.space, args.seed, data.num_classes, image_size=data.image_size)
     except SampleRejected as exc:
@@ -253,7 +254,7 @@ def _run_space(args: argparse.Namespace) -> int:
     family = network_family(model, prepared.adapter)
     record = {
         "space": args.space, "seed": args.seed, "sample": sample, "adapter": prepared.adapter, "family": family,
-        "optimizer": optimizer, "preset": preset, "base_lr": base_lr,
+        "optimizer": optimizer, "init": args.init, "base_lr": base_lr,
         "rate_rule": prepared.rate_rule,
         "why": ("--rate-rule " + args.rate_rule) if not registry.is_auto(args.rate_rule) else
         f"the default for family {family} with {optimizer} (nni_archscale/rules/defaults.py SPACE_RATE_RULES, decided by "
@@ -268,7 +269,7 @@ def _run_space(args: argparse.Namespace) -> int:
     print(f"{args.space} sample {args.seed}: {len(sample)} choices; adapter {prepared.adapter}; family {family}")
     print(f"rate rule: {prepared.rate_rule} ({record['why']})")
     print(f"learning rate: {prepared.learning_rate:.4g} ({record['octaves_from_base']:+.2f} octaves from the base "
-          f"rate {base_lr:g}; {optimizer}, init preset {preset})")
+          f"rate {base_lr:g}; {optimizer}, init {args.init})")
     print("what each rule gives this model:")
     for rule, v in rates.items():
         mark = "  <- applied" if rule == prepared.rate_rule else ""

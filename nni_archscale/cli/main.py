@@ -95,18 +95,38 @@ kernel_size_number = _at_most(positive_int, MAX_KERNEL_SIZE,
                               f"the side q of a square kernel, e.g. 3 for 3x3")
 
 
-def resolve_init(preset: str | None, init: str | None) -> str:
-    """``--preset`` and ``--init`` together: the init to apply (:class:`nni_archscale.rules.presets.Init`). ``--init``
-    alone brings its preset (``exact``: paper); neither gives ``paper``; a contradiction is an error."""
-    if init is None:
-        return preset or "paper"
-    from ..rules.presets import Init
+class _Renamed(argparse.Action):
+    """An option an earlier version had: refused, in one line, naming what replaced it (hidden from --help)."""
 
-    scheme = Init.of(init)
-    if preset is not None and scheme.preset.name != preset:
-        raise UsageError(f"--init {init} starts from preset {scheme.preset}, not {preset}; drop --preset or pass "
-                         f"--preset {scheme.preset}")
-    return scheme.value
+    def __init__(self, option_strings, dest, replacement: str = "", **kwargs):
+        kwargs.update(nargs="?", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+        self.replacement = replacement
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise UsageError(f"{option_string} is gone: {self.replacement}")
+
+
+def add_renamed(parser: argparse.ArgumentParser, flag: str, replacement: str) -> None:
+    """Refuse ``flag`` with a one-line message naming ``replacement``."""
+    parser.add_argument(flag, action=_Renamed, replacement=replacement, dest=f"renamed_{flag.strip('-')}")
+
+
+#: what ``--preset`` became (the init and the rate rule are two choices; see nni_archscale/rules/presets.py)
+PRESET_RENAMED = ("give the init as --init (paper, exact, release, standard) and the rate as --rate-rule; --preset X "
+                  "is --init X, and --preset standard (He's init at one rate) is --init standard --rate-rule shared")
+
+
+def add_init_argument(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """``--init`` (the choice of :class:`nni_archscale.rules.presets.Init`, default paper) and the refused
+    ``--preset``."""
+    from ..rules.presets import INITS
+
+    parser.add_argument("--init", choices=INITS, default="paper",
+                        help="the init (default paper, eq. 2/4); exact: the paper's plus fixed node-sum scalars that "
+                             "keep every cell node at its input's scale; release: the authors' code (its rate rule "
+                             "graph then counts paths as that code does); standard: He/Kaiming" + what)
+    add_renamed(parser, "--preset", PRESET_RENAMED)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ import argparse
 import json
 
 from ..errors import shorten
-from .main import non_negative_float, positive_int, positive_rate, resolve_init, seed_number
+from .main import add_init_argument, non_negative_float, positive_int, positive_rate, seed_number
 
 
 def device_name(text: str) -> str:
@@ -75,8 +75,6 @@ EPILOG = (
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..rules.paper import PRESETS
-    from ..rules.presets import INITS
     from ..rules import registry
     from ..rules.names import DATASET_NAMES, SPACE_NAMES
 
@@ -142,10 +140,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="NNI's search strategy: evolution (regularized evolution), random or tpe (tpe: nb201 only); "
                         "default evolution")
     p.add_argument("--device", type=device_name, default="auto", help="auto (GPU when present), cpu, cuda, cuda:N")
-    p.add_argument("--preset", choices=PRESETS, default=None, help="default: the init's preset, else paper")
-    p.add_argument("--init", choices=INITS, default=None,
-                   help="the init (default: the preset's own); exact: the paper's plus fixed node-sum scalars that "
-                        "keep every cell node at its input's scale (NAS-Bench-201's ReLU-Conv-BN moments)")
+    add_init_argument(p, " (exact: NAS-Bench-201 cells, whose ReLU-Conv-BN edges fix the moments)")
     p.add_argument("--width", type=positive_int, default=8, help="stem channels C of NAS-Bench-201 (default 8)")
     p.add_argument("--cells", type=positive_int, default=1, help="cells per stage N (default 1)")
     p.add_argument("--base-lr", type=positive_rate, default=None,
@@ -198,7 +193,6 @@ def run(args: argparse.Namespace) -> int:
     problem = data_dir_problem(args.dataset, args.data_dir)
     if problem:
         raise SearchError(problem)
-    init = resolve_init(args.preset, args.init)
     # a folder that cannot be written is refused before NNI, torch and the data load; the folders this check
     # creates go again at once (run_search creates them for the run, and removes them if it fails early)
     created = missing_dirs(args.out)
@@ -207,7 +201,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         remove_created_dirs(created)
     from ..nni_glue.search import SearchOptions, run_search
-    from ..rules.presets import Init
     from ..torch_layer.hook import HookConfig
 
     remote = args.training_service == "remote"
@@ -224,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
 
         machines = resolve_machines(args.remote_host, args.remote_user, args.remote_port, args.remote_key,
                                     args.remote_python, args.machines)
-    hook = HookConfig(preset=Init.of(init).preset.name, init=args.init, optimizer=args.optimizer,
+    hook = HookConfig(init=args.init, optimizer=args.optimizer,
                       weight_decay=args.weight_decay, scheduler=args.scheduler, rate_rule=args.rate_rule)
     opts = SearchOptions(
         space=args.space, space_options=dict(args.space_arg), hook=hook,

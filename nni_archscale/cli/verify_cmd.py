@@ -2,7 +2,7 @@
 
 For every graph: PASS/FAIL of the path statistics, init variances and learning-rate rule against the
 derivations of the ``symbolic`` package (exit status 1 on any FAIL), and, reported exactly, each node's
-second-moment ratio under the preset's variances with what could restore it. ``--nb201-all`` enumerates the
+second-moment ratio under the init's variances with what could restore it. ``--nb201-all`` enumerates the
 15,625 NAS-Bench-201 cells itself (5 operations on 6 edges; no data file) and verifies each isomorphism class
 once. ``symbolic`` (sympy) is imported only when the command runs.
 
@@ -26,8 +26,8 @@ from typing import Iterator
 from ..errors import shorten
 from ..core.formats import nb201_cells, parse_architecture, to_text
 from ..core.graph import ArchGraph, Edge, EdgeKind
-from ..rules.paper import CONTEXTS, DEFAULT_BASE_LR, PRESETS
-from .main import UsageError, kernel_size_number, positive_float, positive_int
+from ..rules.paper import CONTEXTS, DEFAULT_BASE_LR
+from .main import UsageError, add_renamed, kernel_size_number, positive_float, positive_int
 
 #: What each class count of a many-graph run means (the --json summary's field names).
 EQUIVALENCES = {
@@ -45,6 +45,10 @@ EQUIVALENCES = {
 #: limits (:data:`~nni_archscale.core.graph.MAX_NODES`, :data:`~nni_archscale.core.graph.MAX_EDGES`), which bound what can be
 #: read, not what verifies in seconds; verify a larger graph as ARCH.
 MAX_RANDOM_NODES = 64
+
+#: the inits the symbolic side derives (``exact`` is the paper's variances plus node-sum scalars, which this
+#: command does not derive; tests/test_moments.py holds them to the forward moments)
+VERIFIED_INITS = ("paper", "release", "standard")
 #: Above this many edges verifying one ARCH says first that it may take minutes (measured on a 2-core machine:
 #: a ladder of 12 nodes, 21 edges, 4.5 s; of 16 nodes, 29 edges, 30 s; of 24 nodes, 45 edges, over 100 s).
 SLOW_EDGES = 24
@@ -75,7 +79,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            "isomorphism classes keeping every edge's op; 8,765 without dead edges; 6,466 under the "
                            "benchmark's UniqueString)")
     what.add_argument("--random", type=positive_int, metavar="N", help="N random graphs")
-    p.add_argument("--preset", choices=PRESETS, default="paper", help="the init convention verified (default paper)")
+    p.add_argument("--init", choices=VERIFIED_INITS, default="paper",
+                   help="the init verified (default paper); its rate check counts paths as the init's preset does "
+                        "(release: the released code; paper and standard: the paper)")
+    add_renamed(p, "--preset", "use --init (paper, release, standard): the init verified")
     p.add_argument("--context", choices=CONTEXTS, default=None,
                    help="what a graph is (default: nb201-cell for NAS-Bench-201 strings and --nb201-all, else dag)")
     p.add_argument("--base-lr", type=positive_float, default=None,
@@ -83,7 +90,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kernel-size", type=kernel_size_number, default=None,
                    help="kernel size of the parameterised edges of a paper code")
     p.add_argument("--activation", choices=("relu", "gelu"), default="relu",
-                   help="activation for the forward moments (the presets are derived for ReLU)")
+                   help="activation for the forward moments (the inits are derived for ReLU)")
     p.add_argument("--pool", choices=("identity", "symbolic"), default="identity",
                    help="average pooling's second-moment factor: 1 (identity-like) or a symbol rho_q")
     p.add_argument("--seed", type=int, default=0, help="seed of --random")
@@ -146,7 +153,7 @@ def _line(result) -> str:
 
 def _report(result, symbolic_moments) -> str:
     rec = result.to_record()
-    lines = [f"graph      {rec['graph']}", f"preset     {rec['preset']}   context {rec['context']}   "
+    lines = [f"graph      {rec['graph']}", f"init       {rec['init']}   context {rec['context']}   "
              f"activation {rec['activation']}", ""]
     for name, c in rec["checks"].items():
         lines.append(f"{'PASS' if c['ok'] else 'FAIL'}  {name:<16} {c['detail']}")
@@ -213,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         graphs = random_graphs(args.random, args.seed, args.max_nodes)
         total = args.random
     base_lr = args.base_lr if args.base_lr is not None else DEFAULT_BASE_LR[context]
-    verifier = Verifier(args.preset, context, base_lr, args.activation, args.pool, use_cache=not args.no_cache)
+    verifier = Verifier(args.init, context, base_lr, args.activation, args.pool, use_cache=not args.no_cache)
 
     start = time.perf_counter()
     results = []
@@ -254,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
         "largest_drift": None if worst is None else str(worst.drift.max_drift()),
         "largest_drift_graph": None if worst is None else to_text(worst.graph),
         "seconds": round(elapsed, 3),
-        "preset": args.preset,
+        "init": args.init,
         "context": context,
         "equivalences": {"canonical_classes": EQUIVALENCES["canonical_classes"]},
     }

@@ -56,3 +56,23 @@ class Context(Named):
         """The stem's kernel where it bounds eq. 9's ``q``: NAS-Bench-201's 3x3 stem; a CNN cell's default 3x3
         stem (counted only when the cell has no convolution); none for MLPs and bare DAGs."""
         return {Context.NB201_CELL: 3, Context.CNN_CELL: 3}.get(self)
+
+
+def effective_kernel_size(graph, context: "Context | str") -> int:
+    """q of eq. 9 for ``graph`` (an :class:`~nni_archscale.core.graph.ArchGraph`) read in ``context``: the largest
+    kernel over the network's parameterised layers (NB201's stem is 3x3)."""
+    context = Context.of(context)
+    qs = list(graph.kernel_sizes)
+    stem = context.stem_kernel_size
+    if stem is not None and (context is Context.NB201_CELL or not qs):
+        qs.append(stem)  # NB201's 3x3 stem; a CNN cell without convs still has its (default 3x3) stem
+    return max(qs, default=1)
+
+
+def default_base_kernel_size(graph, context: "Context | str") -> int:
+    """The base network's kernel (eq. 9's ``q_base``): 1 for MLPs, 3 for CNNs (the paper's base CNN, §4.2) and
+    NAS-Bench-201; for a bare DAG, 3 if ``graph`` has convolutions."""
+    q0 = Context.of(context).base_kernel_size
+    if q0 is not None:
+        return q0
+    return 3 if any(q > 1 for q in graph.kernel_sizes) else 1

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli.main import UsageError, positive_int, positive_rate
+from ..cli.main import UsageError, add_renamed, positive_int, positive_rate
 from ..core.files import output_directory
 
 #: Where an experiment writes when ``--out`` is not given: under the ignored ``out/`` folder, never over the
@@ -214,7 +214,9 @@ def add_nb201_lr_parser(exp: argparse._SubParsersAction) -> None:
         help="NAS-Bench-201 maximal rates: one cell's path count vs the whole network's, target vs source in-degree",
     )
     p.add_argument("--cells", type=positive_int, default=12, help="cells to sample (default 12)")
-    p.add_argument("--presets", type=_names, default=("paper", "release"), help="inits to compare (paper,release)")
+    p.add_argument("--inits", type=_names, default=("paper", "release"),
+                   help="inits to compare (default paper,release; standard too)")
+    add_renamed(p, "--presets", "use --inits (the inits compared, e.g. paper,release)")
     p.add_argument("--width", type=positive_int, default=8, help="stem channels C (default 8)")
     p.add_argument("--cells-per-stage", type=positive_int, default=1, help="N (default 1)")
     p.add_argument("--points", type=positive_int, default=13, help="rates in the log grid 0.01..10")
@@ -228,14 +230,13 @@ def add_nb201_lr_parser(exp: argparse._SubParsersAction) -> None:
 def run_nb201_lr(args: argparse.Namespace) -> int:
     from .nb201_maxlr import Config, run
     from ..errors import RuleError
-    from ..rules.paper import PRESETS
-
-    bad = [p for p in args.presets if p not in PRESETS]
+    choices = ("paper", "release", "standard")  # exact's node scalars are not part of this measurement
+    bad = [p for p in args.inits if p not in choices]
     if bad:
-        raise RuleError(f"unknown preset(s) {', '.join(bad)}; use a comma list of {', '.join(PRESETS)}")
+        raise RuleError(f"unknown init(s) {', '.join(bad)}; use a comma list of {', '.join(choices)}")
     if args.points < 2:
         raise RuleError("--points must be at least 2 (a grid of rates)")
-    cfg = Config(cells=args.cells, presets=args.presets, width=args.width, cells_per_stage=args.cells_per_stage,
+    cfg = Config(cells=args.cells, presets=args.inits, width=args.width, cells_per_stage=args.cells_per_stage,
                  points=args.points, limit=args.limit)
     out = output_directory(args.out, force=args.force)
     summary = run(cfg, out)

@@ -45,10 +45,12 @@ BASE_CELL = BASE_CELL_CODE  # one Linear/Conv edge from the cell's input to its 
 # --------------------------------------------------------------------------- rules as predictors
 def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetwork, init: str, optimizer: str) -> float:
     """The rate a rule gives ``cell`` relative to the base cell, for this experiment's network. ``mup`` gives
-    every network the same rate: muP transfers a rate across width, and says nothing about topology."""
+    every network the same rate: muP transfers a rate across width, and says nothing about topology. ``standard``
+    (the committed reports' name for one rate for every network, the rate rule ``shared``) gives 1 too; ``paper``
+    and ``release`` are eq. 8/9 counted as those published conventions count."""
     from .rule_variants import rule_multiplier as multiplier
 
-    if rule == "mup":
+    if rule in ("mup", "standard"):
         return 1.0
     return multiplier(rule, cell, spec.kind, init, optimizer, spec.convention, spec.activation, spec.width,
                       spec.in_features, spec.num_classes)

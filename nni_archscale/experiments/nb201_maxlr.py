@@ -83,7 +83,7 @@ def measure(config: Config, arch: str, preset: str, grid: list[float], data) -> 
     def train_one(lr: float):
         torch.manual_seed(config.seed)
         model = build_nb201(config.width, config.cells_per_stage, data.num_classes, nni_sample(arch))
-        prepare_nb201(model, cell, config.cells_per_stage, HookConfig(base_lr=1.0, preset=preset),
+        prepare_nb201(model, cell, config.cells_per_stage, HookConfig(base_lr=1.0, init=preset),
                       torch.Generator().manual_seed(config.seed))  # the preset's init; its rate is not used
         opt = make_optimizer("sgd", build_param_groups(model, lr, weight_decay=5e-4), 0.9, True)
         losses: list[float] = []

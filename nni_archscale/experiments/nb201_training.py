@@ -216,7 +216,8 @@ class Trainer:
         return model
 
     def run(self, cand: Candidate, recipe: str, seed: int) -> Run:
-        from ..torch_layer.hook import HookConfig, prepare_nb201
+        from ..rules import registry
+        from ..torch_layer.hook import HookConfig, apply_rate_rule, prepare_nb201
         from ..torch_layer.param_groups import build_param_groups, make_optimizer, make_scheduler
         from ..torch_layer.train import is_oom, train_classifier
 
@@ -254,7 +255,7 @@ class Trainer:
                     from ..nni_glue.adapters import prepare_candidate
 
                     model = self._build(sample)
-                    hook = HookConfig(base_lr=self.base_lrs[recipe], preset="paper", optimizer="sgd",
+                    hook = HookConfig(base_lr=self.base_lrs[recipe], init="paper", optimizer="sgd",
                                       momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay,
                                       scheduler="cosine", rate_rule="auto")
                     prepared = prepare_candidate(model, hook, sample=sample,
@@ -266,14 +267,15 @@ class Trainer:
                     scheme = Init.STANDARD if recipe == "benchmark" else RECIPE_INIT[recipe]
                     base = cfg.bench_lr if recipe == "benchmark" else self.base_lrs[recipe]
                     model = self._build(sample)
-                    hook = HookConfig(base_lr=base, preset=scheme.preset.name, optimizer="sgd", momentum=cfg.momentum,
-                                      nesterov=True, weight_decay=cfg.weight_decay, scheduler="cosine",
-                                      init=scheme.value)
+                    hook = HookConfig(base_lr=base, init=scheme.value, optimizer="sgd", momentum=cfg.momentum,
+                                      nesterov=True, weight_decay=cfg.weight_decay, scheduler="cosine")
                     try:
                         prepared = prepare_nb201(model, cell, cfg.cells_per_stage, hook,
                                                  torch.Generator().manual_seed(init_seed), adapter="nb201-experiment")
                     except NoPathError as exc:  # the path check above makes this unreachable; kept as the defined outcome
                         return outcome("no-path", message=str(exc))
+                    if scheme is Init.STANDARD:  # He's init at one rate for every cell: the rate rule shared
+                        apply_rate_rule(prepared, model, registry.SHARED.name)
                     model.to(self.device)
                     opt = prepared.make_optimizer()
                     lr = prepared.learning_rate

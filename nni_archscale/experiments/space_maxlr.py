@@ -1,7 +1,7 @@
 """Which learning-rate rule predicts the maximal rate on NNI's own model spaces (issue 13's evidence).
 
 For random samples of NNI hub spaces (``nni_archscale.nni_glue.spaces``), each network is initialised the way
-the product initialises it (``prepare_candidate`` with preset ``paper``: the cell rule for NAS-Bench-201, the fx
+the product initialises it (``prepare_candidate`` with init ``paper``: the cell rule for NAS-Bench-201, the fx
 graph's in-degree init elsewhere, mean-field readout), then trained for one epoch with *one* learning rate at
 every rate of a log grid refined to a quarter octave (:func:`~nni_archscale.torch_layer.rate_grid.refine_rate`,
 the product's calibration: the largest rate within 2% of the lowest final training loss). That is the network's
@@ -110,7 +110,7 @@ def predictions(name: str, sample: dict, model, batch, optimizer: str) -> dict[s
     from ..torch_layer.segments import segment_rate_factor
 
     # the graph rules' own values (eq. 8/9), before the hook's 4-octave guard would clamp them
-    cfg = HookConfig(base_lr=1.0, preset="paper", optimizer=optimizer, rate_rule="graph")
+    cfg = HookConfig(base_lr=1.0, init="paper", optimizer=optimizer, rate_rule="graph")
     probe = copy.deepcopy(model)
     out = {"shared": 1.0,
            "paper-whole": prepare_candidate(probe, cfg, sample={}, adapter="fx").scaling.learning_rate.value,
@@ -320,7 +320,7 @@ def _initialised_with(name: str, seed: int, init_seed: int, config: Config, num_
     from ..torch_layer.hook import HookConfig
 
     sample, model = sample_model(name, seed, num_classes, **config.space_options.get(name, {}))
-    prepare_candidate(model, HookConfig(base_lr=1.0, preset="paper", rate_rule="shared"), sample=sample,
+    prepare_candidate(model, HookConfig(base_lr=1.0, init="paper", rate_rule="shared"), sample=sample,
                       generator=torch.Generator().manual_seed(init_seed))  # auto: the NB201 cell rule, else fx
     return sample, model
 

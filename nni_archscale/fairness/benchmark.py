@@ -57,10 +57,10 @@ def choose_candidates(opts: FairnessOptions, num_classes: int) -> tuple[list[Can
 
 
 # ------------------------------------------------------------------------------------------------ base rates
-def maxlr_rate(opts: FairnessOptions, payload: dict, data, preset_init: dict, seed: int = 0) -> dict:
+def maxlr_rate(opts: FairnessOptions, payload: dict, data, init: dict, seed: int = 0) -> dict:
     """The paper's calibration on the base network (one epoch, one rate for all parameters, the largest rate
     within 2% of the lowest final training loss, refined to a quarter octave): what ``archscale calibrate`` does,
-    here for any space the fairness run takes. ``preset_init``: the hook's preset and init."""
+    here for any space the fairness run takes. ``init``: the hook's init (``{"init": ...}``)."""
     import torch
 
     from ..nni_glue.adapters import prepare_candidate
@@ -72,7 +72,7 @@ def maxlr_rate(opts: FairnessOptions, payload: dict, data, preset_init: dict, se
 
     def train_one(lr: float):
         model, sample = build_candidate(payload, base_spec(opts).to_dict(), data.num_classes, in_features)
-        cfg = HookConfig(**{**payload["hook"], **preset_init, "base_lr": lr, "rate_rule": SHARED.name,
+        cfg = HookConfig(**{**payload["hook"], **init, "base_lr": lr, "rate_rule": SHARED.name,
                             "scheduler": "none"})
         prepared = prepare_candidate(model, cfg, sample=sample, generator=torch.Generator().manual_seed(seed),
                                      adapter="auto" if sample is not None else "fx")
@@ -172,10 +172,10 @@ def run_fairness(opts: FairnessOptions, out: str | Path, resume: bool = False, p
     report(f"archscale fairness: {len(specs)} candidates of {opts.space} ({chosen['how']}), {opts.seeds} seeds, "
            f"{opts.epochs} epoch(s) of {opts.dataset} at batch {opts.batch_size}")
     hook = payload["hook"]
-    own = {"preset": hook["preset"], "init": hook["init"]}
+    own = {"init": hook["init"]}
     cal = cached(out, "calibration", lambda: {
         "maxlr": maxlr_rate(opts, payload, data, own, opts.seed),
-        "he_maxlr": maxlr_rate(opts, payload, data, {"preset": "standard", "init": None}, opts.seed)})
+        "he_maxlr": maxlr_rate(opts, payload, data, {"init": "standard"}, opts.seed)})
     c_maxlr, c_he = cal["maxlr"]["rate"], cal["he_maxlr"]["rate"]
     report(f"archscale fairness: one-epoch maximal rate of the base network {c_maxlr:.4g} (He's init {c_he:.4g})")
 

@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ArchScaleError, NoPathError
+from ..rules.registry import stored_options
 from ..results import append_record, atomic_write_text, read_records
 from .candidates import BASE_KEY, DAG_BASE_CELL, CandidateSpec
 from .curves import Curve, best_index
@@ -63,7 +64,7 @@ class FairnessOptions:
     seeds: int = 3
     epochs: int = 2
     batch_size: int = 64
-    #: the hook's training options (optimizer, momentum, nesterov, weight decay, scheduler, preset, init); its
+    #: the hook's training options (optimizer, momentum, nesterov, weight decay, scheduler, init); its
     #: base_lr and rate_rule are set per training
     hook: dict = field(default_factory=dict)
     #: NB201's stem width and cells per stage; the DAG-cell MLP's width
@@ -120,7 +121,7 @@ def payload(opts: FairnessOptions) -> dict:
     """The options as a worker gets them (JSON-able), the hook's options completed by :class:`HookConfig`."""
     from ..torch_layer.hook import HookConfig
 
-    return {**asdict(opts), "hook": HookConfig(**{**opts.hook, "batch_size": opts.batch_size}).to_dict()}
+    return {**asdict(opts), "hook": HookConfig.from_dict({**opts.hook, "batch_size": opts.batch_size}).to_dict()}
 
 
 def build_candidate(opts: dict, spec: dict, num_classes: int, in_features: int):
@@ -162,7 +163,7 @@ def _worker_init(threads: int) -> None:
 
 def train_job(opts: dict, spec: dict, mode: str, rate: float, replica: int) -> dict:
     """One training at the search's budget (module docstring); ``mode``: ``grid`` (the search's init, one rate),
-    ``he`` (He's init, preset standard), ``benchmark`` (PyTorch's default init as the model was built)."""
+    ``he`` (He's init, ``standard``), ``benchmark`` (PyTorch's default init as the model was built)."""
     import torch
 
     from ..nni_glue.adapters import prepare_candidate
@@ -197,7 +198,7 @@ def train_job(opts: dict, spec: dict, mode: str, rate: float, replica: int) -> d
             return opt, make_scheduler(opt, hook["scheduler"], steps_total)
     else:
         if mode == "he":
-            hook.update(preset="standard", init=None)
+            hook.update(init="standard")
         cfg = HookConfig(**{**hook, "base_lr": rate, "rate_rule": "shared"})
         try:
             prepared = prepare_candidate(model, cfg, sample=sample, generator=torch.Generator().manual_seed(seed),
@@ -344,11 +345,14 @@ def write_run_file(out: Path, opts: FairnessOptions, resume: bool) -> dict:
     ident = opts.identity()
     if path.exists():
         old = json.loads(path.read_text())
+        old_options = dict(old.get("options", {}))
+        if "hook" in old_options:  # an earlier version's words for the init (rules.registry.stored_options)
+            old_options["hook"] = stored_options(old_options["hook"])
         if not resume:
             raise FairnessError(f"{out} already holds a fairness run; pass --resume to continue it or choose another "
                                 f"--out")
-        if old.get("options") != json.loads(json.dumps(ident)):
-            changed = sorted(k for k in ident if old.get("options", {}).get(k) != json.loads(json.dumps(ident))[k])
+        if old_options != json.loads(json.dumps(ident)):
+            changed = sorted(k for k in ident if old_options.get(k) != json.loads(json.dumps(ident))[k])
             raise FairnessError(f"{out} holds a run with other options ({', '.join(changed)}); resume with the same "
                                 f"options or choose another --out")
         old.setdefault("resumed", []).append(provenance())

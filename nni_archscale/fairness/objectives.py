@@ -51,7 +51,7 @@ def budget_rate(opts: FairnessOptions, objective: str, start: float, cache_path:
     name = space_name(opts.space, opts.width, opts.cells_per_stage, opts.space_options or None) \
         if opts.space != "dagcell" else f"dagcell-w{opts.dag_width}"
     key = CalibrationCache.key(name, opts.dataset, hook.get("optimizer", "sgd"), opts.batch_size,
-                               f"{hook.get('init') or hook.get('preset', 'paper')}:{objective}")
+                               f"{hook.get('init', 'paper')}:{objective}")
     cache = CalibrationCache(cache_path)
     if not refresh:
         cal = cache.get(key, recipe)

@@ -308,7 +308,7 @@ def prepare_candidate(model: nn.Module, config: HookConfig | Mapping[str, Any],
     whole = [f"{n} ({type(m).__name__})" for n, m in model.named_modules() if n and nni_leaf(m, n)]
     if adapter == "fx" and whole:
         note = (f"guard: fx cannot trace inside {', '.join(whole[:4])}{' ...' if len(whole) > 4 else ''}: each is "
-                f"counted as one layer and only its first conv follows the preset's init")
+                f"counted as one layer and only its first conv follows the rule's init")
         log.warning("archscale: %s", note)
         prepared.notes.append(note)
     log.info("archscale: %s", prepared.summary())

@@ -92,7 +92,7 @@ def measurement_batch(data, seed: int = 0, size: int = 64):
 def space_reference(space: str, data, config: HookConfig, width: int = 8, cells_per_stage: int = 1,
                     options: dict | None = None, seed: int = 0):
     """The base network's :class:`~nni_archscale.torch_layer.rate_choice.Reference` (its first-step change on the measurement
-    batch and its segment factor), initialised by ``config``'s preset as every candidate is."""
+    batch and its segment factor), initialised by ``config``'s init as every candidate is."""
     sample, model = base_network(space, data.num_classes, width, cells_per_stage, options)
     return model_reference(model, sample, data, config, seed)
 
@@ -112,8 +112,8 @@ def model_reference(model: torch.nn.Module, sample: dict | None, data, config: H
 @dataclass(frozen=True)
 class CalibrationOptions:
     """What :func:`calibrate_space` trains: the space's base network at a size, on a dataset, by a recipe, over a
-    log grid of rates (``low..high`` in ``points`` rates, refined to a quarter octave). ``preset`` is a preset's
-    name or the init ``exact`` (:class:`~nni_archscale.rules.presets.Init`); ``space_options`` are the space's own
+    log grid of rates (``low..high`` in ``points`` rates, refined to a quarter octave). ``init`` is the init the
+    base network is drawn with (:class:`~nni_archscale.rules.presets.Init`); ``space_options`` are the space's own
     constructor arguments (``--space-arg``)."""
 
     space: str = "nb201"
@@ -123,7 +123,7 @@ class CalibrationOptions:
     cells_per_stage: int = 1
     optimizer: str = "sgd"
     batch_size: int = 128
-    preset: str = "paper"
+    init: str = "paper"
     epochs: int = 1
     steps: int | None = None
     low: float = 1e-3
@@ -140,17 +140,17 @@ class CalibrationOptions:
 def calibrate_space(opts: CalibrationOptions, cache_path: str | Path | None = None, refresh: bool = False,
                     progress=None, report=print) -> Calibration:
     """Find (or read from the cache) the base rate ``c`` of ``opts.space`` on ``opts.dataset``: the base network
-    (:func:`base_network`) initialised by ``opts.preset``, one rate for all its parameters, the coarse grid refined
-    to a quarter octave (:func:`~nni_archscale.torch_layer.rate_grid.refine_rate`). With ``preset="standard"``
+    (:func:`base_network`) initialised by ``opts.init``, one rate for all its parameters, the coarse grid refined
+    to a quarter octave (:func:`~nni_archscale.torch_layer.rate_grid.refine_rate`). With ``init="standard"``
     (He init) this is the *shared rate* a user would tune on the base network: the baseline of
     ``archscale search --compare shared-rate``."""
     from .adapters import prepare_candidate
 
     cache = CalibrationCache(cache_path or default_cache_path())
     key = CalibrationCache.key(space_name(opts.space, opts.width, opts.cells_per_stage, opts.space_options),
-                               opts.dataset, opts.optimizer, opts.batch_size, opts.preset)
-    scheme = Init.of(opts.preset)
-    recipe = {"preset": opts.preset, "epochs": opts.epochs, "steps": opts.steps,
+                               opts.dataset, opts.optimizer, opts.batch_size, opts.init)
+    scheme = Init.of(opts.init)
+    recipe = {"init": scheme.value, "epochs": opts.epochs, "steps": opts.steps,
               "grid": log_grid(opts.low, opts.high, opts.points),
               "seed": opts.seed, "limit": opts.limit, "momentum": opts.momentum, "weight_decay": opts.weight_decay,
               "criterion": "largest rate within 2% of the lowest final training loss",
@@ -176,7 +176,7 @@ def calibrate_space(opts: CalibrationOptions, cache_path: str | Path | None = No
         torch.manual_seed(opts.seed)
         sample, model = base_network(opts.space, data.num_classes, opts.width, opts.cells_per_stage,
                                      opts.space_options)
-        cfg = HookConfig(base_lr=lr, preset=scheme.preset.name, init=scheme.value, optimizer=opts.optimizer,
+        cfg = HookConfig(base_lr=lr, init=scheme.value, optimizer=opts.optimizer,
                          momentum=opts.momentum, weight_decay=opts.weight_decay, scheduler="none",
                          rate_rule=registry.SHARED.name)
         prepared = prepare_candidate(model, cfg, sample=sample, generator=torch.Generator().manual_seed(opts.seed))

@@ -35,6 +35,7 @@ from ..results import (BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, missin
 from ..errors import ArchScaleError
 from ..core.files import file_kind, out_dir_problem
 from ..errors import OutputError, SearchError
+from ..rules.registry import stored_options
 from ..torch_layer.hook import HookConfig
 from .calibration import CalibrationOptions, bar_progress, calibrate_space, space_name, space_reference
 from .spaces import SpaceError
@@ -93,7 +94,7 @@ class SearchOptions(RunOptions):
     seeds: int = 1
     #: the shared-rate baseline's rate; None: calibrated on the base network like base_lr (cached)
     shared_lr: float | None = None
-    #: what every candidate trains with: preset, init, rate rule (auto: the evidence-backed default for the
+    #: what every candidate trains with: init, rate rule (auto: the evidence-backed default for the
     #: network), optimizer, momentum, weight decay, schedule (torch_layer.hook.HookConfig: the hook's own options,
     #: defined once). Its base_lr and batch_size are replaced by this search's.
     hook: HookConfig = field(default_factory=HookConfig)
@@ -429,6 +430,14 @@ def _check_run_files(out: Path) -> None:
                               f"--out")
 
 
+def _stored_identity(identity: dict) -> dict:
+    """A run.json identity in today's words: an earlier version's ``hook.preset``/``hook.init`` read as ``hook.init``
+    and ``hook.rate_rule`` (:func:`nni_archscale.rules.registry.stored_options`)."""
+    hook = stored_options({k[len("hook."):]: v for k, v in identity.items() if k.startswith("hook.")})
+    return {**{k: v for k, v in identity.items() if not k.startswith("hook.")},
+            **{f"hook.{k}": v for k, v in hook.items()}}
+
+
 def _check_out_dir(out: Path, identity: dict, resume: bool) -> dict | None:
     """Whether the search can start (or resume) in ``out``; returns the run's ``run.json`` when it resumes one.
 
@@ -456,7 +465,7 @@ def _check_out_dir(out: Path, identity: dict, resume: bool) -> dict | None:
                 f"cannot resume the search in {str(out)!r}: {RUN_FILE} is unreadable or not archscale's, so the "
                 f"options cannot be checked; remove {RUN_FILE} and {RECORDS} to start over, or choose another --out"
             )
-        before = previous["identity"]
+        before = _stored_identity(previous["identity"])
         if before != identity:
             changed = sorted(k for k in set(identity) | set(before)
                              if k != "trials" and before.get(k) != identity.get(k))
@@ -576,7 +585,6 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
     rule = opts.hook
     identity = {k: getattr(opts, k) for k in _IDENTITY}
     identity.update({f"hook.{k}": v for k, v in rule.to_dict().items() if k not in ("base_lr", "batch_size")})
-    identity["hook.init"] = rule.scheme.value  # --init paper and no --init are the same run
     previous = _check_out_dir(out, identity, opts.resume) or {}
     was = (previous.get("identity") or {}).get("trials")
     # the trials the strategy is sized for: those the search started with (an extended search replays it)
@@ -606,8 +614,8 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
         report("archscale: note: --compile on the CPU compiles every candidate with torch.compile (fp32), about a "
                "minute each before it trains, which these small networks rarely win back; drop it to train eagerly")
 
-    def calibrated(preset: str, what: str):
-        """The refined calibration on the base network under ``preset`` (cached), with a progress bar."""
+    def calibrated(init: str, what: str):
+        """The refined calibration on the base network drawn with ``init`` (cached), with a progress bar."""
         from tqdm import tqdm
 
         from ..rules.defaults import base_rate_objective
@@ -616,12 +624,10 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
         objective = opts.calibration_objective or base_rate_objective(space_family(opts.space))
         if objective != "maxlr":
             from ..fairness.objectives import budget_rate, calibration_options
-            from ..rules.presets import Init
 
-            scheme = Init.of(preset)
             fo = calibration_options(
                 opts.space, opts.dataset, opts.epochs, opts.batch_size,
-                {**rule.to_dict(), "preset": scheme.preset.name, "init": scheme.value}, data_dir=opts.data_dir,
+                {**rule.to_dict(), "init": init}, data_dir=opts.data_dir,
                 limit=opts.limit, width=opts.width, cells_per_stage=opts.cells_per_stage, seed=opts.seed,
                 space_options=opts.space_options or {}, device=None if remote else opts.device)
             from .calibration import default_cache_path
@@ -633,7 +639,7 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
         try:
             return calibrate_space(
                 CalibrationOptions(opts.space, opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage,
-                                   rule.optimizer, opts.batch_size, preset, seed=opts.seed,
+                                   rule.optimizer, opts.batch_size, init, seed=opts.seed,
                                    device=None if remote else opts.device, limit=opts.limit,
                                    points=opts.calibration_points, momentum=rule.momentum,
                                    weight_decay=rule.weight_decay, space_options=opts.space_options or None),
@@ -644,7 +650,8 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
     base_lr = opts.base_lr
     calibration = None
     if base_lr is None:
-        cal = calibrated(rule.preset, "calibrating base rate")  # exact: calibrated as its preset (paper), as the experiments do
+        # exact: calibrated with the paper's init (its per-edge variances), as the experiments do
+        cal = calibrated(rule.scheme.rule.name, "calibrating base rate")
         base_lr = cal.base_lr
         calibration = {"base_lr": cal.base_lr, "source": cal.source, "key": cal.key,
                        "resolution_octaves": cal.resolution_octaves, "widened": cal.widened}
@@ -751,7 +758,7 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
     meta = {"space": space_name(opts.space, opts.width, opts.cells_per_stage, opts.space_options or None),
             "rate_rule": rule.rate_rule, "reference": reference, "dataset": opts.dataset,
             "engine": opts.engine, "training_service": opts.training_service if opts.engine == "ts" else None,
-            "concurrency": opts.concurrency, "strategy": opts.strategy, "preset": rule.preset, "init": rule.scheme.value,
+            "concurrency": opts.concurrency, "strategy": opts.strategy, "init": rule.scheme.value,
             "trials": opts.trials,
             "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "seeds": opts.seeds,
             "base_lr": base_lr, "calibration": calibration, "compile": opts.compile,

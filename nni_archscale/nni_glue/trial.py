@@ -5,8 +5,8 @@ and report. With a comparison the same candidate is also trained by a baseline r
 batch size, optimizer and schedule:
 
 * ``shared-rate`` (the default comparison): what a NAS user does without this tool: one learning rate for
-  every candidate, tuned once on the base network with the same calibration, and He's init (preset
-  ``standard``);
+  every candidate, tuned once on the base network with the same calibration, and He's init (init
+  ``standard``, rate rule ``shared``);
 * ``nni-default``: NNI ``Classification``'s defaults (Adam, lr 1e-3, no weight decay, PyTorch's default init).
 
 With ``seeds`` > 1 every arm trains once per seed (init and data order change, the data split does not);
@@ -38,6 +38,7 @@ import torch
 from ..errors import NoPathError
 from ..core.formats import to_nb201
 from ..rules import registry
+from ..rules.presets import Init
 from ..results import BASELINE_DESCRIPTIONS, OURS, RECORDS, START_MODE, append_record, read_records
 from ..torch_layer.fast_train import speed_for
 from ..torch_layer.data import load_dataset
@@ -155,8 +156,8 @@ def run_candidate(model: torch.nn.Module, sample: dict | None, cfg: dict,
     records: list[dict] = []
     arms = {OURS: hook}
     if baseline == "shared-rate":
-        # He's init and one rate: the "standard" preset at the tuned shared rate, same optimizer and schedule
-        arms[baseline] = replace(hook, preset="standard", init=None, base_lr=float(cfg["shared_lr"]),
+        # He's init and one rate (the tuned shared rate), same optimizer and schedule
+        arms[baseline] = replace(hook, init=Init.STANDARD.value, base_lr=float(cfg["shared_lr"]),
                                  rate_rule=registry.SHARED.name)
     # the base network's measurements (the measured and segmented rules) and the batch the measured rule uses,
     # on the CPU where the hook runs (the model moves to the device after it is prepared)

@@ -58,7 +58,8 @@ def to_record(scaling: Scaling, width: int = 16, num_classes: int = 10, form: st
         "graph": to_text(g),
         "canonical": to_text(g.canonical()),
         "form": form,
-        "preset": scaling.preset,
+        "init": scaling.init_rule,
+        "path_count": scaling.preset,
         "context": scaling.context,
         "num_nodes": g.num_nodes,
         "num_paths": scaling.num_paths,
@@ -91,7 +92,8 @@ def to_report(record: dict[str, Any]) -> str:
     lines = [
         f"graph      {record['graph']}",
         f"canonical  {record['canonical']}",
-        f"preset     {record['preset']}   context {record['context']}   (read as {record['form']})",
+        f"init       {record['init']}   paths counted as {record['path_count']}   context {record['context']}   "
+        f"(read as {record['form']})",
         "",
         "node  in-degree  paths from input",
     ]

@@ -54,8 +54,9 @@ from .forward_moments import _MEAN, _SECOND, exact_node_scales, forward_moments,
 from ..core.networks import CellNetwork
 from ..core.paths import has_input_output_path, path_statistics
 from ..core.context import Context
-from .presets import Init
-from .paper import PRESETS, edge_init, learning_rate, readout_init
+from .presets import PRESETS, Fan, Init, preset_of
+from .registry import GRAPH, REGISTRY
+from .paper import edge_init, learning_rate, readout_init
 
 #: rules that give an absolute rate (they need the calibrated base rate and the batch size, not only a multiplier
 #: relative to the base cell): see :func:`readout_limited_rate`
@@ -242,20 +243,20 @@ def first_step_kernel(init: CellInit) -> Kernel:
 
 
 def cell_init(net: CellNetwork, init: str | Init) -> CellInit:
-    """What ``init`` (:class:`~nni_archscale.rules.presets.Init`: a preset's own init, or ``exact``) gives every layer of
-    ``net``: the preset's edge and readout rules (:mod:`nni_archscale.rules.paper`) and, for ``exact``, the node-sum
+    """What ``init`` (:class:`~nni_archscale.rules.presets.Init`) gives every layer of ``net``: its rule's edge and
+    readout variances (:mod:`nni_archscale.rules.paper`) and, for ``exact``, the node-sum
     scalars (:func:`nni_archscale.rules.forward_moments.exact_node_scales`)."""
     context = Context.of_cell_network(net.kind).value
     scheme = Init.of(init)
-    preset = scheme.preset
+    rule = scheme.rule
     gains = {}
-    for item in edge_init(net.cell, preset, context):
+    for item in edge_init(net.cell, rule, context):
         # fan_out = fan_in for width -> width layers, so the gain is Var * fan_in either way
         gains[item.edge] = float(item.gain)
-    ro = readout_init(preset, context)
+    ro = readout_init(rule, context)
     readout = ro.variance(net.num_classes if ro.fan == "fan_out" else net.width)
     # the stem's He gain 2 over its fan: 2 / fan_in, or the release's 2 / fan_out (Var * fan_in = 2 in / width)
-    stem_gain = 2.0 * net.in_features / net.width if preset.fan[context] == "fan_out" else 2.0
+    stem_gain = 2.0 * net.in_features / net.width if rule.fan[Context.of(context)] is Fan.FAN_OUT else 2.0
     scales = None
     if scheme.node_scales:
         mean, sec = node0_moments(stem_gain, net.convention, net.activation)
@@ -307,8 +308,8 @@ def _feature(adam: bool) -> Callable[[Kernel | None, ArchGraph, RuleContext], fl
     return rule
 
 
-#: The product's kernel rules: the evidence-backed defaults of :mod:`nni_archscale.rules.defaults` (besides the
-#: presets of :mod:`nni_archscale.rules.paper` and the absolute rule ``readout-limited-sgd``). The variants that lost
+#: The product's kernel rules: the evidence-backed defaults of :mod:`nni_archscale.rules.defaults` (besides
+#: eq. 8/9, the one shared rate and the absolute rule ``readout-limited-sgd``). The variants that lost
 #: their tests (moment-*, centered-*, depth-centered-sgd, path-mean-depth, second-step-sgd, readout-capped-sgd)
 #: live in :mod:`nni_archscale.experiments.rule_variants`, which passes them to :func:`multiplier` as objects.
 RULES: dict[str, KernelRule] = {
@@ -425,12 +426,16 @@ def base_cell(kind: str = "mlp") -> ArchGraph:
 def rule_multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str = "mlp", init: str = "paper",
                     optimizer: str = "sgd", convention: str = "linear-act", activation: str = "relu", width: int = 128,
                     in_features: int = 64, num_classes: int = 10) -> float:
-    """The rate a rule (a preset of :mod:`nni_archscale.rules.paper`, a name of :data:`RULES` or a
-    :class:`KernelRule`) gives ``cell`` inside a DAG-cell network, relative to the base cell ``0_00_000_2000``
-    (which gets 1)."""
+    """The rate a rule gives ``cell`` inside a DAG-cell network, relative to the base cell ``0_00_000_2000`` (which
+    gets 1). ``rule``: a name of :data:`RULES` or a :class:`KernelRule`; a registered rate rule that gives one rate
+    (``shared``: 1); ``graph``, eq. 8/9 counted by the init's preset; or a published preset's name (``paper``,
+    ``release``: eq. 8/9 counted as that convention counts, whatever the init)."""
     context = Context.of_cell_network(kind).value
-    if isinstance(rule, str) and rule in PRESETS:
-        return learning_rate(cell, 1.0, rule, context).value  # already anchored on the base cell
+    if isinstance(rule, str) and (rule in PRESETS or rule == GRAPH.name):
+        preset = preset_of(rule) if rule in PRESETS else Init.of(init).preset
+        return learning_rate(cell, 1.0, preset, context).value  # already anchored on the base cell
+    if isinstance(rule, str) and rule in REGISTRY and REGISTRY[rule].base_rate:
+        return 1.0
     base = base_cell(kind)
     args = (kind, init, optimizer, convention, activation, width, in_features, num_classes)
     return multiplier(rule, cell, *args) / multiplier(rule, base, *args)

@@ -111,15 +111,15 @@ class ForwardMoments:
         return any(self.coefficients[v])
 
 
-def _gains_from_rule(graph: ArchGraph, preset: str, context: str) -> dict[Edge, float]:
-    return {item.edge: float(item.gain) for item in edge_init(graph, preset, context)}  # type: ignore[arg-type]
+def _gains_from_rule(graph: ArchGraph, init: str, context: str) -> dict[Edge, float]:
+    return {item.edge: float(item.gain) for item in edge_init(graph, init, context)}  # type: ignore[arg-type]
 
 
 def forward_moments(
     graph: ArchGraph,
     gains: Mapping[Edge, float] | None = None,
     *,
-    preset: str = "paper",
+    init: str = "paper",
     context: str = "dag",
     convention: str = "eq1",
     activation: str = "relu",
@@ -130,7 +130,7 @@ def forward_moments(
 ) -> ForwardMoments:
     """Exact per-unit moments of every node at init (infinite width, Gaussian input).
 
-    ``gains[e]`` is ``Var W_e * fan_in``; by default the ``preset``'s (eq. 4: ``2 / d_in(target)``).
+    ``gains[e]`` is ``Var W_e * fan_in``; by default the ``init``'s (eq. 4: ``2 / d_in(target)``).
     ``node_scales[v]`` multiplies node ``v``'s sum (1 everywhere by default; ``"exact"`` chooses the scales of
     :func:`exact_node_scales` on the way). For ``"linear-act"``, node 0
     is usually a post-activation stem output: pass its mean and second moment (see :func:`stem_output`).
@@ -150,7 +150,7 @@ def forward_moments(
             "a post-activation input belongs to the 'linear-act' convention"
         )
     if gains is None:
-        gains = _gains_from_rule(graph, preset, context)
+        gains = _gains_from_rule(graph, init, context)
     n = graph.num_nodes
     normalise = node_scales == "exact"
     scales = [1.0] * n if node_scales is None or normalise else [float(x) for x in node_scales]

@@ -23,29 +23,32 @@ mlp-cell    the cell of the paper's MLP (Linear+ReLU stem,     1 + k_p / 2^3    
 cnn-cell    the same with Conv stem and cell edges (§4.2)      1 + k_p / 2^3           k_p + 3 / 4^3
 =========== ================================================= ===================== ======================
 
-In the ``paper`` preset ``L_p`` counts the ReLUs on the path (§3.3: "the number of ReLU activations"): the
+In the ``paper`` count ``L_p`` counts the ReLUs on the path (§3.3: "the number of ReLU activations"): the
 stem's and the cell's, not the linear readout's. For ``mlp-cell``/``cnn-cell`` the base network is the cell
-``0_00_000_2000`` (one Linear/Conv edge from input to output), under each preset's own count, so that
+``0_00_000_2000`` (one Linear/Conv edge from input to output), under each count, so that
 ``base_lr`` always means the rate calibrated on that network; ``release`` then keeps the released code's
 ratios between candidates (its hard-coded base depth [3] is the all-skip cell).
 
 A :class:`~nni_archscale.core.networks.Network` carries its context (:func:`~nni_archscale.core.networks.bare`,
 :func:`~nni_archscale.core.networks.dag_cell_network`, :func:`~nni_archscale.core.networks.nb201_network`), so
-``scale(network, base_lr, preset)`` needs nothing else; the paper's depth offset is the network's
+``scale(network, base_lr, init)`` needs nothing else; the paper's depth offset is the network's
 ``layers_before_cell`` (tested).
 
 For NAS-Bench-201 the paper's experiments count the paths of *one* cell, with the stem conv as the "1"
 (paper-notes §4); we follow them and say so, and leave whole-network counts to the evidence.
 
-Presets (one frozen :class:`~nni_archscale.rules.presets.Preset` each, whose fields are the table above as data; the
-functions below read those fields and branch on no name):
+The init and the path count are data (:mod:`nni_archscale.rules.presets`: an
+:class:`~nni_archscale.rules.presets.InitRule` per init, a :class:`~nni_archscale.rules.presets.PathCount` per
+published convention); the functions below read those fields and branch on no name. The inits:
 
-* ``paper`` (default): target in-degree, fan-in, mean-field readout, ``q^-1`` with q the largest kernel
-  on the network's parameterised layers (the most restrictive layer bounds a single global rate).
+* ``paper`` (default): target in-degree, fan-in, mean-field readout; its count: ``q^-1`` with q the largest
+  kernel on the network's parameterised layers (the most restrictive layer bounds a single global rate).
+* ``exact``: ``paper`` plus node-sum scalars (applied by the torch layer; the variances here are the paper's).
 * ``release``: the authors' released code exactly: source in-degree (at least 1), fan_out for MLP/CNN cells
-  and fan_in for NAS-Bench-201, readout ``(2/fan)^2``, ``3/q`` for MLP/CNN and no kernel factor for
+  and fan_in for NAS-Bench-201, readout ``(2/fan)^2``; its count: ``3/q`` for MLP/CNN and no kernel factor for
   NAS-Bench-201, and the base rate when no path has a parameterised edge.
-* ``standard``: Kaiming/He fan-in init (readout 1/fan_in), one learning rate for every candidate.
+* ``standard``: Kaiming/He fan-in init (readout 1/fan_in), counted as the paper counts. One learning rate for every
+  candidate is not an init: it is the rate rule ``shared`` (:mod:`nni_archscale.rules.registry`).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ import numbers
 import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Literal
+from typing import Literal
 
 from ..errors import ArchitectureParseError, NoPathError, RateUnderflowError, RuleError, shorten
 from ..core.formats import ACCEPTED_FORMS, parse_architecture
@@ -63,7 +66,8 @@ from ..core.graph import MAX_KERNEL_SIZE, ArchGraph, Edge
 from ..core.networks import Network
 from ..core.paths import Moments, compose_moments, path_statistics, power_sum, shift_moments
 from ..core.context import Context as ContextName
-from .presets import PRESETS, Preset, preset_of  # noqa: F401  (PRESETS: re-exported)
+from ..core.context import default_base_kernel_size, effective_kernel_size  # noqa: F401  (re-exported: eq. 9's q)
+from .presets import PRESETS, Init, Preset, init_rule_of, preset_of  # noqa: F401  (PRESETS: re-exported)
 
 #: the context names (:class:`nni_archscale.core.context.Context`)
 CONTEXTS = tuple(c.value for c in ContextName)
@@ -117,7 +121,8 @@ class LearningRate:
 
 @dataclass(frozen=True)
 class Scaling:
-    """Everything a rule says about one graph."""
+    """Everything the paper's rules say about one graph: the init's variances and the graph rule's rate, counted by
+    the published convention ``preset`` (:attr:`nni_archscale.rules.presets.Init.preset`)."""
 
     preset: str
     context: str
@@ -127,6 +132,8 @@ class Scaling:
     readout: ReadoutInit
     learning_rate: LearningRate
     edge_learning_rates: dict[Edge, float] = field(default_factory=dict)
+    #: the init rule the variances are (``paper``, ``release`` or ``standard``; ``exact``'s are the paper's)
+    init_rule: str = "paper"
 
     @property
     def num_paths(self) -> int:
@@ -134,112 +141,55 @@ class Scaling:
 
 
 # --------------------------------------------------------------------------- init
-def _degree(graph: ArchGraph, edge: Edge, preset: Preset) -> tuple[int | None, int | None]:
-    """(node, in-degree) dividing the edge's gain under ``preset.degree`` (eq. 4: the target; release: the source,
-    at least 1; He: none)."""
-    if preset.degree is None:
-        return None, None
-    node = edge.dst if preset.degree == "target" else edge.src
-    return node, max(graph.in_degree[node], 1)
+InitName = "str | Init | InitRule | Preset"
 
 
-def edge_init(graph: ArchGraph, preset: str | Preset = "paper", context: Context = "dag") -> tuple[EdgeInit, ...]:
+def edge_init(graph: ArchGraph, init: InitName = "paper", context: Context = "dag") -> tuple[EdgeInit, ...]:
     """Init variance of every parameterised edge of ``graph`` (eq. 4 / App. A eq. 12 for ``paper``):
-    ``Var W_e = 2 / (d * fan)`` with ``d`` and the fan fixed by the preset (:class:`~nni_archscale.rules.presets.Preset`)."""
-    p, ctx = _check(preset, context)
-    fan = p.fan[ctx]
+    ``Var W_e = 2 / (d * fan)`` with ``d`` and the fan fixed by the init's rule
+    (:class:`~nni_archscale.rules.presets.InitRule`; ``init`` an init name, an Init, a rule or a preset's)."""
+    r, ctx = init_rule_of(init), ContextName.of(context)
+    fan = r.fan[ctx]
     out = []
     for e in graph.parameterised_edges:
-        node, d = _degree(graph, e, p)
-        out.append(EdgeInit(e, Fraction(2, d or 1), fan, node, d, p.edge_formula(d, node, fan)))
+        node, d = r.degree.divisor(graph, e)
+        out.append(EdgeInit(e, Fraction(2, d or 1), fan.value, node, d, r.edge_formula(d, node, fan)))
     return tuple(out)
 
 
-def readout_init(preset: str | Preset = "paper", context: Context = "dag") -> ReadoutInit:
+def readout_init(init: InitName = "paper", context: Context = "dag") -> ReadoutInit:
     """Init of the readout layer (eq. 2: mean-field 1/n^2 for ``paper``)."""
-    p, ctx = _check(preset, context)
-    return ReadoutInit(p.readout_scale, p.readout_power, p.fan[ctx], p.readout_formula[ctx])
+    r, ctx = init_rule_of(init), ContextName.of(context)
+    return ReadoutInit(r.readout_scale, r.readout_power, r.fan[ctx].value, r.readout_formula[ctx])
 
 
 # --------------------------------------------------------------------------- learning rate
 def depth_offset(preset: str | Preset, context: Context) -> int:
     """Layers outside the graph that every path crosses (see the module docstring's table)."""
-    p, ctx = _check(preset, context)
-    return p.depth_offset[ctx]
+    return preset_of(preset).count.depth_offset[ContextName.of(context)]
 
 
 def base_depth_power_sum(preset: str | Preset, context: Context) -> int:
     """``sum L_p^3`` of the base network the rate ``c`` is calibrated on."""
-    p, ctx = _check(preset, context)
-    return p.base_depth_power_sum[ctx]
-
-
-def effective_kernel_size(graph: ArchGraph, context: Context) -> int:
-    """q of eq. 9: the largest kernel over the network's parameterised layers (NB201's stem is 3x3)."""
-    qs = list(graph.kernel_sizes)
-    stem = ContextName.of(context).stem_kernel_size
-    if stem is not None and (context == ContextName.NB201_CELL or not qs):
-        qs.append(stem)  # NB201's 3x3 stem; a CNN cell without convs still has its (default 3x3) stem
-    return max(qs, default=1)
-
-
-def default_base_kernel_size(graph: ArchGraph, context: Context) -> int:
-    """The base network's kernel: 1 for MLPs, 3 for CNNs (the paper's base CNN, §4.2) and NAS-Bench-201."""
-    q0 = ContextName.of(context).base_kernel_size
-    if q0 is not None:
-        return q0
-    return 3 if any(q > 1 for q in graph.kernel_sizes) else 1
-
-
-def _paper_kernel(graph, context, q, q0):
-    q = q or effective_kernel_size(graph, context)
-    q0 = q0 or default_base_kernel_size(graph, context)
-    return Fraction(q0, q), f"q_base/q = {q0}/{q}"
-
-
-def _release_cnn_kernel(graph, context, q, q0):
-    q = q or effective_kernel_size(graph, context)  # release CNN: 3 / kernel_size
-    return Fraction(3, q), f"3/q = 3/{q}  [release CNN]"
-
-
-def _release_dag_kernel(graph, context, q, q0):
-    if q or any(k > 1 for k in graph.kernel_sizes):  # a bare DAG of convolutions: the release's CNN code
-        return _release_cnn_kernel(graph, context, q, q0)
-    return Fraction(1), "1  [release MLP: no kernel factor]"
-
-
-#: eq. 9's kernel factor by the preset's kind (:attr:`Preset.kernel_factor`): ``(graph, context, q, q_base) ->
-#: (factor, description)``
-KERNEL_FACTORS: dict[str, Callable] = {
-    "paper": _paper_kernel,
-    "release-cnn": _release_cnn_kernel,
-    "release-cnn-if-conv": _release_dag_kernel,
-    "release-mlp": lambda *a: (Fraction(1), "1  [release MLP: no kernel factor]"),
-    "release-nb201": lambda *a: (Fraction(1), "1  [release: no kernel factor for NAS-Bench-201]"),
-    "none": lambda *a: (Fraction(1), "1"),
-}
+    return preset_of(preset).count.base_depth_power_sum[ContextName.of(context)]
 
 
 def learning_rate(
     graph: ArchGraph,
     base_lr: float,
-    preset: str | Preset = "paper",
+    preset: "str | Preset | Init" = "paper",
     context: Context = "dag",
     kernel_size: int | None = None,
     base_kernel_size: int | None = None,
     moments: Moments | None = None,
 ) -> LearningRate:
-    """The global learning rate of eq. 8 / eq. 9, transferred from ``base_lr`` on the base network."""
-    p, ctx = _check(preset, context)
+    """The global learning rate of eq. 8 / eq. 9, transferred from ``base_lr`` on the base network, with paths
+    counted by ``preset`` (``paper`` or ``release``, or an :class:`~nni_archscale.rules.presets.Init`'s own)."""
+    p, ctx = preset_of(preset).count, ContextName.of(context)
     check_base_lr(base_lr)
     check_kernel_sizes(kernel_size, base_kernel_size)
     if moments is None:
         moments = path_statistics(graph).output
-    if not p.transfers_rate:
-        return LearningRate(
-            float(base_lr), float(base_lr), 0, 0, 0, Fraction(1),
-            f"eta = base_lr = {base_lr:g}  [{p.name}: one rate for every candidate]",
-        )
     notes: list[str] = []
     offset = p.depth_offset[ctx]
     base_sum = p.base_depth_power_sum[ctx]
@@ -263,7 +213,7 @@ def learning_rate(
             "no input-output path crosses a parameterised layer (sum_p L_p^3 = 0): the graph has no weights "
             "whose learning rate the rule could set; add a Linear/Conv edge on some path"
         )
-    kfac, kdesc = KERNEL_FACTORS[p.kernel_factor[ctx]](graph, ctx.value, kernel_size, base_kernel_size)
+    kfac, kdesc = p.kernel_factor[ctx](graph, ctx, kernel_size, base_kernel_size)
     value = transferred_rate(base_lr, base_sum, total, kfac)
     depth = "k_p" if offset == 0 else f"k_p + {offset}"
     formula = (
@@ -329,17 +279,13 @@ def check_kernel_sizes(kernel_size: object, base_kernel_size: object) -> None:
             )
 
 
-def edge_learning_rates(
-    graph: ArchGraph, rate: LearningRate, preset: str | Preset = "paper", context: Context = "dag"
-) -> dict[Edge, float]:
+def edge_learning_rates(graph: ArchGraph, rate: LearningRate) -> dict[Edge, float]:
     """Optional per-edge rates (not in the paper): eq. 8 restricted to the paths through each edge.
 
     ``eta_e = base_lr * sqrt(S_base / sum_{p through e} L_p^3) * kernel_factor``; edges on no input-output
     path keep the global rate. Path moments through ``e`` compose the input-to-source moments, the edge
     and the target-to-output moments, all by dynamic programming.
     """
-    if not preset_of(preset).transfers_rate:
-        return {e: rate.value for e in graph.parameterised_edges}
     fwd = path_statistics(graph).moments
     bwd = _backward_moments(graph)
     out = {}
@@ -365,13 +311,15 @@ def _backward_moments(graph: ArchGraph) -> list[Moments]:
 def scale(
     network: "Network | ArchGraph | str",
     base_lr: float,
-    preset: str | Preset = "paper",
+    init: "str | Init | Preset" = "paper",
     context: Context | None = None,
     kernel_size: int | None = None,
     base_kernel_size: int | None = None,
     per_edge: bool = False,
 ) -> Scaling:
-    """Apply a preset to a network: init of every parameterised edge of its searched cell, readout init, rate(s).
+    """Apply an init and the graph rule to a network: init of every parameterised edge of its searched cell,
+    readout init, rate(s) of eq. 8/9 counted by the init's preset (:attr:`~nni_archscale.rules.presets.Init.preset`;
+    a :class:`~nni_archscale.rules.presets.Preset` gives its own init and count).
 
     ``network`` is a :class:`~nni_archscale.core.networks.Network` (the paper's DAG-cell MLP/CNN from
     :func:`~nni_archscale.core.networks.dag_cell_network`, NAS-Bench-201 from
@@ -406,16 +354,13 @@ def scale(
         )
     if context is None:
         context = "nb201-cell" if form == "nb201" else "dag"
-    p, ctx = _check(preset, context)
+    rule, p, ctx = init_rule_of(init), preset_of(init if isinstance(init, Preset) else Init.of(init)), \
+        ContextName.of(context)
     check_base_lr(base_lr)
     moments = path_statistics(graph).output
     rate = learning_rate(graph, base_lr, p, ctx.value, kernel_size, base_kernel_size, moments)
-    per = edge_learning_rates(graph, rate, p, ctx.value) if per_edge else {}
+    per = edge_learning_rates(graph, rate) if per_edge else {}
     return Scaling(
-        p.name, ctx.value, graph, moments, edge_init(graph, p, ctx.value), readout_init(p, ctx.value), rate, per
+        p.name, ctx.value, graph, moments, edge_init(graph, rule, ctx.value), readout_init(rule, ctx.value), rate, per,
+        rule.name,
     )
-
-
-def _check(preset: str | Preset, context: str) -> tuple[Preset, ContextName]:
-    """The preset and context objects a name stands for (a clear error naming the choices otherwise)."""
-    return preset_of(preset), ContextName.of(context)

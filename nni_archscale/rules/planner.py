@@ -30,11 +30,11 @@ from typing import Iterable, Mapping
 
 from ..core.graph import ArchGraph, Edge, EdgeKind
 from ..core.networks import nb201_network, resnet_reduction_block, single_layer
-from .presets import Preset, preset_of
+from .presets import init_rule_of
 from .forward_moments import exact_node_scales
-from .paper import Context, edge_init, readout_init
+from .paper import Context, InitName, edge_init, readout_init
 
-#: He/Kaiming fan-in init with ReLU gain: what a layer of in-degree 1 gets under every preset.
+#: He/Kaiming fan-in init with ReLU gain: what a layer of in-degree 1 gets under every init.
 HE_GAIN = Fraction(2)
 
 
@@ -64,7 +64,8 @@ class InitPlan:
 
     layers: tuple[LayerInit, ...]
     default: LayerInit | None
-    preset: str
+    #: the init rule's name (:class:`nni_archscale.rules.presets.InitRule`)
+    init: str
     description: str = ""
 
     def lookup(self, module_name: str) -> LayerInit | None:
@@ -81,7 +82,7 @@ class InitPlan:
         for spec in self.layers:
             roles[spec.role] = roles.get(spec.role, 0) + 1
         parts = ", ".join(f"{n} {r}" for r, n in roles.items())
-        return f"init plan [{self.preset}]: {parts}" + (f"; {self.description}" if self.description else "")
+        return f"init plan [{self.init}]: {parts}" + (f"; {self.description}" if self.description else "")
 
 
 def _he(module: str, role: str, note: str = "") -> LayerInit:
@@ -109,33 +110,33 @@ def nb201_stage_size(num_blocks: int) -> int | None:
     return n if n >= 1 and 3 * n + 2 == num_blocks else None
 
 
-def nb201_plan(cell: ArchGraph, preset: str | Preset = "paper", cells_per_stage: int = 5,
+def nb201_plan(cell: ArchGraph, init: InitName = "paper", cells_per_stage: int = 5,
                readout_module: str = "classifier", stem_module: str = "stem") -> InitPlan:
     """The init plan of NNI's NasBench201 network whose every cell is ``cell`` (see the module docstring)."""
     if cell.num_nodes < 2:
         raise ValueError("a NAS-Bench-201 cell needs at least 2 nodes")
     layers: list[LayerInit] = [_he(stem_module, "stem", "stem: in-degree 1")]
-    cell_specs = edge_init(cell, preset, "nb201-cell")
+    rule = init_rule_of(init)
+    cell_specs = edge_init(cell, rule, "nb201-cell")
     cells, reductions = nb201_cell_indices(cells_per_stage)
     for k in cells:
         for spec in cell_specs:
             rel = spec.edge.module or nb201_edge_module(spec.edge)
             layers.append(LayerInit(f"cells.{k}.{rel}", spec.gain, spec.fan, 1, "cell", spec.formula))
-    p = preset_of(preset)
-    if p.reduction is not None:  # the release's fixed table
-        red_specs = list(p.reduction)
+    if rule.reduction is not None:  # the release's fixed table
+        red_specs = list(rule.reduction)
     else:  # eq. 4 on the reduction block's 3-node graph
-        red_specs = [(s.edge.module, s.gain, s.formula) for s in edge_init(resnet_reduction_block(), p, "dag")]
+        red_specs = [(s.edge.module, s.gain, s.formula) for s in edge_init(resnet_reduction_block(), rule, "dag")]
     for k in reductions:
         for module, gain, formula in red_specs:
             layers.append(LayerInit(f"cells.{k}.{module}", gain, "fan_in", 1, "reduction", formula))
-    ro = readout_init(preset, "nb201-cell")
+    ro = readout_init(rule, "nb201-cell")
     layers.append(LayerInit(readout_module, ro.scale, ro.fan, ro.power, "readout", ro.formula))
-    return InitPlan(tuple(layers), _he("", "other", "unplanned layer"), p.name,
+    return InitPlan(tuple(layers), _he("", "other", "unplanned layer"), rule.name,
                     f"NAS-Bench-201, {cells_per_stage} cell(s) per stage")
 
 
-def graph_plan(graph: ArchGraph, preset: str | Preset = "paper", context: Context = "dag",
+def graph_plan(graph: ArchGraph, init: InitName = "paper", context: Context = "dag",
                readout_module: str | None = None, prefix: str = "",
                extra: Iterable[LayerInit] = (), default_he: bool = True) -> InitPlan:
     """The plan of a network whose searched part is ``graph`` (edges name their modules in ``Edge.module``).
@@ -145,14 +146,14 @@ def graph_plan(graph: ArchGraph, preset: str | Preset = "paper", context: Contex
     every other Linear/Conv gets He fan-in init when ``default_he`` (in-degree 1).
     """
     layers: list[LayerInit] = list(extra)
-    for spec in edge_init(graph, preset, context):
+    rule = init_rule_of(init)
+    for spec in edge_init(graph, rule, context):
         if spec.edge.module and spec.edge.module != readout_module:
             layers.append(LayerInit(prefix + spec.edge.module, spec.gain, spec.fan, 1, "graph", spec.formula))
     if readout_module is not None:
-        ro = readout_init(preset, context)
+        ro = readout_init(rule, context)
         layers.append(LayerInit(readout_module, ro.scale, ro.fan, ro.power, "readout", ro.formula))
-    return InitPlan(tuple(layers), _he("", "other", "unplanned layer") if default_he else None,
-                    preset_of(preset).name)
+    return InitPlan(tuple(layers), _he("", "other", "unplanned layer") if default_he else None, rule.name)
 
 
 def module_rates(graph: ArchGraph, rates: Mapping[Edge, float], prefixes: Iterable[str] = ("",)) -> dict[str, float]:
@@ -175,6 +176,6 @@ def nb201_output_scales(cell: ArchGraph, cells_per_stage: int = 5) -> dict[str, 
     source), so that every node keeps the cell input's second moment; node ``i``'s scalar is applied to each of
     its incoming edges ``layers.(i-1).j``.
     """
-    alpha = exact_node_scales(cell, convention="conv-bn", preset="paper", context="nb201-cell")
+    alpha = exact_node_scales(cell, convention="conv-bn", init="paper", context="nb201-cell")
     cells, _ = nb201_cell_indices(cells_per_stage)
     return {f"cells.{k}.{nb201_edge_module(e)}": alpha[e.dst] for k in cells for e in cell.active_edges}

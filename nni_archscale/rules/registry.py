@@ -19,13 +19,14 @@ or the calibrated base rate itself (:attr:`RateRule.base_rate`). The built-in ru
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
 class RuleInputs:
     """What a registered rule's ``rate`` gets for one prepared candidate: the model (torch), its graph and the
-    context the graph rule counted it in, the preset, the base rate, the graph rule's own result (``scaling``,
+    context the graph rule counted it in, the published convention it counted by (``preset``: ``paper`` or
+    ``release``, :attr:`nni_archscale.rules.presets.Init.preset`), the base rate, the graph rule's own result (``scaling``,
     :class:`nni_archscale.rules.paper.Scaling`), and the optional measurements."""
 
     model: Any
@@ -152,3 +153,18 @@ SHORTEST_PATH = register(RateRule(
     "shortest-path", "the fewest parameterised layers on any input-output path sets the rate",
     "eta = c (L_min,base / L_min)^(3/2) q^(-1)", "arXiv 2510.04327 (the rival rule, issue 23)",
     evidence="reports/fairness", rate=_shortest_path_rate))
+
+
+def stored_options(options: Mapping) -> dict:
+    """Hook options an earlier version stored (a run's ``run.json``, a trial's payload, a fairness run's options)
+    in today's words: its ``preset``/``init`` pair as ``init`` (None: the preset's own), and the preset ``standard``
+    (He's init at one rate for every candidate) as ``init='standard'`` with ``rate_rule='shared'``. Other options
+    as they are. For reading results back only: what a user passes that says ``preset`` is refused."""
+    out = dict(options)
+    if "preset" not in out:
+        return out
+    preset = out.pop("preset")
+    out["init"] = out.get("init") or preset
+    if preset == "standard":
+        out["rate_rule"] = SHARED.name
+    return out

@@ -32,7 +32,8 @@ from torch import nn
 
 from ..core.graph import ArchGraph
 from ..rules.planner import InitPlan, graph_plan, module_rates, nb201_cell_indices, nb201_output_scales, nb201_plan
-from ..rules.presets import Init, preset_of
+from ..rules.presets import INITS, Init
+from ..rules.registry import stored_options
 from ..rules.paper import Scaling, check_base_lr, scale
 from ..errors import RuleError, shorten
 from .apply import InitReport, apply_init, group_names
@@ -50,20 +51,20 @@ FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 @dataclass(frozen=True)
 class HookConfig:
-    """What the hook applies: the preset (init and path-count convention, :mod:`nni_archscale.rules.presets`), the init,
-    the rate rule, the base rate ``c`` and the optimizer the scaled rates go into."""
+    """What the hook applies: the init and the rate rule (two independent choices, :mod:`nni_archscale.rules.presets`
+    and :mod:`nni_archscale.rules.registry`), the base rate ``c`` and the optimizer the scaled rates go into."""
 
     base_lr: float = 0.1
-    preset: str = "paper"
+    #: the init (:class:`nni_archscale.rules.presets.Init`): "paper" (eq. 2/4), "exact" (the paper's plus fixed
+    #: node-sum scalars keeping every node's scale; NB201 cells), "release" (the authors' code; the graph rule then
+    #: counts paths as that code does) or "standard" (He/Kaiming)
+    init: str = "paper"
     optimizer: str = "sgd"
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
     scheduler: str = "cosine"
     per_edge: bool = False
-    #: the init (:class:`nni_archscale.rules.presets.Init`): None, the preset's own; "exact", the paper's plus fixed
-    #: node-sum scalars keeping every node's scale (NB201 cells); a preset's name must match ``preset``
-    init: str | None = None
     #: the learning-rate rule (torch_layer.rate_choice): "auto" (the evidence-backed default for the network's
     #: family, nni_archscale.rules.defaults.default_rate_rule), "graph" (eq. 8/9 path counts), "segmented",
     #: "measured", "shared", or a DAG-cell rule ("readout-limited-sgd", "feature", "feature-sgd", "feature-adam")
@@ -76,13 +77,8 @@ class HookConfig:
         self._check_numbers()
         if not registry.is_auto(self.rate_rule):
             registry.get(self.rate_rule)  # an unknown name is a RuleError listing the registered rules
-        preset = preset_of(self.preset)
-        object.__setattr__(self, "preset", preset.name)  # a Preset object is kept by name (JSON for NNI trials)
-        if self.init is not None:
-            object.__setattr__(self, "init", Init.of(self.init).value)
-        if self.init is not None and Init.of(self.init).preset is not preset:
-            raise RuleError(f"init {self.init!r} starts from preset {Init.of(self.init).preset}, not {preset}; pass "
-                            f"preset={Init.of(self.init).preset.name!r} (or leave init unset for the preset's own)")
+        # an Init is kept by name (JSON for NNI trials); None, as a Python default, is the default init
+        object.__setattr__(self, "init", Init.of(self.init if self.init is not None else Init.PAPER).value)
         if self.optimizer not in OPTIMIZERS:
             raise RuleError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
 
@@ -110,6 +106,8 @@ class HookConfig:
         """A config from a dict of its fields, as the README's hooks pass it (``{"base_lr": 0.1}``); a key that
         is not a field is refused naming the valid ones (an unknown key would otherwise be a bare TypeError)."""
         valid = [f.name for f in fields(cls)]
+        if "preset" in options:
+            raise RuleError(RENAMED_PRESET_OPTION)
         unknown = [k for k in options if k not in valid]
         if unknown:
             hints = [f"{_ALIASES[k]} for {k}" for k in unknown if k in _ALIASES]
@@ -130,18 +128,31 @@ class HookConfig:
         raise RuleError(f"the hook's options must be a HookConfig or a dict of its options, got "
                         f"{type(hook).__name__} {shorten(hook)}; e.g. {{'base_lr': 0.1}} or HookConfig(base_lr=0.1)")
 
+    @classmethod
+    def from_stored(cls, options: Mapping) -> "HookConfig":
+        """A config from a dict an earlier version stored (a run's ``run.json``, a trial's payload, a record):
+        its ``preset`` (the init's published convention, or ``standard``: He's init at one shared rate) and
+        ``init`` (None: the preset's own) read as today's ``init`` and ``rate_rule``. For reading results back
+        only: what a user passes goes through :meth:`from_dict`, which refuses ``preset``."""
+        return cls.from_dict(stored_options(options))
+
     @property
     def scheme(self) -> Init:
-        """The :class:`~nni_archscale.rules.presets.Init` applied: ``init``, or the preset's own."""
-        return Init.of(self.init or self.preset)
+        """The :class:`~nni_archscale.rules.presets.Init` applied."""
+        return Init.of(self.init)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+#: what ``preset=`` in a hook's options has become (an earlier version's option, refused by name)
+RENAMED_PRESET_OPTION = (f"hook option 'preset' is gone: pass init= one of {', '.join(INITS)} (the release's init "
+                         f"also brings its path count), and rate_rule='shared' for one rate for every candidate")
+
+
 #: Keys people write for a hook option, and the option they mean (for :meth:`HookConfig.from_dict`'s message).
 _ALIASES = {"lr": "base_lr", "learning_rate": "base_lr", "rate": "base_lr", "wd": "weight_decay",
-            "init_preset": "preset", "rule": "rate_rule", "batch": "batch_size", "schedule": "scheduler"}
+            "init_preset": "init", "rule": "rate_rule", "batch": "batch_size", "schedule": "scheduler"}
 
 
 def _real(value: object) -> bool:
@@ -202,7 +213,7 @@ class Prepared:
         return (
             f"adapter={self.adapter}; graph: {self.graph.num_nodes} nodes, {len(self.graph.active_edges)} active "
             f"edges, {len(self.graph.parameterised_edges)} parameterised, {s.num_paths} paths, "
-            f"sum L_p^3={s.learning_rate.depth_power_sum}; preset={s.preset}; rate rule={self.rate_rule}; "
+            f"sum L_p^3={s.learning_rate.depth_power_sum}; init={self.config.init}; rate rule={self.rate_rule}; "
             f"lr={self.learning_rate:.6g} "
             f"({len(self.groups)} param group(s)); {self.init.summary()}; hook {self.seconds * 1e3:.2f} ms"
         )
@@ -257,8 +268,8 @@ def prepare_nb201(model: nn.Module, cell: ArchGraph, cells_per_stage: int, confi
     Raises :class:`~nni_archscale.errors.NoPathError` when the cell has no input-output path.
     """
     t0 = time.perf_counter()
-    scaling = scale(cell, config.base_lr, config.preset, "nb201-cell", per_edge=config.per_edge)
-    plan = nb201_plan(cell, config.preset, cells_per_stage)
+    scaling = scale(cell, config.base_lr, config.scheme, "nb201-cell", per_edge=config.per_edge)
+    plan = nb201_plan(cell, config.scheme, cells_per_stage)
     hooks = apply_output_scales(model, nb201_output_scales(cell, cells_per_stage)) if config.scheme.node_scales else []
     rates = {}
     if config.per_edge:
@@ -276,9 +287,9 @@ def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, contex
     t0 = time.perf_counter()
     if config.scheme.node_scales:
         raise RuleError("init 'exact' is implemented for NAS-Bench-201 cells (their ReLU-Conv-BN edges fix the "
-                        "moments); for other models use init 'paper' (or leave init unset: the preset's own)")
-    scaling = scale(graph, config.base_lr, config.preset, context, per_edge=config.per_edge)
-    plan = graph_plan(graph, config.preset, context, readout_module)
+                        "moments); for other models use init 'paper'")
+    scaling = scale(graph, config.base_lr, config.scheme, context, per_edge=config.per_edge)
+    plan = graph_plan(graph, config.scheme, context, readout_module)
     rates = module_rates(graph, scaling.edge_learning_rates) if config.per_edge else {}
     return _finish(model, graph, scaling, plan, config, adapter, generator, t0, rates)
 

@@ -3,7 +3,7 @@
 The hook first initialises the candidate and computes the graph rule (eq. 8/9 via :mod:`nni_archscale.rules.paper`).
 A *rate rule* then decides the rate actually applied:
 
-* ``graph``: the preset's path-count rule on the adapter's graph (eq. 8/9; per edge with ``per_edge``): exact
+* ``graph``: eq. 8/9 on the adapter's graph, paths counted by the init's preset (per edge with ``per_edge``): exact
   where the paper's assumptions hold (Linear/Conv + ReLU edges, no normalisation);
 * ``segmented``: eq. 8/9 inside the blocks normalisation layers delimit (:mod:`.segments`), relative to the
   base network: ``base_lr · f(candidate) / f(base)``;

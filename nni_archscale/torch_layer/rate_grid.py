@@ -3,7 +3,7 @@ each, and the largest rate reaching the lowest training loss. :func:`refine_rate
 quarter octave (a zoom around the coarse grid's best point) and widens the grid when the best rate sits at one
 of its ends. Results are cached in a versioned JSON file.
 
-The cache maps a key (space, dataset, optimizer, batch size, preset) to the chosen rate, the recipe that produced it and
+The cache maps a key (space, dataset, optimizer, batch size, init) to the chosen rate, the recipe that produced it and
 the per-rate losses. An entry whose recipe differs from the one asked for is *stale*; a file that is not valid
 JSON or of another format version is *corrupt*; both are reported and recomputed, never trusted. Writes are
 atomic (temporary file + rename), so an interrupted write cannot leave a torn cache, and made under a file lock
@@ -25,6 +25,7 @@ from filelock import FileLock, Timeout
 from ..errors import CacheError, CalibrationError, InputFileError
 from ..core.files import file_kind, not_regular_message, read_regular_file
 from ..results import atomic_write_text
+from ..rules.registry import stored_options
 
 CACHE_FORMAT = "nni-archscale/calibration@1"
 
@@ -241,14 +242,16 @@ class CalibrationCache:
         return data["entries"]
 
     @staticmethod
-    def key(space: str, dataset: str, optimizer: str, batch_size: int, preset: str | None = None) -> str:
-        """The entry a calibration is filed under. The preset is part of it: presets initialise the base
-        network differently, so their rates are different entries, not stale versions of one another."""
+    def key(space: str, dataset: str, optimizer: str, batch_size: int, init: str | None = None) -> str:
+        """The entry a calibration is filed under. The init is part of it: inits initialise the base network
+        differently, so their rates are different entries, not stale versions of one another."""
         key = f"space={space}|dataset={dataset}|optimizer={optimizer}|batch={batch_size}"
-        return key if preset is None else f"{key}|preset={preset}"
+        return key if init is None else f"{key}|init={init}"
 
     def get(self, key: str, recipe: dict) -> Calibration | None:
         entry = self._entries.get(key)
+        if entry is None and "|init=" in key:  # an entry an earlier version filed (its word for the init: preset)
+            return self._get_earlier(key, recipe)
         if entry is None:
             return None
         try:
@@ -278,6 +281,22 @@ class CalibrationCache:
             return None
         cal.source = "cache"
         return cal
+
+    def _get_earlier(self, key: str, recipe: dict) -> Calibration | None:
+        """The entry an earlier version filed under ``|preset=`` (the init's name), its recipe's ``preset`` and
+        hook options read in today's words (:func:`nni_archscale.rules.presets.stored_options`): the same
+        calibration, so no cached result is lost to the renaming. Returned under today's key."""
+        old_key = key.replace("|init=", "|preset=")
+        entry = self._entries.get(old_key)
+        if not isinstance(entry, dict) or not isinstance(entry.get("recipe"), dict):
+            return None
+        old_recipe = dict(entry["recipe"])
+        if "preset" in old_recipe:
+            old_recipe["init"] = old_recipe.pop("preset")
+        if isinstance(old_recipe.get("hook"), dict):  # a budget calibration's hook options (no rate rule)
+            old_recipe["hook"] = {k: v for k, v in stored_options(old_recipe["hook"]).items() if k != "rate_rule"}
+        self._entries[key] = {**entry, "key": key, "recipe": old_recipe}
+        return self.get(key, recipe)
 
     def put(self, cal: Calibration) -> None:
         d = asdict(cal)
