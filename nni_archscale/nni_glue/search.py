@@ -35,6 +35,7 @@ from ..results import (BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, missin
 from ..errors import ArchScaleError
 from ..core.files import file_kind, out_dir_problem
 from ..errors import OutputError, SearchError
+from ..rules.presets import Init
 from ..rules.registry import stored_options
 from ..torch_layer.hook import HookConfig
 from .calibration import CalibrationOptions, bar_progress, calibrate_space, space_name, space_reference
@@ -581,7 +582,9 @@ def run_search(opts: SearchOptions, report=print) -> dict:
 
 def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
     """The search in ``out``, whose lock this process holds; ``state["run_file"]`` is set once it wrote a new
-    search's run.json."""
+    search's run.json. In order: the run's identity against the folder's, the data and device, the base rates
+    (:func:`_base_rates`), run.json, the base network's reference, the NNI experiment (:func:`_run_experiment`),
+    the summary."""
     rule = opts.hook
     identity = {k: getattr(opts, k) for k in _IDENTITY}
     identity.update({f"hook.{k}": v for k, v in rule.to_dict().items() if k not in ("base_lr", "batch_size")})
@@ -592,12 +595,62 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
     if isinstance(was, int) and opts.trials > was:
         report(f"archscale: extending the search in {out} from {was} to {opts.trials} candidates (--trials); the "
                f"candidates already trained are reused")
+    device, data = _device_and_data(opts, report)
+    base_lr, shared_lr, calibration = _base_rates(opts, report)
 
+    run_id = previous.get("run_id") or f"{int(time.time())}-{os.getpid()}"
+    # compile: as asked (None: auto, on CUDA runs of at least 5,000 steps); not part of the identity (speed only)
+    atomic_write_text(out / RUN_FILE, json.dumps({"identity": identity, "run_id": run_id, "base_lr": base_lr,
+                                                  "shared_lr": shared_lr, "calibration": calibration,
+                                                  "strategy_trials": strategy_trials, "compile": opts.compile,
+                                                  "device": str(device)}, indent=2)
+                      + "\n")
+    state["run_file"] = not previous
+    hook = replace(rule, base_lr=base_lr, batch_size=opts.batch_size)  # serialised once, for NNI's trials below
+    reference = _reference(opts, data, hook, report)
+    data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None  # trials run elsewhere
+    # ts on a local GPU pins the trials to card N (CUDA_VISIBLE_DEVICES=N, training_service.experiment_config):
+    # inside a trial that card is cuda:0, so the trials are told "cuda"
+    remote = opts.training_service != "local"
+    trial_device = "cuda" if opts.engine == "ts" and not remote and str(device).startswith("cuda:") else device
+    trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": data_dir, "limit": opts.limit,
+                 "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": trial_device,
+                 "hook": hook.to_dict(), "reference": reference, "compare": opts.compare, "shared_lr": shared_lr,
+                 "seeds": opts.seeds, "resume": True, "run_id": run_id,
+                 "threads": opts.threads, "speed": {"compile": opts.compile, "augment": opts.augment}}
+    if opts.resume:
+        done = {(r["arch"], r["mode"], r.get("replica", 0)) for r in read_records(out / RECORDS)
+                if r.get("run") == run_id and r["mode"] != "start"}
+        report(f"archscale: resuming {out}: {len(done)} training run(s) already done are reused")
+
+    interrupted, seconds = _run_experiment(opts, out, data, trial_cfg, strategy_trials, device, run_id, report)
+    meta = {"space": space_name(opts.space, opts.width, opts.cells_per_stage, opts.space_options or None),
+            "rate_rule": rule.rate_rule, "reference": reference, "dataset": opts.dataset,
+            "engine": opts.engine, "training_service": opts.training_service if opts.engine == "ts" else None,
+            "concurrency": opts.concurrency, "strategy": opts.strategy, "init": rule.scheme.value,
+            "trials": opts.trials,
+            "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "seeds": opts.seeds,
+            "base_lr": base_lr, "calibration": calibration, "compile": opts.compile,
+            "optimizer": rule.optimizer, "device": device, "compare": opts.compare, "run_id": run_id,
+            "search_seconds": round(seconds, 2), "interrupted": interrupted,
+            "baseline": opts.compare, "baseline_recipe": BASELINE_DESCRIPTIONS.get(opts.compare),
+            "shared_lr": shared_lr if opts.compare == "shared-rate" else None}
+    records = [r for r in read_records(out / RECORDS) if r.get("run") == run_id]
+    if not records:
+        raise SearchError(f"no candidate finished (see the NNI logs under {out / NNI_DIR}); nothing to report")
+    summary = write_outputs(out, meta, opts.compare)
+    if interrupted:
+        raise SearchInterrupted("partial results written; continue with the same command plus --resume")
+    return summary
+
+
+def _device_and_data(opts: SearchOptions, report):
+    """The device the search reports (a remote worker picks its own: "auto" there; only the spelling is checked
+    here) and the data, loaded once here for calibration, the reference and the sequential engine's trials."""
     from ..torch_layer.data import load_dataset
     from ..torch_layer.train import pick_device
 
     remote = opts.training_service != "local"
-    # remote trials pick their device on the worker ("auto" there); locally only the spelling is checked
     device = str(pick_device(opts.device)) if not remote else (opts.device or "auto")
     if remote:
         pick_device("cpu" if str(device).startswith("cuda") else device)
@@ -613,91 +666,85 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
     elif opts.compile and str(device) == "cpu":
         report("archscale: note: --compile on the CPU compiles every candidate with torch.compile (fp32), about a "
                "minute each before it trains, which these small networks rarely win back; drop it to train eagerly")
+    return device, data
 
-    def calibrated(init: str, what: str):
-        """The refined calibration on the base network drawn with ``init`` (cached), with a progress bar."""
-        from tqdm import tqdm
 
-        from ..rules.defaults import base_rate_objective
-        from .adapters import space_family
-
-        objective = opts.calibration_objective or base_rate_objective(space_family(opts.space))
-        if objective != "maxlr":
-            from ..fairness.objectives import budget_rate, calibration_options
-
-            fo = calibration_options(
-                opts.space, opts.dataset, opts.epochs, opts.batch_size,
-                {**rule.to_dict(), "init": init}, data_dir=opts.data_dir,
-                limit=opts.limit, width=opts.width, cells_per_stage=opts.cells_per_stage, seed=opts.seed,
-                space_options=opts.space_options or {}, device=None if remote else opts.device)
-            from .calibration import default_cache_path
-
-            report(f"archscale: {what} by objective {objective} (the search's {opts.epochs} epoch(s))")
-            return budget_rate(fo, objective, 0.1, opts.cache_path or default_cache_path(), progress=opts.progress,
-                               report=report)
-        bar = tqdm(total=opts.calibration_points, desc=what, unit="lr", disable=not opts.progress)
-        try:
-            return calibrate_space(
-                CalibrationOptions(opts.space, opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage,
-                                   rule.optimizer, opts.batch_size, init, seed=opts.seed,
-                                   device=None if remote else opts.device, limit=opts.limit,
-                                   points=opts.calibration_points, momentum=rule.momentum,
-                                   weight_decay=rule.weight_decay, space_options=opts.space_options or None),
-                cache_path=opts.cache_path, progress=bar_progress(bar), report=report)
-        finally:
-            bar.close()
-
-    base_lr = opts.base_lr
-    calibration = None
+def _base_rates(opts: SearchOptions, report) -> tuple[float, float | None, dict | None]:
+    """``(base_lr, shared_lr, calibration)``: the base rate ``c`` (``opts.base_lr``, else calibrated with the init's
+    per-edge variances: ``exact`` as ``paper``, as the experiments do) and, for ``--compare shared-rate``, the
+    shared rate (``opts.shared_lr``, else tuned on the same base network by the same recipe with He's init: the
+    baseline a user has); ``calibration`` says where each came from (None: both given)."""
+    rule = opts.hook
+    base_lr, shared_lr, calibration = opts.base_lr, opts.shared_lr, None
     if base_lr is None:
-        # exact: calibrated with the paper's init (its per-edge variances), as the experiments do
-        cal = calibrated(rule.scheme.rule.name, "calibrating base rate")
+        cal = _calibrated(opts, rule.scheme.rule.name, "calibrating base rate", report)
         base_lr = cal.base_lr
         calibration = {"base_lr": cal.base_lr, "source": cal.source, "key": cal.key,
                        "resolution_octaves": cal.resolution_octaves, "widened": cal.widened}
         report(f"archscale: base rate c = {cal.describe()}; {cal.key}")
-    shared_lr = opts.shared_lr
     if opts.compare == "shared-rate" and shared_lr is None:
-        # the baseline a user has: one rate for all, tuned on the same base network by the same recipe, He init
-        cal = calibrated("standard", "tuning the shared rate")
+        cal = _calibrated(opts, Init.STANDARD.value, "tuning the shared rate", report)
         shared_lr = cal.base_lr
         calibration = dict(calibration or {}, shared_lr=cal.base_lr, shared_key=cal.key,
                            shared_resolution_octaves=cal.resolution_octaves)
         report(f"archscale: shared rate (baseline) = {cal.describe()}; {cal.key}")
+    return base_lr, shared_lr, calibration
 
-    run_id = previous.get("run_id") or f"{int(time.time())}-{os.getpid()}"
-    # compile: as asked (None: auto, on CUDA runs of at least 5,000 steps); not part of the identity (speed only)
-    atomic_write_text(out / RUN_FILE, json.dumps({"identity": identity, "run_id": run_id, "base_lr": base_lr,
-                                                  "shared_lr": shared_lr, "calibration": calibration,
-                                                  "strategy_trials": strategy_trials, "compile": opts.compile,
-                                                  "device": str(device)}, indent=2)
-                      + "\n")
-    state["run_file"] = not previous
-    hook = replace(rule, base_lr=base_lr, batch_size=opts.batch_size)  # serialised once, for NNI's trials below
-    # the base network's measurements, for the measured and segmented rules (cheap: one step on one batch)
+
+def _calibrated(opts: SearchOptions, init: str, what: str, report):
+    """The refined calibration on the base network drawn with ``init`` (cached), with a progress bar, by the
+    family's base-rate objective (``--calibration-objective``, else
+    :data:`nni_archscale.rules.defaults.BASE_RATE_OBJECTIVES`)."""
+    from tqdm import tqdm
+
+    from ..rules.defaults import base_rate_objective
+    from .adapters import space_family
+    from .calibration import default_cache_path
+
+    rule = opts.hook
+    device = None if opts.training_service != "local" else opts.device
+    objective = opts.calibration_objective or base_rate_objective(space_family(opts.space))
+    if objective != "maxlr":
+        from ..fairness.objectives import budget_rate, calibration_options
+
+        fo = calibration_options(
+            opts.space, opts.dataset, opts.epochs, opts.batch_size, {**rule.to_dict(), "init": init},
+            data_dir=opts.data_dir, limit=opts.limit, width=opts.width, cells_per_stage=opts.cells_per_stage,
+            seed=opts.seed, space_options=opts.space_options or {}, device=device)
+        report(f"archscale: {what} by objective {objective} (the search's {opts.epochs} epoch(s))")
+        return budget_rate(fo, objective, 0.1, opts.cache_path or default_cache_path(), progress=opts.progress,
+                           report=report)
+    bar = tqdm(total=opts.calibration_points, desc=what, unit="lr", disable=not opts.progress)
     try:
-        reference = space_reference(opts.space, data, hook, opts.width, opts.cells_per_stage,
-                                    opts.space_options or None, opts.seed).to_dict()
+        return calibrate_space(
+            CalibrationOptions(opts.space, opts.dataset, opts.data_dir, opts.width, opts.cells_per_stage,
+                               rule.optimizer, opts.batch_size, init, seed=opts.seed, device=device,
+                               limit=opts.limit, points=opts.calibration_points, momentum=rule.momentum,
+                               weight_decay=rule.weight_decay, space_options=opts.space_options or None),
+            cache_path=opts.cache_path, progress=bar_progress(bar), report=report)
+    finally:
+        bar.close()
+
+
+def _reference(opts: SearchOptions, data, hook: HookConfig, report) -> dict | None:
+    """The base network's measurements, for the measured and segmented rules (cheap: one step on one batch);
+    None, with a warning, when the base network cannot be measured (a space that cannot be built raises)."""
+    try:
+        return space_reference(opts.space, data, hook, opts.width, opts.cells_per_stage,
+                               opts.space_options or None, opts.seed).to_dict()
     except SpaceError:  # the space itself cannot be built: every candidate would fail the same way
         raise
     except ArchScaleError as exc:  # only the measured and segmented rules need it; they say so per candidate
-        reference = None
         report(f"archscale: warning: the base network could not be measured ({exc}); the measured rule falls "
                f"back to one shared rate and the segmented rule to the graph rule's base")
-    data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None  # trials run elsewhere
-    # ts on a local GPU pins the trials to card N (CUDA_VISIBLE_DEVICES=N, training_service.experiment_config):
-    # inside a trial that card is cuda:0, so the trials are told "cuda"
-    trial_device = "cuda" if opts.engine == "ts" and not remote and str(device).startswith("cuda:") else device
-    trial_cfg = {"out_dir": str(out), "dataset": opts.dataset, "data_dir": data_dir, "limit": opts.limit,
-                 "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "device": trial_device,
-                 "hook": hook.to_dict(), "reference": reference, "compare": opts.compare, "shared_lr": shared_lr, "seeds": opts.seeds,
-                 "resume": True, "run_id": run_id,
-                 "threads": opts.threads, "speed": {"compile": opts.compile, "augment": opts.augment}}
-    if opts.resume:
-        done = {(r["arch"], r["mode"], r.get("replica", 0)) for r in read_records(out / RECORDS)
-                if r.get("run") == run_id and r["mode"] != "start"}
-        report(f"archscale: resuming {out}: {len(done)} training run(s) already done are reused")
+        return None
 
+
+def _run_experiment(opts: SearchOptions, out: Path, data, trial_cfg: dict, strategy_trials: int, device,
+                    run_id: str, report) -> tuple[bool, float]:
+    """Build NNI's experiment (the space, a FunctionalEvaluator running :func:`.trial.search_trial` with
+    ``trial_cfg``, the strategy) and run it, NNI's console lines in ``out/nni/console.log``, the progress bar
+    reading the records; ``(interrupted, seconds)``. NNI's registry entry is removed when it ends."""
     console = _NniConsole(out / NNI_DIR / NNI_CONSOLE_LOG, None if opts.quiet_nni else logging.INFO)
     console.__enter__()
     code_dir = trial_code_directory(out, opts.training_service)
@@ -754,23 +801,5 @@ def _run_locked(opts: SearchOptions, out: Path, report, state: dict) -> dict:
             code_dir.__exit__(None, None, None)
         finally:
             console.__exit__(None, None, None)
-    seconds = time.perf_counter() - t0
-    meta = {"space": space_name(opts.space, opts.width, opts.cells_per_stage, opts.space_options or None),
-            "rate_rule": rule.rate_rule, "reference": reference, "dataset": opts.dataset,
-            "engine": opts.engine, "training_service": opts.training_service if opts.engine == "ts" else None,
-            "concurrency": opts.concurrency, "strategy": opts.strategy, "init": rule.scheme.value,
-            "trials": opts.trials,
-            "epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "seeds": opts.seeds,
-            "base_lr": base_lr, "calibration": calibration, "compile": opts.compile,
-            "optimizer": rule.optimizer, "device": device, "compare": opts.compare, "run_id": run_id,
-            "search_seconds": round(seconds, 2), "interrupted": interrupted,
-            "baseline": opts.compare, "baseline_recipe": BASELINE_DESCRIPTIONS.get(opts.compare),
-            "shared_lr": shared_lr if opts.compare == "shared-rate" else None}
-    records = [r for r in read_records(out / RECORDS) if r.get("run") == run_id]
-    if not records:
-        raise SearchError(f"no candidate finished (see the NNI logs under {out / NNI_DIR}); nothing to report")
-    summary = write_outputs(out, meta, opts.compare)
-    if interrupted:
-        raise SearchInterrupted("partial results written; continue with the same command plus --resume")
-    return summary
+    return interrupted, time.perf_counter() - t0
 
