@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nni_archscale.core.networks import CellNetwork
 from nni_archscale.core.formats import from_paper_code
 from nni_archscale.experiments.rule_variants import rule_multiplier
-from nni_archscale.rules.first_step import BASE_CELL_CODE, first_step_kernel, dag_cell_init
+from nni_archscale.rules.first_step import BASE_CELL_CODE, first_step_kernel, cell_init
 from nni_archscale.stats import pearson
 
 IN_FEATURES = {"mnist14": 196, "mnist": 784, "digits": 64}
@@ -80,8 +81,8 @@ def divergence_errors(run_dir: Path, pair: str) -> dict[str, float]:
 
     def predictors(code: str) -> dict[str, float]:
         cell = from_paper_code(code)
-        k = first_step_kernel(dag_cell_init(cell, "mlp", init, width, in_features, 10))
-        rules = {r: rule_multiplier(r, cell, "mlp", init, optimizer, width=width, in_features=in_features)
+        k = first_step_kernel(cell_init(CellNetwork(cell, in_features, width, 10), init))
+        rules = {r: rule_multiplier(r, CellNetwork(cell, in_features, width, 10), init, optimizer)
                  for r in ("feature-sgd", "second-step-sgd")}
         return {"1/sqrt(Theta_h)": k.hidden_centered2 ** -0.5, **rules}
 
@@ -110,15 +111,15 @@ def slopes(run_dirs: list[Path], pair: str) -> tuple[float, float, float, int]:
             archs = list(dict.fromkeys(row["arch"] for row in csv.DictReader(fh)))
 
         def second_moment(code: str) -> float:
-            spec = dag_cell_init(from_paper_code(code), "mlp", init, width, in_features, 10)
+            spec = cell_init(CellNetwork(from_paper_code(code), in_features, width, 10), init)
             return first_step_kernel(spec).output_second_moment
 
         base = second_moment(BASE_CELL_CODE)
         for arch, rate in zip(archs, data["measured"]):
             xs.append(math.log2(second_moment(arch) / base))
             measured.append(math.log2(rate / data["base_max_lr"]))
-            predicted.append(math.log2(rule_multiplier("feature-sgd", from_paper_code(arch), "mlp", init, optimizer,
-                                                       width=width, in_features=in_features)))
+            net = CellNetwork(from_paper_code(arch), in_features, width, 10)
+            predicted.append(math.log2(rule_multiplier("feature-sgd", net, init, optimizer)))
     r = pearson(predicted, measured, constant="std")  # np.corrcoef gave NaN for a variable whose std is 0
     r = float("nan") if r is None else r
     if len(xs) < 2 or np.ptp(xs) < 1e-6:  # the exact init: E[z_out^2] is the same for every cell

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nni_archscale.core.networks import CellNetwork
 from nni_archscale.core.formats import from_paper_code
 from nni_archscale.experiments.rule_variants import rule_multiplier
 from nni_archscale.rules.first_step import readout_rate_limit
@@ -46,11 +47,10 @@ def errors(run_dir: Path) -> dict[str, dict[str, float]]:
         errs: dict[str, list[float]] = {"cap linear in B": [], "cap at batch 32": [], "second-step-sgd": []}
         for arch, measured in zip(archs, data["measured"]):
             cell = from_paper_code(arch)
-            hidden = data["base_max_lr"] * rule_multiplier("second-step-sgd", cell, "mlp", init, "sgd", width=width,
-                                                           in_features=in_features)
-            net = (cell, "mlp", init, width, in_features, 10)
-            for name, pred in (("cap linear in B", min(hidden, readout_rate_limit(*net, batch))),
-                               ("cap at batch 32", min(hidden, readout_rate_limit(*net, 32))),
+            net = CellNetwork(cell, in_features, width, 10)
+            hidden = data["base_max_lr"] * rule_multiplier("second-step-sgd", net, init, "sgd")
+            for name, pred in (("cap linear in B", min(hidden, readout_rate_limit(net, init, batch))),
+                               ("cap at batch 32", min(hidden, readout_rate_limit(net, init, 32))),
                                ("second-step-sgd", hidden)):
                 errs[name].append(abs(math.log2(pred / measured)))
         out[pair] = {name: float(np.mean(e)) for name, e in errs.items()}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nni_archscale.core.networks import CellNetwork
 from nni_archscale.core.formats import from_paper_code
 from nni_archscale.experiments.rule_variants import multiplier, path_mean_depth_factor
 from nni_archscale.rules.first_step import BASE_CELL_CODE
@@ -37,8 +38,8 @@ VARIANTS = {
 def variant(name: str, code: str, init: str, optimizer: str, width: int, in_features: int) -> float:
     rule, power, depth = VARIANTS[name]
     cell = from_paper_code(code)
-    value = 1.0 if rule is None else multiplier(rule, cell, "mlp", init, optimizer, width=width,
-                                                in_features=in_features) ** power
+    net = CellNetwork(cell, in_features, width, 10)
+    value = 1.0 if rule is None else multiplier(rule, net, init, optimizer) ** power
     return value * (path_mean_depth_factor(cell) if depth else 1.0)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nni_archscale.core.networks import CellNetwork
 from nni_archscale.cli import main
 from nni_archscale.rules import registry
 
@@ -151,7 +152,8 @@ def test_network_mode_uses_the_evidence_default_and_exact_scalars(capsys):
                    "--base-lr", "0.01")
     assert rec["rate_rule"] == DEFAULT_RULES[("exact", "adam")]
     assert rec["learning_rate"] == pytest.approx(
-        0.01 * rule_multiplier(rec["rate_rule"], from_code("2_12_112_1112"), "mlp", "exact", "adam", in_features=196))
+        0.01 * rule_multiplier(rec["rate_rule"], CellNetwork(from_code("2_12_112_1112"), 196, 128, 10), "exact",
+                               "adam"))
     assert rec["second_moment_ratio"] == pytest.approx([1.0] * 5)
     assert rec["node_scales"][2] < 1
     paper = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--rate-rule", "graph", "--base-lr", "0.35")
@@ -208,7 +210,8 @@ def test_network_mode_init_and_rate_rule_are_two_choices(capsys):
 
     rec = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--init", "release", "--base-lr", "0.1")
     assert rec["rate_rule"] == registry.GRAPH.name and rec["init"] == "release"
-    assert rec["learning_rate"] == pytest.approx(0.1 * rule_multiplier("release", from_code("2_12_112_1112")))
+    release = rule_multiplier("release", CellNetwork(from_code("2_12_112_1112"), 196, 128, 10))
+    assert rec["learning_rate"] == pytest.approx(0.1 * release)
     named = run_json(capsys, "2_12_112_1112", "--network", "mlp", "--init", "release", "--rate-rule", "graph",
                      "--base-lr", "0.1")
     assert named["learning_rate"] == pytest.approx(rec["learning_rate"])
@@ -234,8 +237,8 @@ def test_network_mode_gives_the_readout_limited_rate_with_its_two_limits(capsys)
                    "--base-lr", "0.3")
     t = rec["rule_terms"]
     assert rec["learning_rate"] == pytest.approx(min(t["second_step_rate"], t["readout_cap"]))
-    assert rec["learning_rate"] == pytest.approx(readout_limited_rate(0.3, from_code(heavy), "mlp", "paper", 256,
-                                                                      196, 10, 32))
+    assert rec["learning_rate"] == pytest.approx(
+        readout_limited_rate(0.3, CellNetwork(from_code(heavy), 196, 256, 10), "paper", 32))
     assert t["readout_cap"] < t["second_step_rate"] and t["batch_size"] == 32
     wider = run_json(capsys, heavy, "--network", "mlp", "--rate-rule", "readout-limited-sgd", "--width", "256",
                      "--base-lr", "0.3", "--batch-size", "128")

@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from nni_archscale.core.networks import CellNetwork
 from nni_archscale.errors import RuleError
 from nni_archscale.core.formats import from_paper_code, to_text
 from nni_archscale.nni_glue.adapters import network_family, prepare_candidate
 from nni_archscale.core.paths import live_edges_only, path_statistics
 from nni_archscale.rules.registry import READOUT_LIMITED_SGD
-from nni_archscale.rules.first_step import (READOUT_LIMIT, base_cell, first_step_kernel, dag_cell_init,
+from nni_archscale.rules.first_step import (READOUT_LIMIT, base_cell, first_step_kernel, cell_init,
                                             second_step_multiplier)
 from nni_archscale.torch_layer.dag_cell import DagCellMLP, recognise
 from nni_archscale.torch_layer.hook import HookConfig
@@ -40,8 +41,8 @@ def test_a_dag_cell_mlp_is_recognised_with_its_cell_and_sizes(code):
     # fx drops dead nodes; what the rules read is the same: paths and every kernel term
     assert path_statistics(shape.cell).output == path_statistics(cell).output
     for init in ("paper", "exact", "release"):
-        k1 = first_step_kernel(dag_cell_init(shape.cell, "mlp", init, WIDTH, IN, CLASSES))
-        k2 = first_step_kernel(dag_cell_init(cell, "mlp", init, WIDTH, IN, CLASSES))
+        k1 = first_step_kernel(cell_init(CellNetwork(shape.cell, IN, WIDTH, CLASSES), init))
+        k2 = first_step_kernel(cell_init(CellNetwork(cell, IN, WIDTH, CLASSES), init))
         assert (k1.centered2, k1.centered1, k1.output_second_moment) == pytest.approx(
             (k2.centered2, k2.centered1, k2.output_second_moment), rel=1e-12)
     assert (shape.in_features, shape.width, shape.num_classes) == (IN, WIDTH, CLASSES)
@@ -67,8 +68,7 @@ def test_other_networks_are_not_dag_cells():
 
 
 def _second_step(cell, init, width=WIDTH):
-    spec = ("mlp", init, width, IN, CLASSES)
-    return second_step_multiplier(first_step_kernel(dag_cell_init(cell, *spec)), cell)
+    return second_step_multiplier(first_step_kernel(cell_init(CellNetwork(cell, IN, width, CLASSES), init)), cell)
 
 
 @pytest.mark.parametrize("code", CODES[:3])
@@ -80,7 +80,7 @@ def test_readout_limited_sgd_is_its_definition(code):
                           sample={}, adapter="fx", generator=torch.Generator().manual_seed(0))
     assert p.rate_rule == READOUT_LIMITED_SGD.name
     hidden = base_lr * _second_step(cell, "paper") / _second_step(base_cell("mlp"), "paper")
-    kernel = first_step_kernel(dag_cell_init(cell, "mlp", "paper", WIDTH, IN, CLASSES))
+    kernel = first_step_kernel(cell_init(CellNetwork(cell, IN, WIDTH, CLASSES), "paper"))
     cap = READOUT_LIMIT * batch / kernel.readout_centered2
     assert p.learning_rate == pytest.approx(min(hidden, cap), rel=1e-9)
     assert {g["lr"] for g in p.groups} == {p.learning_rate}
@@ -124,14 +124,13 @@ def test_the_reference_anchors_the_rate_on_the_calibrated_base_network(optimizer
     anchored = prepare_candidate(_net(code), cfg, sample={}, adapter="fx", reference=ref)
     plain = prepare_candidate(_net(code), cfg, sample={}, adapter="fx")
     if optimizer == "adam":  # feature resolves to feature-adam for Adam
-        m = lambda c: rule_multiplier("feature-adam", c, "mlp", "paper", "adam", width=WIDTH,  # noqa: E731
-                                      in_features=IN, num_classes=CLASSES)
+        m = lambda c: rule_multiplier("feature-adam", CellNetwork(c, IN, WIDTH, CLASSES), "paper", "adam")
         assert m(anchor) != pytest.approx(1.0, abs=0.05)  # the anchor must matter for this test to mean anything
         assert anchored.learning_rate == pytest.approx(base_lr * m(cell) / m(anchor), rel=1e-9)
         assert plain.learning_rate == pytest.approx(base_lr * m(cell), rel=1e-9)
     else:  # the hidden limit moves with the anchor, the readout cap (absolute) does not
         hidden = base_lr * _second_step(cell, "paper") / _second_step(anchor, "paper")
-        kernel = first_step_kernel(dag_cell_init(cell, "mlp", "paper", WIDTH, IN, CLASSES))
+        kernel = first_step_kernel(cell_init(CellNetwork(cell, IN, WIDTH, CLASSES), "paper"))
         cap = READOUT_LIMIT * 32 / kernel.readout_centered2
         assert anchored.learning_rate == pytest.approx(min(hidden, cap), rel=1e-9)
         assert anchored.learning_rate != pytest.approx(plain.learning_rate, rel=0.05)

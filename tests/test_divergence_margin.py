@@ -25,13 +25,14 @@ def test_divergence_errors_are_zero_for_the_rule_the_divergence_rates_follow(tmp
     import json
 
     from nni_archscale import from_paper_code
+    from nni_archscale.core.networks import CellNetwork
     from nni_archscale.experiments.rule_variants import rule_multiplier
 
     archs = ["0_00_000_2000", "2_02_002_0002", "2_12_112_1112"]
     rows = ["arch,kernel_size,init,optimizer,seed,rate,final_loss,chosen"]
     for arch in archs:
-        diverges = 2.0 * rule_multiplier("second-step-sgd", from_paper_code(arch), "mlp", "exact", "sgd", width=64,
-                                         in_features=196)
+        net = CellNetwork(from_paper_code(arch), 196, 64, 10)
+        diverges = 2.0 * rule_multiplier("second-step-sgd", net, "exact", "sgd")
         for seed in (0, 1):
             rows += [f"{arch},1,exact,sgd,{seed},{diverges / 4},0.5,1", f"{arch},1,exact,sgd,{seed},{diverges},inf,0"]
     (tmp_path / "runs.csv").write_text("\n".join(rows) + "\n")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fake_data import fake_cifar10
+from nni_archscale.core.networks import CellNetwork
 from nni_archscale import from_paper_code
 from nni_archscale.cli import main
 from nni_archscale.experiments.lr_prediction import (
@@ -72,8 +73,8 @@ def test_every_rule_is_scored_and_the_absolute_rule_is_capped():
     for pair in ("paper/sgd", "exact/sgd"):
         assert set(s["pairs"][pair]["rules"]) == set(available_rules()) - {"mup"}
     got = s["pairs"]["paper/sgd"]["rules"]["readout-limited-sgd"]["predicted"]
-    want = [min(0.3 * rule_multiplier("second-step-sgd", c, "mlp", "paper", "sgd", width=256, in_features=196),
-                readout_rate_limit(c, "mlp", "paper", 256, 196, 10, 32)) for c, _ in nets[1:]]
+    want = [min(0.3 * rule_multiplier("second-step-sgd", CellNetwork(c, 196, 256, 10), "paper", "sgd"),
+                readout_rate_limit(CellNetwork(c, 196, 256, 10), "paper", 32)) for c, _ in nets[1:]]
     assert got == pytest.approx(want)
 
 

@@ -13,7 +13,7 @@ from nni_archscale.experiments.batched import BatchedCellNet, ReplicaOptimizer
 from nni_archscale.core.networks import CellNetwork
 from nni_archscale.experiments.maxlr import train_grid
 from nni_archscale.experiments.rule_variants import multiplier
-from nni_archscale.rules.first_step import cell_init, dag_cell_init, first_step_kernel
+from nni_archscale.rules.first_step import cell_init, first_step_kernel
 from nni_archscale.torch_layer.rate_grid import log2_grid
 
 CELLS = ["0_00_000_2000", "2_02_002_0002", "2_12_112_1112", "2_22_222_2222", "1_21_011_2102"]
@@ -45,7 +45,7 @@ def test_relu_kernels_match_autograd_at_width_512(code, convention, init):
     """Tolerance 30%: 8 inits x 4 inputs at width 512; the worst of these 30 cases was 25% off (the readout
     term n E[z_out^2] dominates and fluctuates with the one draw of the readout), the median about 5%."""
     cell = from_paper_code(code)
-    k = first_step_kernel(dag_cell_init(cell, "mlp", init, 512, 64, 10, convention, "relu"))
+    k = first_step_kernel(cell_init(CellNetwork(cell, 64, 512, 10, convention=convention, activation="relu"), init))
     t2, t1 = measured_kernels(cell, convention, "relu", init)
     assert t2 == pytest.approx(k.theta2, rel=0.3)
     assert t1 == pytest.approx(k.theta1, rel=0.3)
@@ -54,24 +54,24 @@ def test_relu_kernels_match_autograd_at_width_512(code, convention, init):
 @pytest.mark.parametrize("code, init", [("2_02_002_0002", "paper"), ("2_12_112_1112", "exact")])
 def test_gelu_sgd_kernel_matches_autograd(code, init):
     cell = from_paper_code(code)
-    k = first_step_kernel(dag_cell_init(cell, "mlp", init, 512, 64, 10, "linear-act", "gelu"))
+    k = first_step_kernel(cell_init(CellNetwork(cell, 64, 512, 10, convention="linear-act", activation="gelu"), init))
     t2, _ = measured_kernels(cell, "linear-act", "gelu", init)
     assert t2 == pytest.approx(k.theta2, rel=0.3)
 
 
 def test_exact_init_makes_the_sgd_kernel_nearly_topology_free():
-    thetas = [first_step_kernel(dag_cell_init(from_paper_code(c), "mlp", "exact", 128, 64, 10)).theta2 for c in CELLS]
-    paper = [first_step_kernel(dag_cell_init(from_paper_code(c), "mlp", "paper", 128, 64, 10)).theta2 for c in CELLS]
+    thetas = [first_step_kernel(cell_init(CellNetwork(from_paper_code(c), 64, 128, 10), "exact")).theta2 for c in CELLS]
+    paper = [first_step_kernel(cell_init(CellNetwork(from_paper_code(c), 64, 128, 10), "paper")).theta2 for c in CELLS]
     assert max(thetas) / min(thetas) < 1.2 < max(paper) / min(paper)
 
 
 def test_multiplier_is_inverse_kernel_and_checks_its_rule():
     cell = from_paper_code("2_12_112_1112")
-    k = first_step_kernel(dag_cell_init(cell, "mlp", "paper", 128, 64, 10))
-    assert multiplier("moment-sgd", cell, "mlp", "paper", "sgd") == pytest.approx(1 / k.theta2)
-    assert multiplier("moment", cell, "mlp", "paper", "adam") == pytest.approx(1 / k.theta1)
+    k = first_step_kernel(cell_init(CellNetwork(cell, 64, 128, 10), "paper"))
+    assert multiplier("moment-sgd", CellNetwork(cell, 64, 128, 10), "paper", "sgd") == pytest.approx(1 / k.theta2)
+    assert multiplier("moment", CellNetwork(cell, 64, 128, 10), "paper", "adam") == pytest.approx(1 / k.theta1)
     with pytest.raises(RuleError, match="unknown rule"):
-        multiplier("ntk", cell, "mlp", "paper", "sgd")
+        multiplier("ntk", CellNetwork(cell, 64, 128, 10), "paper", "sgd")
 
 
 def test_replicas_are_independent_and_share_init_per_seed():
@@ -122,16 +122,16 @@ def test_grid_search_finds_a_finite_interior_rate_and_flags_divergence():
 
 def test_centred_kernels_drop_the_feature_means():
     cell = from_paper_code("2_22_222_2222")
-    k = first_step_kernel(dag_cell_init(cell, "mlp", "paper", 128, 64, 10))
+    k = first_step_kernel(cell_init(CellNetwork(cell, 64, 128, 10), "paper"))
     assert 0 < k.centered2 < k.theta2 and 0 < k.centered1 < k.theta1
     # eq. 1 with a symmetric node 0 and ReLU: only the ReLU's own mean is removed, a fixed fraction 1 - 1/pi
     # of every hidden activation's second moment (v/2 - v/(2 pi)); the stem term keeps its full size
-    k1 = first_step_kernel(dag_cell_init(from_paper_code("2"), "mlp", "paper", 128, 64, 10, "eq1"))
+    k1 = first_step_kernel(cell_init(CellNetwork(from_paper_code("2"), 64, 128, 10, convention="eq1"), "paper"))
     hidden = k1.parts2["0->1"]
     readout_var = k1.parts2["readout"]  # node 1 is zero-mean in eq. 1: centring changes nothing there
     assert k1.centered2 == pytest.approx(hidden * (1 - 1 / math.pi) + k1.parts2["stem"] + readout_var)
-    assert multiplier("centered", cell, "mlp", "paper", "sgd") == pytest.approx(1 / k.centered2)
-    assert multiplier("centered", cell, "mlp", "paper", "adam") == pytest.approx(1 / k.centered1)
+    assert multiplier("centered", CellNetwork(cell, 64, 128, 10), "paper", "sgd") == pytest.approx(1 / k.centered2)
+    assert multiplier("centered", CellNetwork(cell, 64, 128, 10), "paper", "adam") == pytest.approx(1 / k.centered1)
 
 
 def test_depth_factor_averages_over_paths():
@@ -142,8 +142,8 @@ def test_depth_factor_averages_over_paths():
     wide = from_paper_code("2_21")  # two paths with k = 1: 0->2 (Linear) and 0->1 (Linear) ->2 (skip)
     assert path_mean_depth_factor(wide) == pytest.approx(4 ** -1.5)  # the mean of L^3 = 64, not the sum 128
     cell = from_paper_code("2_12_112_1112")
-    k = first_step_kernel(dag_cell_init(cell, "mlp", "exact", 128, 64, 10))
-    assert multiplier("depth-centered-sgd", cell, "mlp", "exact", "sgd") == pytest.approx(
+    k = first_step_kernel(cell_init(CellNetwork(cell, 64, 128, 10), "exact"))
+    assert multiplier("depth-centered-sgd", CellNetwork(cell, 64, 128, 10), "exact", "sgd") == pytest.approx(
         path_mean_depth_factor(cell) / k.centered2)
 
 
@@ -151,10 +151,10 @@ def test_path_mean_depth_is_the_depth_factor_alone_relative_to_the_base_cell():
     from nni_archscale.experiments.rule_variants import rule_multiplier
 
     chain = from_paper_code("2_02_002_0002")  # one path through 4 Linear edges: L_p = 4 + 3
-    assert rule_multiplier("path-mean-depth", chain) == pytest.approx((7 / 4) ** -1.5)
+    assert rule_multiplier("path-mean-depth", CellNetwork(chain, 64, 128, 10)) == pytest.approx((7 / 4) ** -1.5)
     # it ignores the init, the optimizer and the width
     cell = from_paper_code("2_12_112_1112")
-    values = {rule_multiplier("path-mean-depth", cell, "mlp", i, o, width=w)
+    values = {rule_multiplier("path-mean-depth", CellNetwork(cell, 64, w, 10), i, o)
               for i in ("paper", "exact") for o in ("sgd", "adam") for w in (64, 256)}
     assert len(values) == 1
 
@@ -181,7 +181,7 @@ def test_hidden_kernel_matches_autograd_without_the_readout(code, init):
     """The feature rules use only the stem and cell terms, which the total kernel's test hardly sees (the
     readout's term dominates it at mean-field scale); checked on their own here."""
     cell = from_paper_code(code)
-    k = first_step_kernel(dag_cell_init(cell, "mlp", init, 512, 64, 10))
+    k = first_step_kernel(cell_init(CellNetwork(cell, 64, 512, 10), init))
     hidden = k.theta2 - k.parts2["readout"]
     assert hidden < 0.1 * k.theta2  # why the readout term hides it
     assert measured_hidden_kernel(cell, init) == pytest.approx(hidden, rel=0.12)
@@ -189,12 +189,12 @@ def test_hidden_kernel_matches_autograd_without_the_readout(code, init):
 
 def test_feature_rules_drop_the_readout_term_and_scale_by_the_output_feature():
     cell = from_paper_code("2_12_112_1112")
-    k = first_step_kernel(dag_cell_init(cell, "mlp", "paper", 128, 64, 10))
+    k = first_step_kernel(cell_init(CellNetwork(cell, 64, 128, 10), "paper"))
     assert k.readout_centered2 == pytest.approx(128 * (k.output_second_moment - (k.parts1["readout"] / 128) ** 2))
     assert k.hidden_centered2 == pytest.approx(k.centered2 - k.readout_centered2) and k.hidden_centered2 > 0
-    assert multiplier("feature", cell, "mlp", "paper", "sgd") == pytest.approx(
+    assert multiplier("feature", CellNetwork(cell, 64, 128, 10), "paper", "sgd") == pytest.approx(
         math.sqrt(k.output_second_moment) / k.hidden_centered2)
-    assert multiplier("feature", cell, "mlp", "paper", "adam") == pytest.approx(
+    assert multiplier("feature", CellNetwork(cell, 64, 128, 10), "paper", "adam") == pytest.approx(
         math.sqrt(k.output_second_moment) / k.hidden_centered1)
 
 
@@ -205,17 +205,17 @@ def test_feature_rule_falls_along_a_chain_where_the_full_kernel_does_not():
 
     chains = [from_paper_code(c) for c in ("0_00_000_2000", "2_00_000_0200", "2_02_000_0020", "2_02_002_0002")]
     for optimizer in ("sgd", "adam"):
-        feature = [rule_multiplier("feature", c, "mlp", "paper", optimizer, width=128, in_features=196)
+        feature = [rule_multiplier("feature", CellNetwork(c, 196, 128, 10), "paper", optimizer)
                    for c in chains]
         assert all(a > b for a, b in zip(feature, feature[1:]))
         assert feature[-1] < 0.6
-    full = [rule_multiplier("centered-sgd", c, "mlp", "paper", "sgd", width=128, in_features=196) for c in chains]
+    full = [rule_multiplier("centered-sgd", CellNetwork(c, 196, 128, 10), "paper", "sgd") for c in chains]
     assert max(full) / min(full) < 1.1
 
 
 def test_kernel_rules_refuse_a_cell_without_an_input_output_path():
     with pytest.raises(RuleError, match="no input-to-output path"):
-        multiplier("feature-sgd", from_paper_code("0_00_000_0000"), "mlp", "paper", "sgd")
+        multiplier("feature-sgd", CellNetwork(from_paper_code("0_00_000_0000"), 64, 128, 10), "paper", "sgd")
 
 
 def test_second_step_rule_is_the_root_of_the_hidden_kernel_times_the_mean_path_length():
@@ -224,13 +224,13 @@ def test_second_step_rule_is_the_root_of_the_hidden_kernel_times_the_mean_path_l
 
     cell = from_paper_code("2_12_112_1112")  # 8 paths with k = 0, 0, 1, 1, 2, 2, 2, 4: mean 1.5
     assert path_mean_length(cell) == pytest.approx(1.5 + 3)
-    k = first_step_kernel(dag_cell_init(cell, "mlp", "exact", 128, 64, 10))
-    assert multiplier("second-step-sgd", cell, "mlp", "exact", "sgd") == pytest.approx(
+    k = first_step_kernel(cell_init(CellNetwork(cell, 64, 128, 10), "exact"))
+    assert multiplier("second-step-sgd", CellNetwork(cell, 64, 128, 10), "exact", "sgd") == pytest.approx(
         (k.hidden_centered2 * 4.5) ** -0.5)
     # along a chain it falls about as 1/L, like the feature rule, not as L^(-1/2)
     chains = [from_paper_code(c) for c in ("0_00_000_2000", "2_02_002_0002")]
-    second = [rule_multiplier("second-step-sgd", c, width=128, in_features=196) for c in chains]
-    feature = [rule_multiplier("feature-sgd", c, width=128, in_features=196) for c in chains]
+    second = [rule_multiplier("second-step-sgd", CellNetwork(c, 196, 128, 10), "paper", "sgd") for c in chains]
+    feature = [rule_multiplier("feature-sgd", CellNetwork(c, 196, 128, 10), "paper", "sgd") for c in chains]
     assert second[1] == pytest.approx(feature[1], rel=0.1)
 
 
@@ -241,10 +241,10 @@ def test_readout_capped_rule_is_the_tighter_of_the_second_step_and_readout_limit
     from nni_archscale.rules.first_step import base_cell
 
     cell, width = from_paper_code(code), 512
-    capped = rule_multiplier("readout-capped-sgd", cell, "mlp", init, "sgd", width=width, in_features=196)
-    second = rule_multiplier("second-step-sgd", cell, "mlp", init, "sgd", width=width, in_features=196)
-    var = first_step_kernel(dag_cell_init(cell, "mlp", init, width, 196, 10)).readout_centered2
-    var_base = first_step_kernel(dag_cell_init(base_cell(), "mlp", init, width, 196, 10)).readout_centered2
+    capped = rule_multiplier("readout-capped-sgd", CellNetwork(cell, 196, width, 10), init, "sgd")
+    second = rule_multiplier("second-step-sgd", CellNetwork(cell, 196, width, 10), init, "sgd")
+    var = first_step_kernel(cell_init(CellNetwork(cell, 196, width, 10), init)).readout_centered2
+    var_base = first_step_kernel(cell_init(CellNetwork(base_cell(), 196, width, 10), init)).readout_centered2
     assert capped == pytest.approx(min(second, var_base / var))
     if code in ("0_00_000_2000", "2_02_002_0002", "2_00_000_0200"):  # chains: Var(z_out) is the base cell's
         assert var == pytest.approx(var_base) and capped == pytest.approx(second)
@@ -256,8 +256,8 @@ def test_readout_cap_binds_where_the_output_carries_less_mean():
     from nni_archscale.experiments.rule_variants import rule_multiplier
 
     cell = from_paper_code("1_10_111_1111")
-    capped = rule_multiplier("readout-capped-sgd", cell, "mlp", "exact", "sgd", width=512, in_features=196)
-    second = rule_multiplier("second-step-sgd", cell, "mlp", "exact", "sgd", width=512, in_features=196)
+    capped = rule_multiplier("readout-capped-sgd", CellNetwork(cell, 196, 512, 10), "exact", "sgd")
+    second = rule_multiplier("second-step-sgd", CellNetwork(cell, 196, 512, 10), "exact", "sgd")
     assert capped < second
 
 
@@ -265,25 +265,24 @@ def test_readout_limited_rate_is_the_tighter_of_two_absolute_limits():
     from nni_archscale.experiments.rule_variants import rule_multiplier
     from nni_archscale.rules.first_step import READOUT_LIMIT, base_cell, readout_limited_rate, readout_rate_limit
 
-    args = ("mlp", "paper", 256, 196, 10)
     for code in CELLS + ["1_12_112_1211"]:
-        cell = from_paper_code(code)
-        k = first_step_kernel(dag_cell_init(cell, "mlp", "paper", 256, 196, 10))
-        cap = readout_rate_limit(cell, *args, batch_size=32)
+        net = CellNetwork(from_paper_code(code), 196, 256, 10)
+        k = first_step_kernel(cell_init(net, "paper"))
+        cap = readout_rate_limit(net, "paper", 32)
         assert cap == pytest.approx(READOUT_LIMIT * 32 / k.readout_centered2)
-        assert readout_rate_limit(cell, *args, batch_size=64) == pytest.approx(2 * cap)  # linear in B
-        hidden = 0.3 * rule_multiplier("second-step-sgd", cell, "mlp", "paper", "sgd", width=256, in_features=196)
-        assert readout_limited_rate(0.3, cell, *args, 32) == pytest.approx(min(hidden, cap))
+        assert readout_rate_limit(net, "paper", 64) == pytest.approx(2 * cap)  # linear in B
+        hidden = 0.3 * rule_multiplier("second-step-sgd", net, "paper", "sgd")
+        assert readout_limited_rate(0.3, net, "paper", 32) == pytest.approx(min(hidden, cap))
     # the base cell at its measured width-128 rate is far from the readout limit (eta n Var / B = 31 / 32) ...
     base = base_cell()
-    assert readout_limited_rate(0.354, base, "mlp", "paper", 128, 196, 10, 32) == pytest.approx(0.354)
+    assert readout_limited_rate(0.354, CellNetwork(base, 196, 128, 10), "paper", 32) == pytest.approx(0.354)
     # ... while a skip-heavy paper-init cell at width 256 (output second moment 23x the base's) is capped by it
     heavy = from_paper_code("1_12_112_1211")
-    rate = readout_limited_rate(0.3, heavy, *args, 32)
-    assert rate == pytest.approx(readout_rate_limit(heavy, *args, batch_size=32))
-    assert rate < 0.3 * rule_multiplier("second-step-sgd", heavy, "mlp", "paper", "sgd", width=256, in_features=196)
+    rate = readout_limited_rate(0.3, CellNetwork(heavy, 196, 256, 10), "paper", 32)
+    assert rate == pytest.approx(readout_rate_limit(CellNetwork(heavy, 196, 256, 10), "paper", 32))
+    assert rate < 0.3 * rule_multiplier("second-step-sgd", CellNetwork(heavy, 196, 256, 10), "paper", "sgd")
     with pytest.raises(RuleError, match="fitted on MLP cells only"):
-        readout_rate_limit(heavy, "cnn", "paper", 16, 1, 10, batch_size=32)
+        readout_rate_limit(CellNetwork(heavy, 1, 16, 10, "cnn"), "paper", 32)
 
 
 def test_the_product_offers_only_its_rules_and_the_research_variants_give_the_same_numbers():
@@ -296,13 +295,13 @@ def test_the_product_offers_only_its_rules_and_the_research_variants_give_the_sa
     assert set(first_step.RULES) == {"feature-sgd", "feature-adam"}
     for name in rule_variants.VARIANTS:
         with pytest.raises(RuleError, match="research variants .* nni_archscale.experiments.rule_variants"):
-            first_step.multiplier(name, cell, "mlp", "paper", "sgd")
-    k = first_step_kernel(dag_cell_init(cell, "mlp", "exact", 128, 64, 10))
+            first_step.multiplier(name, CellNetwork(cell, 64, 128, 10), "paper", "sgd")
+    k = first_step_kernel(cell_init(CellNetwork(cell, 64, 128, 10), "exact"))
     obj = rule_variants.VARIANTS["second-step-sgd"]
-    assert first_step.multiplier(obj, cell, "mlp", "exact", "sgd") == pytest.approx(
+    assert first_step.multiplier(obj, CellNetwork(cell, 64, 128, 10), "exact", "sgd") == pytest.approx(
         first_step.second_step_multiplier(k, cell))
-    assert rule_variants.multiplier("feature", cell, "mlp", "exact", "adam") == pytest.approx(
-        first_step.multiplier("feature", cell, "mlp", "exact", "adam"))
+    assert rule_variants.multiplier("feature", CellNetwork(cell, 64, 128, 10), "exact", "adam") == pytest.approx(
+        first_step.multiplier("feature", CellNetwork(cell, 64, 128, 10), "exact", "adam"))
 
 
 def test_no_product_module_imports_the_research_package():

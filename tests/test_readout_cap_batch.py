@@ -5,6 +5,7 @@ import json
 import pytest
 from loading import load_file
 
+from nni_archscale.core.networks import CellNetwork
 from nni_archscale.core.formats import from_paper_code
 from nni_archscale.rules.first_step import readout_limited_rate
 
@@ -15,7 +16,8 @@ def load():
 def test_a_run_that_follows_the_linear_cap_scores_zero_for_it_only(tmp_path):
     archs = ["2_02_002_0002", "1_12_112_1211", "2_12_112_1112"]  # a chain, a skip-heavy cell, a mixed one
     base, batch = 0.3, 64
-    measured = [readout_limited_rate(base, from_paper_code(a), "mlp", "paper", 256, 196, 10, batch) for a in archs]
+    measured = [readout_limited_rate(base, CellNetwork(from_paper_code(a), 196, 256, 10), "paper", batch)
+                for a in archs]
     (tmp_path / "summary.json").write_text(json.dumps({
         "config": {"width": 256, "batch_size": batch, "data": "mnist14"},
         "pairs": {"paper/sgd": {"base_max_lr": base, "measured": measured},

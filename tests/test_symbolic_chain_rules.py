@@ -5,9 +5,9 @@ import math
 import pytest
 import sympy as sp
 
-from nni_archscale.core.networks import chain
+from nni_archscale.core.networks import CellNetwork, chain
 from nni_archscale.experiments.rule_variants import rule_multiplier
-from nni_archscale.rules.first_step import first_step_kernel, dag_cell_init
+from nni_archscale.rules.first_step import first_step_kernel, cell_init
 from symbolic.chain_rules import (L, chain_feature_rate, chain_hidden_kernel, chain_second_step_rate, d, depth_exponent,
                                   n)
 
@@ -18,13 +18,13 @@ def test_closed_form_matches_the_numeric_kernel_and_rule(optimizer, width, input
     closed = chain_hidden_kernel(optimizer)
     rate = chain_feature_rate(optimizer)
     for depth in range(1, 7):
-        k = first_step_kernel(dag_cell_init(chain(depth), "mlp", "paper", width, inputs, 10))
+        k = first_step_kernel(cell_init(CellNetwork(chain(depth), inputs, width, 10), "paper"))
         numeric = k.hidden_centered2 if optimizer == "sgd" else k.hidden_centered1
         assert float(closed.subs({L: depth, n: width, d: inputs})) == pytest.approx(numeric, rel=1e-9)
         assert k.output_second_moment == pytest.approx(1.0)
         assert float(rate.subs({L: depth, n: width, d: inputs})) == pytest.approx(
-            rule_multiplier(f"feature-{optimizer}", chain(depth), "mlp", "paper", optimizer, width=width,
-                            in_features=inputs), rel=1e-9)
+            rule_multiplier(f"feature-{optimizer}", CellNetwork(chain(depth), inputs, width, 10), "paper", optimizer),
+            rel=1e-9)
 
 
 def test_sgd_kernel_is_the_stem_term_plus_one_relu_variance_term_per_layer():
@@ -48,6 +48,5 @@ def test_second_step_rule_on_a_chain_matches_the_numeric_rule_and_falls_as_one_o
     rate = chain_second_step_rate()
     for depth in range(1, 7):
         assert float(rate.subs({L: depth, n: width, d: inputs})) == pytest.approx(
-            rule_multiplier("second-step-sgd", chain(depth), "mlp", "paper", "sgd", width=width,
-                            in_features=inputs), rel=1e-9)
+            rule_multiplier("second-step-sgd", CellNetwork(chain(depth), inputs, width, 10), "paper", "sgd"), rel=1e-9)
     assert depth_exponent(rate) == -1

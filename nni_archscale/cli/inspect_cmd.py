@@ -106,7 +106,8 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     """``--network``: the cell inside the paper's DAG-cell network, with an init and an optimizer."""
     from ..rules.defaults import default_rule
     from ..rules.forward_moments import forward_moments
-    from ..rules.first_step import (READOUT_LIMIT, dag_cell_init, node0_moments, readout_limits, resolve_rule,
+    from ..core.networks import CellNetwork
+    from ..rules.first_step import (READOUT_LIMIT, cell_init, node0_moments, readout_limits, resolve_rule,
                                     rule_multiplier)
 
     if args.context:
@@ -124,6 +125,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     scaling = scale(graph, base_lr, init, context, kernel_size=args.kernel_size)
     record = to_record(scaling, width=width, num_classes=args.num_classes, form=form)
     batch_size = args.batch_size or 32
+    net = CellNetwork(graph, args.in_features, width, args.num_classes, args.network)
     terms = None
     if rule in ABSOLUTE_RULES:
         if optimizer != "sgd" or args.network != "mlp":
@@ -132,19 +134,17 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
         if args.base_lr is None:
             raise UsageError(f"{rule} gives an absolute rate, min(base_lr x second-step multiplier, readout cap): "
                              f"pass --base-lr, the rate calibrated on cell 0_00_000_2000 at this width and batch size")
-        hidden, cap = readout_limits(base_lr, graph, args.network, init, width, args.in_features, args.num_classes,
-                                     batch_size)
+        hidden, cap = readout_limits(base_lr, net, init, batch_size)
         rate = min(hidden, cap)
         terms = {"second_step_rate": hidden, "readout_cap": cap, "batch_size": batch_size}
         formula = (f"eta = min(base_lr * m_second_step(cell), {READOUT_LIMIT:.4g} * B / (n Var z_out)) = "
                    f"min({terms['second_step_rate']:.6g}, {terms['readout_cap']:.6g}) = {rate:.6g}   [rule {rule}; "
                    f"batch {batch_size}; base_lr calibrated on cell 0_00_000_2000]")
     else:
-        rate = base_lr * rule_multiplier(rule, graph, args.network, init, optimizer, "linear-act", "relu", width,
-                                         args.in_features, args.num_classes)
+        rate = base_lr * rule_multiplier(rule, net, init, optimizer)
         formula = (f"eta = base_lr * m(cell) / m(0_00_000_2000) = {base_lr:g} * {rate / base_lr:.6g} = {rate:.6g}"
                    f"   [rule {rule}; base_lr calibrated on cell 0_00_000_2000]")
-    spec = dag_cell_init(graph, args.network, init, width, args.in_features, args.num_classes)
+    spec = cell_init(net, init)
     mean0, second0 = node0_moments(spec.stem_gain, "linear-act", "relu")
     fm = forward_moments(graph, spec.gains, convention="linear-act", input_mean=mean0, input_second_moment=second0,
                          node_scales=spec.node_scales)
@@ -159,7 +159,7 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     if terms is not None:
         record["rule_terms"] = terms
     elif kernel_rule in RULES:
-        record["rule_terms"] = _rule_terms(graph, spec, kernel_rule, args)
+        record["rule_terms"] = _rule_terms(net, init, kernel_rule)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
@@ -173,15 +173,13 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     return 0
 
 
-def _rule_terms(graph, spec, rule: str, args: argparse.Namespace) -> dict:
+def _rule_terms(net, init: str, rule: str) -> dict:
     """What a kernel rule (:mod:`nni_archscale.rules.first_step`) multiplies, for the cell and for the base cell."""
-    from ..rules.first_step import base_cell, first_step_kernel, dag_cell_init
+    from ..rules.first_step import base_cell, cell_init, first_step_kernel
 
-    base = base_cell(args.network)
-    base_spec = dag_cell_init(base, args.network, args.init, spec.net.width, spec.net.in_features, args.num_classes)
     terms = {}
-    for prefix, s, cell in (("", spec, graph), ("base_", base_spec, base)):
-        k = first_step_kernel(s)
+    for prefix, cell in (("", net.cell), ("base_", base_cell(net.kind))):
+        k = first_step_kernel(cell_init(replace(net, cell=cell), init))
         terms[f"{prefix}hidden_kernel"] = k.hidden_centered1 if rule == "feature-adam" else k.hidden_centered2
         terms[f"{prefix}output_second_moment"] = k.output_second_moment
     return terms

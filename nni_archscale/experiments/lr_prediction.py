@@ -43,8 +43,8 @@ BASE_CELL = BASE_CELL_CODE  # one Linear/Conv edge from the cell's input to its 
 
 
 # --------------------------------------------------------------------------- rules as predictors
-def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetwork, init: str, optimizer: str) -> float:
-    """The rate a rule gives ``cell`` relative to the base cell, for this experiment's network. ``mup`` gives
+def rule_multiplier(rule: str, net: CellNetwork, init: str, optimizer: str) -> float:
+    """The rate a rule gives ``net``'s cell relative to the base cell, for this experiment's network. ``mup`` gives
     every network the same rate: muP transfers a rate across width, and says nothing about topology. ``standard``
     (the committed reports' name for one rate for every network, the rate rule ``shared``) gives 1 too; ``paper``
     and ``release`` are eq. 8/9 counted as those published conventions count."""
@@ -52,8 +52,7 @@ def rule_multiplier(rule: str, cell: ArchGraph, spec: CellNetwork, init: str, op
 
     if rule in ("mup", "standard"):
         return 1.0
-    return multiplier(rule, cell, spec.kind, init, optimizer, spec.convention, spec.activation, spec.width,
-                      spec.in_features, spec.num_classes)
+    return multiplier(rule, net, init, optimizer)
 
 
 def available_rules() -> tuple[str, ...]:
@@ -288,16 +287,14 @@ def analyse(config: Config, nets, measurements: list[Measurement], in_features: 
                 absolute = rule in ABSOLUTE_RULES  # a rate, not a multiplier relative to the base cell
                 if absolute and opt != "sgd":  # an SGD rate: its absolute cap says nothing about Adam's rates
                     continue
-                base_mult = None if absolute else rule_multiplier(rule, base_cell, spec0, init, opt)
+                base_mult = None if absolute else rule_multiplier(rule, spec0, init, opt)
                 for cell, q in targets:
                     spec = CellNetwork(cell, in_features, config.width, num_classes, kind, q, config.convention,
                                        config.activation)
                     if absolute:
-                        preds.append(readout_limited_rate(base.max_lr, cell, kind, init, config.width, in_features,
-                                                          num_classes, config.batch_size, config.convention,
-                                                          config.activation))
+                        preds.append(readout_limited_rate(base.max_lr, spec, init, config.batch_size))
                         continue
-                    preds.append(base.max_lr * rule_multiplier(rule, cell, spec, init, opt) / base_mult)
+                    preds.append(base.max_lr * rule_multiplier(rule, spec, init, opt) / base_mult)
             except (RuleError, NoPathError):
                 ok = False
             if not ok:

@@ -32,6 +32,7 @@ parts):
 from __future__ import annotations
 
 from ..core.graph import ArchGraph
+from ..core.networks import CellNetwork
 from ..core.paths import path_statistics, power_sum
 from ..rules.first_step import (
     ALIASES as PRODUCT_ALIASES,
@@ -94,12 +95,11 @@ def lookup(rule: str, optimizer: str = "sgd") -> str | KernelRule:
     return ALL_RULES.get(name, rule)
 
 
-def rule_multiplier(rule: str, cell: ArchGraph, kind: str = "mlp", init: str = "paper", optimizer: str = "sgd",
-                    *args, **kwargs) -> float:
+def rule_multiplier(rule: str, net: CellNetwork, init: str = "paper", optimizer: str = "sgd") -> float:
     """:func:`nni_archscale.rules.first_step.rule_multiplier` for any rule, research variants included."""
-    return _product_rule_multiplier(lookup(rule, optimizer), cell, kind, init, optimizer, *args, **kwargs)
+    return _product_rule_multiplier(lookup(rule, optimizer), net, init, optimizer)
 
 
-def multiplier(rule: str, cell: ArchGraph, kind: str, init: str, optimizer: str, *args, **kwargs) -> float:
+def multiplier(rule: str, net: CellNetwork, init: str, optimizer: str) -> float:
     """:func:`nni_archscale.rules.first_step.multiplier` for any kernel rule, research variants included."""
-    return _product_multiplier(lookup(rule, optimizer), cell, kind, init, optimizer, *args, **kwargs)
+    return _product_multiplier(lookup(rule, optimizer), net, init, optimizer)

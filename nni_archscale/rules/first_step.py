@@ -43,7 +43,7 @@ tests and their figures: ``reports/defaults.md``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable, Mapping, Sequence
 
@@ -265,13 +265,6 @@ def cell_init(net: CellNetwork, init: str | Init) -> CellInit:
     return CellInit(net, gains, stem_gain, readout, scales)
 
 
-def dag_cell_init(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
-                  convention: str = "linear-act", activation: str = "relu") -> CellInit:
-    """:func:`cell_init` of the DAG-cell network of ``cell`` with these sizes."""
-    return cell_init(CellNetwork(cell, in_features, width, num_classes, kind, convention=convention,
-                                 activation=activation), init)
-
-
 @dataclass(frozen=True)
 class RuleContext:
     """The network a rule is evaluated in: ``kernel_of(cell)`` computes any cell's first-step kernel there, and
@@ -335,7 +328,7 @@ def _kernel_rule(rule: str | KernelRule, optimizer: str) -> KernelRule:
         return rule
     if rule in ABSOLUTE_RULES:
         raise RuleError(f"{rule} gives an absolute rate, not a multiplier: it needs the calibrated base rate and the "
-                        f"batch size; use readout_limited_rate(base_lr, cell, ..., batch_size)")
+                        f"batch size; use readout_limited_rate(base_lr, net, init, batch_size)")
     name = resolve_rule(rule, optimizer)
     if name not in RULES:
         raise RuleError(f"unknown rule {rule!r}; the product's rules are {', '.join((*RULES, *ALIASES, *ABSOLUTE_RULES))} "
@@ -343,54 +336,52 @@ def _kernel_rule(rule: str | KernelRule, optimizer: str) -> KernelRule:
     return RULES[name]
 
 
-def multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str, init: str, optimizer: str,
-               convention: str = "linear-act", activation: str = "relu", width: int = 128, in_features: int = 64,
-               num_classes: int = 10) -> float:
-    """A rule's learning rate for ``cell`` up to the calibrated constant (``1 / Theta`` and the like): ``rule`` is a
-    name of :data:`RULES` (or the alias ``feature``) or a :class:`KernelRule` object."""
+def multiplier(rule: str | KernelRule, net: CellNetwork, init: str, optimizer: str) -> float:
+    """A rule's learning rate for ``net``'s cell up to the calibrated constant (``1 / Theta`` and the like):
+    ``rule`` is a name of :data:`RULES` (or the alias ``feature``) or a :class:`KernelRule` object."""
     kr = _kernel_rule(rule, optimizer)
 
     def kernel_of(other: ArchGraph) -> Kernel:
-        return first_step_kernel(dag_cell_init(other, kind, init, width, in_features, num_classes, convention,
-                                              activation))
+        return first_step_kernel(cell_init(replace(net, cell=other), init))
 
-    context = RuleContext(kernel_of, base_cell(kind))
+    context = RuleContext(kernel_of, base_cell(net.kind))
     if not kr.needs_kernel:
-        return kr.multiplier(None, cell, context)
-    if not has_input_output_path(cell):
+        return kr.multiplier(None, net.cell, context)
+    if not has_input_output_path(net.cell):
         raise RuleError("the cell has no input-to-output path, so the network computes a constant and no "
                         "first-step rule is defined; connect the output to the input")
-    return kr.multiplier(kernel_of(cell), cell, context)
+    return kr.multiplier(kernel_of(net.cell), net.cell, context)
 
 
-def readout_rate_limit(cell: ArchGraph, kind: str, init: str, width: int, in_features: int, num_classes: int,
-                       batch_size: int, convention: str = "linear-act", activation: str = "relu") -> float:
+def readout_rate_limit(net: CellNetwork, init: str, batch_size: int) -> float:
     """The largest SGD rate at which the readout's own first step keeps ``eta n Var(z_out) / B`` at
     :data:`READOUT_LIMIT` (an absolute rate, not relative to the base cell). MLP cells only: the constant was
     fitted on them."""
-    if kind != "mlp":
-        raise RuleError(f"readout-limited-sgd's cap was fitted on MLP cells only, not {kind!r} cells; use "
+    if net.kind != "mlp":
+        raise RuleError(f"readout-limited-sgd's cap was fitted on MLP cells only, not {net.kind!r} cells; use "
                         f"second-step-sgd, or the default one shared rate for CNN cells")
-    k = first_step_kernel(dag_cell_init(cell, kind, init, width, in_features, num_classes, convention, activation))
+    k = first_step_kernel(cell_init(net, init))
     return READOUT_LIMIT * batch_size / k.readout_centered2
 
 
-def readout_limits(base_lr: float, cell: ArchGraph, kind: str, init: str, width: int, in_features: int,
-                   num_classes: int, batch_size: int, convention: str = "linear-act",
-                   activation: str = "relu") -> tuple[float, float]:
+def second_step_ratio(net: CellNetwork, init: str, anchor: ArchGraph | None = None) -> float:
+    """The second-step limit of ``net``'s cell relative to ``anchor``'s (default: the base cell) in the same
+    network: :func:`second_step_multiplier` of the one over the other's."""
+    other = anchor if anchor is not None else base_cell(net.kind)
+
+    def limit(cell: ArchGraph) -> float:
+        return second_step_multiplier(first_step_kernel(cell_init(replace(net, cell=cell), init)), cell)
+
+    return limit(net.cell) / limit(other)
+
+
+def readout_limits(base_lr: float, net: CellNetwork, init: str, batch_size: int) -> tuple[float, float]:
     """``readout-limited-sgd``'s two limits, (second-step rate, readout cap); the rule is their minimum
     (:func:`readout_limited_rate`)."""
-    spec = (kind, init, width, in_features, num_classes, convention, activation)
-    base = base_cell(kind)
-    hidden = base_lr * (second_step_multiplier(first_step_kernel(dag_cell_init(cell, *spec)), cell)
-                        / second_step_multiplier(first_step_kernel(dag_cell_init(base, *spec)), base))
-    return hidden, readout_rate_limit(cell, kind, init, width, in_features, num_classes, batch_size, convention,
-                                      activation)
+    return base_lr * second_step_ratio(net, init), readout_rate_limit(net, init, batch_size)
 
 
-def readout_limited_rate(base_lr: float, cell: ArchGraph, kind: str, init: str, width: int, in_features: int,
-                         num_classes: int, batch_size: int, convention: str = "linear-act",
-                         activation: str = "relu") -> float:
+def readout_limited_rate(base_lr: float, net: CellNetwork, init: str, batch_size: int) -> float:
     """``readout-limited-sgd``: the tighter of two SGD limits, each in absolute units.
 
     * the hidden features' second-step limit, ``second-step-sgd``: ``base_lr`` (calibrated on the base cell) times
@@ -403,8 +394,7 @@ def readout_limited_rate(base_lr: float, cell: ArchGraph, kind: str, init: str, 
     :data:`READOUT_LIMIT`, measured on MNIST-14; how it was fixed, the batch-size check and what is not known (other
     data sets): ``reports/defaults.md``.
     """
-    return min(readout_limits(base_lr, cell, kind, init, width, in_features, num_classes, batch_size, convention,
-                              activation))
+    return min(readout_limits(base_lr, net, init, batch_size))
 
 
 def path_mean_length(cell: ArchGraph, offset: int = DEPTH_OFFSET) -> float:
@@ -423,42 +413,34 @@ def base_cell(kind: str = "mlp") -> ArchGraph:
     return from_paper_code(BASE_CELL_CODE, kernel_size=3 if kind == "cnn" else 1)
 
 
-def rule_multiplier(rule: str | KernelRule, cell: ArchGraph, kind: str = "mlp", init: str = "paper",
-                    optimizer: str = "sgd", convention: str = "linear-act", activation: str = "relu", width: int = 128,
-                    in_features: int = 64, num_classes: int = 10) -> float:
-    """The rate a rule gives ``cell`` inside a DAG-cell network, relative to the base cell ``0_00_000_2000`` (which
-    gets 1). ``rule``: a name of :data:`RULES` or a :class:`KernelRule`; a registered rate rule that gives one rate
-    (``shared``: 1); ``graph``, eq. 8/9 counted by the init's preset; or a published preset's name (``paper``,
-    ``release``: eq. 8/9 counted as that convention counts, whatever the init)."""
-    context = Context.of_cell_network(kind).value
+def rule_multiplier(rule: str | KernelRule, net: CellNetwork, init: str = "paper", optimizer: str = "sgd") -> float:
+    """The rate a rule gives ``net``'s cell inside its DAG-cell network, relative to the base cell
+    ``0_00_000_2000`` (which gets 1). ``rule``: a name of :data:`RULES` or a :class:`KernelRule`; a registered rate
+    rule that gives one rate (``shared``: 1); ``graph``, eq. 8/9 counted by the init's preset; or a published
+    preset's name (``paper``, ``release``: eq. 8/9 counted as that convention counts, whatever the init)."""
+    context = Context.of_cell_network(net.kind).value
     if isinstance(rule, str) and (rule in PRESETS or rule == GRAPH.name):
         preset = preset_of(rule) if rule in PRESETS else Init.of(init).preset
-        return learning_rate(cell, 1.0, preset, context).value  # already anchored on the base cell
+        return learning_rate(net.cell, 1.0, preset, context).value  # already anchored on the base cell
     if isinstance(rule, str) and rule in REGISTRY and REGISTRY[rule].base_rate:
         return 1.0
-    base = base_cell(kind)
-    args = (kind, init, optimizer, convention, activation, width, in_features, num_classes)
-    return multiplier(rule, cell, *args) / multiplier(rule, base, *args)
+    base = replace(net, cell=base_cell(net.kind))
+    return multiplier(rule, net, init, optimizer) / multiplier(rule, base, init, optimizer)
 
 
-def cell_rate(rule: str, base_lr: float, cell: ArchGraph, init: str, optimizer: str, width: int, in_features: int,
-              num_classes: int, batch_size: int = 32, anchor: ArchGraph | None = None) -> float:
+def cell_rate(rule: str, base_lr: float, net: CellNetwork, init: str, optimizer: str, batch_size: int = 32,
+              anchor: ArchGraph | None = None) -> float:
     """The learning rate a product rule (:data:`RULES`, the alias ``feature`` or ``readout-limited-sgd``) gives
-    ``cell`` inside the paper's DAG-cell MLP, with ``base_lr`` the rate calibrated on the ``anchor`` cell's network
-    (default: the base cell ``0_00_000_2000``, on which every rule's constant was measured). What the hook applies
-    to a model recognised as a DAG-cell MLP (:mod:`nni_archscale.torch_layer.dag_cell`)."""
-    args = ("mlp", init, optimizer, "linear-act", "relu", width, in_features, num_classes)
+    ``net``'s cell inside the paper's DAG-cell MLP, with ``base_lr`` the rate calibrated on the ``anchor`` cell's
+    network (default: the base cell ``0_00_000_2000``, on which every rule's constant was measured). What the hook
+    applies to a model recognised as a DAG-cell MLP (:mod:`nni_archscale.torch_layer.dag_cell`)."""
     name = resolve_rule(rule, optimizer)
     if name in ABSOLUTE_RULES:
         if optimizer != "sgd":
             raise RuleError(f"{name} is an SGD rule; with {optimizer} use feature (the default for paper-init Adam) "
                             f"or shared")
-        ratio = 1.0
-        if anchor is not None:  # base_lr is the anchor's rate: move it to the base cell the multiplier is relative to
-            spec = ("mlp", init, width, in_features, num_classes)
-            base = base_cell("mlp")
-            ratio = (second_step_multiplier(first_step_kernel(dag_cell_init(anchor, *spec)), anchor)
-                     / second_step_multiplier(first_step_kernel(dag_cell_init(base, *spec)), base))
-        return readout_limited_rate(base_lr / ratio, cell, "mlp", init, width, in_features, num_classes, batch_size)
-    ratio = 1.0 if anchor is None else rule_multiplier(name, anchor, *args)
-    return base_lr * rule_multiplier(name, cell, *args) / ratio
+        # base_lr is the anchor's rate: move it to the base cell the multiplier is relative to
+        ratio = 1.0 if anchor is None else second_step_ratio(replace(net, cell=anchor), init)
+        return readout_limited_rate(base_lr / ratio, net, init, batch_size)
+    ratio = 1.0 if anchor is None else rule_multiplier(name, replace(net, cell=anchor), init, optimizer)
+    return base_lr * rule_multiplier(name, net, init, optimizer) / ratio

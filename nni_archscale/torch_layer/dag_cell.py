@@ -13,27 +13,17 @@ that network's sizes (width, input size, classes), which :func:`dag_cell_shape` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..core.graph import ArchGraph, Edge, EdgeKind
+from ..core.networks import CellNetwork
 from ..errors import ExtractionError
 from .fx_extract import model_graph, trace
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
-
-
-@dataclass(frozen=True)
-class DagCellShape:
-    """A model recognised as the paper's DAG-cell MLP: its cell and sizes (what the kernel rules need)."""
-
-    cell: ArchGraph
-    in_features: int
-    width: int
-    num_classes: int
 
 
 class DagCellMLP(nn.Module):
@@ -71,7 +61,7 @@ def _key(e: Edge) -> str:
 
 
 def dag_cell_shape(model: nn.Module, graph: ArchGraph, readout_module: str | None,
-                   leaf=None) -> DagCellShape | None:
+                   leaf=None) -> CellNetwork | None:
     """``model`` read as the paper's DAG-cell MLP, or None when it is not one.
 
     ``graph`` is the model's fx graph without its readout (:func:`.fx_extract.model_graph`). It is one when: the
@@ -115,10 +105,10 @@ def dag_cell_shape(model: nn.Module, graph: ArchGraph, readout_module: str | Non
     layers = {stem_edge.module} | {e.module for e in cell_edges if e.kind is EdgeKind.PARAM}
     if not _relu_follows(model, layers, leaf):
         return None
-    return DagCellShape(ArchGraph(graph.num_nodes - 1, cell_edges), stem.in_features, width, readout.out_features)
+    return CellNetwork(ArchGraph(graph.num_nodes - 1, cell_edges), stem.in_features, width, readout.out_features)
 
 
-def recognise(model: nn.Module, leaf=None) -> DagCellShape | None:
+def recognise(model: nn.Module, leaf=None) -> CellNetwork | None:
     """:func:`dag_cell_shape` of ``model``'s own fx graph (None when fx cannot trace it)."""
     try:
         graph, readout = model_graph(model, leaf=leaf)

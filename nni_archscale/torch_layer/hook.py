@@ -39,7 +39,7 @@ from ..errors import RuleError, shorten
 from .apply import InitReport, apply_init, group_names
 from .node_scales import apply_output_scales
 from .param_groups import OPTIMIZERS, build_param_groups, make_optimizer, make_scheduler
-from .dag_cell import DagCellShape
+from ..core.networks import CellNetwork
 from ..rules import registry
 from .rate_choice import DEFAULT_CELL_BATCH, Reference, clamp_octaves, rule_rate, unmodelled_layers
 
@@ -295,7 +295,7 @@ def prepare_graph(model: nn.Module, graph: ArchGraph, config: HookConfig, contex
 
 
 def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: Reference | None = None,
-                    batch=None, explicit: bool = True, leaf=None, dag_cell: DagCellShape | None = None) -> Prepared:
+                    batch=None, explicit: bool = True, leaf=None, dag_cell: CellNetwork | None = None) -> Prepared:
     """Set the rates ``rule`` gives (see :mod:`.rate_choice`) on a prepared candidate, with the guard rails: a
     rate more than ``MAX_OCTAVES`` from the base rate is clamped, and it and any layer the extractor cannot
     model are reported (``prepared.notes`` and a log warning naming the layer or parameter group).

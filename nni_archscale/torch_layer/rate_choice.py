@@ -34,7 +34,8 @@ from ..core.formats import from_text, to_text
 from ..errors import ExtractionError, RuleError
 from ..rules import registry
 from ..rules.first_step import cell_rate
-from .dag_cell import DagCellShape, recognise
+from ..core.networks import CellNetwork
+from .dag_cell import recognise
 from .measured_rate import first_step_change
 from .segments import segment_rate_factor
 
@@ -91,7 +92,7 @@ def _global_rules() -> list[str]:
 
 
 def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference | None = None, batch=None,
-              optimizer: str = "sgd", leaf=None, dag_cell: DagCellShape | None = None, init: str = "paper",
+              optimizer: str = "sgd", leaf=None, dag_cell: CellNetwork | None = None, init: str = "paper",
               batch_size: int | None = None) -> float:
     """The global rate ``rule`` gives ``model`` (not for ``graph``, whose rates come from the graph). The DAG-cell
     rules need ``dag_cell`` (:func:`.dag_cell.recognise`), the init and the training ``batch_size``."""
@@ -104,8 +105,7 @@ def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference 
                             f"width-to-width Linear edges, a Linear readout, no normalisation), and "
                             f"{type(model).__name__} is not one; use graph, segmented, measured or shared")
         anchor = from_text(reference.anchor_cell) if reference is not None and reference.anchor_cell else None
-        return cell_rate(rule, base_lr, dag_cell.cell, init, optimizer, dag_cell.width, dag_cell.in_features,
-                         dag_cell.num_classes, batch_size or DEFAULT_CELL_BATCH, anchor)
+        return cell_rate(rule, base_lr, dag_cell, init, optimizer, batch_size or DEFAULT_CELL_BATCH, anchor)
     if "reference" not in entry.needs:  # graph (per group, from the graph) or a rule that computes its own rate
         raise RuleError(f"rate rule {rule!r} gives no one rate here (graph's rates come from the graph, a registered "
                         f"rule with its own rate function from RateRule.rate); apply it through the hook "
