@@ -215,6 +215,12 @@ def test_a_lone_readout_is_refused_saying_so():
     with pytest.raises(ExtractionError, match=r"Linear\(8, 3\) is only a readout layer: the rules need at least "
                                               r"one hidden layer .*nn\.Sequential\(nn\.Linear\(8, width\)"):
         prepare_for_trial(nn.Linear(8, 3))
+    # the same layer inside a container: still no hidden layer (it used to be read as a one-layer network)
+    with pytest.raises(ExtractionError, match=r"Sequential's only Linear/Conv layer, '0' \(Linear\(8, 3\)\), is its "
+                                              r"readout: the rules need at least one hidden layer"):
+        prepare_for_trial(nn.Sequential(nn.Linear(8, 3)))
+    with pytest.raises(ExtractionError, match=r"is its readout"):
+        prepare_for_trial(nn.Sequential(nn.Flatten(), nn.Linear(8, 3), nn.ReLU()))
     with pytest.raises(ExtractionError, match=r"Conv2d is a single layer with no readout"):
         prepare_for_trial(nn.Conv2d(3, 8, 3))
 

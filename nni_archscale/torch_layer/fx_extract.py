@@ -373,7 +373,18 @@ def last_linear(model: nn.Module) -> str | None:
 def model_graph(model: nn.Module, leaf: Callable[[nn.Module, str], bool] | None = None
                 ) -> tuple[ArchGraph, str | None]:
     """The whole model's graph without its readout (:func:`strip_readout`), and the readout's module name (the
-    model's last Linear layer)."""
+    model's last Linear layer). A model whose every Linear/Conv is that readout (``nn.Sequential(nn.Linear(8,
+    3))``, as a bare ``nn.Linear`` is, :func:`_refuse_single_layer`) has no hidden layer for the rules to scale:
+    an :class:`~nni_archscale.errors.ExtractionError` says so."""
     readout = last_linear(model)
     graph, _ = strip_readout(extract_graph(model, leaf=leaf), readout)
+    layers = graph.parameterised_edges
+    if readout is not None and layers and all(e.module == readout for e in layers):
+        layer = model.get_submodule(readout)
+        raise ExtractionError(
+            f"{type(model).__name__}'s only Linear/Conv layer, {readout!r} (Linear({layer.in_features}, "
+            f"{layer.out_features})), is its readout: the rules need at least one hidden layer (Linear/Conv + ReLU) "
+            f"before it (eq. 4 scales hidden layers by in-degree, eq. 8 counts them on each path), so there is "
+            f"nothing to scale. Pass the whole network, or train this model without archscale (its own init, one "
+            f"learning rate)")
     return graph, readout
