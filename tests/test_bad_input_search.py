@@ -165,8 +165,8 @@ def test_out_must_be_a_folder_of_its_own(tmp_path, monkeypatch, capsys, trained)
     """--out '' wrote into the current directory ("wrote /results.csv"). An empty --out and the current directory
     are refused; the default (./archscale-search) never lands on files git tracks."""
     monkeypatch.chdir(tmp_path)
-    start = "archscale: error: archscale search: argument --out: expected a folder of its own for the search's " \
-            "files \\(results.csv, summary.json, trials.jsonl, run.json, nni/\\), "
+    start = "archscale: error: archscale search: argument --out: --out must name a folder of its own for the " \
+            "search's files \\(results.csv, summary.json, trials.jsonl, run.json, nni/\\), "
     end = "; pass e.g. --out archscale-search \\(see archscale search --help\\)"
     here = re.escape(str(tmp_path))
     for value, what in [("", "got an empty path, which means the current directory"),

@@ -43,13 +43,11 @@ def space_arg(text: str) -> tuple[str, object]:
 
 def out_folder(text: str) -> str:
     """--out: a folder of its own (not empty, which means the current directory, nor the current directory)."""
-    from ..core.files import out_dir_problem
+    from ..core.files import SEARCH_FILES, out_dir_refusal
 
-    problem = out_dir_problem(text)
-    if problem:
-        raise argparse.ArgumentTypeError(f"expected a folder of its own for the search's files (results.csv, "
-                                         f"summary.json, trials.jsonl, run.json, nni/), {problem}; pass e.g. "
-                                         f"--out archscale-search")
+    refusal = out_dir_refusal(text, "--out", SEARCH_FILES, "archscale-search")
+    if refusal:
+        raise argparse.ArgumentTypeError(refusal)
     return text
 
 

@@ -110,15 +110,26 @@ def out_dir_problem(path) -> str | None:
     return None
 
 
+#: what a search writes into its ``--out`` (the refusal names it)
+SEARCH_FILES = "the search's files (results.csv, summary.json, trials.jsonl, run.json, nni/)"
+
+
+def out_dir_refusal(path, flag: str = "--out", holds: str = "the results", example: str = "out/run1") -> str | None:
+    """:func:`out_dir_problem` as the one sentence every command refuses an output folder with (None: no
+    problem): ``{flag} must name a folder of its own for {holds}, {problem}; pass e.g. {flag} {example}``."""
+    problem = out_dir_problem(path)
+    return None if problem is None else (f"{flag} must name a folder of its own for {holds}, {problem}; pass e.g. "
+                                         f"{flag} {example}")
+
+
 def output_directory(text: str | Path, flag: str = "--out", *, force: bool = False, resume: bool = False) -> Path:
     """The folder a command writes into, checked before anything runs: :func:`out_dir_problem`'s refusals, a path
     that exists and is not a folder, and a folder that already holds files unless ``force`` (the caller overwrites
     them) or ``resume`` (the caller continues the run they hold): a default output never lands on committed
     results or on the files beside the user."""
-    problem = out_dir_problem(text)
-    if problem:
-        raise InputFileError(f"{flag} must name a folder of its own for the results, {problem}; pass e.g. "
-                             f"{flag} out/run1")
+    refusal = out_dir_refusal(text, flag)
+    if refusal:
+        raise InputFileError(refusal)
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise InputFileError(f"{flag} {shorten(str(text), PATH_ECHO)} exists and is not a folder; name a folder")

@@ -33,7 +33,7 @@ from ..run_options import RunOptions, data_dir_problem
 from ..results import (BASELINE_DESCRIPTIONS, RECORDS, atomic_write_text, missing_dirs, prepare_out_dir,
                        read_records, remove_created_dirs, write_outputs)
 from ..errors import ArchScaleError
-from ..core.files import file_kind, out_dir_problem
+from ..core.files import SEARCH_FILES, file_kind, out_dir_refusal
 from ..errors import OutputError, SearchError
 from ..rules.presets import Init
 from ..rules.registry import stored_options
@@ -541,10 +541,9 @@ def run_search(opts: SearchOptions, report=print) -> dict:
     problem = data_dir_problem(opts.dataset, opts.data_dir)
     if problem:
         raise SearchError(problem)
-    problem = out_dir_problem(opts.out)
-    if problem:
-        raise OutputError(f"--out must name a folder of its own for the search's files (results.csv, summary.json, "
-                          f"trials.jsonl, run.json, nni/), {problem}; pass e.g. --out archscale-search")
+    refusal = out_dir_refusal(opts.out, "--out", SEARCH_FILES, "archscale-search")
+    if refusal:
+        raise OutputError(refusal)
     created = missing_dirs(opts.out)  # removed again if the run fails before anything is written there
     try:
         out = prepare_out_dir(opts.out)
