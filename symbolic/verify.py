@@ -1,6 +1,7 @@
 """Verify one graph: the symbolic derivations against the numeric implementation, with a canonical cache.
 
-For a graph and an init (``paper``, ``release`` or ``standard``), :func:`verify_graph` runs three checks, each PASS or FAIL:
+For a graph and an init (``paper``, ``release`` or ``standard``), :func:`verify_graph` runs three checks, each
+PASS or FAIL:
 
 ``path_statistics``
     :func:`nni_archscale.core.paths.path_statistics` (binomial moment recursion) against the path-counting

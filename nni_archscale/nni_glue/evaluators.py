@@ -64,9 +64,10 @@ class ArchScaleEvaluator(MutableEvaluator):
     """Wrap an NNI ``Classification`` / ``Lightning`` evaluator so every candidate trains with its own
     principled init and learning rate.
 
-    ``hook``: a :class:`HookConfig` or its dict (``base_lr``, ``init``, ``rate_rule``, ...). When ``use_module_optimizer``
-    (default), the wrapped module's optimizer class is kept (``Classification(optimizer=torch.optim.SGD)`` gives
-    SGD) and only its rates come from the rule; its weight decay is the module's ``weight_decay`` hparam.
+    ``hook``: a :class:`HookConfig` or its dict (``base_lr``, ``init``, ``rate_rule``, ...). When
+    ``use_module_optimizer`` (default), the wrapped module's optimizer class is kept
+    (``Classification(optimizer=torch.optim.SGD)`` gives SGD) and only its rates come from the rule; its weight
+    decay is the module's ``weight_decay`` hparam.
     """
 
     def __init__(self, evaluator: Lightning, hook: dict | None = None, adapter: str = "auto"):

@@ -21,9 +21,9 @@ fallback when no path has a parameterised edge.
 A **preset** (:class:`Preset`) is a published convention bundling an init rule with a path count, and nothing
 else: ``paper`` (the paper's text, the default) and ``release`` (the authors' released code). The graph rule
 counts paths by the preset of the init in use (:attr:`Init.preset`: ``release`` for the release's init, ``paper``
-for the other three; He's init has no count of its own). An old spelling is refused by :func:`preset_of` with the new one
-named: ``standard`` is an init, and one shared rate is the rate rule ``shared`` (what an earlier version stored
-reads through :func:`nni_archscale.rules.registry.stored_options`).
+for the other three; He's init has no count of its own). An old spelling is refused by :func:`preset_of` with
+the new one named: ``standard`` is an init, and one shared rate is the rate rule ``shared`` (what an earlier
+version stored reads through :func:`nni_archscale.rules.registry.stored_options`).
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from typing import Any, Callable, Mapping
 class RuleInputs:
     """What a registered rule's ``rate`` gets for one prepared candidate: the model (torch), its graph and the
     context the graph rule counted it in, the published convention it counted by (``preset``: ``paper`` or
-    ``release``, :attr:`nni_archscale.rules.presets.Init.preset`), the base rate, the graph rule's own result (``scaling``,
-    :class:`nni_archscale.rules.paper.Scaling`), and the optional measurements."""
+    ``release``, :attr:`nni_archscale.rules.presets.Init.preset`), the base rate, the graph rule's own result
+    (``scaling``, :class:`nni_archscale.rules.paper.Scaling`), and the optional measurements."""
 
     model: Any
     graph: Any
