@@ -201,16 +201,17 @@ class ArchGraph:
     @cached_property
     def in_edges(self) -> tuple[tuple[Edge, ...], ...]:
         """Active incoming edges of each node."""
-        lists: list[list[Edge]] = [[] for _ in range(self._num_nodes)]
-        for e in self.active_edges:
-            lists[e.dst].append(e)
-        return tuple(tuple(x) for x in lists)
+        return self._edges_by(lambda e: e.dst)
 
     @cached_property
     def out_edges(self) -> tuple[tuple[Edge, ...], ...]:
+        """Active outgoing edges of each node."""
+        return self._edges_by(lambda e: e.src)
+
+    def _edges_by(self, node_of) -> tuple[tuple[Edge, ...], ...]:
         lists: list[list[Edge]] = [[] for _ in range(self._num_nodes)]
         for e in self.active_edges:
-            lists[e.src].append(e)
+            lists[node_of(e)].append(e)
         return tuple(tuple(x) for x in lists)
 
     @cached_property
