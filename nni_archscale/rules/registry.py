@@ -1,12 +1,15 @@
-"""The learning-rate rules, one object each, in one registry (torch-free: the CLI reads it before importing torch).
+"""The learning-rate rules, one object each, in one registry (torch-free: the CLI reads it before importing
+torch).
 
 A :class:`RateRule` says what a rule is (name, one-line summary, equation, source), what it needs (a reference
 network, a measurement batch, the training batch size, a DAG-cell MLP), which network families it applies to,
-and where its evidence is. Rules whose rate the hook computes itself (``graph``, ``segmented``, ``measured``,
-``shared`` and the DAG-cell rules, :mod:`nni_archscale.torch_layer.rate_choice`) are registered with ``rate=None``;
-any other rule brings its own ``rate(inputs) -> float`` (:class:`RuleInputs`), so a rival rule is one module
-plus one :func:`register` call: the hook, ``search --rate-rule``, ``inspect --rate-rule`` and ``archscale
-fairness`` all read this registry. ``auto`` is not a rule: it is the lookup in :mod:`nni_archscale.rules.defaults`
+where its evidence is, and its one method, ``rate(inputs) -> float`` (:class:`RuleInputs`: the prepared
+candidate and what the rule may need), except ``graph``, whose rates are eq. 8/9's per parameter group
+(:attr:`RateRule.per_group`). The built-in rules that measure a torch model (``shared``, ``segmented``,
+``measured`` and the DAG-cell rules) are registered here without it, because this module imports no torch;
+:mod:`nni_archscale.torch_layer.rate_choice` gives them theirs when it is imported (:func:`implement`), before the
+hook applies any rule. A rival rule is one module plus one :func:`register` call with its ``rate``: the hook,
+``search --rate-rule``, ``inspect --rate-rule`` and ``archscale fairness`` all read this registry. ``auto`` is not a rule: it is the lookup in :mod:`nni_archscale.rules.defaults`
 (:data:`AUTO`, :func:`is_auto`).
 
 What a consumer needs to know about a rule is an attribute of its object, never a comparison of its name: what it
@@ -27,7 +30,10 @@ class RuleInputs:
     """What a registered rule's ``rate`` gets for one prepared candidate: the model (torch), its graph and the
     context the graph rule counted it in, the published convention it counted by (``preset``: ``paper`` or
     ``release``, :attr:`nni_archscale.rules.presets.Init.preset`), the base rate, the graph rule's own result
-    (``scaling``, :class:`nni_archscale.rules.paper.Scaling`), and the optional measurements."""
+    (``scaling``, :class:`nni_archscale.rules.paper.Scaling`), and the optional measurements: the base network's
+    ``reference``, a training ``batch``, the training ``batch_size``, the ``init``, the model read as the paper's
+    DAG-cell MLP (``dag_cell``, a :class:`~nni_archscale.core.networks.CellNetwork`), the modules fx keeps
+    whole (``leaf``), and the name of the rule applied (``rule``: one function may implement several)."""
 
     model: Any
     graph: Any
@@ -39,6 +45,10 @@ class RuleInputs:
     reference: Any = None
     batch: Any = None
     batch_size: int | None = None
+    init: str = "paper"
+    dag_cell: Any = None
+    leaf: Any = None
+    rule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,8 @@ class RateRule:
     #: the network families it applies to (nni_archscale.rules.defaults.FAMILIES); None: any
     families: tuple[str, ...] | None = None
     evidence: str | None = None
-    #: the rule's rate for a prepared candidate; None: computed by the hook (torch_layer.rate_choice)
+    #: the rule's rate for a prepared candidate (None: ``graph``'s per-group rates; a built-in measuring rule until
+    #: the torch layer implements it, :func:`implement`)
     rate: Callable[[RuleInputs], float] | None = None
     #: the entries of ``needs`` the rule can do without (``segmented`` without a reference compares with the graph
     #: rule's base, with a note)
@@ -94,6 +105,18 @@ def register(rule: RateRule) -> RateRule:
     if is_auto(rule.name) or rule.name in REGISTRY:
         raise ValueError(f"rate rule name {rule.name!r} is taken; choose another")
     REGISTRY[rule.name] = rule
+    return rule
+
+
+def implement(name: str, rate: Callable[[RuleInputs], float]) -> RateRule:
+    """Give the registered rule ``name`` its ``rate`` method: how the torch layer, which this torch-free module
+    cannot import, supplies the built-in measuring rules' (:mod:`nni_archscale.torch_layer.rate_choice`). Only a
+    rule registered without one, and not ``graph``'s per-group kind, takes one; the object stays the same (the
+    module constants, :data:`SHARED` and the others, are what the registry holds)."""
+    rule = get(name)
+    if rule.per_group or rule.rate not in (None, rate):
+        raise ValueError(f"rate rule {name!r} already has its rates; register a rival under a new name")
+    object.__setattr__(rule, "rate", rate)  # frozen for everyone else: this is the one place a rule gains a method
     return rule
 
 

@@ -41,7 +41,7 @@ from .node_scales import apply_output_scales
 from .param_groups import OPTIMIZERS, build_param_groups, make_optimizer, make_scheduler
 from ..core.networks import CellNetwork
 from ..rules import registry
-from .rate_choice import DEFAULT_CELL_BATCH, Reference, clamp_octaves, rule_rate, unmodelled_layers
+from .rate_choice import DEFAULT_CELL_BATCH, Reference, clamp_octaves, unmodelled_layers
 
 log = logging.getLogger("nni_archscale")
 
@@ -339,13 +339,13 @@ def apply_rate_rule(prepared: Prepared, model: nn.Module, rule: str, reference: 
         if "batch_size" in entry.needs and cfg.batch_size is None:  # readout-limited-sgd
             notes.append(f"{rule}'s readout cap is linear in the training batch size, which the hook was not given "
                          f"(HookConfig.batch_size); computed at batch {DEFAULT_CELL_BATCH}")
-        if entry.rate is not None:  # a registered rule that computes its own rate
-            rate = entry.rate(registry.RuleInputs(
-                model, prepared.graph, prepared.scaling.context, prepared.scaling.preset, cfg.base_lr,
-                prepared.scaling, cfg.optimizer, reference, batch, cfg.batch_size))
-        else:
-            rate = rule_rate(rule, model, cfg.base_lr, reference, batch, cfg.optimizer, leaf, dag_cell,
-                             cfg.scheme.value, cfg.batch_size)
+        if entry.rate is None:
+            raise RuleError(f"rate rule {rule!r} is registered without a rate (RateRule.rate); register it with "
+                            f"rate=<function of RuleInputs>")
+        rate = entry.rate(registry.RuleInputs(
+            model, prepared.graph, prepared.scaling.context, prepared.scaling.preset, cfg.base_lr,
+            prepared.scaling, cfg.optimizer, reference, batch, cfg.batch_size, cfg.scheme.value, dag_cell, leaf,
+            rule))
         rate, note = clamp_octaves(rate, cfg.base_lr, f"{type(model).__name__} (all parameters)")
         notes += [note] if note else []
         prepared.groups = _build_groups(model, prepared.init, rate, None, cfg.weight_decay)  # the one build

@@ -86,49 +86,76 @@ def reference_of(base_model: nn.Module, batch, optimizer: str, leaf=None) -> Ref
 
 
 def _global_rules() -> list[str]:
-    """The rules :func:`rule_rate` computes: the base rate, the DAG-cell rules, those measured against a reference."""
-    return [r.name for r in map(registry.get, registry.rule_names())
-            if r.base_rate or r.dag_cell_only or "reference" in r.needs]
+    """The rules that give one rate for the whole model (every registered rule but ``graph``'s per-group kind)."""
+    return [r.name for r in map(registry.get, registry.rule_names()) if not r.per_group]
+
+
+def shared_rate(i: registry.RuleInputs) -> float:
+    """``shared``: the base rate for every candidate."""
+    return i.base_lr
+
+
+def dag_cell_rate(i: registry.RuleInputs) -> float:
+    """The DAG-cell rules (``readout-limited-sgd``, ``feature``, ``feature-sgd``, ``feature-adam``):
+    :func:`nni_archscale.rules.first_step.cell_rate` on the model read as the paper's DAG-cell MLP, ``base_lr``
+    calibrated on the reference's cell when it is one, else on the base cell ``0_00_000_2000``."""
+    if i.dag_cell is None:
+        raise RuleError(f"rate rule {i.rule} applies to the paper's DAG-cell MLP (a Linear+ReLU stem, a cell of "
+                        f"width-to-width Linear edges, a Linear readout, no normalisation), and "
+                        f"{type(i.model).__name__} is not one; use graph, segmented, measured or shared")
+    ref = i.reference
+    anchor = from_text(ref.anchor_cell) if ref is not None and ref.anchor_cell else None
+    return cell_rate(i.rule, i.base_lr, i.dag_cell, i.init, i.optimizer, i.batch_size or DEFAULT_CELL_BATCH, anchor)
+
+
+def segmented_rate(i: registry.RuleInputs) -> float:
+    """``segmented``: eq. 8/9 inside the blocks normalisation layers delimit (:mod:`.segments`), relative to the
+    base network's factor; without a reference, relative to the graph rule's convention: a base whose every
+    segment is one layer of kernel 3 (cost 1; eq. 8's base sum_p L_p^3 = 1), the network ``archscale calibrate``
+    trains for NAS-Bench-201."""
+    if i.reference is None:
+        return i.base_lr * segment_rate_factor(i.model, leaf=i.leaf)
+    if i.reference.segment_factor is None:
+        raise RuleError("the reference has no segment factor (fx could not trace the base network); use the "
+                        "measured or shared rule for this space")
+    return i.base_lr * segment_rate_factor(i.model, leaf=i.leaf) / i.reference.segment_factor
+
+
+def measured_rate(i: registry.RuleInputs) -> float:
+    """``measured``: the first step's change of the readout's input, relative to the base network's
+    (:mod:`.measured_rate`): ``base_lr · m_base / m``."""
+    if i.reference is None:
+        raise RuleError("the measured rule compares the candidate with the base network: pass reference= "
+                        "(torch_layer.rate_choice.reference_of(base_model, batch, optimizer))")
+    if i.batch is None or i.reference.change is None:
+        raise RuleError("the measured rule needs a training batch (batch=(x, y)) and a reference measured on a "
+                        "batch; pass both, or use rate rule 'shared' or 'graph'")
+    if i.reference.optimizer != i.optimizer:
+        raise RuleError(f"the reference was measured for {i.reference.optimizer}, the candidate trains with "
+                        f"{i.optimizer}; measure the reference with the same optimizer")
+    return i.base_lr * i.reference.change / first_step_change(i.model, i.batch[0], i.batch[1], i.optimizer)
+
+
+for _rule, _rate in ((registry.SHARED, shared_rate), (registry.SEGMENTED, segmented_rate),
+                     (registry.MEASURED, measured_rate), (registry.FEATURE, dag_cell_rate),
+                     (registry.FEATURE_SGD, dag_cell_rate), (registry.FEATURE_ADAM, dag_cell_rate),
+                     (registry.READOUT_LIMITED_SGD, dag_cell_rate)):
+    registry.implement(_rule.name, _rate)
 
 
 def rule_rate(rule: str, model: nn.Module, base_lr: float, reference: Reference | None = None, batch=None,
               optimizer: str = "sgd", leaf=None, dag_cell: CellNetwork | None = None, init: str = "paper",
               batch_size: int | None = None) -> float:
-    """The global rate ``rule`` gives ``model`` (not for ``graph``, whose rates come from the graph). The DAG-cell
-    rules need ``dag_cell`` (:func:`.dag_cell.recognise`), the init and the training ``batch_size``."""
+    """The one rate the registered rule ``rule`` gives ``model`` (its
+    :attr:`~nni_archscale.rules.registry.RateRule.rate`), outside the hook: for a rule that reads only the model and
+    the measurements (the graph rule's rates come from a prepared candidate's graph, :func:`.hook.apply_rate_rule`)."""
     entry = registry.get(rule)  # an unknown name: a RuleError listing the registered rules
-    if entry.base_rate:  # shared
-        return base_lr
-    if entry.dag_cell_only:
-        if dag_cell is None:
-            raise RuleError(f"rate rule {rule} applies to the paper's DAG-cell MLP (a Linear+ReLU stem, a cell of "
-                            f"width-to-width Linear edges, a Linear readout, no normalisation), and "
-                            f"{type(model).__name__} is not one; use graph, segmented, measured or shared")
-        anchor = from_text(reference.anchor_cell) if reference is not None and reference.anchor_cell else None
-        return cell_rate(rule, base_lr, dag_cell, init, optimizer, batch_size or DEFAULT_CELL_BATCH, anchor)
-    if "reference" not in entry.needs:  # graph (per group, from the graph) or a rule that computes its own rate
-        raise RuleError(f"rate rule {rule!r} gives no one rate here (graph's rates come from the graph, a registered "
-                        f"rule with its own rate function from RateRule.rate); apply it through the hook "
-                        f"(hook.apply_rate_rule), or ask here for one of {', '.join(_global_rules())}")
-    if "reference" in entry.optional and reference is None:  # segmented
-        # no base network given: the graph rule's convention, a base whose every segment is one layer of kernel 3
-        # (cost 1; eq. 8's base sum_p L_p^3 = 1), the network archscale calibrate trains for NAS-Bench-201
-        return base_lr * segment_rate_factor(model, leaf=leaf)
-    if reference is None:
-        raise RuleError(f"the {rule} rule compares the candidate with the base network: pass reference= "
-                        f"(torch_layer.rate_choice.reference_of(base_model, batch, optimizer))")
-    if "batch" not in entry.needs:  # segmented: the segments' path sums, no measurement
-        if reference.segment_factor is None:
-            raise RuleError("the reference has no segment factor (fx could not trace the base network); use the "
-                            "measured or shared rule for this space")
-        return base_lr * segment_rate_factor(model, leaf=leaf) / reference.segment_factor
-    if batch is None or reference.change is None:
-        raise RuleError("the measured rule needs a training batch (batch=(x, y)) and a reference measured on a "
-                        "batch; pass both, or use rate rule 'shared' or 'graph'")
-    if reference.optimizer != optimizer:
-        raise RuleError(f"the reference was measured for {reference.optimizer}, the candidate trains with "
-                        f"{optimizer}; measure the reference with the same optimizer")
-    return base_lr * reference.change / first_step_change(model, batch[0], batch[1], optimizer)
+    if entry.rate is None:
+        raise RuleError(f"rate rule {rule!r} gives no one rate here (graph's rates come from the graph); apply it "
+                        f"through the hook (hook.apply_rate_rule), or ask here for one of "
+                        f"{', '.join(_global_rules())}")
+    return entry.rate(registry.RuleInputs(model, None, None, None, base_lr, None, optimizer, reference, batch,
+                                          batch_size, init, dag_cell, leaf, rule))
 
 
 def clamp_octaves(rate: float, base_lr: float, where: str) -> tuple[float, str | None]:
