@@ -107,8 +107,8 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
     from ..rules.defaults import default_rule
     from ..rules.forward_moments import forward_moments
     from ..core.networks import CellNetwork
-    from ..rules.first_step import (READOUT_LIMIT, cell_init, node0_moments, readout_limits, resolve_rule,
-                                    rule_multiplier)
+    from ..rules.first_step import (READOUT_LIMIT, cell_init, cell_rate, node0_moments, readout_limits,
+                                    resolve_rule, rule_multiplier)
 
     if args.context:
         raise UsageError("--context and --network exclude each other: --network sets the context")
@@ -134,14 +134,15 @@ def run_network(args: argparse.Namespace, graph, form: str) -> int:
         if args.base_lr is None:
             raise UsageError(f"{rule} gives an absolute rate, min(base_lr x second-step multiplier, readout cap): "
                              f"pass --base-lr, the rate calibrated on cell 0_00_000_2000 at this width and batch size")
-        hidden, cap = readout_limits(base_lr, net, init, batch_size)
-        rate = min(hidden, cap)
+        hidden, cap = readout_limits(base_lr, net, init, batch_size)  # the two limits, for the explanation
+        rate = cell_rate(rule, base_lr, net, init, optimizer, batch_size)  # what the hook applies: their minimum
         terms = {"second_step_rate": hidden, "readout_cap": cap, "batch_size": batch_size}
         formula = (f"eta = min(base_lr * m_second_step(cell), {READOUT_LIMIT:.4g} * B / (n Var z_out)) = "
                    f"min({terms['second_step_rate']:.6g}, {terms['readout_cap']:.6g}) = {rate:.6g}   [rule {rule}; "
                    f"batch {batch_size}; base_lr calibrated on cell 0_00_000_2000]")
-    else:
-        rate = base_lr * rule_multiplier(rule, net, init, optimizer)
+    else:  # a DAG-cell kernel rule as the hook applies it (cell_rate), or graph / shared relative to the base cell
+        rate = (cell_rate(rule, base_lr, net, init, optimizer, batch_size) if entry.dag_cell_only
+                else base_lr * rule_multiplier(rule, net, init, optimizer))
         formula = (f"eta = base_lr * m(cell) / m(0_00_000_2000) = {base_lr:g} * {rate / base_lr:.6g} = {rate:.6g}"
                    f"   [rule {rule}; base_lr calibrated on cell 0_00_000_2000]")
     spec = cell_init(net, init)
