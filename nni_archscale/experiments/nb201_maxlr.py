@@ -130,6 +130,27 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     return summary
 
 
+def reanalyse(out_dir: Path) -> dict:
+    """Rewrite a finished run's ``summary.json`` and ``README.md`` from its records alone (no training): every
+    maximal rate chosen again from its stored grid losses (:func:`~nni_archscale.torch_layer.rate_grid.choose_rate`,
+    what :func:`measure` chose by), then :func:`analyse` and :func:`report`."""
+    from ..torch_layer.rate_grid import choose_rate
+
+    old = json.loads((Path(out_dir) / "summary.json").read_text())
+    cfg = dict(old["config"])
+    cfg["presets"] = tuple(cfg["presets"])
+    config = Config(**cfg)
+    measured = {preset: {arch: choose_rate({float(k): (math.inf if v is None else v) for k, v in curve.items()})
+                         for arch, curve in per_arch.items()}
+                for preset, per_arch in old["losses"].items()}
+    summary = {"config": asdict(config), "cells": old["cells"], "grid": old["grid"], "measured": measured,
+               "losses": old["losses"], "seconds": old["seconds"],
+               "results": analyse(config, old["cells"], measured)}
+    atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2))
+    atomic_write_text(Path(out_dir) / "README.md", report(summary))
+    return summary
+
+
 def analyse(config: Config, archs: list[str], measured: dict[str, dict[str, float]]) -> dict:
     """Mean absolute log2 error and Pearson r of every predictor, per preset."""
     out = {}

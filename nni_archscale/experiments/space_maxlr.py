@@ -544,6 +544,33 @@ def rescore(out_dir: Path) -> dict:
     return summary
 
 
+def reanalyse(out_dir: Path) -> dict:
+    """Rewrite a finished run's summary and reports from its ``records.jsonl`` alone (no training), under the
+    scoring its summary was made with: a re-scored summary (one holding ``preregistered``) by :func:`rescore`; a
+    run's or a combination's by :func:`analyse` with its own scoring (the pre-registered one for summaries written
+    before issue 23.5), keeping its ``parts`` and ``seconds`` and the README's hand-written part. Plots are left
+    as they are."""
+    old = json.loads((out_dir / "summary.json").read_text())
+    if "preregistered" in old:
+        return rescore(out_dir)
+    records = _read(out_dir / "records.jsonl")
+    if not records:
+        raise ArchScaleError(f"{out_dir} has no records.jsonl: nothing to re-analyse")
+    scoring = _scoring(old)
+    summary = analyse(old["config"], records, constant=scoring["constant"], holm=scoring["holm"])
+    for key in ("parts", "seconds"):
+        if key in old:
+            summary[key] = old[key]
+    readme = out_dir / "README.md"
+    text = readme.read_text() if readme.exists() else ""
+    kept = text[text.index(HAND_WRITTEN):] if HAND_WRITTEN in text else ""
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(readme, report(summary) + ("\n" + kept if kept else ""))
+    if "parts" in old:
+        write_space_reports(summary, records, out_dir, plots=False)
+    return summary
+
+
 def plot(summary: dict, path: Path) -> None:
     """The scatter of every space and optimizer, from the run's ``records.jsonl`` beside ``path``."""
     plot_records(_read(path.parent / "records.jsonl"), path)
