@@ -2,12 +2,12 @@
 byte-identically").
 
 For every report folder of ``reports/`` whose experiment can re-analyse from what the folder stores, copy the
-folder's inputs (its records: ``runs.csv``, ``records.jsonl``, the measured rates of ``summary.json``) into a
-temporary folder, write the report there from those inputs alone, with the experiment's own re-analysis
+folder's inputs (its records: ``runs.csv``, ``records.jsonl``, the measured curves of ``summary.json``) into a
+temporary folder, write the report there from those inputs alone with the experiment's own re-analysis
 (:func:`.lr_prediction.reanalyse`, :func:`.nb201.reanalyse`, :func:`.nb201_maxlr.reanalyse`,
-:func:`.space_maxlr.rescore` / :func:`.space_maxlr.reanalyse`), and compare every text file it writes with the
-committed one byte for byte. PNGs are not compared: matplotlib's output depends on its version and fonts, so a
-plot is regenerated but not held to its bytes.
+:func:`.space_maxlr.reanalyse`, :func:`nni_archscale.fairness.benchmark.reanalyse`), and compare every text file
+it writes with the committed one byte for byte. PNGs are not compared: matplotlib's output depends on its version
+and fonts, so a plot is redrawn but not held to its bytes.
 
 Every file is one :class:`Check`: ``identical``, ``differs`` (with the first differing line of each side) or
 ``not regenerable`` (with why).
@@ -80,6 +80,12 @@ def _space_lr(folder: Path) -> None:
     reanalyse(folder)
 
 
+def _fairness(folder: Path) -> None:
+    from ..fairness.benchmark import reanalyse
+
+    reanalyse(folder)
+
+
 KINDS = {
     "lr-prediction": Kind("lr-prediction", ("runs.csv", "summary.json"),
                           ("README.md", "summary.json", "runs.csv", "predictions.csv"), _lr_prediction),
@@ -90,6 +96,8 @@ KINDS = {
     "space-lr": Kind("space-lr", ("records.jsonl", "summary.json", "README.md", "parts.json"),
                      ("README.md", "summary.json", "records.jsonl", "nb201.md", "darts.md", "mobilenetv3.md"),
                      _space_lr),
+    "fairness": Kind("fairness", ("records.jsonl", "summary.json", "candidates.json"),
+                     ("README.md", "summary.json", "runs.csv"), _fairness),
 }
 
 
@@ -109,8 +117,7 @@ def kind_of(folder: Path) -> tuple[Kind | None, str]:
     if "spaces" in config and (folder / "records.jsonl").is_file():
         return KINDS["space-lr"], ""
     if "options" in summary and (folder / "records.jsonl").is_file():
-        return None, ("a fairness run: its summary needs each rule's rates, which the hook computes on the built "
-                      "candidates (not stored as records); resume the run in a copy to regenerate it")
+        return KINDS["fairness"], ""
     return None, "no re-analysis writes this folder's files from its records"
 
 

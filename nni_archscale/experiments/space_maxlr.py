@@ -159,8 +159,8 @@ def measure_max_rate(model, data, optimizer: str, config: Config, seed: int,
 def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) -> dict:
     """Measure every sample of every space on the engine (:class:`~nni_archscale.torch_layer.sweep.Sweep`: the
     samples x the (optimizer, init seed) settings, each by :func:`measure_max_rate`; records appended to
-    ``records.jsonl`` as they finish, so an interrupted run loses nothing and resumes), then analyse and write ``summary.json``, ``README.md``, a plot
-    and ``run.json`` (commit, clean tree, start and finish times)."""
+    ``records.jsonl`` as they finish, so an interrupted run loses nothing and resumes), then analyse and write
+    ``summary.json``, ``README.md``, a plot and ``run.json`` (commit, clean tree, start and finish times)."""
     import torch
 
     from ..errors import NoPathError

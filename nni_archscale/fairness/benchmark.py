@@ -216,6 +216,44 @@ def run_fairness(opts: FairnessOptions, out: str | Path, resume: bool = False, p
     return summary
 
 
+def reanalyse(out: str | Path) -> dict:
+    """Rewrite a finished run's ``summary.json``, ``runs.csv``, report and plots from what its folder holds, with no
+    training: every curve from ``records.jsonl`` (a candidate's grid is the lattice points it was trained at), the
+    candidates from ``candidates.json``, and from the old ``summary.json`` what is not a training: the rates each
+    rule gave each candidate (the hook computes them on the built networks, :func:`rule_rates`), the rule notes,
+    the base rates (``constants``), the sampling's description, the run's provenance and its cost."""
+    out = Path(out)
+    old = json.loads((out / "summary.json").read_text())
+    opts = FairnessOptions(**old["options"])
+    specs = [CandidateSpec.from_dict(d) for d in json.loads((out / CANDIDATES_FILE).read_text())["candidates"]]
+    runner = Runner(opts, out, progress=False)
+    try:
+        grids: dict[str, set] = {}
+        for key, mode, index, _ in runner.done:
+            if mode == "grid":
+                grids.setdefault(key, set()).add(round(index))
+        base = base_spec(opts)
+        base_curve = grid_curve(runner, base, sorted(grids[BASE_KEY]))
+        curves = [grid_curve(runner, s, sorted(grids[s.key])) for s in specs]
+        constants = old["constants"]
+        trained = {"he": constants["he_maxlr"],
+                   **({"benchmark": opts.benchmark_lr} if opts.benchmark_lr is not None else {})}
+        trained_acc = {m: np.array([np.mean([runner.accuracy(s.key, m, r, k) for k in range(opts.seeds)])
+                                    for s in specs]) for m, r in trained.items()}
+    finally:
+        runner.close()
+    keys = [s.key for s in specs]
+    rates = {name: {lv: dict(zip(keys, values)) for lv, values in per.items()} for name, per in old["rates"].items()}
+    notes = {"default": old["default_rule"], **old["rule_notes"]}
+    summary = analyse(opts, specs, curves, rates, notes, trained, trained_acc, constants, base_curve,
+                      old["how_sampled"])
+    summary["cost"], summary["run"] = old["cost"], old["run"]
+    from .report import write_report
+
+    write_report(out, summary, curves, runner.done)
+    return summary
+
+
 def analyse(opts, specs, curves, rates, rule_notes, trained, trained_acc, constants, base_curve, how) -> dict:
     """Every arm's metrics and the decisions (see the module docstring and :mod:`.score`)."""
     orc = oracle(curves)
