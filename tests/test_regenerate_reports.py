@@ -17,7 +17,8 @@ REPRESENTATIVE = {
     "mup/depth": {"README.md", "summary.json", "runs.csv", "predictions.csv"},  # lr-prediction
     "nb201-exact": {"README.md", "runs.csv", "cells.csv"},  # nb201 (summary.json: RunOptions reordered its config)
     "nb201-maxlr": {"summary.json"},  # nb201-lr (README.md quotes a module path the relayout renamed)
-    "spaces-maxlr": {"summary.json", "records.jsonl"},  # space-lr, re-scored (README.md: the same)
+    "spaces-maxlr": {"summary.json"},  # space-lr, re-scored (README.md: the same)
+    "nb201-3arm": {"THREE-ARM.md", "three_arm.json", "runs.csv"},  # the three-arm test, its reading kept
 }
 #: fairness (its re-analysis draws bootstrap intervals of Kendall taus: half a minute, so a slow test)
 SLOW = {"fairness/nb201": {"README.md", "summary.json", "runs.csv"}}
@@ -63,3 +64,13 @@ def test_a_folder_without_records_is_named_not_regenerable(tmp_path):
     assert kind is None and "no re-analysis" in why
     [check] = check_reports(tmp_path)
     assert check.status == "not regenerable" and check.report == "notes"
+
+
+def test_a_report_the_re_analysis_leaves_as_copied_is_not_counted_identical(tmp_path, monkeypatch):
+    """An output that is also an input (a README with a hand-written part) counts only when it is rewritten."""
+    from nni_archscale.experiments import space_maxlr
+
+    shutil.copytree(REPORTS / "spaces-maxlr" / "part-a", tmp_path / "part-a")
+    monkeypatch.setattr(space_maxlr, "reanalyse", lambda folder: None)
+    checks = {c.file: c for c in check_reports(tmp_path)}
+    assert checks["README.md"].status == checks["summary.json"].status == "not regenerable"

@@ -46,6 +46,7 @@ from ..results import atomic_write_text
 from ..stats import loo_centres, pearson
 from ..torch_layer.sweep import MaximalRate, Sweep
 from .decision import ALPHA, CONSTANTS, refitted_errors
+from .hand_written import write_keeping_reading
 
 #: the baseline every predictor is compared with: one shared rate (the registry's rule of that name)
 BASELINE = "shared"
@@ -553,11 +554,8 @@ def _rewrite(out_dir: Path, old: dict, summary: dict, records: list[dict], space
     for key in ("parts", "seconds"):
         if key in old:
             summary[key] = old[key]
-    readme = out_dir / "README.md"
-    text = readme.read_text() if readme.exists() else ""
-    kept = text[text.index(HAND_WRITTEN):] if HAND_WRITTEN in text else ""
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(readme, report(summary) + ("\n" + kept if kept else ""))
+    write_keeping_reading(out_dir / "README.md", report(summary), HAND_WRITTEN)
     if space_reports:
         write_space_reports(summary, records, out_dir, plots=False)
     return summary
