@@ -189,6 +189,12 @@ def test_fairness_command_runs_end_to_end_and_resumes(tmp_path, capsys, few_resa
     assert len((out / "records.jsonl").read_text().splitlines()) == len(records)
     again = json.loads((out / "summary.json").read_text())
     assert again["arms"] == s["arms"] and again["cost"]["trained_now"] == 0
+    # with no training at all, from the folder's records, candidates and summary: the same files byte for byte
+    from nni_archscale.fairness.benchmark import reanalyse
+
+    written = {name: (out / name).read_bytes() for name in ("summary.json", "README.md", "runs.csv")}
+    reanalyse(out)
+    assert {name: (out / name).read_bytes() for name in written} == written
     capsys.readouterr()
     assert main(["fairness", *TOY[:-1], "--seed", "3", "--no-progress", "--out", str(out), "--resume"]) == 2
     assert "other options (seed)" in capsys.readouterr().err

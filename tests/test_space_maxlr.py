@@ -172,3 +172,26 @@ def test_combine_scores_parts_together(tmp_path):
     assert "NNI's darts space" in per_space and per_space.count("| sgd |") == 12
     assert (tmp_path / "out" / "darts.png").stat().st_size > 1000
     assert math.isfinite(s["results"]["darts/sgd"]["predictors"]["measured"]["mean_abs_octaves"])
+
+
+def test_a_resumed_run_measures_only_what_its_records_lack(tmp_path, capsys):
+    """space-lr on the engine (torch_layer/sweep.py): records.jsonl grows as measurements finish; --resume keeps
+    them and measures the rest, to the same records (their timings aside)."""
+    from nni_archscale.cli.main import main
+
+    out = tmp_path / "space"
+    args = ["experiment", "space-lr", "--spaces", "nb201", "--samples", "3", "--optimizers", "sgd",
+            "--noise-samples", "0", "--limit", "96", "--out", str(out)]
+    assert main(args) == 0
+    full = (out / "records.jsonl").read_text().splitlines()
+    assert len(full) == 3
+    (out / "records.jsonl").write_text("\n".join(full[:2]) + "\n")
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    measured = [line for line in capsys.readouterr().out.splitlines() if line.startswith("space-lr: nb201 #")]
+    assert len(measured) == 1 and "#3 (seed 3, init 3)" in measured[0]
+
+    def untimed(lines):
+        return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
+
+    assert untimed((out / "records.jsonl").read_text().splitlines()) == untimed(full)

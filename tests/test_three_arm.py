@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,15 @@ def test_a_missing_run_is_a_clear_error(tmp_path):
     _write(tmp_path / "runs.csv", acc)
     with pytest.raises(ArchScaleError, match=r"lacks 1 \(cell, arm, seed\) run"):
         score(tmp_path / "runs.csv")
+
+
+def test_rewriting_the_report_keeps_its_hand_written_reading(tmp_path):
+    from nni_archscale.experiments.three_arm import HAND_WRITTEN, write_report
+
+    stats = json.loads((Path(__file__).resolve().parent.parent / "reports" / "nb201-3arm" / "three_arm.json")
+                       .read_text())
+    generated = write_report(tmp_path, stats, "Run: `x`")
+    reading = f"{HAND_WRITTEN}\n\n- what the run shows, written by hand\n"
+    (tmp_path / "THREE-ARM.md").write_text(generated + "\n" + reading)
+    assert write_report(tmp_path, stats, "Run: `x`") == generated
+    assert (tmp_path / "THREE-ARM.md").read_text() == generated + "\n" + reading

@@ -33,6 +33,7 @@ from ..core.paths import has_input_output_path
 from ..rules.first_step import ABSOLUTE_RULES, BASE_CELL_CODE, readout_limited_rate
 from ..stats import pearson
 from ..torch_layer.rate_grid import log2_grid
+from ..torch_layer.sweep import Sweep
 from ..core.networks import CellNetwork
 from ..rules.first_step import cell_init
 from .datasets import load_train_set
@@ -169,10 +170,11 @@ def networks(config: Config) -> list[tuple[ArchGraph, int]]:
 
 
 def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = None) -> dict:
-    """Run the experiment, write ``runs.csv``, ``predictions.csv``, ``summary.json``, plots and ``run.json`` (the
-    commit it ran from, whether the checkout was clean, start and finish times) into ``out_dir``."""
-    from tqdm import tqdm
-
+    """Run the experiment on the engine (:class:`~nni_archscale.torch_layer.sweep.Sweep`: the networks x the
+    (init, optimizer) settings, each measured on its optimizer's grid x every seed by :func:`.maxlr.train_grid` and
+    read off by the maximal-rate objective :data:`.maxlr.OBJECTIVE`), write ``runs.csv``, ``predictions.csv``,
+    ``summary.json``, plots and ``run.json`` (the commit it ran from, whether the checkout was clean, start and
+    finish times) into ``out_dir``."""
     from ..provenance import provenance, write_run_record
 
     config.validate()
@@ -188,12 +190,10 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
     device = pick_device(config.device)
     x, labels = x.to(device), data.labels.to(device)
     nets = networks(config)
-    jobs = list(itertools.product(nets, config.inits, config.optimizers))
-    measurements: list[Measurement] = []
     seeds = list(range(config.seeds))
-    t0 = time.time()
-    bar = tqdm(jobs, desc=f"lr-prediction {config.family}", unit="grid", disable=progress is not None)
-    for (cell, q), init, opt in bar:
+
+    def measure(cell: ArchGraph, q: int, init: str, opt: str) -> Measurement:
+        """One (network, init, optimizer): every rate of the optimizer's grid x every seed, trained at once."""
         spec = CellNetwork(cell, in_features, config.width, data.num_classes, kind=kind, kernel_size=q,
                            convention=config.convention, activation=config.activation)
         lo, hi = config.sgd_grid if opt == "sgd" else config.adam_grid
@@ -208,10 +208,24 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] | None = 
         else:
             res = train_grid(cell_init(spec, init), x, labels, grid, seeds, opt,
                              config.batch_size, config.epochs)
-        m = Measurement(to_paper_code(cell), q, init, opt, res.best_rates, res.losses.tolist(), res.at_grid_edge)
-        measurements.append(m)
+        return Measurement(to_paper_code(cell), q, init, opt, res.best_rates, res.losses.tolist(), res.at_grid_edge)
+
+    def tell(m: Measurement) -> None:
         if progress:
-            progress(f"{m.arch} q={q} {init}/{opt}: max lr {m.max_lr:.4g} (seeds {res.best_rates})")
+            progress(f"{m.arch} q={m.kernel_size} {m.init}/{m.optimizer}: max lr {m.max_lr:.4g} "
+                     f"(seeds {m.best_rates})")
+
+    # the engine: networks x (init, optimizer) settings, each a grid x seeds measurement, kept in memory (runs.csv
+    # is written at the end)
+    sweep = Sweep(bar=None if progress is not None else f"lr-prediction {config.family}", unit="grid",
+                  on_record=tell)
+    jobs = [((to_paper_code(cell), q, init, opt), (cell, q, init, opt))
+            for (cell, q), init, opt in itertools.product(nets, config.inits, config.optimizers)]
+    t0 = time.time()
+    try:
+        measurements: list[Measurement] = sweep.run(measure, jobs)
+    finally:
+        sweep.close()
     elapsed = time.time() - t0
     summary = analyse(config, nets, measurements, in_features, data.num_classes)
     summary["seconds"] = elapsed

@@ -17,9 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..torch_layer.rate_grid import choose_rate
+from ..torch_layer.sweep import MaximalRate
 from ..rules.first_step import CellInit
 from .batched import BatchedCellNet, ReplicaOptimizer
+
+#: the paper's objective as its experiments apply it (§4, App. D): exactly the lowest final loss, ties to the larger
+OBJECTIVE = MaximalRate(tolerance=0.0)
 
 
 @dataclass(frozen=True)
@@ -112,11 +115,9 @@ def train_grid(
 
 def best_index(losses: Sequence[float]) -> int:
     """Index of the lowest final loss over an ascending grid; ties go to the larger rate (the paper's "maximal"
-    rate): :func:`~nni_archscale.torch_layer.rate_grid.choose_rate` with no tolerance, the indices standing for the
-    rates. When every rate diverged (all losses infinite), the largest."""
-    if len(losses) and not any(math.isfinite(v) for v in losses):
-        return len(losses) - 1
-    return choose_rate(dict(enumerate(losses)), tolerance=0.0)
+    rate): the engine's objective :data:`OBJECTIVE` (no tolerance). When every rate diverged (all losses
+    infinite), the largest."""
+    return OBJECTIVE.index(losses)
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:

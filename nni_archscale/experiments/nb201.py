@@ -48,6 +48,7 @@ from ..core.formats import from_nb201
 from ..core.paths import path_statistics
 from ..results import atomic_write_text
 from ..stats import kendall_tau, mean_gain, pairwise_gaps, seed_tau_top_k, spearman, tau_top_k
+from ..torch_layer.sweep import Sweep
 from ..fairness.nb201_sampling import Candidate, ExperimentError, depth_power_sum, sample_candidates
 from .nb201_report import plot
 from .nb201_training import STATUSES, Config, Run, Trainer, base_rates, command_line
@@ -60,9 +61,8 @@ RUN_COLUMNS = ["cell", "arch", "stratum", "published", "recipe", "seed", "status
 def run(config: Config, out_dir: Path, report: Callable[[str], None] = print, progress: bool = True) -> dict:
     """Sample, train every (cell, recipe, seed), write ``runs.csv``, ``cells.csv``, ``summary.json``, the plots
     and ``run.json`` (commit, clean checkout or not, start and finish times) into ``out_dir``; returns the
-    summary (the report is written by :mod:`.nb201_report`)."""
-    from tqdm import tqdm
-
+    summary (the report is written by :mod:`.nb201_report`). The trainings run on the engine
+    (:class:`~nni_archscale.torch_layer.sweep.Sweep`), one job per (cell, recipe, seed)."""
     from ..torch_layer.data import load_dataset
     from ..torch_layer.train import pick_device
     from ..provenance import provenance, write_run_record
@@ -91,16 +91,22 @@ def run(config: Config, out_dir: Path, report: Callable[[str], None] = print, pr
     rates = base_rates(config, recipes, out_dir, report, progress)
     cal_seconds = time.perf_counter() - t_cal
     trainer = Trainer(config, data, device, rates["rates"])
-    jobs = [(c, r, s) for c in candidates for s in range(config.seeds) for r in recipes]
     runs: list[Run] = []
-    t0 = time.perf_counter()
-    bar = tqdm(jobs, desc="nb201 retraining", unit="run", disable=not progress)
-    for cand, recipe, seed in bar:
-        r = trainer.run(cand, recipe, seed)
+
+    def keep(r: Run) -> None:
         runs.append(r)
-        bar.set_postfix(cell=cand.cell, recipe=recipe, status=r.status, acc=f"{r.accuracy:.1f}")
+        if sweep.bar is not None:
+            sweep.bar.set_postfix(cell=r.cell, recipe=r.recipe, status=r.status, acc=f"{r.accuracy:.1f}")
         write_runs(out_dir / "runs.csv", runs)  # after every run: an interruption keeps what finished
-    bar.close()
+
+    # the engine: cells x recipes x seeds, each recipe one rate (a grid of one point), accuracy after the budget
+    sweep = Sweep(bar="nb201 retraining" if progress else None, unit="run", on_record=keep)
+    t0 = time.perf_counter()
+    try:
+        sweep.run(trainer.run, [((c.cell, r, s), (c, r, s))
+                                for c in candidates for s in range(config.seeds) for r in recipes])
+    finally:
+        sweep.close()
     seconds = time.perf_counter() - t0
     summary = analyse(config, recipes, candidates, runs)
     summary.update(

@@ -30,8 +30,11 @@ from ..core.networks import nb201_network
 from ..core.paths import has_input_output_path, path_statistics, power_sum
 from ..results import atomic_write_text
 from ..stats import pearson
+from ..torch_layer.sweep import MaximalRate, Sweep
 
 PREDICTORS = ("one-cell", "whole-network", "constant")
+#: the project's calibration criterion (module docstring): the largest rate within 2% of the lowest final loss
+OBJECTIVE = MaximalRate(tolerance=0.02)
 BASE_ARCH = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
 
 
@@ -67,12 +70,13 @@ class Config:
     threads: int = 1
 
 
-def measure(config: Config, arch: str, preset: str, grid: list[float], data) -> tuple[float, dict[float, float]]:
-    """The maximal rate of one cell under one preset's init (one learning rate for every parameter)."""
+def measure(config: Config, arch: str, preset: str, grid: list[float], data) -> dict[float, float]:
+    """One cell's curve under one preset's init (one learning rate for every parameter): ``{rate: final training
+    loss}`` at every rate of ``grid``, diverged runs infinite; its maximal rate is :data:`OBJECTIVE`'s."""
     import torch
 
     from ..nni_glue.calibration import build_nb201
-    from ..torch_layer.rate_grid import calibrate, final_loss
+    from ..torch_layer.rate_grid import final_loss, losses_on_grid
     from ..torch_layer.hook import HookConfig, prepare_nb201
     from ..torch_layer.param_groups import build_param_groups, make_optimizer
     from ..torch_layer.train import train_classifier
@@ -92,11 +96,13 @@ def measure(config: Config, arch: str, preset: str, grid: list[float], data) -> 
                                   on_step=lambda s, v: losses.append(v))
         return final_loss(losses), result.status
 
-    return calibrate(train_one, grid)
+    return losses_on_grid(train_one, grid)
 
 
 def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) -> dict:
-    """Measure every sampled cell and the base cell under every preset; write ``summary.json``, a report and
+    """Measure every sampled cell and the base cell under every preset on the engine
+    (:class:`~nni_archscale.torch_layer.sweep.Sweep`: (preset, cell) jobs, each a curve over the fixed grid read off
+    by :data:`OBJECTIVE`); write ``summary.json``, a report and
     ``run.json`` (commit, clean checkout or not, start and finish times)."""
     import torch
 
@@ -112,21 +118,44 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     archs = [c.arch for c in sample_candidates(config.cells * 2, config.seed)
              if has_input_output_path(from_nb201(c.arch))][: config.cells]
     t0 = time.perf_counter()
-    measured: dict[str, dict[str, float]] = {}
-    losses: dict[str, dict[str, dict]] = {}
-    for preset in config.presets:
-        measured[preset], losses[preset] = {}, {}
-        for arch in [BASE_ARCH, *archs]:
-            rate, curve = measure(config, arch, preset, grid, data)
-            measured[preset][arch] = rate
-            losses[preset][arch] = {str(k): (v if math.isfinite(v) else None) for k, v in curve.items()}
-            progress(f"nb201-lr: {preset} {arch}: maximal rate {rate:.4g}")
+    # the engine: (preset, cell) jobs, each a curve over the fixed grid, kept in memory (summary.json holds them)
+    sweep = Sweep(on_record=lambda rec: progress(f"nb201-lr: {rec[0]} {rec[1]}: maximal rate {rec[2]:.4g}"))
+
+    def one(preset: str, arch: str) -> tuple[str, str, float, dict[float, float]]:
+        curve = measure(config, arch, preset, grid, data)
+        return preset, arch, OBJECTIVE.rate(curve), curve
+
+    jobs = [((preset, arch), (preset, arch)) for preset in config.presets for arch in [BASE_ARCH, *archs]]
+    measured: dict[str, dict[str, float]] = {preset: {} for preset in config.presets}
+    losses: dict[str, dict[str, dict]] = {preset: {} for preset in config.presets}
+    for preset, arch, rate, curve in sweep.run(one, jobs):
+        measured[preset][arch] = rate
+        losses[preset][arch] = {str(k): (v if math.isfinite(v) else None) for k, v in curve.items()}
     summary = {"config": asdict(config), "cells": archs, "grid": grid, "measured": measured, "losses": losses,
                "seconds": time.perf_counter() - t0, "results": analyse(config, archs, measured)}
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     atomic_write_text(out_dir / "README.md", report(summary))
     write_run_record(out_dir, "nb201-lr", asdict(config), prov, finished=True, seconds=summary["seconds"])
+    return summary
+
+
+def reanalyse(out_dir: Path) -> dict:
+    """Rewrite a finished run's ``summary.json`` and ``README.md`` from its records alone (no training): every
+    maximal rate chosen again from its stored grid losses by :data:`OBJECTIVE`, then :func:`analyse` and
+    :func:`report`."""
+    old = json.loads((Path(out_dir) / "summary.json").read_text())
+    cfg = dict(old["config"])
+    cfg["presets"] = tuple(cfg["presets"])
+    config = Config(**cfg)
+    measured = {preset: {arch: OBJECTIVE.rate({float(k): (math.inf if v is None else v) for k, v in curve.items()})
+                         for arch, curve in per_arch.items()}
+                for preset, per_arch in old["losses"].items()}
+    summary = {"config": asdict(config), "cells": old["cells"], "grid": old["grid"], "measured": measured,
+               "losses": old["losses"], "seconds": old["seconds"],
+               "results": analyse(config, old["cells"], measured)}
+    atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2))
+    atomic_write_text(Path(out_dir) / "README.md", report(summary))
     return summary
 
 

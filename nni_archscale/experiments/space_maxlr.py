@@ -44,11 +44,15 @@ import numpy as np
 from ..errors import ArchScaleError
 from ..results import atomic_write_text
 from ..stats import loo_centres, pearson
+from ..torch_layer.sweep import MaximalRate, Sweep
 from .decision import ALPHA, CONSTANTS, refitted_errors
+from .hand_written import write_keeping_reading
 
 #: the baseline every predictor is compared with: one shared rate (the registry's rule of that name)
 BASELINE = "shared"
 PREDICTORS = (BASELINE, "paper-whole", "paper-cell", "segmented", "measured")
+#: the product's calibration criterion: the largest rate within 2% of the lowest final training loss
+OBJECTIVE = MaximalRate(tolerance=0.02)
 #: coarse grids (one octave apart) per optimizer; the refinement widens them when the best rate is at an end
 GRIDS = {"sgd": (2.0 ** -7, 2.0 ** 2), "adam": (2.0 ** -13, 2.0 ** -5)}
 
@@ -124,7 +128,8 @@ def predictions(name: str, sample: dict, model, batch, optimizer: str) -> dict[s
 
 def measure_max_rate(model, data, optimizer: str, config: Config, seed: int,
                      progress: Callable[[float, float, str], None] | None = None):
-    """One learning rate for every parameter; the product's refined calibration over the optimizer's grid."""
+    """One learning rate for every parameter; the product's refined calibration over the optimizer's grid, read
+    by :data:`OBJECTIVE`."""
     import torch
 
     from ..torch_layer.rate_grid import final_loss, refine_rate
@@ -147,15 +152,16 @@ def measure_max_rate(model, data, optimizer: str, config: Config, seed: int,
     lo, hi = GRIDS[optimizer]
     grid = [2.0 ** k for k in range(round(math.log2(lo)), round(math.log2(hi)) + 1)]
     with torch.random.fork_rng(devices=[]):
-        found = refine_rate(train_one, grid, progress=progress)
+        found = refine_rate(train_one, grid, tolerance=OBJECTIVE.tolerance, progress=progress)
     model.load_state_dict(state)
     return found
 
 
 def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) -> dict:
-    """Measure every sample of every space (records appended to ``records.jsonl`` as they finish, so an
-    interrupted run loses nothing and resumes), then analyse and write ``summary.json``, ``README.md``, a plot
-    and ``run.json`` (commit, clean tree, start and finish times)."""
+    """Measure every sample of every space on the engine (:class:`~nni_archscale.torch_layer.sweep.Sweep`: the
+    samples x the (optimizer, init seed) settings, each by :func:`measure_max_rate`; records appended to
+    ``records.jsonl`` as they finish, so an interrupted run loses nothing and resumes), then analyse and write
+    ``summary.json``, ``README.md``, a plot and ``run.json`` (commit, clean tree, start and finish times)."""
     import torch
 
     from ..errors import NoPathError
@@ -171,7 +177,28 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
     data = load_dataset("digits", None, config.limit, config.seed)
     batch = measurement_batch(data, config.seed, config.batch_size)
     records_path = out_dir / "records.jsonl"
-    done = {(r["space"], r["seed"], r["optimizer"], r["init_seed"]) for r in _read(records_path)}
+    # the engine: samples x (optimizer, init seed) settings, each a refined grid; records.jsonl kept as they finish
+    # and read back on resume
+    kept = 0
+    sweep = Sweep(records_path, key_of=lambda r: (r["space"], r["seed"], r["optimizer"], r["init_seed"]),
+                  read=_read, append=_append,
+                  on_record=lambda rec: progress(
+                      f"space-lr: {rec['space']} #{kept} (seed {rec['seed']}, init {rec['init_seed']}) "
+                      f"{rec['optimizer']}: maximal rate {rec['max_lr']:.4g} ({len(rec['losses'])} runs, "
+                      f"{rec['seconds']:.0f} s)"))
+
+    def one(name: str, seed: int, optimizer: str, init_seed: int) -> dict:
+        # a fresh network for every measurement: the same sample, initialised from init_seed
+        sample, model = _initialised_with(name, seed, init_seed, config, data.num_classes)
+        t = time.perf_counter()
+        preds = predictions(name, sample, model, batch, optimizer)
+        found = measure_max_rate(model, data, optimizer, config, init_seed)
+        return {"space": name, "seed": seed, "init_seed": init_seed, "optimizer": optimizer,
+                "sample": dict(sample), "max_lr": found.rate,
+                "resolution_octaves": found.resolution_octaves, "widened": found.widened,
+                "losses": {str(k): (v if math.isfinite(v) else None) for k, v in found.losses.items()},
+                "predictions": preds, "seconds": round(time.perf_counter() - t, 2)}
+
     t0 = time.perf_counter()
     for name in config.spaces:
         kept = 0
@@ -179,7 +206,7 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
         while kept < config.samples:
             seed += 1
             try:
-                sample, model = _initialised_with(name, seed, seed, config, data.num_classes)
+                _initialised_with(name, seed, seed, config, data.num_classes)
             except SampleRejected as exc:
                 progress(f"space-lr: {name} seed {seed}: skipped, NNI rejects the sample ({exc})")
                 continue
@@ -188,23 +215,8 @@ def run(config: Config, out_dir: Path, progress: Callable[[str], None] = print) 
                 continue
             kept += 1
             init_seeds = [seed] + ([seed + 10_000] if kept <= config.noise_samples else [])
-            for optimizer in config.optimizers:
-                for init_seed in init_seeds:
-                    if (name, seed, optimizer, init_seed) in done:
-                        continue
-                    # a fresh network for every measurement: the same sample, initialised from init_seed
-                    sample, model = _initialised_with(name, seed, init_seed, config, data.num_classes)
-                    t = time.perf_counter()
-                    preds = predictions(name, sample, model, batch, optimizer)
-                    found = measure_max_rate(model, data, optimizer, config, init_seed)
-                    rec = {"space": name, "seed": seed, "init_seed": init_seed, "optimizer": optimizer,
-                           "sample": dict(sample), "max_lr": found.rate,
-                           "resolution_octaves": found.resolution_octaves, "widened": found.widened,
-                           "losses": {str(k): (v if math.isfinite(v) else None) for k, v in found.losses.items()},
-                           "predictions": preds, "seconds": round(time.perf_counter() - t, 2)}
-                    _append(records_path, rec)
-                    progress(f"space-lr: {name} #{kept} (seed {seed}, init {init_seed}) {optimizer}: maximal rate "
-                             f"{found.rate:.4g} ({len(found.losses)} runs, {rec['seconds']:.0f} s)")
+            sweep.run(one, [((name, seed, optimizer, init_seed), (name, seed, optimizer, init_seed))
+                            for optimizer in config.optimizers for init_seed in init_seeds])
     seconds = time.perf_counter() - t0
     summary = analyse(config, _read(records_path))
     summary["seconds"] = round(seconds, 1)
@@ -532,16 +544,38 @@ def rescore(out_dir: Path) -> dict:
     summary = analyse(old["config"], records)
     pre = analyse(old["config"], records, **PREREGISTERED)
     summary["preregistered"] = {"scoring": pre["scoring"], "results": pre["results"]}
+    return _rewrite(out_dir, old, summary, records, space_reports=True)
+
+
+def _rewrite(out_dir: Path, old: dict, summary: dict, records: list[dict], space_reports: bool) -> dict:
+    """Write a re-analysed ``summary`` over the ``old`` one: its ``parts`` and ``seconds`` kept, the README
+    rewritten with its hand-written part (from :data:`HAND_WRITTEN` on) kept, the per-space reports (not their
+    plots) rewritten with ``space_reports``."""
     for key in ("parts", "seconds"):
         if key in old:
             summary[key] = old[key]
-    readme = out_dir / "README.md"
-    text = readme.read_text() if readme.exists() else ""
-    kept = text[text.index(HAND_WRITTEN):] if HAND_WRITTEN in text else ""
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(readme, report(summary) + ("\n" + kept if kept else ""))
-    write_space_reports(summary, records, out_dir, plots=False)
+    write_keeping_reading(out_dir / "README.md", report(summary), HAND_WRITTEN)
+    if space_reports:
+        write_space_reports(summary, records, out_dir, plots=False)
     return summary
+
+
+def reanalyse(out_dir: Path) -> dict:
+    """Rewrite a finished run's summary and reports from its ``records.jsonl`` alone (no training), under the
+    scoring its summary was made with: a re-scored summary (one holding ``preregistered``) by :func:`rescore`; a
+    run's or a combination's by :func:`analyse` with its own scoring (the pre-registered one for summaries written
+    before issue 23.5), keeping its ``parts`` and ``seconds`` and the README's hand-written part. Plots are left
+    as they are."""
+    old = json.loads((out_dir / "summary.json").read_text())
+    if "preregistered" in old:
+        return rescore(out_dir)
+    records = _read(out_dir / "records.jsonl")
+    if not records:
+        raise ArchScaleError(f"{out_dir} has no records.jsonl: nothing to re-analyse")
+    scoring = _scoring(old)
+    summary = analyse(old["config"], records, constant=scoring["constant"], holm=scoring["holm"])
+    return _rewrite(out_dir, old, summary, records, space_reports="parts" in old)
 
 
 def plot(summary: dict, path: Path) -> None:

@@ -20,9 +20,12 @@ from pathlib import Path
 from ..errors import ArchScaleError
 from ..results import atomic_write_text
 from ..stats import kendall_tau, mean_interval, seed_tau
+from .hand_written import write_keeping_reading
 
 ARMS = ("benchmark", "shared", "archscale")
 PAIRS = (("archscale", "shared"), ("archscale", "benchmark"), ("shared", "benchmark"))
+#: where the part of THREE-ARM.md written by hand after the run begins: kept when the report is rewritten
+HAND_WRITTEN = "## Reading (written after the run)"
 
 
 def score(runs_csv: Path) -> dict:
@@ -91,6 +94,6 @@ def write_report(out_dir: Path, stats: dict, header: str = "") -> str:
         ci = "n/a" if g["ci95"] is None else f"{g['ci95'][0]:+.2f}..{g['ci95'][1]:+.2f}"
         lines.append(f"| {name} | {g['mean']:+.2f} | {ci} | {g['better_cells']} / {g['worse_cells']} |")
     text = "\n".join(lines) + "\n"
-    atomic_write_text(out_dir / "THREE-ARM.md", text)
+    write_keeping_reading(out_dir / "THREE-ARM.md", text, HAND_WRITTEN)
     atomic_write_text(out_dir / "three_arm.json", json.dumps(stats, indent=2) + "\n")
     return text

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..errors import ExtractionError, NoPathError, RuleError
 from ..results import atomic_write_text
-from ..rules.registry import AUTO, FEATURE, REGISTRY, SHARED
+from ..rules.registry import AUTO, FEATURE, REGISTRY, SHARED, stored_options
 from ..stats import kendall_tau
 from .candidates import BASE_KEY, CandidateSpec, sample_dag_cells, sample_nb201, sample_space
 from .curves import best_rate, crossfit_shift, off_grid, oracle, population_shift, read_arm, seed_noise_at_oracle
@@ -210,6 +211,45 @@ def run_fairness(opts: FairnessOptions, out: str | Path, resume: bool = False, p
                        * base_curve.seeds + sum(len(specs) * opts.seeds for _ in trained), **train_stats,
                        "wall_seconds_this_session": round(time.perf_counter() - t0, 1)}
     summary["run"] = {k: run.get(k) for k in ("commit", "clean", "started")}
+    from .report import write_report
+
+    write_report(out, summary, curves, runner.done)
+    return summary
+
+
+def reanalyse(out: str | Path) -> dict:
+    """Rewrite a finished run's ``summary.json``, ``runs.csv``, report and plots from what its folder holds, with no
+    training: every curve from ``records.jsonl`` (a candidate's grid is the lattice points it was trained at), the
+    candidates from ``candidates.json``, and from the old ``summary.json`` what is not a training: the rates each
+    rule gave each candidate (the hook computes them on the built networks, :func:`rule_rates`), the rule notes,
+    the base rates (``constants``), the sampling's description, the run's provenance and its cost."""
+    out = Path(out)
+    old = json.loads((out / "summary.json").read_text())
+    opts = FairnessOptions(**old["options"])  # as stored: the summary repeats them
+    specs = [CandidateSpec.from_dict(d) for d in json.loads((out / CANDIDATES_FILE).read_text())["candidates"]]
+    # the runner reads the records only; its hook options in today's words (an earlier run stored "preset")
+    runner = Runner(replace(opts, hook=stored_options(opts.hook)), out, progress=False)
+    try:
+        grids: dict[str, set] = {}
+        for key, mode, index, _ in runner.done:
+            if mode == "grid":
+                grids.setdefault(key, set()).add(round(index))
+        base = base_spec(opts)
+        base_curve = grid_curve(runner, base, sorted(grids[BASE_KEY]))
+        curves = [grid_curve(runner, s, sorted(grids[s.key])) for s in specs]
+        constants = old["constants"]
+        trained = {"he": constants["he_maxlr"],
+                   **({"benchmark": opts.benchmark_lr} if opts.benchmark_lr is not None else {})}
+        trained_acc = {m: np.array([np.mean([runner.accuracy(s.key, m, r, k) for k in range(opts.seeds)])
+                                    for s in specs]) for m, r in trained.items()}
+    finally:
+        runner.close()
+    keys = [s.key for s in specs]
+    rates = {name: {lv: dict(zip(keys, values)) for lv, values in per.items()} for name, per in old["rates"].items()}
+    notes = {"default": old["default_rule"], **old["rule_notes"]}
+    summary = analyse(opts, specs, curves, rates, notes, trained, trained_acc, constants, base_curve,
+                      old["how_sampled"])
+    summary["cost"], summary["run"] = old["cost"], old["run"]
     from .report import write_report
 
     write_report(out, summary, curves, runner.done)

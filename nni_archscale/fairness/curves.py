@@ -29,7 +29,11 @@ from typing import Sequence
 
 import numpy as np
 
+from ..torch_layer.sweep import BestAccuracy
+
 #: the shifts a fitted constant may take, in octaves (1/16-octave steps)
+#: what a curve's best rate is: the highest (seed-mean) accuracy at the search's budget
+OBJECTIVE = BestAccuracy()
 SHIFT_STEP = 1.0 / 16.0
 SHIFT_RANGE = 8.0
 
@@ -78,8 +82,9 @@ def off_grid(curve: Curve, x: float, tolerance: float = 1e-9) -> bool:
 
 
 def best_index(values: np.ndarray) -> int:
-    """The grid index of the highest value; ties go to the lowest rate among them (the most conservative)."""
-    return int(np.flatnonzero(values == values.max())[0])
+    """The grid index of the highest value; ties go to the lowest rate among them (the most conservative): the
+    engine's accuracy objective (:class:`~nni_archscale.torch_layer.sweep.BestAccuracy`)."""
+    return OBJECTIVE.index(np.asarray(values).tolist())
 
 
 def best_rate(curve: Curve) -> float:

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,6 +33,7 @@ import numpy as np
 from ..errors import ArchScaleError, NoPathError
 from ..rules.registry import stored_options
 from ..results import append_record, atomic_write_text, read_records
+from ..torch_layer.sweep import Sweep
 from .candidates import BASE_KEY, DAG_BASE_CELL, CandidateSpec
 from .curves import Curve, best_index
 
@@ -232,60 +232,31 @@ def _job_key(key: str, mode: str, rate: float, replica: int) -> tuple:
     return key, mode, round(lattice_index(rate), 6) if mode == "grid" else float(f"{rate:.12g}"), replica
 
 
-class Runner:
-    """Runs trainings (in ``workers`` processes of one thread each, or in this process), appends each record,
-    skips those already recorded, and advances a progress bar."""
+class Runner(Sweep):
+    """The fairness run's :class:`~nni_archscale.torch_layer.sweep.Sweep`: one job is one training
+    (:func:`train_job`: a candidate, a mode, a rate and a replica), in ``workers`` processes of one thread each or
+    in this process, each record appended to ``records.jsonl`` with the time it was kept; a resumed run skips
+    what the file holds."""
 
     def __init__(self, opts: FairnessOptions, out: Path, progress: bool = True):
         self.opts, self.out = opts, out
-        self.path = out / RECORDS
-        self.done = {}
-        for r in read_runs(self.path):
-            self.done[_job_key(r["key"], r["mode"], r["rate"], r["replica"])] = r
         self.payload = payload(opts)
-        self.pool = ProcessPoolExecutor(opts.workers, initializer=_worker_init, initargs=(1,)) \
-            if opts.workers > 1 else None
-        self.bar = None
-        if progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=0, unit="run", desc="fairness", dynamic_ncols=True)
-        self.trained = 0
+        super().__init__(out / RECORDS, key_of=lambda r: _job_key(r["key"], r["mode"], r["rate"], r["replica"]),
+                         read=read_runs, append=append_record, workers=opts.workers, initializer=_worker_init,
+                         initargs=(1,), bar="fairness" if progress else None)
         self.train_seconds = 0.0
 
     def run(self, jobs: list[tuple[CandidateSpec, str, float, int]]) -> None:
-        todo = [j for j in jobs if _job_key(j[0].key, j[1], j[2], j[3]) not in self.done]
-        if self.bar is not None:
-            self.bar.total += len(todo)
-            self.bar.refresh()
-        if not todo:
-            return
-        if self.pool is None:
-            for spec, mode, rate, rep in todo:
-                self._keep(train_job(self.payload, spec.to_dict(), mode, rate, rep))
-            return
-        futures = [self.pool.submit(train_job, self.payload, spec.to_dict(), mode, rate, rep)
-                   for spec, mode, rate, rep in todo]
-        for f in as_completed(futures):
-            self._keep(f.result())
+        super().run(train_job, [(_job_key(spec.key, mode, rate, rep), (self.payload, spec.to_dict(), mode, rate, rep))
+                                for spec, mode, rate, rep in jobs])
 
-    def _keep(self, rec: dict) -> None:
+    def keep(self, key: tuple, rec: dict) -> None:
         rec["time"] = time.time()
-        append_record(self.path, rec)
-        self.done[_job_key(rec["key"], rec["mode"], rec["rate"], rec["replica"])] = rec
-        self.trained += 1
+        super().keep(key, rec)
         self.train_seconds += float(rec.get("seconds") or 0.0)
-        if self.bar is not None:
-            self.bar.update(1)
 
     def accuracy(self, key: str, mode: str, rate: float, replica: int) -> float:
         return float(self.done[_job_key(key, mode, rate, replica)]["accuracy"])
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-        if self.bar is not None:
-            self.bar.close()
 
 
 def grid_curve(runner: Runner, spec: CandidateSpec, points: list[int]) -> Curve:

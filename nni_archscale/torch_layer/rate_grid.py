@@ -96,9 +96,17 @@ def choose_rate(losses: dict[float, float], tolerance: float = 0.02) -> float:
 def calibrate(train_one: Callable[[float], tuple[float, str]], grid: list[float], tolerance: float = 0.02,
               progress: Callable[[float, float, str], None] | None = None) -> tuple[float, dict[float, float]]:
     """Run ``train_one(rate) -> (final loss, status)`` on every grid point and choose the base rate."""
+    losses = losses_on_grid(train_one, grid, progress)
+    return choose_rate(losses, tolerance), losses
+
+
+def losses_on_grid(train_one: Callable[[float], tuple[float, str]], grid: list[float],
+                   progress: Callable[[float, float, str], None] | None = None) -> dict[float, float]:
+    """``{rate: final loss}`` of ``train_one`` at every rate of a fixed grid (a status other than ``ok``:
+    infinite loss), the curve an objective reads a rate off (:mod:`nni_archscale.torch_layer.sweep`)."""
     losses: dict[float, float] = {}
     _try_rates(train_one, grid, losses, progress)
-    return choose_rate(losses, tolerance), losses
+    return losses
 
 
 def _try_rates(train_one: Callable[[float], tuple[float, str]], rates: list[float], losses: dict[float, float],
