@@ -15,13 +15,14 @@ REPORTS = Path(__file__).resolve().parent.parent / "reports"
 #: differ for reasons the full check prints: a docstring or rule text the report quotes was reworded later.
 REPRESENTATIVE = {
     "mup/depth": {"README.md", "summary.json", "runs.csv", "predictions.csv"},  # lr-prediction
-    "nb201-exact": {"README.md", "runs.csv", "cells.csv"},  # nb201 (summary.json: RunOptions reordered its config)
+    "nb201-exact": {"README.md", "summary.json", "runs.csv", "cells.csv"},  # nb201
     "nb201-maxlr": {"summary.json"},  # nb201-lr (README.md quotes a module path the relayout renamed)
     "spaces-maxlr": {"summary.json"},  # space-lr, re-scored (README.md: the same)
-    "nb201-3arm": {"THREE-ARM.md", "three_arm.json", "runs.csv"},  # the three-arm test, its reading kept
+    "nb201-3arm": {"THREE-ARM.md", "three_arm.json", "runs.csv", "summary.json"},  # the three-arm test
 }
 #: fairness (its re-analysis draws bootstrap intervals of Kendall taus: half a minute, so a slow test)
-SLOW = {"fairness/nb201": {"README.md", "summary.json", "runs.csv"}}
+SLOW = {"fairness/nb201": {"README.md", "summary.json", "runs.csv"},
+        "fairness/darts": {"README.md", "summary.json", "runs.csv"}}
 
 
 @pytest.fixture

@@ -212,10 +212,16 @@ def reanalyse(out_dir: Path) -> dict:
     config = Config(**cfg)
     runs = read_runs(out_dir / "runs.csv")
     index = {c["cell"]: c.get("index") for c in old.get("cells", [])}
+    # a cell's published accuracy as the summary holds it, unrounded (runs.csv writes it rounded)
+    published = {c["cell"]: c["published"] for c in old.get("cells", []) if c.get("published") is not None}
     cands = {}
     for r in runs:
-        cands.setdefault(r.cell, Candidate(r.cell, r.arch, r.stratum, r.published, index.get(r.cell)))
+        cands.setdefault(r.cell, Candidate(r.cell, r.arch, r.stratum, published.get(r.cell, r.published),
+                                           index.get(r.cell)))
     summary = analyse(config, old["recipes"], [cands[k] for k in sorted(cands)], runs)
+    # the run's options as it recorded them: its keys in their order, then any option added since
+    summary["config"] = {**{k: summary["config"][k] for k in old["config"] if k in summary["config"]},
+                         **summary["config"]}
     for key in ("base_rates", "seconds", "calibration_seconds", "device", "data", "threads", "published_table",
                 "seconds_per_recipe", "augment", "mup_base_width", "command"):
         if key in old:

@@ -313,7 +313,9 @@ def analyse(opts, specs, curves, rates, rule_notes, trained, trained_acc, consta
         "space": opts.space, "family": family_of(opts.space), "how_sampled": how, "candidates": keys,
         "options": {k: v for k, v in opts.identity().items()}, "constants": constants,
         "default_rule": default, "rule_notes": {k: v for k, v in rule_notes.items() if k != "default"},
-        "headroom": headroom, "noise_floor": floor, "oracle_published_tau": oracle_published,
+        "headroom": headroom, "noise_floor": floor,
+        # only where the space has published accuracies (NAS-Bench-201): no empty field for the others
+        **({"oracle_published_tau": oracle_published} if oracle_published else {}),
         "oracle": {"log2_rate": orc.log_rate.tolist(), "accuracy": orc.accuracy.tolist(),
                    "in_sample_accuracy": orc.in_sample.tolist(), "interior": orc.interior.tolist(),
                    "winners_curse": float(np.mean(orc.in_sample - orc.accuracy))},
