@@ -75,3 +75,42 @@ def test_a_report_the_re_analysis_leaves_as_copied_is_not_counted_identical(tmp_
     monkeypatch.setattr(space_maxlr, "reanalyse", lambda folder: None)
     checks = {c.file: c for c in check_reports(tmp_path)}
     assert checks["README.md"].status == checks["summary.json"].status == "not regenerable"
+
+
+def test_every_known_difference_names_its_cause_and_an_existing_file():
+    from nni_archscale.experiments.regenerate import read_baseline
+
+    baseline = read_baseline(REPORTS)
+    assert baseline, "reports/regeneration-baseline.json is missing"
+    for key, entry in baseline.items():
+        assert (REPORTS / key).is_file(), key
+        assert entry["detail"] and len(entry["why"]) > 40, key  # the first differing line and a real reason
+
+
+def test_the_baseline_fails_a_new_difference_a_changed_one_and_a_fixed_one(tmp_path, no_plots):
+    from nni_archscale.experiments.regenerate import baseline_problems, updated_baseline
+
+    root = tmp_path / "reports"
+    shutil.copytree(REPORTS / "mup" / "depth", root / "depth")
+    clean = check_reports(root)
+    assert baseline_problems(clean, {}) == []  # every file identical: nothing to record
+    readme = root / "depth" / "README.md"
+    readme.write_text(readme.read_text().replace("| `mup` |", "| `edited by hand` |", 1))
+    edited = check_reports(root)
+    [new] = baseline_problems(edited, {})
+    assert new.startswith("depth/README.md: differs, which the baseline does not record")
+    recorded = {k: {**v, "why": "an edit by hand, for this test"} for k, v in updated_baseline(edited, {}).items()}
+    assert baseline_problems(edited, recorded) == []
+    [changed] = baseline_problems(edited, {k: {**v, "detail": "line 1"} for k, v in recorded.items()})
+    assert "otherwise than the baseline records" in changed
+    [fixed] = baseline_problems(clean, recorded)
+    assert fixed == "depth/README.md: regenerates identically now; remove its entry from reports/regeneration-baseline.json"
+
+
+@pytest.mark.slow
+def test_every_report_regenerates_as_the_baseline_records():
+    """The full check (a few minutes): every committed report regenerates byte for byte, but for the differences
+    reports/regeneration-baseline.json records with their causes."""
+    from nni_archscale.experiments.regenerate import baseline_problems, read_baseline
+
+    assert baseline_problems(check_reports(REPORTS), read_baseline(REPORTS)) == []

@@ -11,6 +11,13 @@ and fonts, so a plot is redrawn but not held to its bytes.
 
 Every file is one :class:`Check`: ``identical``, ``differs`` (with the first differing line of each side) or
 ``not regenerable`` (with why).
+
+Some committed files cannot regenerate byte for byte without rewriting the evidence they hold: a report that quotes
+a rule description or a module path reworded since it ran, a section written by hand after the run, figures a
+run wrote from exact rates that its ``runs.csv`` keeps to 6 digits. Those are recorded, each with its first
+differing line and its cause, in ``reports/regeneration-baseline.json`` (:data:`BASELINE`), and never edited to
+match: :func:`baseline_problems` fails on any other difference, on a recorded one that changed, and on a recorded
+one that has gone (the baseline only shrinks).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from typing import Callable, Iterable
 
 #: files a regeneration writes that are not held to their bytes (see the module docstring)
 UNCOMPARED = (".png",)
+#: the known differences, under the reports folder (see the module docstring)
+BASELINE = "regeneration-baseline.json"
 
 
 @dataclass(frozen=True)
@@ -179,3 +188,42 @@ def check_reports(root: Path, only: Iterable[str] | None = None) -> list[Check]:
     """:func:`check_folder` for every report folder under ``root`` (or the named ones, relative to ``root``)."""
     folders = [root / n for n in only] if only else report_folders(root)
     return [c for f in folders for c in check_folder(f, root)]
+
+
+def _key(check: Check) -> str:
+    return f"{check.report}/{check.file}" if check.file else check.report
+
+
+def read_baseline(root: Path) -> dict[str, dict]:
+    """``{report/file: {"detail": first differing line, "why": its cause}}`` (empty without a baseline file)."""
+    path = root / BASELINE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def baseline_problems(checks: Iterable[Check], baseline: dict[str, dict]) -> list[str]:
+    """What the checks show beyond the baseline: a file that differs (or no longer regenerates) and is not
+    recorded, a recorded file that differs otherwise than recorded, a recorded file that is identical now. Only
+    the checked folders are compared (a partial check says nothing of the others)."""
+    checks = list(checks)
+    seen = {_key(c) for c in checks} | {c.report for c in checks}
+    problems = []
+    for c in checks:
+        if c.status not in ("differs", "not regenerable"):
+            continue
+        entry = baseline.get(_key(c))
+        if entry is None:
+            problems.append(f"{_key(c)}: {c.status}, which the baseline does not record ({c.detail})")
+        elif entry.get("detail") != c.detail:
+            problems.append(f"{_key(c)}: {c.status} otherwise than the baseline records: now {c.detail!r}, "
+                            f"recorded {entry.get('detail')!r}")
+    bad = {_key(c) for c in checks if c.status in ("differs", "not regenerable")}
+    for key in baseline:
+        if key in seen and key not in bad:
+            problems.append(f"{key}: regenerates identically now; remove its entry from reports/{BASELINE}")
+    return problems
+
+
+def updated_baseline(checks: Iterable[Check], baseline: dict[str, dict]) -> dict[str, dict]:
+    """The baseline of ``checks``' differences, each keeping its recorded cause (a new one's is empty: say why)."""
+    return {_key(c): {"detail": c.detail, "why": baseline.get(_key(c), {}).get("why", "")}
+            for c in checks if c.status in ("differs", "not regenerable")}
