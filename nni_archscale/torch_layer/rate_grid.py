@@ -292,7 +292,7 @@ class CalibrationCache:
 
     def _get_earlier(self, key: str, recipe: dict) -> Calibration | None:
         """The entry an earlier version filed under ``|preset=`` (the init's name), its recipe's ``preset`` and
-        hook options read in today's words (:func:`nni_archscale.rules.presets.stored_options`): the same
+        hook options read in today's words (:func:`nni_archscale.rules.registry.stored_options`): the same
         calibration, so no cached result is lost to the renaming. Returned under today's key."""
         old_key = key.replace("|init=", "|preset=")
         entry = self._entries.get(old_key)

@@ -4,7 +4,7 @@ every measurement one record, read off by an objective.
 What an experiment plugs in:
 
 * **the jobs**: ``(key, arguments)`` pairs. The key names what one measurement is: a candidate and a setting
-  (init, optimizer, preset, init seed) and, where a measurement is a single training, its rate and seed too
+  (init, optimizer, init seed) and, where a measurement is a single training, its rate and seed too
   (``archscale fairness``); elsewhere one measurement is a candidate's whole curve (``lr-prediction``,
   ``nb201-lr``, ``space-lr``);
 * **the trainer**: ``measure(*arguments) -> record`` (a module-level function where it runs in worker processes);
