@@ -89,9 +89,12 @@ def test_the_old_hook_spelling_is_refused_and_old_records_still_read():
         HookConfig.from_dict({"preset": "release"})
     with pytest.raises(TypeError):
         HookConfig(preset="release")
-    assert HookConfig.from_stored({"preset": "release", "init": None}).init == "release"
-    assert HookConfig.from_stored({"preset": "paper", "init": "exact"}).init == "exact"
-    old_he = HookConfig.from_stored({"preset": "standard", "init": None, "rate_rule": "auto"})
+    def stored(options):
+        return HookConfig.from_dict(stored_options(options))
+
+    assert stored({"preset": "release", "init": None}).init == "release"
+    assert stored({"preset": "paper", "init": "exact"}).init == "exact"
+    old_he = stored({"preset": "standard", "init": None, "rate_rule": "auto"})
     assert (old_he.init, old_he.rate_rule) == ("standard", "shared")
     assert stored_options({"init": "paper", "optimizer": "adam"}) == {"init": "paper", "optimizer": "adam"}
 

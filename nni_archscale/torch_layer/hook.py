@@ -33,7 +33,6 @@ from torch import nn
 from ..core.graph import ArchGraph
 from ..rules.planner import InitPlan, graph_plan, module_rates, nb201_cell_indices, nb201_output_scales, nb201_plan
 from ..rules.presets import INITS, Init
-from ..rules.registry import stored_options
 from ..rules.paper import Scaling, check_base_lr, scale
 from ..errors import RuleError, shorten
 from .apply import InitReport, apply_init, group_names
@@ -104,7 +103,9 @@ class HookConfig:
     @classmethod
     def from_dict(cls, options: Mapping) -> "HookConfig":
         """A config from a dict of its fields, as the README's hooks pass it (``{"base_lr": 0.1}``); a key that
-        is not a field is refused naming the valid ones (an unknown key would otherwise be a bare TypeError)."""
+        is not a field is refused naming the valid ones (an unknown key would otherwise be a bare TypeError), and
+        an earlier version's ``preset`` names what replaced it (what such a version stored reads through
+        :func:`nni_archscale.rules.registry.stored_options` first)."""
         valid = [f.name for f in fields(cls)]
         if "preset" in options:
             raise RuleError(RENAMED_PRESET_OPTION)
@@ -127,14 +128,6 @@ class HookConfig:
             return cls.from_dict(hook)
         raise RuleError(f"the hook's options must be a HookConfig or a dict of its options, got "
                         f"{type(hook).__name__} {shorten(hook)}; e.g. {{'base_lr': 0.1}} or HookConfig(base_lr=0.1)")
-
-    @classmethod
-    def from_stored(cls, options: Mapping) -> "HookConfig":
-        """A config from a dict an earlier version stored (a run's ``run.json``, a trial's payload, a record):
-        its ``preset`` (the init's published convention, or ``standard``: He's init at one shared rate) and
-        ``init`` (None: the preset's own) read as today's ``init`` and ``rate_rule``. For reading results back
-        only: what a user passes goes through :meth:`from_dict`, which refuses ``preset``."""
-        return cls.from_dict(stored_options(options))
 
     @property
     def scheme(self) -> Init:
