@@ -216,7 +216,7 @@ class Trainer:
         return model
 
     def run(self, cand: Candidate, recipe: str, seed: int) -> Run:
-        from ..rules import registry
+        from ..rules.defaults import INIT_RATE_RULES
         from ..torch_layer.hook import HookConfig, apply_rate_rule, prepare_nb201
         from ..torch_layer.param_groups import build_param_groups, make_optimizer, make_scheduler
         from ..torch_layer.train import is_oom, train_classifier
@@ -274,8 +274,8 @@ class Trainer:
                                                  torch.Generator().manual_seed(init_seed), adapter="nb201-experiment")
                     except NoPathError as exc:  # the path check above makes this unreachable; kept as the defined outcome
                         return outcome("no-path", message=str(exc))
-                    if scheme is Init.STANDARD:  # He's init at one rate for every cell: the rate rule shared
-                        apply_rate_rule(prepared, model, registry.SHARED.name)
+                    if scheme.value in INIT_RATE_RULES:  # He's init: its rate rule for every family (one shared rate)
+                        apply_rate_rule(prepared, model, INIT_RATE_RULES[scheme.value])
                     model.to(self.device)
                     opt = prepared.make_optimizer()
                     lr = prepared.learning_rate
